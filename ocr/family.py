@@ -1,0 +1,478 @@
+"""The template file format: one YAML file per form family, expanded into concrete templates.
+
+A family file declares page layouts once (repeated rows as grids, the per-candidate block once
+with a pitch) and a list of variants; a variant with `axes` is a matrix that expands into one
+template per combination (election x number of candidates). Strings may hold `{placeholders}`
+filled from the variant, its axes and `params`, the page (`{page}`, `{pages}`) and, inside the
+per-candidate block, the column (`{col}`, `{label}`, `{n}`). Every problem is reported with the
+file and the key path; `formc template validate FILE` prints them all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ocr.rules import RuleSyntaxError, parse_rule
+from ocr.templates import (
+    Bubbles,
+    Circle,
+    FormTemplate,
+    Markers,
+    NumberField,
+    PointMM,
+    PrintedRect,
+    PrintedText,
+    RectMM,
+    Rule,
+    TallyGrid,
+    TemplatePage,
+)
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+class TemplateError(ValueError):
+    """A template file that cannot be used; `problems` lists every `key.path: message`."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BoxRowSpec(Spec):
+    count: int = Field(ge=1, le=8, description="number of digit boxes")
+    origin_mm: PointMM | None = Field(None, description="top-left of the first box; grids give it per cell")
+    size_mm: tuple[float, float] = Field(description="(width, height) of one box")
+    pitch_mm: float = Field(gt=0, description="x distance from one box's left edge to the next's")
+    stroke_mm: float = 1.06
+    guide: Literal["none", "seven_segment"] = "none"
+
+
+class BubbleSpec(Spec):
+    """A column of ten bubbles (0..9) centred under each box."""
+
+    first_centre_y_mm: float = Field(description="y of the centre of bubble 0")
+    diameter_mm: float = Field(gt=0)
+    row_pitch_mm: float = Field(gt=0)
+
+
+class FieldSpec(Spec):
+    id: str = Field(pattern=r"^[a-z0-9_{}]+$")
+    label: str = ""
+    label_xy_mm: PointMM | None = None
+    boxes: BoxRowSpec
+    bubbles: BubbleSpec | None = None
+
+
+class GridRow(Spec):
+    key: str
+    y_mm: float
+    label: str = ""
+
+
+class GridCol(Spec):
+    key: str
+    x_mm: float
+
+
+class FieldGridSpec(Spec):
+    """Rows x columns of fields with the same boxes; ids made from `id` ('{grid_row}_{grid_col}')."""
+
+    id: str = "{grid_row}_{grid_col}"
+    rows: list[GridRow]
+    cols: list[GridCol]
+    boxes: BoxRowSpec
+    label_x_mm: float | None = None
+
+
+class RowSumSpec(Spec):
+    x_mm: float
+    size_mm: tuple[float, float]
+    count: int = 2
+    stroke_mm: float = 0.53
+
+
+class TallyGridSpec(Spec):
+    field_id: str
+    origin_mm: PointMM
+    cell_mm: tuple[float, float]
+    cols: int = Field(ge=1)
+    rows: int = Field(ge=1)
+    row_sums: RowSumSpec | None = Field(None, description="boxes for each row's count: fields <field_id>_baris_<r>")
+
+
+class RectSpec(Spec):
+    rect_mm: RectMM
+    stroke_mm: float = 0.5
+    fill: bool = False
+
+
+class TextSpec(Spec):
+    text: str
+    xy_mm: PointMM
+    size_mm: float = 4.0
+    anchor: str = "la"
+    rotate: int = 0
+
+
+class ColumnBlockSpec(Spec):
+    """Drawn once per vote column, `pitch_mm` apart; y inside it is relative to `origin_y_mm`."""
+
+    origin_y_mm: float
+    pitch_mm: float = Field(gt=0)
+    fields: list[FieldSpec] = []
+    tally_grids: list[TallyGridSpec] = []
+    rects: list[RectSpec] = []
+    texts: list[TextSpec] = []
+
+
+class LayoutSpec(Spec):
+    rects: list[RectSpec] = []
+    texts: list[TextSpec] = []
+    fields: list[FieldSpec] = []
+    field_grids: list[FieldGridSpec] = []
+    tally_grids: list[TallyGridSpec] = []
+    column_block: ColumnBlockSpec | None = None
+
+
+class RuleSpec(Spec):
+    expr: str
+    hard: bool = True
+    tolerance: float = Field(0.0, ge=0)
+    note: str = ""
+    for_each: dict[str, Union[list[str], Literal["$columns"]]] = Field(
+        {}, description="expand the rule once per value; '$columns' is the variant's vote columns")
+
+
+class ColumnSpec(Spec):
+    key: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str
+
+
+class VariantSpec(Spec):
+    id: str
+    description: str = ""
+    model: str = Field(description="form name printed in the title box, e.g. C.HASIL-KWK")
+    election_title: str
+    layouts: list[str] = Field(min_length=1, description="layout name of each page, in page order")
+    tag_id: str = Field(description="page tag id, e.g. '10{page}' or '{election_tag}{ballot_tag}{page}'")
+    columns: Union[int, list[Union[str, ColumnSpec]], None] = Field(
+        None, description="vote columns: N for paslon_1..N, or a list of keys / {key, label}")
+    params: dict[str, str] = {}
+    axes: list[list[dict[str, Any]]] = Field(
+        [], description="matrix: one template per combination of one entry from each axis")
+
+
+class TemplateFamily(Spec):
+    family: str
+    version: int = Field(ge=1)
+    description: str = ""
+    source: str = ""
+    page_size_mm: tuple[float, float]
+    markers: Markers
+    tag_rect_mm: RectMM
+    header: LayoutSpec = Field(LayoutSpec(), description="drawn on every page")
+    layouts: dict[str, LayoutSpec]
+    rules: list[RuleSpec] = []
+    variants: list[VariantSpec] = Field(min_length=1)
+
+
+def _fill(value: Any, names: dict[str, str], where: str, problems: list[str]) -> Any:
+    """Substitute `{placeholders}` in every string inside `value` (dicts and lists walked)."""
+    if isinstance(value, str):
+        def one(match: re.Match) -> str:
+            key = match.group(1)
+            if key not in names:
+                problems.append(f"{where}: unknown placeholder {{{key}}} in {value!r}")
+                return match.group(0)
+            return names[key]
+        return _PLACEHOLDER.sub(one, value)
+    if isinstance(value, dict):
+        return {k: _fill(v, names, where, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, names, where, problems) for v in value]
+    return value
+
+
+def _boxes(spec: BoxRowSpec, origin: PointMM) -> tuple[RectMM, ...]:
+    w, h = spec.size_mm
+    return tuple((origin[0] + i * spec.pitch_mm, origin[1], w, h) for i in range(spec.count))
+
+
+def _bubbles(spec: BubbleSpec, boxes: tuple[RectMM, ...]) -> Bubbles:
+    return Bubbles(columns=tuple(
+        tuple(Circle(centre_mm=(x + w / 2, spec.first_centre_y_mm + d * spec.row_pitch_mm), diameter_mm=spec.diameter_mm)
+              for d in range(10))
+        for x, _, w, _ in boxes))
+
+
+def _field(spec: FieldSpec, page: int, dy: float = 0.0) -> NumberField:
+    if spec.boxes.origin_mm is None:
+        raise ValueError(f"field {spec.id}: boxes.origin_mm is required")
+    x, y = spec.boxes.origin_mm
+    boxes = _boxes(spec.boxes, (x, y + dy))
+    bubbles = None
+    if spec.bubbles:
+        bubbles = _bubbles(spec.bubbles.model_copy(update={"first_centre_y_mm": spec.bubbles.first_centre_y_mm + dy}), boxes)
+    return NumberField(id=spec.id, page=page, label=spec.label, boxes_mm=boxes, stroke_mm=spec.boxes.stroke_mm,
+                       guide=spec.boxes.guide, bubbles=bubbles)
+
+
+class _PageBuilder:
+    """Collects the printed elements of one page from layout specs (already placeholder-filled)."""
+
+    def __init__(self, number: int):
+        self.number = number
+        self.fields: list[NumberField] = []
+        self.grids: list[TallyGrid] = []
+        self.rects: list[PrintedRect] = []
+        self.texts: list[PrintedText] = []
+
+    def add_printed(self, rects: list[RectSpec], texts: list[TextSpec], dy: float = 0.0) -> None:
+        for r in rects:
+            x, y, w, h = r.rect_mm
+            self.rects.append(PrintedRect(rect_mm=(x, y + dy, w, h), stroke_mm=r.stroke_mm, fill=r.fill))
+        for t in texts:
+            self.texts.append(PrintedText(text=t.text, xy_mm=(t.xy_mm[0], t.xy_mm[1] + dy), size_mm=t.size_mm,
+                                          anchor=t.anchor, rotate=t.rotate))
+
+    def add_field(self, spec: FieldSpec, dy: float = 0.0) -> None:
+        self.fields.append(_field(spec, self.number, dy))
+        if spec.label and spec.label_xy_mm:
+            x, y = spec.label_xy_mm
+            self.texts.append(PrintedText(text=spec.label, xy_mm=(x, y + dy), size_mm=3.6, anchor="lm"))
+
+    def add_grid(self, grid: FieldGridSpec) -> None:
+        for row in grid.rows:
+            for col in grid.cols:
+                field_id = grid.id.replace("{grid_row}", row.key).replace("{grid_col}", col.key).strip("_")
+                boxes = _boxes(grid.boxes, (col.x_mm, row.y_mm))
+                self.fields.append(NumberField(id=field_id, page=self.number, label=row.label, boxes_mm=boxes,
+                                               stroke_mm=grid.boxes.stroke_mm, guide=grid.boxes.guide))
+            if row.label and grid.label_x_mm is not None:
+                self.texts.append(PrintedText(text=row.label, xy_mm=(grid.label_x_mm, row.y_mm + grid.boxes.size_mm[1] / 2),
+                                              size_mm=3.6, anchor="lm"))
+
+    def add_tally(self, spec: TallyGridSpec, dy: float = 0.0) -> None:
+        x, y = spec.origin_mm[0], spec.origin_mm[1] + dy
+        cw, ch = spec.cell_mm
+        self.grids.append(TallyGrid(field_id=spec.field_id, rect_mm=(x, y, cw * spec.cols, ch * spec.rows),
+                                    cols=spec.cols, rows=spec.rows))
+        if spec.row_sums:
+            rs = spec.row_sums
+            for r in range(spec.rows):
+                boxes = tuple((rs.x_mm + i * rs.size_mm[0], y + r * ch, rs.size_mm[0], rs.size_mm[1]) for i in range(rs.count))
+                self.fields.append(NumberField(id=f"{spec.field_id}_baris_{r + 1}", page=self.number, boxes_mm=boxes,
+                                               stroke_mm=rs.stroke_mm))
+
+    def add_layout(self, layout: LayoutSpec) -> None:
+        self.add_printed(layout.rects, layout.texts)
+        for spec in layout.fields:
+            self.add_field(spec)
+        for grid in layout.field_grids:
+            self.add_grid(grid)
+        for tally in layout.tally_grids:
+            self.add_tally(tally)
+
+
+def _columns(spec: VariantSpec) -> list[ColumnSpec]:
+    if spec.columns is None:
+        return []
+    if isinstance(spec.columns, int):
+        return [ColumnSpec(key=f"paslon_{k}", label=str(k)) for k in range(1, spec.columns + 1)]
+    return [c if isinstance(c, ColumnSpec) else ColumnSpec(key=c, label=c.rsplit("_", 1)[-1]) for c in spec.columns]
+
+
+def _variant_instances(variant: VariantSpec) -> list[tuple[VariantSpec, dict[str, str]]]:
+    """A plain variant, or one instance per combination of its axes, with the axis values."""
+    if not variant.axes:
+        return [(variant, {})]
+    out = []
+    for combo in itertools.product(*variant.axes):
+        merged: dict[str, Any] = {}
+        for entry in combo:
+            merged.update(entry)
+        names = {k: str(v) for k, v in merged.items() if not isinstance(v, (list, dict))}
+        data = variant.model_dump(exclude={"axes"})
+        data = _fill(data, {**names, "page": "{page}"}, f"variant {variant.id}", [])
+        if "columns" in merged:
+            data["columns"] = merged["columns"]
+        out.append((VariantSpec.model_validate(data), names))
+    return out
+
+
+def _expand_rules(family: TemplateFamily, columns: list[ColumnSpec], names: dict[str, str],
+                  problems: list[str]) -> list[Rule]:
+    rules = []
+    for i, spec in enumerate(family.rules):
+        axes = {k: ([c.key for c in columns] if v == "$columns" else v) for k, v in spec.for_each.items()}
+        for combo in itertools.product(*axes.values()):
+            expr = _fill(spec.expr, {**names, **dict(zip(axes, combo))}, f"rules.{i}", problems)
+            rules.append(Rule(expr=expr, hard=spec.hard, tolerance=spec.tolerance, note=spec.note))
+    return rules
+
+
+def _check(template: FormTemplate, where: str, problems: list[str]) -> None:
+    """Meaning checks: unique ids, everything on the page, rules that parse and name real fields."""
+    width, height = template.page_size_mm
+    seen: set[str] = set()
+    for page in template.pages:
+        for field in page.fields:
+            if field.id in seen:
+                problems.append(f"{where}: page {page.number}: duplicate field id {field.id!r}")
+            seen.add(field.id)
+            for x, y, w, h in field.boxes_mm:
+                if x < 0 or y < 0 or x + w > width or y + h > height:
+                    problems.append(f"{where}: page {page.number}: field {field.id!r} box {(x, y, w, h)} is off the page")
+        for grid in page.tally_grids:
+            x, y, w, h = grid.rect_mm
+            if x < 0 or y < 0 or x + w > width or y + h > height:
+                problems.append(f"{where}: page {page.number}: tally grid {grid.field_id!r} is off the page")
+    for i, rule in enumerate(template.rules):
+        try:
+            parsed = parse_rule(rule.expr)
+        except RuleSyntaxError as exc:
+            problems.append(f"{where}: rules.{i}: {exc}")
+            continue
+        for name in sorted(parsed.direct_fields() - seen):
+            problems.append(f"{where}: rules.{i}: {rule.expr!r} names unknown field {name!r}")
+
+
+def expand_family(family: TemplateFamily, source: str = "<family>") -> list[FormTemplate]:
+    """Concrete templates of a validated family; raises TemplateError listing every problem."""
+    problems: list[str] = []
+    templates: list[FormTemplate] = []
+    layouts_dump = {name: layout.model_dump() for name, layout in family.layouts.items()}
+    header_dump = family.header.model_dump()
+    for vi, variant in enumerate(family.variants):
+        for instance, axis_names in _variant_instances(variant):
+            where = f"variants.{vi} ({instance.id})"
+            columns = _columns(instance)
+            names = {**axis_names, **instance.params, "model": instance.model,
+                     "election_title": instance.election_title, "pages": str(len(instance.layouts))}
+            pages = []
+            for number, layout_name in enumerate(instance.layouts, start=1):
+                if layout_name not in family.layouts:
+                    problems.append(f"{where}: layouts.{number - 1}: unknown layout {layout_name!r} "
+                                    f"(known: {', '.join(family.layouts)})")
+                    continue
+                # Grid placeholders pass through: the grid fills them per cell.
+                page_names = {**names, "page": str(number), "grid_row": "{grid_row}", "grid_col": "{grid_col}"}
+                builder = _PageBuilder(number)
+                builder.add_layout(LayoutSpec.model_validate(_fill(header_dump, page_names, f"{where}: header", problems)))
+                raw = _fill({k: v for k, v in layouts_dump[layout_name].items() if k != "column_block"},
+                            page_names, f"{where}: layouts.{layout_name}", problems)
+                builder.add_layout(LayoutSpec.model_validate(raw))
+                block = layouts_dump[layout_name].get("column_block")
+                if block:
+                    for k, column in enumerate(columns):
+                        col_names = {**page_names, "col": column.key, "label": column.label, "n": str(k + 1)}
+                        spec = ColumnBlockSpec.model_validate(
+                            _fill(block, col_names, f"{where}: layouts.{layout_name}.column_block", problems))
+                        dy = spec.origin_y_mm + k * spec.pitch_mm
+                        builder.add_printed(spec.rects, spec.texts, dy)
+                        for field_spec in spec.fields:
+                            builder.add_field(field_spec, dy)
+                        for tally in spec.tally_grids:
+                            builder.add_tally(tally, dy)
+                tag_text = _fill(instance.tag_id, page_names, f"{where}: tag_id", problems)
+                if not tag_text.isdigit():
+                    problems.append(f"{where}: tag_id: {instance.tag_id!r} gives {tag_text!r}, not a number")
+                    continue
+                titles = ("MODEL", instance.model, f"Halaman {number} dari {len(instance.layouts)}")
+                pages.append(TemplatePage(number=number, tag_id=int(tag_text), titles=titles,
+                                          fields=tuple(builder.fields), tally_grids=tuple(builder.grids),
+                                          rects=tuple(builder.rects), texts=tuple(builder.texts)))
+            template = FormTemplate(
+                id=instance.id, family=family.family, version=family.version,
+                description=instance.description or f"{instance.model} {instance.election_title}",
+                page_size_mm=family.page_size_mm, markers=family.markers, tag_rect_mm=family.tag_rect_mm,
+                columns=tuple(c.key for c in columns), pages=tuple(pages),
+                rules=tuple(_expand_rules(family, columns, names, problems)), params=instance.params)
+            _check(template, where, problems)
+            templates.append(template)
+    _check_unique(templates, problems)
+    if problems:
+        raise TemplateError(source, problems)
+    return templates
+
+
+def _check_unique(templates: list[FormTemplate], problems: list[str]) -> None:
+    ids: dict[str, int] = {}
+    tags: dict[int, str] = {}
+    for template in templates:
+        if template.id in ids:
+            problems.append(f"template id {template.id!r} is declared twice")
+        ids[template.id] = 1
+        for page in template.pages:
+            other = tags.get(page.tag_id)
+            if other:
+                problems.append(f"tag id {page.tag_id} of {template.id} page {page.number} is also {other}")
+            tags[page.tag_id] = f"{template.id} page {page.number}"
+
+
+def _format_validation(exc: ValidationError) -> list[str]:
+    return [f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}" for err in exc.errors()]
+
+
+def load_family_file(path: Path | str) -> list[FormTemplate]:
+    """Parse, validate and expand one family file; TemplateError names the file and each bad key."""
+    path = Path(path)
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TemplateError(source, [f"cannot read: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        raise TemplateError(source, [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise TemplateError(source, ["<top>: expected a mapping of keys (family, version, layouts, variants, ...)"])
+    try:
+        family = TemplateFamily.model_validate(data)
+    except ValidationError as exc:
+        raise TemplateError(source, _format_validation(exc)) from exc
+    return expand_family(family, source)
+
+
+def family_files() -> list[Path]:
+    """The family files shipped in the `templates_forms` package."""
+    root = resources.files("templates_forms")
+    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+@lru_cache(maxsize=1)
+def load_templates() -> dict[str, FormTemplate]:
+    """Every shipped template by id; tag ids checked unique across families."""
+    templates: list[FormTemplate] = []
+    for path in family_files():
+        templates.extend(load_family_file(path))
+    problems: list[str] = []
+    _check_unique(templates, problems)
+    if problems:
+        raise TemplateError("templates_forms", problems)
+    return {t.id: t for t in templates}
+
+
+def get_template(template_id: str) -> FormTemplate:
+    templates = load_templates()
+    if template_id not in templates:
+        raise KeyError(f"unknown template {template_id!r}; `formc template list` shows the {len(templates)} known ids")
+    return templates[template_id]
+
+
+def family_schema() -> dict:
+    """JSON Schema of the family file format."""
+    return TemplateFamily.model_json_schema()
