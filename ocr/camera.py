@@ -49,7 +49,7 @@ PROFILES = {
                            (4.0, 10.0), (40, 85), 8.0, 3, 0.25, 0.3),
 }
 _ASPECTS = (4 / 3, 16 / 9, 3 / 2)
-_EXIF_ORIENTATION = {1: 8, 2: 3, 3: 6}  # np.rot90 turns of the stored pixels -> EXIF tag that undoes them
+_EXIF_ORIENTATION = {1: 6, 2: 3, 3: 8}  # np.rot90 turns of the stored pixels -> EXIF tag that undoes them
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,8 @@ class PhotoPlan:
         centre = np.array([[size_mm[0] / 2, size_mm[1] / 2]])
         a, b, c = (cv2.perspectiveTransform(np.array([p], np.float64), self.homography)[0, 0]
                    for p in (centre, centre + (1, 0), centre + (0, 1)))
-        return float(np.sqrt(abs(np.cross(b - a, c - a))))
+        (ux, uy), (vx, vy) = b - a, c - a
+        return float(np.sqrt(abs(ux * vy - uy * vx)))
 
 
 def plan_photo(profile: CameraProfile, size_mm: tuple[float, float], rng: np.random.Generator) -> PhotoPlan:

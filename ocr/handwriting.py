@@ -61,7 +61,11 @@ class GlyphBank:
         """
         bank = cls(source=", ".join(p.name for p in paths))
         for path in paths:
-            with np.load(path) as data:
+            try:
+                data = np.load(path)
+            except (OSError, ValueError) as exc:
+                raise HandwritingError(f"{path}: not a NumPy archive of handwriting ({exc})") from exc
+            with data:
                 keys = set(data.files)
                 if {"x", "y"} <= keys:
                     x, y = data["x"], data["y"]

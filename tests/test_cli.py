@@ -1,0 +1,52 @@
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def formc(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "cli.py"), *args], capture_output=True, text=True)
+
+
+def test_template_list_shows_every_template_with_tags():
+    run = formc("template", "list")
+    assert run.returncode == 0
+    lines = run.stdout.splitlines()
+    assert len(lines) == 19
+    assert any(line.startswith("ppwp-2024") and "101,102,103" in line for line in lines)
+
+
+def test_template_schema_is_json_schema():
+    schema = json.loads(formc("template", "schema").stdout)
+    assert schema["title"] == "TemplateFamily"
+    assert {"family", "layouts", "variants", "rules"} <= set(schema["properties"])
+
+
+def test_unknown_template_is_a_usage_error():
+    run = formc("template", "render", "kwk-nowhere-9", "--out", "/dev/null")
+    assert run.returncode == 2
+    assert "unknown template 'kwk-nowhere-9'" in run.stderr
+
+
+def test_synth_writes_folders_with_truth(tmp_path):
+    run = formc("synth", "kwk-gubernur-tunggal", "--count", "2", "--out", str(tmp_path), "--seed", "1",
+                "--profile", "scan", "--workers", "1", "--inconsistent", "0.5")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [str(tmp_path / "tps-0001"), str(tmp_path / "tps-0002")]
+    truths = [json.loads((tmp_path / f"tps-000{i}" / "truth.json").read_text()) for i in (1, 2)]
+    assert sorted(t["consistent"] for t in truths) == [False, True]
+    for truth in truths:
+        assert truth["pages"] == {"1": "page-1.jpg", "2": "page-2.jpg", "3": "page-3.jpg"}
+        assert "suara_kolom_kosong" in truth["fields"]
+        for name in truth["pages"].values():
+            assert (tmp_path / truth["submission"] / name).stat().st_size > 50_000
+
+
+def test_synth_without_handwriting_file_says_what_to_do(tmp_path):
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"not an archive")
+    run = formc("synth", "kwk-gubernur-2", "--out", str(tmp_path / "o"), "--handwriting", str(bad))
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "not a NumPy archive of handwriting" in run.stderr

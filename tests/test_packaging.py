@@ -1,0 +1,35 @@
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                    str(REPO)], check=True)
+    return next(out.glob("formc-*.whl"))
+
+
+def test_wheel_carries_templates_and_cli(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "templates_forms/c_hasil_2024.yaml" in names
+    assert "cli.py" in names
+    assert "ocr/family.py" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "formc = cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_templates_load_from_the_installed_wheel(wheel, tmp_path):
+    # Unpacked beside nothing else: the templates must come from the package data, not the checkout.
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)
+    code = "from ocr.family import load_templates; import ocr; print(len(load_templates()), ocr.__file__)"
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, check=True)
+    count, location = run.stdout.split()
+    assert count == "19" and location.startswith(str(target))
