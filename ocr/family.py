@@ -184,6 +184,7 @@ class TemplateFamily(Spec):
     page_size_mm: tuple[float, float]
     markers: Markers
     tag_rect_mm: RectMM
+    tag_rotation_deg: Literal[0, 90, 180, 270] = 0
     header: LayoutSpec = Field(LayoutSpec(), description="drawn on every page")
     layouts: dict[str, LayoutSpec]
     rules: list[RuleSpec] = []
@@ -400,6 +401,7 @@ def expand_family(family: TemplateFamily, source: str = "<family>") -> list[Form
                 id=instance.id, family=family.family, version=family.version,
                 description=instance.description or f"{instance.model} {instance.election_title}",
                 page_size_mm=family.page_size_mm, markers=family.markers, tag_rect_mm=family.tag_rect_mm,
+                tag_rotation_deg=family.tag_rotation_deg,
                 columns=tuple(c.key for c in columns), pages=tuple(pages),
                 rules=tuple(_expand_rules(family, columns, names, problems)), params=instance.params)
             _check(template, where, problems)

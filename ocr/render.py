@@ -158,10 +158,11 @@ def _draw_page(template: FormTemplate, page: TemplatePage, scale: float) -> Imag
             x, y, w, h = rect_px((bx + dx, by + dy, square, square), scale)
             draw.rectangle((x, y, x + w - 1, y + h - 1), fill=INK)
     tx, ty, tw, th = rect_px(template.tag_rect_mm, scale)
-    # The tag's 8 cells (6 data + black border) need a whole number of pixels to stay square.
-    side = max(8, (min(tw, th) // 8) * 8)
-    image.paste(Image.fromarray(_tag_image(page.tag_id, side)), (tx, ty))
-    _text(image, draw, str(page.tag_id), (tx - 8.5 * scale, ty + 4 * scale), round(4.0 * scale), "la", 90)
+    # Drawn with whole cells (6 data + black border = 8) then stretched to fill the declared rectangle exactly.
+    tag = np.rot90(_tag_image(page.tag_id, 8 * max(1, -(-max(tw, th) // 8))), template.tag_rotation_deg // 90)
+    tag = cv2.resize(np.ascontiguousarray(tag), (tw, th), interpolation=cv2.INTER_NEAREST)
+    image.paste(Image.fromarray(tag), (tx, ty))
+    _text(image, draw, str(page.tag_id), (tx - 9.5 * scale, ty + 3 * scale), round(6.0 * scale), "la", 90)
     return image
 
 

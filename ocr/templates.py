@@ -117,6 +117,8 @@ class FormTemplate(Frozen):
     markers: Markers
     tag_family: Literal["tag36h10"] = "tag36h10"
     tag_rect_mm: RectMM
+    tag_rotation_deg: Literal[0, 90, 180, 270] = Field(
+        0, description="counter-clockwise turn of the printed tag; the official 2024 planos print it turned 180")
     columns: tuple[str, ...] = Field(description="vote columns on the votes page: paslon_1, ..., kolom_kosong")
     pages: tuple[TemplatePage, ...]
     rules: tuple[Rule, ...]

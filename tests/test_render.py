@@ -53,9 +53,9 @@ def test_page_tag_decodes_to_the_page_id(template_id, page):
     dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_APRILTAG_36h10)
     corners, ids, _ = cv2.aruco.ArucoDetector(dictionary).detectMarkers(image)
     assert ids is not None and ids.ravel().tolist() == [template.page(page).tag_id]
-    # The tag's outer corner is where the template puts it.
-    x, y = template.tag_rect_mm[:2]
-    assert np.min(np.linalg.norm(corners[0][0] - np.array([x, y]) * 50 / 25.4, axis=1)) < 2.0
+    # The tag's first corner is at the bottom right of its rectangle: turned 180 degrees, as on the official plano.
+    x, y, w, h = template.tag_rect_mm
+    assert np.linalg.norm(corners[0][0][0] - np.array([x + w, y + h]) * 50 / 25.4) < 2.0
 
 
 def test_corner_markers_are_checker_blocks():
