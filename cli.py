@@ -14,8 +14,9 @@ class ExitCode(IntEnum):
     """Public exit codes (README lists them)."""
 
     OK = 0
+    FAILED = 1  # a failure whose message says what to do (click.ClickException)
+    BAD_ARGUMENTS = 2  # click's usage errors
     INVALID_TEMPLATE = 3
-    BAD_ARGUMENTS = 2
 
 
 def _template(template_id: str):

@@ -153,10 +153,10 @@ def _background(frame: tuple[int, int], profile: CameraProfile, rng: np.random.G
         if rng.random() < 0.5:
             size = (int(rng.integers(sw // 10, sw // 2)), int(rng.integers(sh // 10, sh // 2)))
             box = cv2.boxPoints(((cx, cy), size, float(rng.uniform(0, 180)))).astype(np.int32)
-            cv2.fillPoly(small, [box], colour)
+            cv2.fillPoly(small, [box], colour, cv2.LINE_AA)
         else:
             cv2.ellipse(small, (cx, cy), (int(rng.integers(2, sw // 5)), int(rng.integers(2, sh // 5))),
-                        float(rng.uniform(0, 180)), 0, 360, colour, -1)
+                        float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 

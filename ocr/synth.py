@@ -1,12 +1,14 @@
 """`formc synth`: synthetic filled forms photographed, one folder per TPS with its ground truth.
 
-Each TPS draws from its own random stream (`SeedSequence([seed, index])`), so a TPS's photos and
-truth depend only on the seed and its index, never on how many workers made them.
+Each TPS draws from its own random stream (`SeedSequence([seed, index, template])`), so a TPS's
+photos and truth depend only on the seed, the template and its index, never on how many workers
+made them.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,7 +69,8 @@ def _boxes_px(template: FormTemplate, page_number: int, project: Callable[[np.nd
 
 def synthesize_tps(template: FormTemplate, index: int, job: SynthJob, bank: GlyphBank, inconsistent: bool) -> dict:
     """Write one TPS folder (page-<n>.jpg + truth.json) and return its truth."""
-    rng = np.random.default_rng(np.random.SeedSequence([job.seed, index]))
+    # The template is part of the stream so that one seed gives unrelated photos for different templates.
+    rng = np.random.default_rng(np.random.SeedSequence([job.seed, index, zlib.crc32(template.id.encode())]))
     profile: CameraProfile = PROFILES[job.profile]
     values = realistic_values(template, rng)
     slip = None
