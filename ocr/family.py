@@ -15,17 +15,29 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from ocr.rules import RuleSyntaxError, parse_rule
+from ocr.template_file import (
+    BoxRowSpec,
+    BubbleSpec,
+    ColumnBlockSpec,
+    ColumnSpec,
+    FieldGridSpec,
+    FieldSpec,
+    LayoutSpec,
+    TallyGridSpec,
+    TemplateFamily,
+    VariantSpec,
+    family_schema,
+)
 from ocr.templates import (
     Bubbles,
     Circle,
     FormTemplate,
-    Markers,
     NumberField,
     PointMM,
     PrintedRect,
@@ -35,6 +47,8 @@ from ocr.templates import (
     TallyGrid,
     TemplatePage,
 )
+
+__all__ = ["TemplateError", "family_schema", "load_family_file", "load_templates", "get_template", "expand_family"]
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
@@ -46,149 +60,6 @@ class TemplateError(ValueError):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
-
-
-class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BoxRowSpec(Spec):
-    count: int = Field(ge=1, le=8, description="number of digit boxes")
-    origin_mm: PointMM | None = Field(None, description="top-left of the first box; grids give it per cell")
-    size_mm: tuple[float, float] = Field(description="(width, height) of one box")
-    pitch_mm: float = Field(gt=0, description="x distance from one box's left edge to the next's")
-    stroke_mm: float = 1.06
-    guide: Literal["none", "seven_segment"] = "none"
-
-
-class BubbleSpec(Spec):
-    """A column of ten bubbles (0..9) centred under each box."""
-
-    first_centre_y_mm: float = Field(description="y of the centre of bubble 0")
-    diameter_mm: float = Field(gt=0)
-    row_pitch_mm: float = Field(gt=0)
-
-
-class FieldSpec(Spec):
-    id: str = Field(pattern=r"^[a-z0-9_{}]+$")
-    label: str = ""
-    label_xy_mm: PointMM | None = None
-    boxes: BoxRowSpec
-    bubbles: BubbleSpec | None = None
-
-
-class GridRow(Spec):
-    key: str
-    y_mm: float
-    label: str = ""
-
-
-class GridCol(Spec):
-    key: str
-    x_mm: float
-
-
-class FieldGridSpec(Spec):
-    """Rows x columns of fields with the same boxes; ids made from `id` ('{grid_row}_{grid_col}')."""
-
-    id: str = "{grid_row}_{grid_col}"
-    rows: list[GridRow]
-    cols: list[GridCol]
-    boxes: BoxRowSpec
-    label_x_mm: float | None = None
-
-
-class RowSumSpec(Spec):
-    x_mm: float
-    size_mm: tuple[float, float]
-    count: int = 2
-    stroke_mm: float = 0.53
-
-
-class TallyGridSpec(Spec):
-    field_id: str
-    origin_mm: PointMM
-    cell_mm: tuple[float, float]
-    cols: int = Field(ge=1)
-    rows: int = Field(ge=1)
-    row_sums: RowSumSpec | None = Field(None, description="boxes for each row's count: fields <field_id>_baris_<r>")
-
-
-class RectSpec(Spec):
-    rect_mm: RectMM
-    stroke_mm: float = 0.5
-    fill: bool = False
-
-
-class TextSpec(Spec):
-    text: str
-    xy_mm: PointMM
-    size_mm: float = 4.0
-    anchor: str = "la"
-    rotate: int = 0
-
-
-class ColumnBlockSpec(Spec):
-    """Drawn once per vote column, `pitch_mm` apart; y inside it is relative to `origin_y_mm`."""
-
-    origin_y_mm: float
-    pitch_mm: float = Field(gt=0)
-    fields: list[FieldSpec] = []
-    tally_grids: list[TallyGridSpec] = []
-    rects: list[RectSpec] = []
-    texts: list[TextSpec] = []
-
-
-class LayoutSpec(Spec):
-    rects: list[RectSpec] = []
-    texts: list[TextSpec] = []
-    fields: list[FieldSpec] = []
-    field_grids: list[FieldGridSpec] = []
-    tally_grids: list[TallyGridSpec] = []
-    column_block: ColumnBlockSpec | None = None
-
-
-class RuleSpec(Spec):
-    expr: str
-    hard: bool = True
-    tolerance: float = Field(0.0, ge=0)
-    note: str = ""
-    for_each: dict[str, Union[list[str], Literal["$columns"]]] = Field(
-        {}, description="expand the rule once per value; '$columns' is the variant's vote columns")
-
-
-class ColumnSpec(Spec):
-    key: str = Field(pattern=r"^[a-z0-9_]+$")
-    label: str
-
-
-class VariantSpec(Spec):
-    id: str
-    description: str = ""
-    model: str = Field(description="form name printed in the title box, e.g. C.HASIL-KWK")
-    election_title: str
-    layouts: list[str] = Field(min_length=1, description="layout name of each page, in page order")
-    tag_id: str = Field(description="page tag id, e.g. '10{page}' or '{election_tag}{ballot_tag}{page}'")
-    columns: Union[int, list[Union[str, ColumnSpec]], None] = Field(
-        None, description="vote columns: N for paslon_1..N, or a list of keys / {key, label}")
-    params: dict[str, str] = {}
-    axes: list[list[dict[str, Any]]] = Field(
-        [], description="matrix: one template per combination of one entry from each axis")
-
-
-class TemplateFamily(Spec):
-    family: str
-    version: int = Field(ge=1)
-    description: str = ""
-    source: str = ""
-    page_size_mm: tuple[float, float]
-    markers: Markers
-    tag_rect_mm: RectMM
-    tag_rotation_deg: Literal[0, 90, 180, 270] = 0
-    header: LayoutSpec = Field(LayoutSpec(), description="drawn on every page")
-    layouts: dict[str, LayoutSpec]
-    rules: list[RuleSpec] = []
-    variants: list[VariantSpec] = Field(min_length=1)
 
 
 def _fill(value: Any, names: dict[str, str], where: str, problems: list[str]) -> Any:
@@ -242,13 +113,12 @@ class _PageBuilder:
         self.rects: list[PrintedRect] = []
         self.texts: list[PrintedText] = []
 
-    def add_printed(self, rects: list[RectSpec], texts: list[TextSpec], dy: float = 0.0) -> None:
+    def add_printed(self, rects: list[PrintedRect], texts: list[PrintedText], dy: float = 0.0) -> None:
         for r in rects:
             x, y, w, h = r.rect_mm
-            self.rects.append(PrintedRect(rect_mm=(x, y + dy, w, h), stroke_mm=r.stroke_mm, fill=r.fill))
+            self.rects.append(r.model_copy(update={"rect_mm": (x, y + dy, w, h)}))
         for t in texts:
-            self.texts.append(PrintedText(text=t.text, xy_mm=(t.xy_mm[0], t.xy_mm[1] + dy), size_mm=t.size_mm,
-                                          anchor=t.anchor, rotate=t.rotate))
+            self.texts.append(t.model_copy(update={"xy_mm": (t.xy_mm[0], t.xy_mm[1] + dy)}))
 
     def add_field(self, spec: FieldSpec, dy: float = 0.0) -> None:
         self.fields.append(_field(spec, self.number, dy))
@@ -297,7 +167,7 @@ def _columns(spec: VariantSpec) -> list[ColumnSpec]:
     return [c if isinstance(c, ColumnSpec) else ColumnSpec(key=c, label=c.rsplit("_", 1)[-1]) for c in spec.columns]
 
 
-def _variant_instances(variant: VariantSpec) -> list[tuple[VariantSpec, dict[str, str]]]:
+def _variant_instances(variant: VariantSpec, where: str, problems: list[str]) -> list[tuple[VariantSpec, dict[str, str]]]:
     """A plain variant, or one instance per combination of its axes, with the axis values."""
     if not variant.axes:
         return [(variant, {})]
@@ -308,7 +178,7 @@ def _variant_instances(variant: VariantSpec) -> list[tuple[VariantSpec, dict[str
             merged.update(entry)
         names = {k: str(v) for k, v in merged.items() if not isinstance(v, (list, dict))}
         data = variant.model_dump(exclude={"axes"})
-        data = _fill(data, {**names, "page": "{page}"}, f"variant {variant.id}", [])
+        data = _fill(data, {**names, "page": "{page}"}, where, problems)
         if "columns" in merged:
             data["columns"] = merged["columns"]
         out.append((VariantSpec.model_validate(data), names))
@@ -329,18 +199,24 @@ def _expand_rules(family: TemplateFamily, columns: list[ColumnSpec], names: dict
 def _check(template: FormTemplate, where: str, problems: list[str]) -> None:
     """Meaning checks: unique ids, everything on the page, rules that parse and name real fields."""
     width, height = template.page_size_mm
+
+    def on_page(rect: RectMM) -> bool:
+        x, y, w, h = rect
+        return x >= 0 and y >= 0 and x + w <= width and y + h <= height
+
     seen: set[str] = set()
     for page in template.pages:
         for field in page.fields:
             if field.id in seen:
                 problems.append(f"{where}: page {page.number}: duplicate field id {field.id!r}")
             seen.add(field.id)
-            for x, y, w, h in field.boxes_mm:
-                if x < 0 or y < 0 or x + w > width or y + h > height:
-                    problems.append(f"{where}: page {page.number}: field {field.id!r} box {(x, y, w, h)} is off the page")
+            bubbles = [(c.centre_mm[0] - c.diameter_mm / 2, c.centre_mm[1] - c.diameter_mm / 2, c.diameter_mm,
+                        c.diameter_mm) for column in (field.bubbles.columns if field.bubbles else ()) for c in column]
+            for rect in (*field.boxes_mm, *bubbles):
+                if not on_page(rect):
+                    problems.append(f"{where}: page {page.number}: field {field.id!r} box or bubble {rect} is off the page")
         for grid in page.tally_grids:
-            x, y, w, h = grid.rect_mm
-            if x < 0 or y < 0 or x + w > width or y + h > height:
+            if not on_page(grid.rect_mm):
                 problems.append(f"{where}: page {page.number}: tally grid {grid.field_id!r} is off the page")
     for i, rule in enumerate(template.rules):
         try:
@@ -359,7 +235,7 @@ def expand_family(family: TemplateFamily, source: str = "<family>") -> list[Form
     layouts_dump = {name: layout.model_dump() for name, layout in family.layouts.items()}
     header_dump = family.header.model_dump()
     for vi, variant in enumerate(family.variants):
-        for instance, axis_names in _variant_instances(variant):
+        for instance, axis_names in _variant_instances(variant, f"variants.{vi}", problems):
             where = f"variants.{vi} ({instance.id})"
             columns = _columns(instance)
             names = {**axis_names, **instance.params, "model": instance.model,
@@ -473,8 +349,3 @@ def get_template(template_id: str) -> FormTemplate:
     if template_id not in templates:
         raise KeyError(f"unknown template {template_id!r}; `formc template list` shows the {len(templates)} known ids")
     return templates[template_id]
-
-
-def family_schema() -> dict:
-    """JSON Schema of the family file format."""
-    return TemplateFamily.model_json_schema()

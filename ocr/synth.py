@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
@@ -38,7 +38,7 @@ class SynthJob:
     handwriting: tuple[Path, ...] = ()
     inconsistent: float = 0.0
     workers: int = 1
-    first_index: int = field(default=1)
+    first_index: int = 1
 
     def inconsistent_indices(self) -> set[int]:
         """Exactly round(fraction x count) TPS, chosen by the seed."""

@@ -1,5 +1,4 @@
 import json
-from dataclasses import replace
 
 import cv2
 import numpy as np
