@@ -38,15 +38,16 @@ class CameraProfile:
     folds: int  # most fold creases
     exif_rotated: float  # chance the pixels are stored sideways with an EXIF orientation tag
     finger: float  # chance a finger hides one corner marker
+    sharpen: float  # strongest unsharp-mask amount of the phone's processing
 
 
 PROFILES = {
     "scan": CameraProfile("scan", (8.0, 10.0), 0.0, False, (0.88, 0.97), False, 0.0, (0.95, 1.05), (0.3, 0.6),
-                          (1.0, 2.0), (85, 95), 0.0, 0, 0.0, 0.0),
+                          (1.0, 2.0), (85, 95), 0.0, 0, 0.0, 0.0, 0.0),
     "phone": CameraProfile("phone", (8.0, 12.0), 25.0, True, (0.40, 0.95), True, 0.45, (0.7, 1.1), (0.3, 1.8),
-                           (2.0, 6.0), (60, 95), 4.0, 2, 0.25, 0.0),
+                           (3.0, 8.0), (60, 95), 4.0, 2, 0.25, 0.0, 1.5),
     "harsh": CameraProfile("harsh", (5.0, 12.0), 35.0, True, (0.30, 0.95), True, 0.6, (0.4, 1.15), (0.5, 3.0),
-                           (4.0, 10.0), (40, 85), 8.0, 3, 0.25, 0.3),
+                           (5.0, 12.0), (40, 85), 8.0, 3, 0.25, 0.3, 1.0),
 }
 _ASPECTS = (4 / 3, 16 / 9, 3 / 2)
 _EXIF_ORIENTATION = {1: 6, 2: 3, 3: 8}  # np.rot90 turns of the stored pixels -> EXIF tag that undoes them
@@ -264,10 +265,16 @@ def photograph(page: np.ndarray, scale: float, size_mm: tuple[float, float], pla
                     0, 360, (120, 150, 200), -1)
     photo = cv2.multiply(photo, _lighting(frame, h_mm_to_px, size_mm, profile, rng), scale=1 / 128)
     sigma = rng.uniform(*profile.blur_sigma_px)
-    photo = cv2.GaussianBlur(photo, (0, 0), sigma)
+    # Sensor noise before the lens blur is gone; the phone then sharpens (unsharp mask), which
+    # lifts noise and edges again: that is what makes real phone JPEGs 3-5 MB at 12 MP.
     tile = _noise_tile(rng.uniform(*profile.noise_sigma), rng)
     reps = (-(-frame[1] // 256), -(-frame[0] // 256), 1)
     photo = cv2.addWeighted(photo, 1.0, np.tile(tile, reps)[: frame[1], : frame[0]], 1.0, -128)
+    photo = cv2.GaussianBlur(photo, (0, 0), sigma)
+    if profile.sharpen > 0:
+        amount = rng.uniform(0, profile.sharpen)
+        photo = cv2.addWeighted(photo, 1 + amount, cv2.GaussianBlur(photo, (0, 0), 2.0), -amount, 0)
+    photo = cv2.addWeighted(photo, 1.0, np.tile(tile[::-1], reps)[: frame[1], : frame[0]], 0.5, -64)
     turns = int(rng.integers(1, 4)) if rng.random() < profile.exif_rotated else 0
     stored = np.ascontiguousarray(np.rot90(photo, turns)) if turns else photo
     ok, encoded = cv2.imencode(".jpg", stored, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*profile.jpeg_quality))])
