@@ -1,0 +1,282 @@
+"""Locate: find the page in a photo from its corner markers and page tag, as a homography page mm -> photo px.
+
+Markers are found on a reduced copy of the photo: black squares (connected components of an
+adaptive threshold, slightly eroded so that a marker's two squares come apart) paired when they
+touch at a corner. Four (or three) markers are assigned to the page corners by the direction of
+their diagonal, which rules out 90-degree mistakes; the 180-degree ambiguity is settled by the
+page tag, decoded in a small rectified window where each hypothesis puts it. Marker centres are
+refined to sub-pixel on the full-resolution image (`cv2.cornerSubPix` on the checker saddle), the
+tag's corners are added, and a robust homography (USAC MAGSAC) is fitted.
+
+Pixel coordinates are (x, y) in the photo as displayed; page coordinates are mm from the page's
+top-left. `page_homography` maps page mm to photo px.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ocr.templates import FormTemplate
+
+LOCATE_MIN_LONG_SIDE_PX = 1200  # markers (7.2 mm squares) stay >= 6 px at 35 % page fill of 12 MP
+TAG_WINDOW_PX_PER_MM = 4.0  # 16 px per tag cell
+TAG_MARGIN_MM = 10.0
+
+
+def _tag_detector() -> cv2.aruco.ArucoDetector:
+    """The tag fills a known share of a small rectified window: one threshold pass, big candidates only."""
+    params = cv2.aruco.DetectorParameters()
+    params.adaptiveThreshWinSizeMin = params.adaptiveThreshWinSizeMax = 31
+    params.minMarkerPerimeterRate = 1.0  # rates are perimeter / the window's side; the tag's is about 2.5
+    params.maxMarkerPerimeterRate = 4.0
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    return cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_APRILTAG_36h10), params)
+
+
+_ARUCO = _tag_detector()
+
+
+@dataclass(frozen=True)
+class MarkerCandidate:
+    """Two black squares touching at a corner, in full-resolution px."""
+
+    centre: np.ndarray  # (x, y)
+    square_px: float  # side of one square
+    diagonal: np.ndarray  # unit vector from one square's centre to the other's
+
+
+@dataclass(frozen=True)
+class TagRead:
+    tag_id: int
+    corners_px: np.ndarray  # (4, 2) in the detector's order: the tag's own top-left first, clockwise
+
+
+@dataclass(frozen=True)
+class Located:
+    """The page's pose in the photo, before the template is known for sure."""
+
+    page_homography: np.ndarray  # (3, 3): page mm -> photo px
+    markers_found: int  # of 4
+    corner_slots: tuple[int, ...]  # which page corners (0 TL, 1 TR, 2 BR, 3 BL) have a marker
+    tag: TagRead | None
+    residual_mm: float  # largest distance (mm) between a checking point and where the homography puts it
+    tag_darkness: float  # share of dark pixels where the tag should be: high on the right orientation
+
+
+def reduce_for_locating(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """A copy reduced by a power of two (OpenCV's fast path) to no less than LOCATE_MIN_LONG_SIDE_PX, and its scale."""
+    factor = 1
+    while max(gray.shape) / (factor * 2) >= LOCATE_MIN_LONG_SIDE_PX:
+        factor *= 2
+    if factor == 1:
+        return gray, 1.0
+    return cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA), 1 / factor
+
+
+def _blob_axes(m: dict) -> tuple[float, float, np.ndarray]:
+    """Variances along the major and minor axes of a blob, and the major axis' unit vector."""
+    mu20, mu02, mu11 = m["mu20"] / m["m00"], m["mu02"] / m["m00"], m["mu11"] / m["m00"]
+    spread = np.sqrt(((mu20 - mu02) / 2) ** 2 + mu11 ** 2)
+    angle = 0.5 * np.arctan2(2 * mu11, mu20 - mu02)
+    return (mu20 + mu02) / 2 + spread, (mu20 + mu02) / 2 - spread, np.array([np.cos(angle), np.sin(angle)])
+
+
+def _is_paper(dark: np.ndarray, point: np.ndarray) -> bool:
+    x, y = np.round(point).astype(int)
+    return 0 <= x < dark.shape[1] and 0 <= y < dark.shape[0] and not dark[y, x]
+
+
+def find_marker_candidates(small: np.ndarray, scale: float) -> list[MarkerCandidate]:
+    """Checker markers in the reduced image, returned in full-resolution px (not yet sub-pixel).
+
+    After a light erosion a marker is either two solid squares that touch at a corner (paired
+    here) or, where blur kept them joined, one bow-tie blob whose centroid is the checker point.
+    """
+    block = max(15, int(max(small.shape) / 25) | 1)
+    dark = cv2.adaptiveThreshold(small, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 20)
+    eroded = cv2.erode(dark, np.ones((3, 3), np.uint8))
+    # Every contour, not only outer ones: a shadow band round the page would otherwise hide what it encloses.
+    contours, _ = cv2.findContours(eroded, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    max_area = small.size / 200
+    squares: list[tuple[np.ndarray, float]] = []
+    found: list[tuple[np.ndarray, float, np.ndarray]] = []  # (centre, side, diagonal) in small px
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        if w * h < 9 or w * h > 4 * max_area:
+            continue
+        m = cv2.moments(contour)
+        if m["m00"] < 4:
+            continue
+        inked = np.count_nonzero(eroded[y:y + h, x:x + w])
+        if inked < 0.8 * m["m00"]:  # hollow (a box frame) or holed (the tag)
+            continue
+        centre = np.array([m["m10"] / m["m00"], m["m01"] / m["m00"]])
+        major, minor, axis = _blob_axes(m)
+        if major < 2.0 * minor and inked > 0.45 * w * h:
+            squares.append((centre, np.sqrt(inked) + 2.0))  # the erosion took about a pixel off each edge
+            continue
+        # Bow tie: two squares of side s along the major axis (variances 7 s^2/12 and s^2/12).
+        side = np.sqrt(inked / 2) + 1.0
+        if 4 < major / max(minor, 1e-6) < 12 and not _is_paper(dark, centre):
+            lobes = [centre + k * 0.6 * side * axis for k in (-1, 1)]
+            across = [centre + k * 0.6 * side * np.array([-axis[1], axis[0]]) for k in (-1, 1)]
+            if all(not _is_paper(dark, p) for p in lobes) and all(_is_paper(dark, p) for p in across):
+                found.append((centre, side, axis))
+    if len(squares) >= 2:
+        pts, side = np.array([c for c, _ in squares]), np.array([s for _, s in squares])
+        d = np.linalg.norm(pts[:, None] - pts[None], axis=2)
+        mean_side = (side[:, None] + side[None]) / 2
+        ratio = np.maximum(side[:, None], side[None]) / np.minimum(side[:, None], side[None])
+        pairs = np.argwhere((np.abs(d / (np.sqrt(2) * mean_side) - 1) < 0.3) & (ratio < 1.5))
+        for i, j in pairs[pairs[:, 0] < pairs[:, 1]]:
+            a, b = pts[i], pts[j]
+            mid, perp = (a + b) / 2, np.array([b[1] - a[1], a[0] - b[0]]) / 2
+            if all(_is_paper(dark, mid + k * 0.8 * perp) for k in (-1, 1)):  # the other two quadrants are paper
+                found.append((mid, mean_side[i, j], (b - a) / np.linalg.norm(b - a)))
+    return _dedupe([MarkerCandidate(centre=(c + 0.5) / scale - 0.5, square_px=s / scale, diagonal=v)
+                    for c, s, v in found])
+
+
+def _dedupe(cands: list[MarkerCandidate]) -> list[MarkerCandidate]:
+    kept: list[MarkerCandidate] = []
+    for c in sorted(cands, key=lambda c: -c.square_px):
+        if all(np.linalg.norm(c.centre - k.centre) > k.square_px for k in kept):
+            kept.append(c)
+    return kept
+
+
+def refine_marker(gray: np.ndarray, cand: MarkerCandidate) -> np.ndarray:
+    """Sub-pixel checker saddle point near `cand.centre` on the full-resolution image."""
+    half = int(np.clip(cand.square_px * 0.4, 2, 30))
+    point = cand.centre.reshape(1, 1, 2).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 40, 0.01)
+    refined = cv2.cornerSubPix(gray, point.copy(), (half, half), (-1, -1), criteria)[0, 0]
+    # A refinement that wandered off the saddle keeps the coarse estimate.
+    return refined if np.linalg.norm(refined - cand.centre) < cand.square_px * 0.5 else cand.centre
+
+
+def _page_corners_mm(template: FormTemplate) -> np.ndarray:
+    return np.array(template.markers.centres_mm(), dtype=np.float64)
+
+
+def _assignments(cands: list[MarkerCandidate], template: FormTemplate):
+    """(slots, candidates, homography or affine) for every plausible assignment of markers to page corners."""
+    corners_mm = _page_corners_mm(template)
+    square_mm = template.markers.square_mm
+    for n in (4, 3):
+        for combo in itertools.combinations(range(len(cands)), n):
+            pts = np.array([cands[i].centre for i in combo])
+            for slots in itertools.permutations(range(4), n):
+                src = corners_mm[list(slots)]
+                if n == 4:
+                    h = cv2.getPerspectiveTransform(src.astype(np.float32), pts.astype(np.float32))
+                else:
+                    affine = cv2.getAffineTransform(src.astype(np.float32), pts.astype(np.float32))
+                    h = np.vstack([affine, [0, 0, 1]])
+                if _consistent(h, src, [cands[i] for i in combo], square_mm):
+                    yield tuple(slots), [cands[i] for i in combo], h
+
+
+def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate], square_mm: float) -> bool:
+    """The pose explains each marker's diagonal direction and square size, and keeps the page convex."""
+    if abs(np.linalg.det(h[:2, :2])) < 1e-9:
+        return False
+    for (x, y), cand in zip(src_mm, cands):
+        p = cv2.perspectiveTransform(np.array([[[x, y], [x + 1, y + 1], [x + 1, y], [x, y + 1]]], np.float64), h)[0]
+        diag = p[1] - p[0]
+        if abs(diag @ cand.diagonal) / (np.linalg.norm(diag) + 1e-12) < 0.85:
+            return False
+        (ux, uy), (vx, vy) = p[2] - p[0], p[3] - p[0]
+        mm_px = np.sqrt(abs(ux * vy - uy * vx))
+        if not 0.6 < cand.square_px / (square_mm * mm_px) < 1.6:
+            return False
+    return _orientation_preserved(h)
+
+
+def _orientation_preserved(h: np.ndarray) -> bool:
+    """A photo is not a mirror image: the page's corners keep their clockwise order."""
+    quad = cv2.perspectiveTransform(np.array([[[0, 0], [1, 0], [1, 1], [0, 1]]], np.float64) * 100, h)[0]
+    area = sum(quad[i][0] * quad[(i + 1) % 4][1] - quad[(i + 1) % 4][0] * quad[i][1] for i in range(4))
+    return area > 0
+
+
+def _window_to_photo(template: FormTemplate, h: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """Transform (window px -> photo px) and size of a rectified window around the page tag."""
+    x, y, w, side = template.tag_rect_mm
+    r = TAG_WINDOW_PX_PER_MM
+    origin = np.array([[1 / r, 0, x - TAG_MARGIN_MM], [0, 1 / r, y - TAG_MARGIN_MM], [0, 0, 1]])
+    size = int((w + 2 * TAG_MARGIN_MM) * r)
+    return h @ origin, (size, size)
+
+
+def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray) -> tuple[TagRead | None, float]:
+    """Decode the page tag where `h` puts it; also the share of dark pixels there."""
+    to_photo, size = _window_to_photo(template, h)
+    window = cv2.warpPerspective(gray, to_photo, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    m = int(TAG_MARGIN_MM * TAG_WINDOW_PX_PER_MM)
+    inner = window[m:-m, m:-m]
+    darkness = float(np.mean(inner < (int(np.percentile(window, 90)) + int(inner.min())) / 2))
+    corners, ids, _ = _ARUCO.detectMarkers(window)
+    if ids is None or len(ids) != 1:
+        return None, darkness
+    in_photo = cv2.perspectiveTransform(corners[0].astype(np.float64), to_photo)[0]
+    return TagRead(tag_id=int(np.ravel(ids)[0]), corners_px=in_photo), darkness
+
+
+def tag_corners_mm(template: FormTemplate) -> np.ndarray:
+    """The tag's corners in page mm in the detector's order (the tag's own top-left first, clockwise)."""
+    x, y, w, h = template.tag_rect_mm
+    rect = np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)])
+    shift = (4 - template.tag_rotation_deg // 90) % 4
+    return np.roll(rect, -shift, axis=0)
+
+
+def fit_homography(markers_mm: np.ndarray, markers_px: np.ndarray, tag_mm: np.ndarray | None,
+                   tag_px: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """Page mm -> photo px homography, and the largest residual (mm) of the points that check it.
+
+    Four markers span the page and define the homography exactly; the tag's corners, close
+    together in one corner of the page, then only check it (a fit that weighed them equally
+    could tilt the far side of a bent page). With three markers, all seven points are fitted by
+    least squares.
+    """
+    if len(markers_mm) == 4:
+        h = cv2.getPerspectiveTransform(markers_mm.astype(np.float32), markers_px.astype(np.float32)).astype(np.float64)
+        check_mm, check_px = tag_mm, tag_px
+    else:
+        if tag_mm is None:
+            raise ValueError("three markers need the tag's corners to fix the homography")
+        check_mm, check_px = np.vstack([markers_mm, tag_mm]), np.vstack([markers_px, tag_px])
+        h, _ = cv2.findHomography(check_mm, check_px, 0)
+    if check_mm is None:
+        return h, 0.0
+    back = cv2.perspectiveTransform(check_px.reshape(-1, 1, 2).astype(np.float64), np.linalg.inv(h)).reshape(-1, 2)
+    return h, float(np.max(np.linalg.norm(back - check_mm, axis=1)))
+
+
+def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
+    """The best pose of a page drawn like `template` (markers and tag layout), or None."""
+    small, scale = reduce_for_locating(gray)
+    cands = find_marker_candidates(small, scale)
+    best: tuple | None = None
+    for slots, chosen, h in _assignments(cands, template):
+        tag, darkness = read_tag(gray, template, h)
+        key = (tag is not None, len(slots), darkness)
+        if best is None or key > best[0]:
+            best = (key, slots, chosen, h, tag, darkness)
+        if tag is not None and len(slots) == 4:
+            break
+    if best is None:
+        return None
+    _, slots, chosen, h, tag, darkness = best
+    if len(slots) < 4 and tag is None:
+        return None
+    h, residual = fit_homography(_page_corners_mm(template)[list(slots)], np.array([refine_marker(gray, c) for c in chosen]),
+                                 tag_corners_mm(template) if tag else None, tag.corners_px if tag else None)
+    return Located(page_homography=h, markers_found=len(slots), corner_slots=slots, tag=tag, residual_mm=residual,
+                   tag_darkness=darkness)
