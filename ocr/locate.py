@@ -163,22 +163,37 @@ def _page_corners_mm(template: FormTemplate) -> np.ndarray:
     return np.array(template.markers.centres_mm(), dtype=np.float64)
 
 
-def _assignments(cands: list[MarkerCandidate], template: FormTemplate):
-    """(slots, candidates, homography or affine) for every plausible assignment of markers to page corners."""
+def _clockwise(points: np.ndarray) -> list[int]:
+    """Indices of `points` in clockwise order on the image (y down) around their centroid."""
+    centred = points - points.mean(axis=0)
+    return list(np.argsort(np.arctan2(centred[:, 1], centred[:, 0])))
+
+
+def _assignments(cands: list[MarkerCandidate], template: FormTemplate, n: int):
+    """(slots, candidates, homography or affine) for every plausible assignment of markers to page corners.
+
+    A photo is no mirror image, so markers keep the page's clockwise order: four markers have four
+    assignments (one per rotation), three have twelve (which corner is hidden x rotation).
+    """
     corners_mm = _page_corners_mm(template)
     square_mm = template.markers.square_mm
-    for n in (4, 3):
-        for combo in itertools.combinations(range(len(cands)), n):
-            pts = np.array([cands[i].centre for i in combo])
-            for slots in itertools.permutations(range(4), n):
-                src = corners_mm[list(slots)]
+    for combo in itertools.combinations(range(len(cands)), n):
+        sizes = [cands[i].square_px for i in combo]
+        if max(sizes) > 2.0 * min(sizes):  # perspective up to ~35 degrees changes a marker's size less
+            continue
+        chosen = [cands[combo[i]] for i in _clockwise(np.array([cands[i].centre for i in combo]))]
+        pts = np.array([c.centre for c in chosen], np.float32)
+        for missing in ([None] if n == 4 else range(4)):
+            order = [k for k in range(4) if k != missing]
+            for turn in range(n):
+                slots = tuple(order[(j + turn) % n] for j in range(n))
+                src = corners_mm[list(slots)].astype(np.float32)
                 if n == 4:
-                    h = cv2.getPerspectiveTransform(src.astype(np.float32), pts.astype(np.float32))
+                    h = cv2.getPerspectiveTransform(src, pts)
                 else:
-                    affine = cv2.getAffineTransform(src.astype(np.float32), pts.astype(np.float32))
-                    h = np.vstack([affine, [0, 0, 1]])
-                if _consistent(h, src, [cands[i] for i in combo], square_mm):
-                    yield tuple(slots), [cands[i] for i in combo], h
+                    h = np.vstack([cv2.getAffineTransform(src, pts), [0, 0, 1]])
+                if _consistent(h, src, chosen, square_mm):
+                    yield slots, chosen, h
 
 
 def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate], square_mm: float) -> bool:
@@ -213,19 +228,30 @@ def _window_to_photo(template: FormTemplate, h: np.ndarray) -> tuple[np.ndarray,
     return h @ origin, (size, size)
 
 
-def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray) -> tuple[TagRead | None, float]:
-    """Decode the page tag where `h` puts it; also the share of dark pixels there."""
+def _tag_window(gray: np.ndarray, template: FormTemplate, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     to_photo, size = _window_to_photo(template, h)
     window = cv2.warpPerspective(gray, to_photo, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                  borderMode=cv2.BORDER_REPLICATE)
+    return window, to_photo
+
+
+def tag_darkness(small: np.ndarray, scale: float, template: FormTemplate, h: np.ndarray) -> float:
+    """Share of dark pixels where `h` (page mm -> full px) puts the tag, measured on the reduced image:
+    about half on the tag, little on blank paper or text."""
+    window, _ = _tag_window(small, template, np.diag([scale, scale, 1.0]) @ h)
     m = int(TAG_MARGIN_MM * TAG_WINDOW_PX_PER_MM)
     inner = window[m:-m, m:-m]
-    darkness = float(np.mean(inner < (int(np.percentile(window, 90)) + int(inner.min())) / 2))
+    return float(np.mean(inner < (int(np.percentile(window, 90)) + int(inner.min())) / 2))
+
+
+def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray) -> TagRead | None:
+    """Decode the page tag in a small window rectified where `h` puts it."""
+    window, to_photo = _tag_window(gray, template, h)
     corners, ids, _ = _ARUCO.detectMarkers(window)
     if ids is None or len(ids) != 1:
-        return None, darkness
+        return None
     in_photo = cv2.perspectiveTransform(corners[0].astype(np.float64), to_photo)[0]
-    return TagRead(tag_id=int(np.ravel(ids)[0]), corners_px=in_photo), darkness
+    return TagRead(tag_id=int(np.ravel(ids)[0]), corners_px=in_photo)
 
 
 def tag_corners_mm(template: FormTemplate) -> np.ndarray:
@@ -263,17 +289,22 @@ def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
     """The best pose of a page drawn like `template` (markers and tag layout), or None."""
     small, scale = reduce_for_locating(gray)
     cands = find_marker_candidates(small, scale)
-    best: tuple | None = None
-    for slots, chosen, h in _assignments(cands, template):
-        tag, darkness = read_tag(gray, template, h)
-        key = (tag is not None, len(slots), darkness)
-        if best is None or key > best[0]:
-            best = (key, slots, chosen, h, tag, darkness)
-        if tag is not None and len(slots) == 4:
+    best = None
+    for n in (4, 3):  # three markers only when no four explain the photo with a readable tag
+        # The tag is decoded (the costly step) first where a hypothesis puts the most ink.
+        hypotheses = sorted(((slots, chosen, h, tag_darkness(small, scale, template, h))
+                             for slots, chosen, h in _assignments(cands, template, n)), key=lambda hyp: -hyp[3])
+        for slots, chosen, h, darkness in hypotheses:
+            tag = read_tag(gray, template, h)
+            if tag is not None or best is None:
+                best = (slots, chosen, h, tag, darkness)
+            if tag is not None:
+                break
+        if best is not None and best[3] is not None:
             break
     if best is None:
         return None
-    _, slots, chosen, h, tag, darkness = best
+    slots, chosen, h, tag, darkness = best
     if len(slots) < 4 and tag is None:
         return None
     h, residual = fit_homography(_page_corners_mm(template)[list(slots)], np.array([refine_marker(gray, c) for c in chosen]),

@@ -36,49 +36,57 @@ class BoxFit:
     measured: bool  # False: the shift comes from the smooth field, not from this box's frame
 
 
-def _window(gray: np.ndarray, h: np.ndarray, rect_mm: RectMM, margin_mm: float) -> np.ndarray:
-    """The page region `rect_mm` plus a margin, rectified at REFINE_PX_PER_MM (float32 darkness 0..1)."""
-    x, y, w, hh = rect_mm
-    r = REFINE_PX_PER_MM
-    to_photo = h @ np.array([[1 / r, 0, x - margin_mm], [0, 1 / r, y - margin_mm], [0, 0, 1]])
-    size = (int(round((w + 2 * margin_mm) * r)) + 1, int(round((hh + 2 * margin_mm) * r)) + 1)
-    patch = cv2.warpPerspective(gray, to_photo, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)
-    paper, ink = np.percentile(patch, [90, 2])
-    return np.clip((paper - patch.astype(np.float32)) / max(paper - ink, 10.0), 0, 1)
+class _Window:
+    """A page region rectified at REFINE_PX_PER_MM as darkness 0..1 (paper 0, ink 1)."""
+
+    def __init__(self, gray: np.ndarray, h: np.ndarray, rect_mm: RectMM, margin_mm: float):
+        x, y, w, hh = rect_mm
+        r = REFINE_PX_PER_MM
+        self.x0, self.y0 = x - margin_mm, y - margin_mm
+        to_photo = h @ np.array([[1 / r, 0, self.x0], [0, 1 / r, self.y0], [0, 0, 1]])
+        size = (int(round((w + 2 * margin_mm) * r)) + 1, int(round((hh + 2 * margin_mm) * r)) + 1)
+        patch = cv2.warpPerspective(gray, to_photo, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                    borderMode=cv2.BORDER_REPLICATE)
+        paper, ink = np.percentile(patch[::3, ::3], [90, 2])  # a subsample is plenty for two levels
+        self.dark = np.clip((np.float32(paper) - patch.astype(np.float32)) / np.float32(max(paper - ink, 10.0)), 0, 1)
+
+    def measure(self, boxes: list[RectMM], prior_mm: tuple[float, float], search_mm: float
+                ) -> tuple[tuple[float, float], float]:
+        """Shift (mm) of `boxes` searched within `search_mm` of `prior_mm`, and the frame strength (0..1)."""
+        r = REFINE_PX_PER_MM
+        px, py = prior_mm
+        left = min(b[0] for b in boxes) + px - search_mm - 1 - self.x0
+        top = min(b[1] for b in boxes) + py - search_mm - 1 - self.y0
+        right = max(b[0] + b[2] for b in boxes) + px + search_mm + 1 - self.x0
+        bottom = max(b[1] + b[3] for b in boxes) + py + search_mm + 1 - self.y0
+        c0, r0 = max(0, int(left * r)), max(0, int(top * r))
+        sub = self.dark[r0:int(bottom * r) + 1, c0:int(right * r) + 1]
+        verticals = np.array([e for b in boxes for e in (b[0], b[0] + b[2])]) + px - self.x0
+        horizontals = np.array(sorted({e for b in boxes for e in (b[1], b[1] + b[3])})) + py - self.y0
+        search = int(round(search_mm * r))
+        dx, strength_x = _best_shift(cv2.reduce(sub, 0, cv2.REDUCE_AVG).ravel(), verticals * r - c0, search)
+        dy, strength_y = _best_shift(cv2.reduce(sub, 1, cv2.REDUCE_AVG).ravel(), horizontals * r - r0, search)
+        return (px + dx / r, py + dy / r), min(strength_x, strength_y)
 
 
 def _best_shift(profile: np.ndarray, lines_px: np.ndarray, search_px: int) -> tuple[float, float]:
     """Shift (px, sub-pixel) that puts the most darkness on the expected lines, and that darkness (0..1)."""
-    shifts = np.arange(-search_px, search_px + 1)
-    idx = np.round(lines_px).astype(int)[None, :] + shifts[:, None]
-    valid = (idx >= 0) & (idx < len(profile))
-    scores = np.where(valid, profile[np.clip(idx, 0, len(profile) - 1)], 0).mean(axis=1)
+    padded = np.concatenate([np.zeros(search_px + 1, np.float32), profile, np.zeros(search_px + 2, np.float32)])
+    starts = np.round(lines_px).astype(int) + 1  # index of shift -search_px for each line
+    starts = np.clip(starts, 0, len(padded) - 2 * search_px - 1)
+    scores = sum(padded[i:i + 2 * search_px + 1] for i in starts) / len(starts)
     k = int(np.argmax(scores))
     offset = 0.0
     if 0 < k < len(scores) - 1:
         a, b, c = scores[k - 1], scores[k], scores[k + 1]
         denom = a - 2 * b + c
         offset = 0.5 * (a - c) / denom if denom < 0 else 0.0
-    return float(shifts[k] + offset + (np.round(lines_px) - lines_px).mean()), float(scores[k])
+    return float(k - search_px + offset + (np.round(lines_px) - lines_px).mean()), float(scores[k])
 
 
-def _measure(gray: np.ndarray, h: np.ndarray, boxes: list[RectMM], search_mm: float,
-             prior_mm: tuple[float, float]) -> tuple[tuple[float, float], float]:
-    """Shift (mm) of a row of boxes, searched within `search_mm` of `prior_mm`, and the frame strength."""
-    x0 = min(b[0] for b in boxes) + prior_mm[0]
-    y0 = min(b[1] for b in boxes) + prior_mm[1]
-    x1 = max(b[0] + b[2] for b in boxes) + prior_mm[0]
-    y1 = max(b[1] + b[3] for b in boxes) + prior_mm[1]
-    margin = search_mm + 1.0
-    dark = _window(gray, h, (x0, y0, x1 - x0, y1 - y0), margin)
-    r = REFINE_PX_PER_MM
-    verticals = np.array([edge for b in boxes for edge in (b[0], b[0] + b[2])]) + prior_mm[0] - x0 + margin
-    horizontals = np.array(sorted({edge for b in boxes for edge in (b[1], b[1] + b[3])})) + prior_mm[1] - y0 + margin
-    search = int(round(search_mm * r))
-    dx, strength_x = _best_shift(dark.mean(axis=0), verticals * r, search)
-    dy, strength_y = _best_shift(dark.mean(axis=1), horizontals * r, search)
-    return (prior_mm[0] + dx / r, prior_mm[1] + dy / r), min(strength_x, strength_y)
+def _field_rect(boxes: tuple[RectMM, ...]) -> RectMM:
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    return x0, y0, max(b[0] + b[2] for b in boxes) - x0, max(b[1] + b[3] for b in boxes) - y0
 
 
 def _design(points: np.ndarray, terms: int) -> np.ndarray:
@@ -114,25 +122,33 @@ class SmoothField:
 
 def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, page: TemplatePage) -> list[BoxFit]:
     """Every box of the page with its shift from the template position (mm)."""
+    windows: dict[str, _Window] = {}
     centres, shifts, weights = [], [], []
     for field in page.fields:
         if min(field.boxes_mm[0][2:]) < BIG_BOX_MM:
             continue
-        shift, strength = _measure(gray, page_homography, list(field.boxes_mm), WIDE_SEARCH_MM, (0.0, 0.0))
+        window = windows[field.id] = _Window(gray, page_homography, _field_rect(field.boxes_mm), WIDE_SEARCH_MM + 1)
+        shift, strength = window.measure(list(field.boxes_mm), (0.0, 0.0), WIDE_SEARCH_MM)
         if strength >= MIN_STRENGTH:
-            x0, y0, _, _ = field.boxes_mm[0]
-            x1, y1, w1, h1 = field.boxes_mm[-1]
-            centres.append(((x0 + x1 + w1) / 2, (y0 + y1 + h1) / 2))
+            x, y, w, h = _field_rect(field.boxes_mm)
+            centres.append((x + w / 2, y + h / 2))
             shifts.append(shift)
             weights.append(strength)
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     fits = []
     for field in page.fields:
-        box_centres = np.array([(x + w / 2, y + h / 2) for x, y, w, h in field.boxes_mm])
-        predicted = smooth(box_centres)
+        predicted = smooth(np.array([(x + w / 2, y + h / 2) for x, y, w, h in field.boxes_mm]))
+        x, y, w, h = _field_rect(field.boxes_mm)
+        # The wide window of pass 1 serves pass 2 too while the narrow search stays inside it.
+        reach = float(np.abs(predicted).max()) + NARROW_SEARCH_MM + 1
+        window = windows.get(field.id)
+        if window is None or reach > WIDE_SEARCH_MM + 1:
+            mean_shift = predicted.mean(axis=0)
+            margin = float(np.abs(predicted - mean_shift).max()) + NARROW_SEARCH_MM + 1.5
+            window = _Window(gray, page_homography, (x + mean_shift[0], y + mean_shift[1], w, h), margin)
         for i, box in enumerate(field.boxes_mm):
             prior = (float(predicted[i, 0]), float(predicted[i, 1]))
-            shift, strength = _measure(gray, page_homography, [box], NARROW_SEARCH_MM, prior)
+            shift, strength = window.measure([box], prior, NARROW_SEARCH_MM)
             seen = strength >= MIN_STRENGTH
             fits.append(BoxFit(field_id=field.id, index=i, shift_mm=shift if seen else prior, frame_strength=strength,
                                measured=seen))
