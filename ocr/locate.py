@@ -254,6 +254,14 @@ def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray) -> TagRead
     return TagRead(tag_id=int(np.ravel(ids)[0]), corners_px=in_photo)
 
 
+def find_tags(image: np.ndarray) -> list[TagRead]:
+    """Every page tag anywhere in `image` (slow on a whole photo: for diagnosing a page not located)."""
+    corners, ids, _ = cv2.aruco.ArucoDetector(_ARUCO.getDictionary()).detectMarkers(image)
+    if ids is None:
+        return []
+    return [TagRead(tag_id=int(i), corners_px=c[0].astype(np.float64)) for c, i in zip(corners, np.ravel(ids))]
+
+
 def tag_corners_mm(template: FormTemplate) -> np.ndarray:
     """The tag's corners in page mm in the detector's order (the tag's own top-left first, clockwise)."""
     x, y, w, h = template.tag_rect_mm

@@ -1,0 +1,185 @@
+"""Align: a decoded photo -> which template page it is and where every box lies, with measured quality.
+
+Composes the stages `locate` (markers, tag, homography), `identify` (tag id, or printed title)
+and `refine` (each box on its printed frame), measures the quality of the result and refuses it,
+with a reason code and a message a person can act on, whenever it cannot be trusted. It never
+returns a warp it has not checked against the printed page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ocr.decode import Photo
+from ocr.identify import PageId, by_tag, by_title, read_title
+from ocr.locate import Located, find_tags, locate, reduce_for_locating, tag_corners_mm
+from ocr.reasons import ReasonCode, Refusal
+from ocr.refine import BoxFit, box_corners_px, refine_boxes
+from ocr.templates import FormTemplate
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    """Thresholds for refusing an alignment (chosen on synthetic harsh photos: bench/align_bench.py)."""
+
+    min_sharpness: float = 0.30  # median darkness of the box frame lines at 4 px/mm (sharp print ~0.6-0.9)
+    min_paper_level: int = 60  # brightest tenth of the page, 0-255
+    max_residual_mm: float = 6.0  # tag corners against the marker homography
+    min_boxes_seen: float = 0.7  # share of boxes whose printed frame was found
+    edge_margin_px: int = 2  # a box this close to the photo's edge counts as cut off
+
+
+@dataclass(frozen=True)
+class AlignmentQuality:
+    markers_found: int  # corner markers used, of 4
+    tag_read: bool
+    residual_mm: float  # tag corners against the homography of the markers (0 without a tag)
+    page_fraction: float  # share of the photo covered by the page
+    sharpness: float  # median darkness of the printed box frames at 4 px/mm, 0..1
+    paper_level: int  # brightness of the paper, 0..255
+    boxes_seen: float  # share of boxes whose frame was found where expected
+
+
+@dataclass(frozen=True)
+class PageAlignment:
+    """A page identified and aligned: boxes in photo px (x, y), from page mm through `page_homography`."""
+
+    template: FormTemplate
+    page_number: int
+    identified_by: str
+    page_homography: np.ndarray  # (3, 3): page mm -> photo px
+    boxes: tuple[BoxFit, ...]
+    quality: AlignmentQuality
+    photo_size: tuple[int, int] = field(default=(0, 0))  # (width, height) px
+
+    def box_corners(self, field_id: str) -> np.ndarray:
+        """(n_boxes, 4, 2) photo px: TL, TR, BR, BL of each box of the field, refined."""
+        boxes_mm = self.template.fields[field_id].boxes_mm
+        return np.array([box_corners_px(self.page_homography, boxes_mm[f.index], f.shift_mm)
+                         for f in self.boxes if f.field_id == field_id])
+
+
+def _geometries(templates: tuple[FormTemplate, ...]) -> list[FormTemplate]:
+    """One template per distinct printed geometry (page size, markers, tag place): locating needs no more."""
+    seen, out = set(), []
+    for t in templates:
+        key = (t.page_size_mm, t.markers, t.tag_rect_mm, t.tag_rotation_deg)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
+def _page_quad(template: FormTemplate, h: np.ndarray) -> np.ndarray:
+    w, hh = template.page_size_mm
+    return cv2.perspectiveTransform(np.array([[(0, 0), (w, 0), (w, hh), (0, hh)]], np.float64), h)[0]
+
+
+def _no_page(photo: Photo, geometry: FormTemplate) -> Refusal:
+    """Why no page was located: a visible tag means the page is there but cut off or its markers hidden."""
+    small, scale = reduce_for_locating(photo.gray)
+    tags = find_tags(small)
+    if not tags:
+        return Refusal(ReasonCode.NO_PAGE_FOUND, f"{photo.source}: no form page found (no corner markers, no page tag): "
+                       "photograph the whole page, flat, with its four corner squares visible")
+    h, _ = cv2.findHomography(tag_corners_mm(geometry), tags[0].corners_px / scale)
+    quad = _page_quad(geometry, h) if h is not None else None
+    width, height = photo.size
+    if quad is not None and ((quad < 0).any() or (quad[:, 0] > width).any() or (quad[:, 1] > height).any()):
+        return Refusal(ReasonCode.PAGE_CUT_OFF, f"{photo.source}: the page is cut off: part of it is outside the photo; "
+                       "step back so that the whole page and its four corner squares are in the picture")
+    return Refusal(ReasonCode.NO_PAGE_FOUND, f"{photo.source}: the page tag is visible but not enough corner markers: "
+                   "make sure all four corner squares are visible and not covered")
+
+
+def _identify(photo: Photo, located: Located, geometry: FormTemplate, templates: tuple[FormTemplate, ...],
+              pool: tuple[FormTemplate, ...], template_id: str | None, page_number: int | None) -> PageId | Refusal:
+    """The page's template and number: from its tag, else its title; checked against what the caller named."""
+    if located.tag is not None:
+        found = by_tag(located.tag.tag_id, templates)
+        if found is None:
+            return Refusal(ReasonCode.UNKNOWN_TEMPLATE, f"{photo.source}: page tag {located.tag.tag_id} belongs to no "
+                           "known template: is this form supported? (`formc template list`)")
+    else:
+        title = read_title(photo.gray, located.page_homography, geometry)
+        candidates = by_title(*title, pool) if title else []
+        if template_id is not None and page_number is not None:
+            if title and template_id not in candidates:
+                return Refusal(ReasonCode.WRONG_PAGE, f"{photo.source}: the title says {title[0]} page {title[1]}, "
+                               f"not {template_id} page {page_number}")
+            return PageId(template_id, page_number, "caller")
+        if len(candidates) != 1:
+            why = "its title is unreadable" if not title else f"its title fits {len(candidates)} templates"
+            return Refusal(ReasonCode.UNKNOWN_TEMPLATE, f"{photo.source}: the page tag is unreadable and {why}: "
+                           "retake the photo with the tag (top right) sharp, or name the template (--template)")
+        found = PageId(candidates[0], title[1], "title")
+    if template_id is not None and (found.template_id, found.page_number) != (template_id, page_number or found.page_number):
+        return Refusal(ReasonCode.WRONG_PAGE, f"{photo.source}: this is {found.template_id} page {found.page_number}, "
+                       f"not {template_id}" + (f" page {page_number}" if page_number else ""))
+    return found
+
+
+def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: str | None = None,
+               page_number: int | None = None, settings: AlignSettings = AlignSettings()) -> PageAlignment | Refusal:
+    """Find, identify and align the page in `photo`; a caller may name the template and page it must be."""
+    pool = tuple(t for t in templates if template_id is None or t.id == template_id)
+    if not pool:
+        return Refusal(ReasonCode.UNKNOWN_TEMPLATE, f"unknown template {template_id!r}")
+    located, geometry = None, pool[0]
+    for geometry in _geometries(pool):
+        located = locate(photo.gray, geometry)
+        if located is not None:
+            break
+    if located is None:
+        return _no_page(photo, geometry)
+    page_id = _identify(photo, located, geometry, templates, pool, template_id, page_number)
+    if isinstance(page_id, Refusal):
+        return page_id
+    template = next(t for t in templates if t.id == page_id.template_id)
+    page = template.page(page_id.page_number)
+    h = located.page_homography
+    width, height = photo.size
+    quad = _page_quad(template, h)
+    page_fraction = float(cv2.contourArea(quad.astype(np.float32)) / (width * height))
+    fits = refine_boxes(photo.gray, h, page)
+    corners = np.array([box_corners_px(h, template.fields[f.field_id].boxes_mm[f.index], f.shift_mm) for f in fits])
+    margin = settings.edge_margin_px
+    if (corners < margin).any() or (corners[..., 0] > width - margin).any() or (corners[..., 1] > height - margin).any():
+        return Refusal(ReasonCode.PAGE_CUT_OFF, f"{photo.source}: part of the page's boxes are outside the photo; "
+                       "step back so that the whole page is in the picture")
+    inside = np.zeros(photo.gray.shape, np.uint8)
+    cv2.fillConvexPoly(inside, np.round(quad).astype(np.int32), 1)
+    paper_level = int(np.percentile(photo.gray[::8, ::8][inside[::8, ::8] > 0], 90)) if inside[::8, ::8].any() else 0
+    strengths = np.array([f.frame_strength for f in fits])
+    quality = AlignmentQuality(markers_found=located.markers_found, tag_read=located.tag is not None,
+                               residual_mm=round(located.residual_mm, 3), page_fraction=round(page_fraction, 4),
+                               sharpness=round(float(np.median(strengths)), 3), paper_level=paper_level,
+                               boxes_seen=round(float(np.mean([f.measured for f in fits])), 3))
+    if paper_level < settings.min_paper_level:
+        return Refusal(ReasonCode.TOO_DARK, f"{photo.source}: the page is too dark to read (paper at {paper_level}/255): "
+                       "take the photo in better light, without shadow on the page")
+    if quality.sharpness < settings.min_sharpness or quality.boxes_seen < settings.min_boxes_seen:
+        return Refusal(ReasonCode.TOO_BLURRY, f"{photo.source}: the boxes are too blurred to read "
+                       f"(sharpness {quality.sharpness:.2f}, frames found {quality.boxes_seen:.0%}): hold the phone "
+                       "still, let it focus on the page, and take the photo again")
+    if located.residual_mm > settings.max_residual_mm:
+        return Refusal(ReasonCode.NO_PAGE_FOUND, f"{photo.source}: the corner squares and the page tag disagree by "
+                       f"{located.residual_mm:.1f} mm: lay the page flat and photograph it again")
+    return PageAlignment(template=template, page_number=page_id.page_number, identified_by=page_id.by,
+                         page_homography=h, boxes=tuple(fits), quality=quality, photo_size=(width, height))
+
+
+def cut_boxes(photo: Photo, alignment: PageAlignment, field_id: str, size_px: int = 48,
+              margin: float = 0.15) -> np.ndarray:
+    """(n_boxes, size_px, size_px) uint8 crops of a field's boxes, rectified, frame and `margin` (share) included."""
+    out = []
+    for corners in alignment.box_corners(field_id):
+        lo, hi = margin * size_px / (1 + 2 * margin), size_px - margin * size_px / (1 + 2 * margin)
+        target = np.array([(lo, lo), (hi, lo), (hi, hi), (lo, hi)], np.float32)
+        m = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
+        out.append(cv2.warpPerspective(photo.gray, m, (size_px, size_px), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE))
+    return np.array(out)
