@@ -8,7 +8,7 @@ returns a warp it has not checked against the printed page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -26,6 +26,7 @@ class AlignSettings:
     """Thresholds for refusing an alignment (chosen on synthetic harsh photos: bench/align_bench.py)."""
 
     min_sharpness: float = 0.30  # median darkness of the box frame lines at 4 px/mm (sharp print ~0.6-0.9)
+    min_marker_sharpness: float = 0.10  # steepest marker edge per contrast at 4 px/mm (sharp print ~0.2-0.5)
     min_paper_level: int = 60  # brightest tenth of the page, 0-255
     max_residual_mm: float = 6.0  # tag corners against the marker homography
     min_boxes_seen: float = 0.7  # share of boxes whose printed frame was found
@@ -95,7 +96,37 @@ def _no_page(photo: Photo, geometry: FormTemplate) -> Refusal:
                    "make sure all four corner squares are visible and not covered")
 
 
-def _identify(photo: Photo, located: Located, geometry: FormTemplate, templates: tuple[FormTemplate, ...],
+def marker_sharpness(gray: np.ndarray, h: np.ndarray, template: FormTemplate) -> float:
+    """Steepest edge of the corner markers, rectified at 4 px/mm, as a share of their contrast (sharp print ~0.3-0.5)."""
+    r, side = 4.0, template.markers.square_mm * 2
+    values = []
+    for x, y in template.markers.blocks_mm:
+        to_photo = h @ np.array([[1 / r, 0, x - 3], [0, 1 / r, y - 3], [0, 0, 1]])
+        size = int((side + 6) * r)
+        window = cv2.warpPerspective(gray, to_photo, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        contrast = float(np.percentile(window, 95) - np.percentile(window, 5))
+        gradient = cv2.magnitude(cv2.Sobel(window, cv2.CV_32F, 1, 0), cv2.Sobel(window, cv2.CV_32F, 0, 1)) / 8
+        values.append(float(np.percentile(gradient, 99)) / max(contrast, 1.0))
+    return float(np.median(values))
+
+
+def _half_turn(template: FormTemplate) -> np.ndarray:
+    """Page mm -> page mm turn by 180 degrees that maps the corner markers onto each other."""
+    cx, cy = np.mean(template.markers.centres_mm(), axis=0)
+    return np.array([[-1.0, 0, 2 * cx], [0, -1.0, 2 * cy], [0, 0, 1]])
+
+
+def _read_title_either_way(photo: Photo, located: Located, geometry: FormTemplate) -> tuple[Located, tuple | None]:
+    """Without a tag the markers cannot tell up from down: the side whose title reads is up."""
+    for h in (located.page_homography, located.page_homography @ _half_turn(geometry)):
+        title = read_title(photo.gray, h, geometry)
+        if title:
+            return replace(located, page_homography=h), title
+    return located, None
+
+
+def _identify(photo: Photo, located: Located, title: tuple | None, templates: tuple[FormTemplate, ...],
               pool: tuple[FormTemplate, ...], template_id: str | None, page_number: int | None) -> PageId | Refusal:
     """The page's template and number: from its tag, else its title; checked against what the caller named."""
     if located.tag is not None:
@@ -104,7 +135,6 @@ def _identify(photo: Photo, located: Located, geometry: FormTemplate, templates:
             return Refusal(ReasonCode.UNKNOWN_TEMPLATE, f"{photo.source}: page tag {located.tag.tag_id} belongs to no "
                            "known template: is this form supported? (`formc template list`)")
     else:
-        title = read_title(photo.gray, located.page_homography, geometry)
         candidates = by_title(*title, pool) if title else []
         if template_id is not None and page_number is not None:
             if title and template_id not in candidates:
@@ -135,8 +165,16 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
             break
     if located is None:
         return _no_page(photo, geometry)
-    page_id = _identify(photo, located, geometry, templates, pool, template_id, page_number)
+    title = None
+    if located.tag is None:
+        located, title = _read_title_either_way(photo, located, geometry)
+    page_id = _identify(photo, located, title, templates, pool, template_id, page_number)
     if isinstance(page_id, Refusal):
+        if page_id.code == ReasonCode.UNKNOWN_TEMPLATE and located.tag is None:
+            sharpness = marker_sharpness(photo.gray, located.page_homography, geometry)
+            if sharpness < settings.min_marker_sharpness:  # the tag was unreadable because all is blurred
+                return Refusal(ReasonCode.TOO_BLURRY, f"{photo.source}: the page is too blurred to read (marker "
+                               f"sharpness {sharpness:.2f}): hold the phone still, let it focus, and take it again")
         return page_id
     template = next(t for t in templates if t.id == page_id.template_id)
     page = template.page(page_id.page_number)

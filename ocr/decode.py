@@ -77,10 +77,15 @@ def decode_photo(data: bytes, source: str = "<bytes>", max_pixels: int = MAX_PIX
     try:
         header = Image.open(io.BytesIO(data))
         fmt, (width, height) = header.format or "?", header.size
-        orientation = int(header.getexif().get(0x0112, 1) or 1)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        return Refusal(ReasonCode.IMAGE_TOO_LARGE, f"{source}: {exc} Refused before decoding; send the camera's original photo")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         return Refusal(ReasonCode.NOT_AN_IMAGE, f"{source} is not an image we can read ({exc.__class__.__name__}); "
                        "send a JPEG, PNG, WebP or HEIC photo")
+    try:
+        orientation = int(header.getexif().get(0x0112, 1) or 1)
+    except (OSError, ValueError, SyntaxError):  # metadata in a damaged tail: the truncation check says more
+        orientation = 1
     if width * height > max_pixels:
         return Refusal(ReasonCode.IMAGE_TOO_LARGE, f"{source} claims {width}x{height} px, over {max_pixels / 1e6:.0f} MP: "
                        "refused before decoding; send the camera's original photo")

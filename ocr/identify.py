@@ -55,6 +55,8 @@ def read_title(gray: np.ndarray, page_homography: np.ndarray, template: FormTemp
     to_photo = page_homography @ np.array([[1 / r, 0, x], [0, 1 / r, y], [0, 0, 1]])
     window = cv2.warpPerspective(gray, to_photo, (int(w * r), int(h * r)), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                  borderMode=cv2.BORDER_REPLICATE)
+    # Tesseract reads best with capitals some 30 px high: twice the window's 8 px/mm.
+    window = cv2.resize(window, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
     text = pytesseract.image_to_string(window, config="--psm 6").upper()
     model, page = _MODEL.search(text), _PAGE.search(text.replace("O", "0").replace("DAR1", "DARI"))
     if not model or not page:

@@ -25,6 +25,7 @@ from ocr.templates import FormTemplate
 LOCATE_MIN_LONG_SIDE_PX = 1200  # markers (7.2 mm squares) stay >= 6 px at 35 % page fill of 12 MP
 TAG_WINDOW_PX_PER_MM = 4.0  # 16 px per tag cell
 TAG_MARGIN_MM = 10.0
+GOOD_RESIDUAL_MM = 1.5  # tag corners this close to the markers' homography: no need to try other hypotheses
 
 
 def _tag_detector() -> cv2.aruco.ArucoDetector:
@@ -102,7 +103,7 @@ def find_marker_candidates(small: np.ndarray, scale: float) -> list[MarkerCandid
     # Every contour, not only outer ones: a shadow band round the page would otherwise hide what it encloses.
     contours, _ = cv2.findContours(eroded, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     max_area = small.size / 200
-    squares: list[tuple[np.ndarray, float]] = []
+    squares: list[tuple[np.ndarray, float, np.ndarray]] = []  # (centre, side, outline points)
     found: list[tuple[np.ndarray, float, np.ndarray]] = []  # (centre, side, diagonal) in small px
     for contour in contours:
         x, y, w, h = cv2.boundingRect(contour)
@@ -116,8 +117,8 @@ def find_marker_candidates(small: np.ndarray, scale: float) -> list[MarkerCandid
             continue
         centre = np.array([m["m10"] / m["m00"], m["m01"] / m["m00"]])
         major, minor, axis = _blob_axes(m)
-        if major < 2.0 * minor and inked > 0.45 * w * h:
-            squares.append((centre, np.sqrt(inked) + 2.0))  # the erosion took about a pixel off each edge
+        if major < 3.5 * minor and inked > 0.45 * w * h:  # a square, or the parallelogram a tilt makes of it
+            squares.append((centre, np.sqrt(inked) + 2.0, contour.reshape(-1, 2)))  # erosion took ~1 px off each edge
             continue
         # Bow tie: two squares of side s along the major axis (variances 7 s^2/12 and s^2/12).
         side = np.sqrt(inked / 2) + 1.0
@@ -127,15 +128,20 @@ def find_marker_candidates(small: np.ndarray, scale: float) -> list[MarkerCandid
             if all(not _is_paper(dark, p) for p in lobes) and all(_is_paper(dark, p) for p in across):
                 found.append((centre, side, axis))
     if len(squares) >= 2:
-        pts, side = np.array([c for c, _ in squares]), np.array([s for _, s in squares])
+        pts, side = np.array([c for c, _, _ in squares]), np.array([s for _, s, _ in squares])
         d = np.linalg.norm(pts[:, None] - pts[None], axis=2)
         mean_side = (side[:, None] + side[None]) / 2
         ratio = np.maximum(side[:, None], side[None]) / np.minimum(side[:, None], side[None])
-        pairs = np.argwhere((np.abs(d / (np.sqrt(2) * mean_side) - 1) < 0.3) & (ratio < 1.5))
+        # Loose on distance (a tilted page shears squares into parallelograms), strict on touching corners.
+        pairs = np.argwhere((d > 0.9 * mean_side) & (d < 2.2 * mean_side) & (ratio < 1.6))
         for i, j in pairs[pairs[:, 0] < pairs[:, 1]]:
+            gap = np.linalg.norm(squares[i][2][:, None] - squares[j][2][None], axis=2).min()
+            if gap > max(5.0, 0.35 * mean_side[i, j]):  # eroded corners of touching squares are ~3-4 px apart
+                continue
             a, b = pts[i], pts[j]
             mid, perp = (a + b) / 2, np.array([b[1] - a[1], a[0] - b[0]]) / 2
-            if all(_is_paper(dark, mid + k * 0.8 * perp) for k in (-1, 1)):  # the other two quadrants are paper
+            # The other two quadrants are paper (probed on the eroded map: shear skews them off the perpendicular).
+            if all(_is_paper(eroded, mid + k * 0.7 * perp) for k in (-1, 1)):
                 found.append((mid, mean_side[i, j], (b - a) / np.linalg.norm(b - a)))
     return _dedupe([MarkerCandidate(centre=(c + 0.5) / scale - 0.5, square_px=s / scale, diagonal=v)
                     for c, s, v in found])
@@ -294,28 +300,40 @@ def fit_homography(markers_mm: np.ndarray, markers_px: np.ndarray, tag_mm: np.nd
 
 
 def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
-    """The best pose of a page drawn like `template` (markers and tag layout), or None."""
+    """The best pose of a page drawn like `template` (markers and tag layout), or None.
+
+    Hypotheses are tried where they put the most ink on the tag; among those whose tag reads, the
+    one whose tag corners agree best with its markers wins (a false marker shows as a large residual).
+    """
     small, scale = reduce_for_locating(gray)
     cands = find_marker_candidates(small, scale)
-    best = None
+    corners_mm = _page_corners_mm(template)
+    tag_mm = tag_corners_mm(template)
+    best: Located | None = None
+    untagged: tuple | None = None
     for n in (4, 3):  # three markers only when no four explain the photo with a readable tag
-        # The tag is decoded (the costly step) first where a hypothesis puts the most ink.
         hypotheses = sorted(((slots, chosen, h, tag_darkness(small, scale, template, h))
                              for slots, chosen, h in _assignments(cands, template, n)), key=lambda hyp: -hyp[3])
         for slots, chosen, h, darkness in hypotheses:
             tag = read_tag(gray, template, h)
-            if tag is not None or best is None:
-                best = (slots, chosen, h, tag, darkness)
-            if tag is not None:
-                break
-        if best is not None and best[3] is not None:
-            break
-    if best is None:
+            if tag is None:
+                if untagged is None and n == 4:
+                    untagged = (slots, chosen, darkness)
+                continue
+            markers_px = np.array([refine_marker(gray, c) for c in chosen])
+            fitted, residual = fit_homography(corners_mm[list(slots)], markers_px, tag_mm, tag.corners_px)
+            if best is None or residual < best.residual_mm:
+                best = Located(page_homography=fitted, markers_found=n, corner_slots=slots, tag=tag,
+                               residual_mm=residual, tag_darkness=darkness)
+            if residual < GOOD_RESIDUAL_MM:
+                return best
+        if best is not None:
+            return best
+    if untagged is None:
         return None
-    slots, chosen, h, tag, darkness = best
-    if len(slots) < 4 and tag is None:
-        return None
-    h, residual = fit_homography(_page_corners_mm(template)[list(slots)], np.array([refine_marker(gray, c) for c in chosen]),
-                                 tag_corners_mm(template) if tag else None, tag.corners_px if tag else None)
-    return Located(page_homography=h, markers_found=len(slots), corner_slots=slots, tag=tag, residual_mm=residual,
+    # Four markers and no readable tag: the darkest tag place gives the orientation; identify by title.
+    slots, chosen, darkness = untagged
+    markers_px = np.array([refine_marker(gray, c) for c in chosen])
+    fitted, residual = fit_homography(corners_mm[list(slots)], markers_px, None, None)
+    return Located(page_homography=fitted, markers_found=4, corner_slots=slots, tag=None, residual_mm=residual,
                    tag_darkness=darkness)

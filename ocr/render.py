@@ -103,14 +103,15 @@ def _seven_segment_guide(draw: ImageDraw.ImageDraw, box_mm: RectMM, scale: float
 
 
 def _text(image: Image.Image, draw: ImageDraw.ImageDraw, text: str, xy_px: tuple[float, float], size_px: int,
-          anchor: str, rotate: int) -> None:
+          anchor: str, rotate: int, bold: bool = False) -> None:
     font = _font(size_px)
+    stroke = round(size_px / 28) if bold else 0  # Pillow's bundled font has no bold face
     if rotate == 0:
-        draw.text(xy_px, text, fill=INK, font=font, anchor=anchor)
+        draw.text(xy_px, text, fill=INK, font=font, anchor=anchor, stroke_width=stroke, stroke_fill=INK)
         return
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
     patch = Image.new("L", (right - left + 2, bottom - top + 2), 255)
-    ImageDraw.Draw(patch).text((1 - left, 1 - top), text, fill=INK, font=font)
+    ImageDraw.Draw(patch).text((1 - left, 1 - top), text, fill=INK, font=font, stroke_width=stroke, stroke_fill=INK)
     patch = patch.rotate(rotate, expand=True, fillcolor=255)
     image.paste(patch, (round(xy_px[0]), round(xy_px[1])), Image.eval(patch, lambda v: 255 - v))
 
@@ -151,7 +152,7 @@ def _draw_page(template: FormTemplate, page: TemplatePage, scale: float) -> Imag
                           anchor="mm")
     for text in page.texts:
         _text(image, draw, text.text, (text.xy_mm[0] * scale, text.xy_mm[1] * scale), round(text.size_mm * scale),
-              text.anchor, text.rotate)
+              text.anchor, text.rotate, text.bold)
     square = template.markers.square_mm
     for bx, by in template.markers.blocks_mm:
         for dx, dy in ((0.0, 0.0), (square, square)):
@@ -162,7 +163,7 @@ def _draw_page(template: FormTemplate, page: TemplatePage, scale: float) -> Imag
     tag = np.rot90(_tag_image(page.tag_id, 8 * max(1, -(-max(tw, th) // 8))), template.tag_rotation_deg // 90)
     tag = cv2.resize(np.ascontiguousarray(tag), (tw, th), interpolation=cv2.INTER_NEAREST)
     image.paste(Image.fromarray(tag), (tx, ty))
-    _text(image, draw, str(page.tag_id), (tx - 9.5 * scale, ty + 3 * scale), round(6.0 * scale), "la", 90)
+    _text(image, draw, str(page.tag_id), (tx - 9.5 * scale, ty + 3 * scale), round(6.0 * scale), "la", 90, True)
     return image
 
 

@@ -80,6 +80,7 @@ class PrintedText(Frozen):
     size_mm: float = 4.0
     anchor: str = Field("la", description="Pillow text anchor: 'la' left/top, 'mm' centred, ...")
     rotate: int = 0
+    bold: bool = False
 
 
 class TemplatePage(Frozen):
