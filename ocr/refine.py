@@ -1,12 +1,16 @@
-"""Refine: correct each box's position on the printed box frames, where the page is not flat.
+"""Refine: correct each box's position on the printed lines around it, where the page is not flat.
 
 The page homography (markers) is exact only for a flat page; a bent or folded sheet moves boxes
-by millimetres. Each box frame is printed as four straight lines, so in a window rectified
-through the homography the frame shows as peaks of the row and column darkness profiles. Pass 1
-measures the shift of whole fields of big boxes over a wide search, a smooth displacement field
-(quadratic in page x, y) is fitted to them robustly, and pass 2 measures every box, row sums
-included, in a narrow search around that field. A box whose frame cannot be seen keeps the
-field's prediction and says so through its low `frame_strength`.
+by millimetres. Around a box, the photo rectified through the homography and the blank page
+rendered from the template show the same printed lines (box frames, tally grids, table rules),
+shifted by the bend. Their column and row darkness profiles are correlated to find that shift:
+every printed line takes part with its own weight, so a neighbour's frame or a thick table rule
+cannot be taken for the box's own frame.
+
+Pass 1 measures whole fields of big boxes, tally grids and row-sum columns over a wide search; a
+smooth displacement field (locally weighted linear fit) interpolates them; pass 2 measures each
+box in a narrow search around that field. A box whose lines cannot be seen keeps the field's
+prediction and says so (`measured` False, low `match`).
 
 Shifts are in page mm (x, y); windows are sampled at REFINE_PX_PER_MM.
 """
@@ -18,13 +22,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocr.templates import RectMM, TemplatePage
+from ocr.render import render_page
+from ocr.templates import FormTemplate, RectMM
 
 REFINE_PX_PER_MM = 4.0
-WIDE_SEARCH_MM = 7.0  # less than the 23 mm pitch minus a box: a neighbour's frame cannot be taken for ours
-NARROW_SEARCH_MM = 2.5  # less than half the 12-16 mm pitch of stacked row-sum boxes
+WIDE_SEARCH_MM = 7.0  # the bend a flat-page homography leaves on a phone photo of a bent sheet
+NARROW_SEARCH_MM = 2.5  # around the smooth field's prediction
 BIG_BOX_MM = 15.0
-MIN_STRENGTH = 0.25  # share of full darkness a frame line must show to count as seen
+CONTEXT_MM = 4.0  # printed lines this far around a box take part: thick rules anchor thin row-sum frames
+MIN_MATCH = 0.5  # correlation of photo and blank-page profiles for a box's lines to count as seen
+MIN_UNIT_MATCH = 0.3  # the same for a pass-1 region (tally rows, full of strokes, correlate less)
+PRIOR_PRICE_PER_MM = 0.02  # pass 2: correlation a shift must gain per mm it moves away from the smooth field
+
+_blank_cache: dict[tuple[str, int, int], np.ndarray] = {}
 
 
 @dataclass(frozen=True)
@@ -32,126 +42,188 @@ class BoxFit:
     field_id: str
     index: int
     shift_mm: tuple[float, float]  # (dx, dy) added to the template's box position
-    frame_strength: float  # 0..1: how clearly the printed frame was seen at the chosen shift
-    measured: bool  # False: the shift comes from the smooth field, not from this box's frame
+    match: float  # correlation of the printed lines around the box with the blank page, at that shift
+    frame_darkness: float  # darkness (0..1) of the box's frame lines: low on a blurred photo
+    measured: bool  # False: the shift comes from the smooth field, not from this box's lines
 
 
-class _Window:
-    """A page region rectified at REFINE_PX_PER_MM as darkness 0..1 (paper 0, ink 1)."""
+def _blank_darkness(template: FormTemplate, page_number: int) -> np.ndarray:
+    """The blank page at REFINE_PX_PER_MM as darkness 0..1 (cached per template page)."""
+    key = (template.id, template.version, page_number)
+    if key not in _blank_cache:
+        page = render_page(template, page_number, REFINE_PX_PER_MM * 25.4)
+        _blank_cache[key] = (255 - page.astype(np.float32)) / 255
+    return _blank_cache[key]
 
-    def __init__(self, gray: np.ndarray, h: np.ndarray, rect_mm: RectMM, margin_mm: float):
-        x, y, w, hh = rect_mm
+
+def _rect_px(rect_mm: RectMM, margin_mm: float) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) px at REFINE_PX_PER_MM of a rectangle grown by `margin_mm`."""
+    x, y, w, h = rect_mm
+    r = REFINE_PX_PER_MM
+    return (int(np.floor((x - margin_mm) * r)), int(np.floor((y - margin_mm) * r)),
+            int(np.ceil((x + w + margin_mm) * r)) + 1, int(np.ceil((y + h + margin_mm) * r)) + 1)
+
+
+class _Photo:
+    """The photo rectified onto the page at REFINE_PX_PER_MM, window by window, as darkness 0..1."""
+
+    def __init__(self, gray: np.ndarray, page_homography: np.ndarray):
+        self.gray = gray
         r = REFINE_PX_PER_MM
-        self.x0, self.y0 = x - margin_mm, y - margin_mm
-        to_photo = h @ np.array([[1 / r, 0, self.x0], [0, 1 / r, self.y0], [0, 0, 1]])
-        size = (int(round((w + 2 * margin_mm) * r)) + 1, int(round((hh + 2 * margin_mm) * r)) + 1)
-        patch = cv2.warpPerspective(gray, to_photo, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        self.to_photo = page_homography @ np.diag([1 / r, 1 / r, 1.0])
+
+    def window(self, x0: float, y0: float, width: int, height: int) -> np.ndarray:
+        """`width` x `height` px of the rectified page from (x0, y0) (page px at REFINE_PX_PER_MM, sub-pixel)."""
+        to_photo = self.to_photo @ np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1]])
+        patch = cv2.warpPerspective(self.gray, to_photo, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                     borderMode=cv2.BORDER_REPLICATE)
-        paper, ink = np.percentile(patch[::3, ::3], [90, 2])  # a subsample is plenty for two levels
-        self.dark = np.clip((np.float32(paper) - patch.astype(np.float32)) / np.float32(max(paper - ink, 10.0)), 0, 1)
-
-    def measure(self, boxes: list[RectMM], prior_mm: tuple[float, float], search_mm: float
-                ) -> tuple[tuple[float, float], float]:
-        """Shift (mm) of `boxes` searched within `search_mm` of `prior_mm`, and the frame strength (0..1)."""
-        r = REFINE_PX_PER_MM
-        px, py = prior_mm
-        left = min(b[0] for b in boxes) + px - search_mm - 1 - self.x0
-        top = min(b[1] for b in boxes) + py - search_mm - 1 - self.y0
-        right = max(b[0] + b[2] for b in boxes) + px + search_mm + 1 - self.x0
-        bottom = max(b[1] + b[3] for b in boxes) + py + search_mm + 1 - self.y0
-        c0, r0 = max(0, int(left * r)), max(0, int(top * r))
-        sub = self.dark[r0:int(bottom * r) + 1, c0:int(right * r) + 1]
-        verticals = np.array([e for b in boxes for e in (b[0], b[0] + b[2])]) + px - self.x0
-        horizontals = np.array(sorted({e for b in boxes for e in (b[1], b[1] + b[3])})) + py - self.y0
-        search = int(round(search_mm * r))
-        dx, strength_x = _best_shift(cv2.reduce(sub, 0, cv2.REDUCE_AVG).ravel(), verticals * r - c0, search)
-        dy, strength_y = _best_shift(cv2.reduce(sub, 1, cv2.REDUCE_AVG).ravel(), horizontals * r - r0, search)
-        return (px + dx / r, py + dy / r), min(strength_x, strength_y)
+        paper, ink = np.percentile(patch[::2, ::2], [90, 2])
+        return np.clip((np.float32(paper) - patch.astype(np.float32)) / np.float32(max(paper - ink, 10.0)), 0, 1)
 
 
-def _best_shift(profile: np.ndarray, lines_px: np.ndarray, search_px: int) -> tuple[float, float]:
-    """Shift (px, sub-pixel) that puts the most darkness on the expected lines, and that darkness (0..1)."""
-    padded = np.concatenate([np.zeros(search_px + 1, np.float32), profile, np.zeros(search_px + 2, np.float32)])
-    starts = np.round(lines_px).astype(int) + 1  # index of shift -search_px for each line
-    starts = np.clip(starts, 0, len(padded) - 2 * search_px - 1)
-    scores = sum(padded[i:i + 2 * search_px + 1] for i in starts) / len(starts)
-    k = int(np.argmax(scores))
+def _blank_window(blank: np.ndarray, box_px: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box_px
+    out = np.zeros((y1 - y0, x1 - x0), np.float32)
+    sx0, sy0 = max(0, x0), max(0, y0)
+    sx1, sy1 = min(blank.shape[1], x1), min(blank.shape[0], y1)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = blank[sy0:sy1, sx0:sx1]
+    return out
+
+
+def _correlate(observed: np.ndarray, expected: np.ndarray, search: int, price: float) -> tuple[float, float, int]:
+    """Shift s (px, sub-pixel) maximising the correlation of observed[i + s] with expected[i]; its correlation; the
+    integer shift. `observed` is `expected`'s range grown by `search` on each side."""
+    e = expected - expected.mean()
+    e_norm = np.sqrt((e * e).sum()) + 1e-6
+    n = len(expected)
+    windows = np.lib.stride_tricks.sliding_window_view(observed, n)  # (2 * search + 1, n)
+    o = windows - windows.mean(axis=1, keepdims=True)
+    scores = (o @ e) / (np.sqrt((o * o).sum(axis=1)) * e_norm + 1e-6)
+    shifts = np.arange(-search, search + 1)
+    k = int(np.argmax(scores - price * np.abs(shifts) / REFINE_PX_PER_MM))
     offset = 0.0
     if 0 < k < len(scores) - 1:
         a, b, c = scores[k - 1], scores[k], scores[k + 1]
         denom = a - 2 * b + c
         offset = 0.5 * (a - c) / denom if denom < 0 else 0.0
-    return float(k - search_px + offset + (np.round(lines_px) - lines_px).mean()), float(scores[k])
+    return float(shifts[k] + offset), float(scores[k]), int(shifts[k])
 
 
-def _field_rect(boxes: tuple[RectMM, ...]) -> RectMM:
-    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    return x0, y0, max(b[0] + b[2] for b in boxes) - x0, max(b[1] + b[3] for b in boxes) - y0
-
-
-def _design(points: np.ndarray, terms: int) -> np.ndarray:
-    x, y = points[:, 0] / 300.0, points[:, 1] / 450.0  # page-sized units keep the fit well conditioned
-    cols = [np.ones_like(x), x, y, x * y, x * x, y * y][:terms]
-    return np.stack(cols, axis=1)
+def _measure(photo: _Photo, blank: np.ndarray, rect_mm: RectMM, prior_mm: tuple[float, float], search_mm: float,
+             price: float = 0.0) -> tuple[tuple[float, float], float, float]:
+    """Shift (mm) of what is printed in `rect_mm`, searched within `search_mm` of `prior_mm`; the weaker of the two
+    profile correlations; the darkness the photo shows where the blank page is darkest."""
+    r = REFINE_PX_PER_MM
+    search = int(round(search_mm * r))
+    inner = _rect_px(rect_mm, CONTEXT_MM)
+    expected = _blank_window(blank, inner)
+    n_rows, n_cols = expected.shape
+    # The observed window: the expected one moved by the prior, grown by the search on every side.
+    observed = photo.window(inner[0] + prior_mm[0] * r - search, inner[1] + prior_mm[1] * r - search,
+                            n_cols + 2 * search, n_rows + 2 * search)
+    rows, cols = slice(search, search + n_rows), slice(search, search + n_cols)
+    dx, match_x, kx = _correlate(cv2.reduce(observed[rows], 0, cv2.REDUCE_AVG).ravel(),
+                                 cv2.reduce(expected, 0, cv2.REDUCE_AVG).ravel(), search, price)
+    dy, match_y, ky = _correlate(cv2.reduce(np.ascontiguousarray(observed[:, cols]), 1, cv2.REDUCE_AVG).ravel(),
+                                 cv2.reduce(expected, 1, cv2.REDUCE_AVG).ravel(), search, price)
+    aligned = observed[search + ky: search + ky + expected.shape[0], search + kx: search + kx + expected.shape[1]]
+    lines = expected > 0.5 * expected.max() if expected.max() > 0 else np.zeros_like(expected, bool)
+    darkness = float(aligned[lines].mean()) if lines.any() and aligned.shape == expected.shape else 0.0
+    return (prior_mm[0] + dx / r, prior_mm[1] + dy / r), min(match_x, match_y), darkness
 
 
 class SmoothField:
-    """A displacement field (mm) over the page fitted robustly to measured shifts."""
+    """Displacement (mm) anywhere on the page from the shifts measured at a few places.
+
+    A locally weighted linear fit (Gaussian weights, KERNEL_MM) follows a bend of any shape where
+    measurements are dense, and stays unbiased at the edge of the measured area, where a plain
+    weighted mean would drag a tilted field towards the middle. A measurement that disagrees with
+    its neighbours by more than OUTLIER_MM is left out first.
+    """
+
+    KERNEL_MM = 60.0
+    OUTLIER_MM = 2.0
 
     def __init__(self, points: np.ndarray, shifts: np.ndarray, weights: np.ndarray):
-        n = len(points)
-        self.terms = 6 if n >= 8 else 3 if n >= 4 else 1 if n else 0
-        self.coef = np.zeros((max(self.terms, 1), 2))
-        if not self.terms:
-            return
-        keep = np.ones(n, bool)
-        for _ in range(3):  # refit without the measurements the field cannot explain (a misread frame)
-            a = _design(points[keep], self.terms) * weights[keep, None]
-            self.coef = np.linalg.lstsq(a, shifts[keep] * weights[keep, None], rcond=None)[0]
-            residual = np.linalg.norm(self(points) - shifts, axis=1)
-            new_keep = residual < max(1.0, 2.5 * np.median(residual))
-            if new_keep.sum() < self.terms or (new_keep == keep).all():
-                break
-            keep = new_keep
+        self.points, self.shifts, self.weights = points, shifts, weights
+        if len(points) >= 3:
+            keep = np.array([np.linalg.norm(self._predict(points[i:i + 1], exclude=i)[0] - shifts[i]) < self.OUTLIER_MM
+                             for i in range(len(points))])
+            if keep.sum() >= max(2, len(points) // 2):
+                self.points, self.shifts, self.weights = points[keep], shifts[keep], weights[keep]
 
-    def __call__(self, points: np.ndarray) -> np.ndarray:
-        if not self.terms:
-            return np.zeros((len(points), 2))
-        return _design(points, self.terms) @ self.coef
+    def _predict(self, at: np.ndarray, exclude: int | None = None) -> np.ndarray:
+        offsets = (self.points[None] - at[:, None, :]) / self.KERNEL_MM  # (queries, points, 2)
+        w = self.weights[None] * np.exp(-(offsets ** 2).sum(axis=2) / 2) + 1e-9
+        if exclude is not None:
+            w[:, exclude] = 1e-9
+        design = np.concatenate([np.ones(offsets.shape[:2] + (1,)), offsets], axis=2)  # 1, dx, dy
+        normal = np.einsum("qp,qpi,qpj->qij", w, design, design) + np.eye(3) * 1e-3  # ridge: few or lined-up points
+        rhs = np.einsum("qp,qpi,pk->qik", w, design, self.shifts)
+        return np.linalg.solve(normal, rhs)[:, 0, :]  # the local fit's value at the query point
+
+    def __call__(self, at: np.ndarray) -> np.ndarray:
+        if not len(self.points):
+            return np.zeros((len(at), 2))
+        return self._predict(at)
 
 
-def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, page: TemplatePage) -> list[BoxFit]:
+def _union(rects) -> RectMM:
+    x0, y0 = min(b[0] for b in rects), min(b[1] for b in rects)
+    return x0, y0, max(b[0] + b[2] for b in rects) - x0, max(b[1] + b[3] for b in rects) - y0
+
+
+def _pass_one_units(template: FormTemplate, page_number: int) -> list[RectMM]:
+    """Regions measured whole in pass 1: each field of big boxes, and each row of a tally grid with its row sum.
+
+    A tally row and its row-sum boxes share long printed lines, so their shift is measured together,
+    row by row, following a bend along the grid.
+    """
+    page = template.page(page_number)
+    units = [_union(f.boxes_mm) for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM]
+    fields = {f.id: f for f in page.fields}
+    for grid in page.tally_grids:
+        x, y, w, h = grid.rect_mm
+        row_h = h / grid.rows
+        for r in range(grid.rows):
+            row = [(x, y + r * row_h, w, row_h)]
+            row_sum = fields.get(f"{grid.field_id}_baris_{r + 1}")
+            units.append(_union(row + list(row_sum.boxes_mm if row_sum else ())))
+    return units
+
+
+def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTemplate, page_number: int
+                 ) -> list[BoxFit]:
     """Every box of the page with its shift from the template position (mm)."""
-    windows: dict[str, _Window] = {}
+    blank = _blank_darkness(template, page_number)
+    photo = _Photo(gray, page_homography)
     centres, shifts, weights = [], [], []
-    for field in page.fields:
-        if min(field.boxes_mm[0][2:]) < BIG_BOX_MM:
-            continue
-        window = windows[field.id] = _Window(gray, page_homography, _field_rect(field.boxes_mm), WIDE_SEARCH_MM + 1)
-        shift, strength = window.measure(list(field.boxes_mm), (0.0, 0.0), WIDE_SEARCH_MM)
-        if strength >= MIN_STRENGTH:
-            x, y, w, h = _field_rect(field.boxes_mm)
-            centres.append((x + w / 2, y + h / 2))
+    for rect in _pass_one_units(template, page_number):
+        shift, match, _ = _measure(photo, blank, rect, (0.0, 0.0), WIDE_SEARCH_MM)
+        if match >= MIN_UNIT_MATCH:
+            centres.append((rect[0] + rect[2] / 2, rect[1] + rect[3] / 2))
             shifts.append(shift)
-            weights.append(strength)
+            weights.append(match)
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     fits = []
-    for field in page.fields:
+    for field in template.page(page_number).fields:
         predicted = smooth(np.array([(x + w / 2, y + h / 2) for x, y, w, h in field.boxes_mm]))
-        x, y, w, h = _field_rect(field.boxes_mm)
-        # The wide window of pass 1 serves pass 2 too while the narrow search stays inside it.
-        reach = float(np.abs(predicted).max()) + NARROW_SEARCH_MM + 1
-        window = windows.get(field.id)
-        if window is None or reach > WIDE_SEARCH_MM + 1:
-            mean_shift = predicted.mean(axis=0)
-            margin = float(np.abs(predicted - mean_shift).max()) + NARROW_SEARCH_MM + 1.5
-            window = _Window(gray, page_homography, (x + mean_shift[0], y + mean_shift[1], w, h), margin)
+        if min(field.boxes_mm[0][2:]) < BIG_BOX_MM:
+            # Small boxes (row sums) hold little printed line for their ink: measured as one field.
+            prior = tuple(float(v) for v in predicted.mean(axis=0))
+            shift, match, darkness = _measure(photo, blank, _union(field.boxes_mm), prior, NARROW_SEARCH_MM,
+                                              PRIOR_PRICE_PER_MM)
+            seen = match >= MIN_MATCH
+            fits.extend(BoxFit(field_id=field.id, index=i, shift_mm=shift if seen else prior, match=match,
+                               frame_darkness=darkness, measured=seen) for i in range(len(field.boxes_mm)))
+            continue
         for i, box in enumerate(field.boxes_mm):
             prior = (float(predicted[i, 0]), float(predicted[i, 1]))
-            shift, strength = window.measure([box], prior, NARROW_SEARCH_MM)
-            seen = strength >= MIN_STRENGTH
-            fits.append(BoxFit(field_id=field.id, index=i, shift_mm=shift if seen else prior, frame_strength=strength,
-                               measured=seen))
+            shift, match, darkness = _measure(photo, blank, box, prior, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
+            seen = match >= MIN_MATCH
+            fits.append(BoxFit(field_id=field.id, index=i, shift_mm=shift if seen else prior, match=match,
+                               frame_darkness=darkness, measured=seen))
     return fits
 
 
