@@ -122,7 +122,7 @@ def find_marker_candidates(small: np.ndarray, scale: float) -> list[MarkerCandid
             continue
         # Bow tie: two squares of side s along the major axis (variances 7 s^2/12 and s^2/12).
         side = np.sqrt(inked / 2) + 1.0
-        if 4 < major / max(minor, 1e-6) < 12 and not _is_paper(dark, centre):
+        if 4 < major / max(minor, 1e-6) < 20 and not _is_paper(dark, centre):
             lobes = [centre + k * 0.6 * side * axis for k in (-1, 1)]
             across = [centre + k * 0.6 * side * np.array([-axis[1], axis[0]]) for k in (-1, 1)]
             if all(not _is_paper(dark, p) for p in lobes) and all(_is_paper(dark, p) for p in across):
@@ -136,7 +136,7 @@ def find_marker_candidates(small: np.ndarray, scale: float) -> list[MarkerCandid
         pairs = np.argwhere((d > 0.9 * mean_side) & (d < 2.2 * mean_side) & (ratio < 1.6))
         for i, j in pairs[pairs[:, 0] < pairs[:, 1]]:
             gap = np.linalg.norm(squares[i][2][:, None] - squares[j][2][None], axis=2).min()
-            if gap > max(5.0, 0.35 * mean_side[i, j]):  # eroded corners of touching squares are ~3-4 px apart
+            if gap > max(6.0, 0.5 * mean_side[i, j]):  # eroded, blurred corners of touching squares: 3-6 px apart
                 continue
             a, b = pts[i], pts[j]
             mid, perp = (a + b) / 2, np.array([b[1] - a[1], a[0] - b[0]]) / 2
