@@ -58,9 +58,7 @@ class PageAlignment:
 
     def box_corners(self, field_id: str) -> np.ndarray:
         """(n_boxes, 4, 2) photo px: TL, TR, BR, BL of each box of the field, refined."""
-        boxes_mm = self.template.fields[field_id].boxes_mm
-        return np.array([box_corners_px(self.page_homography, boxes_mm[f.index], f.shift_mm)
-                         for f in self.boxes if f.field_id == field_id])
+        return np.array([box_corners_px(self.page_homography, f) for f in self.boxes if f.field_id == field_id])
 
 
 def _geometries(templates: tuple[FormTemplate, ...]) -> list[FormTemplate]:
@@ -188,7 +186,7 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     quad = _page_quad(template, h)
     page_fraction = float(cv2.contourArea(quad.astype(np.float32)) / (width * height))
     fits = refine_boxes(photo.gray, h, template, page.number)
-    corners = np.array([box_corners_px(h, template.fields[f.field_id].boxes_mm[f.index], f.shift_mm) for f in fits])
+    corners = np.array([box_corners_px(h, f) for f in fits])
     margin = settings.edge_margin_px
     if (corners < margin).any() or (corners[..., 0] > width - margin).any() or (corners[..., 1] > height - margin).any():
         return Refusal(ReasonCode.PAGE_CUT_OFF, f"{photo.source}: part of the page's boxes are outside the photo; "

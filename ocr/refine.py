@@ -7,7 +7,8 @@ shifted by the bend. Their column and row darkness profiles are correlated to fi
 every printed line takes part with its own weight, so a neighbour's frame or a thick table rule
 cannot be taken for the box's own frame.
 
-Pass 1 measures whole fields of big boxes, tally grids and row-sum columns over a wide search; a
+Pass 1 measures whole fields of big boxes over a wide search, then each tally row with its row
+sums around what the big boxes say (rows repeat, so their search stays under half a row); a
 smooth displacement field (locally weighted linear fit) interpolates them; pass 2 measures each
 box in a narrow search around that field. A box whose lines cannot be seen keeps the field's
 prediction and says so (`measured` False, low `match`).
@@ -26,7 +27,8 @@ from ocr.render import render_page
 from ocr.templates import FormTemplate, RectMM
 
 REFINE_PX_PER_MM = 4.0
-WIDE_SEARCH_MM = 7.0  # the bend a flat-page homography leaves on a phone photo of a bent sheet
+BIG_SEARCH_MM = 10.0  # the bend a flat-page homography may leave on a photo of a bent sheet
+WIDE_SEARCH_MM = 7.0  # around the big boxes' field, for the repetitive tally rows
 NARROW_SEARCH_MM = 2.5  # around the smooth field's prediction
 BIG_BOX_MM = 15.0
 CONTEXT_MM = 4.0  # printed lines this far around a box take part: thick rules anchor thin row-sum frames
@@ -41,7 +43,8 @@ _blank_cache: dict[tuple[str, int, int], np.ndarray] = {}
 class BoxFit:
     field_id: str
     index: int
-    shift_mm: tuple[float, float]  # (dx, dy) added to the template's box position
+    shift_mm: tuple[float, float]  # (dx, dy) of the box's centre from the template's position
+    corners_mm: tuple[tuple[float, float], ...]  # TL, TR, BR, BL where the homography sees them (bend undone)
     match: float  # correlation of the printed lines around the box with the blank page, at that shift
     frame_darkness: float  # darkness (0..1) of the box's frame lines: low on a blurred photo
     measured: bool  # False: the shift comes from the smooth field, not from this box's lines
@@ -144,6 +147,7 @@ class SmoothField:
 
     KERNEL_MM = 60.0
     OUTLIER_MM = 2.0
+    SLOPE_RIDGE = 0.05
 
     def __init__(self, points: np.ndarray, shifts: np.ndarray, weights: np.ndarray):
         self.points, self.shifts, self.weights = points, shifts, weights
@@ -159,9 +163,13 @@ class SmoothField:
         if exclude is not None:
             w[:, exclude] = 1e-9
         design = np.concatenate([np.ones(offsets.shape[:2] + (1,)), offsets], axis=2)  # 1, dx, dy
-        normal = np.einsum("qp,qpi,qpj->qij", w, design, design) + np.eye(3) * 1e-3  # ridge: few or lined-up points
+        # A ridge on the slopes: where few or lined-up points cannot pin a slope, it stays flat
+        # instead of extrapolating wildly.
+        ridge = np.einsum("q,ij->qij", w.sum(axis=1) * self.SLOPE_RIDGE, np.diag([1e-6, 1.0, 1.0]))
+        normal = np.einsum("qp,qpi,qpj->qij", w, design, design) + ridge
         rhs = np.einsum("qp,qpi,pk->qik", w, design, self.shifts)
-        return np.linalg.solve(normal, rhs)[:, 0, :]  # the local fit's value at the query point
+        value = np.linalg.solve(normal, rhs)[:, 0, :]  # the local fit's value at the query point
+        return np.clip(value, self.shifts.min(axis=0) - 1.0, self.shifts.max(axis=0) + 1.0)
 
     def __call__(self, at: np.ndarray) -> np.ndarray:
         if not len(self.points):
@@ -174,23 +182,27 @@ def _union(rects) -> RectMM:
     return x0, y0, max(b[0] + b[2] for b in rects) - x0, max(b[1] + b[3] for b in rects) - y0
 
 
-def _pass_one_units(template: FormTemplate, page_number: int) -> list[RectMM]:
-    """Regions measured whole in pass 1: each field of big boxes, and each row of a tally grid with its row sum.
+def _big_fields(template: FormTemplate, page_number: int) -> list[RectMM]:
+    """Stage A of pass 1: each field of big boxes, 23 mm apart, so no shift within BIG_SEARCH_MM mimics another."""
+    return [_union(f.boxes_mm) for f in template.page(page_number).fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM]
 
-    A tally row and its row-sum boxes share long printed lines, so their shift is measured together,
-    row by row, following a bend along the grid.
-    """
+
+def _tally_rows(template: FormTemplate, page_number: int) -> list[tuple[RectMM, float]]:
+    """Stage B of pass 1: each tally row with its row-sum boxes (they share long printed lines), and the row pitch."""
     page = template.page(page_number)
-    units = [_union(f.boxes_mm) for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM]
     fields = {f.id: f for f in page.fields}
+    rows = []
     for grid in page.tally_grids:
         x, y, w, h = grid.rect_mm
-        row_h = h / grid.rows
+        pitch = h / grid.rows
         for r in range(grid.rows):
-            row = [(x, y + r * row_h, w, row_h)]
             row_sum = fields.get(f"{grid.field_id}_baris_{r + 1}")
-            units.append(_union(row + list(row_sum.boxes_mm if row_sum else ())))
-    return units
+            rows.append((_union([(x, y + r * pitch, w, pitch)] + list(row_sum.boxes_mm if row_sum else ())), pitch))
+    return rows
+
+
+def _centre(rect: RectMM) -> tuple[float, float]:
+    return rect[0] + rect[2] / 2, rect[1] + rect[3] / 2
 
 
 def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTemplate, page_number: int
@@ -199,37 +211,56 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
     blank = _blank_darkness(template, page_number)
     photo = _Photo(gray, page_homography)
     centres, shifts, weights = [], [], []
-    for rect in _pass_one_units(template, page_number):
-        shift, match, _ = _measure(photo, blank, rect, (0.0, 0.0), WIDE_SEARCH_MM)
+
+    def measured(rect: RectMM, prior: tuple[float, float], search: float) -> None:
+        shift, match, _ = _measure(photo, blank, rect, prior, search)
         if match >= MIN_UNIT_MATCH:
-            centres.append((rect[0] + rect[2] / 2, rect[1] + rect[3] / 2))
+            centres.append(_centre(rect))
             shifts.append(shift)
             weights.append(match)
+
+    for rect in _big_fields(template, page_number):
+        measured(rect, (0.0, 0.0), BIG_SEARCH_MM)
+    coarse = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
+    for rect, pitch in _tally_rows(template, page_number):
+        # Rows repeat every pitch: search less than half of it around what the big boxes say.
+        prior = tuple(float(v) for v in coarse(np.array([_centre(rect)]))[0])
+        measured(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch))
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     fits = []
     for field in template.page(page_number).fields:
-        predicted = smooth(np.array([(x + w / 2, y + h / 2) for x, y, w, h in field.boxes_mm]))
+        centres_mm = np.array([_centre(b) for b in field.boxes_mm])
+        corners = np.array([_corners(b) for b in field.boxes_mm])  # (boxes, 4, 2)
+        predicted = smooth(centres_mm)
+        # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
+        # measurement moves all four by what it adds to the field at its centre.
+        corner_field = smooth(corners.reshape(-1, 2)).reshape(corners.shape)
         if min(field.boxes_mm[0][2:]) < BIG_BOX_MM:
             # Small boxes (row sums) hold little printed line for their ink: measured as one field.
             prior = tuple(float(v) for v in predicted.mean(axis=0))
             shift, match, darkness = _measure(photo, blank, _union(field.boxes_mm), prior, NARROW_SEARCH_MM,
                                               PRIOR_PRICE_PER_MM)
+            results = [(shift, match, darkness)] * len(field.boxes_mm)
+            priors = [prior] * len(field.boxes_mm)
+        else:
+            priors = [(float(p[0]), float(p[1])) for p in predicted]
+            results = [_measure(photo, blank, box, prior, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
+                       for box, prior in zip(field.boxes_mm, priors)]
+        for i, ((shift, match, darkness), prior) in enumerate(zip(results, priors)):
             seen = match >= MIN_MATCH
-            fits.extend(BoxFit(field_id=field.id, index=i, shift_mm=shift if seen else prior, match=match,
-                               frame_darkness=darkness, measured=seen) for i in range(len(field.boxes_mm)))
-            continue
-        for i, box in enumerate(field.boxes_mm):
-            prior = (float(predicted[i, 0]), float(predicted[i, 1]))
-            shift, match, darkness = _measure(photo, blank, box, prior, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
-            seen = match >= MIN_MATCH
-            fits.append(BoxFit(field_id=field.id, index=i, shift_mm=shift if seen else prior, match=match,
+            final = shift if seen else prior
+            moved = corners[i] + corner_field[i] + (np.array(final) - np.array(prior))
+            fits.append(BoxFit(field_id=field.id, index=i, shift_mm=final,
+                               corners_mm=tuple(map(tuple, moved.round(4).tolist())), match=match,
                                frame_darkness=darkness, measured=seen))
     return fits
 
 
-def box_corners_px(page_homography: np.ndarray, box_mm: RectMM, shift_mm: tuple[float, float]) -> np.ndarray:
-    """(4, 2) photo px of a box's corners (TL, TR, BR, BL) after its shift."""
-    x, y, w, h = box_mm
-    x, y = x + shift_mm[0], y + shift_mm[1]
-    corners = np.array([[(x, y), (x + w, y), (x + w, y + h), (x, y + h)]], np.float64)
-    return cv2.perspectiveTransform(corners, page_homography)[0]
+def _corners(box: RectMM) -> np.ndarray:
+    x, y, w, h = box
+    return np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], np.float64)
+
+
+def box_corners_px(page_homography: np.ndarray, fit: BoxFit) -> np.ndarray:
+    """(4, 2) photo px of a refined box's corners (TL, TR, BR, BL)."""
+    return cv2.perspectiveTransform(np.array([fit.corners_mm], np.float64), page_homography)[0]
