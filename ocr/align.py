@@ -28,7 +28,7 @@ class AlignSettings:
     min_sharpness: float = 0.30  # median darkness of the box frame lines at 4 px/mm (sharp print ~0.6-0.9)
     min_marker_sharpness: float = 0.10  # steepest marker edge per contrast at 4 px/mm (sharp print ~0.2-0.5)
     min_paper_level: int = 60  # brightest tenth of the page, 0-255
-    max_residual_mm: float = 6.0  # tag corners against the marker homography
+    max_residual_mm: float = 6.0  # tag corners against the marker homography: a sheet bent this much is refused
     min_boxes_seen: float = 0.5  # share of boxes whose printed lines were found where expected
     edge_margin_px: int = 2  # a box this close to the photo's edge counts as cut off
 
@@ -185,7 +185,8 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     width, height = photo.size
     quad = _page_quad(template, h)
     page_fraction = float(cv2.contourArea(quad.astype(np.float32)) / (width * height))
-    fits = refine_boxes(photo.gray, h, template, page.number)
+    refinement = refine_boxes(photo.gray, h, template, page.number)
+    fits = refinement.boxes
     corners = np.array([box_corners_px(h, f) for f in fits])
     margin = settings.edge_margin_px
     if (corners < margin).any() or (corners[..., 0] > width - margin).any() or (corners[..., 1] > height - margin).any():
@@ -206,9 +207,12 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
         return Refusal(ReasonCode.TOO_BLURRY, f"{photo.source}: the boxes are too blurred to read "
                        f"(sharpness {quality.sharpness:.2f}, frames found {quality.boxes_seen:.0%}): hold the phone "
                        "still, let it focus on the page, and take the photo again")
-    if located.residual_mm > settings.max_residual_mm:
-        return Refusal(ReasonCode.NO_PAGE_FOUND, f"{photo.source}: the corner squares and the page tag disagree by "
-                       f"{located.residual_mm:.1f} mm: lay the page flat and photograph it again")
+    big_fields = {f.id for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM}
+    if located.residual_mm > settings.max_residual_mm or not refinement.trustworthy(big_fields):
+        unplaced = sum(not f.measured for f in fits if f.field_id in big_fields)
+        return Refusal(ReasonCode.PAGE_NOT_FLAT, f"{photo.source}: the page is too bent or folded to place every box "
+                       f"({unplaced} boxes not found on their printed lines, corner squares and tag "
+                       f"{located.residual_mm:.1f} mm apart): lay the page flat and photograph it again")
     return PageAlignment(template=template, page_number=page_id.page_number, identified_by=page_id.by,
                          page_homography=h, boxes=tuple(fits), quality=quality, photo_size=(width, height))
 

@@ -14,6 +14,7 @@ class ReasonCode(StrEnum):
     IMAGE_TOO_SMALL = "image_too_small"
     NO_PAGE_FOUND = "no_page_found"
     PAGE_CUT_OFF = "page_cut_off"
+    PAGE_NOT_FLAT = "page_not_flat"
     TOO_BLURRY = "too_blurry"
     TOO_DARK = "too_dark"
     UNKNOWN_TEMPLATE = "unknown_template"

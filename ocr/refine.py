@@ -47,7 +47,7 @@ class BoxFit:
     corners_mm: tuple[tuple[float, float], ...]  # TL, TR, BR, BL where the homography sees them (bend undone)
     match: float  # correlation of the printed lines around the box with the blank page, at that shift
     frame_darkness: float  # darkness (0..1) of the box's frame lines: low on a blurred photo
-    measured: bool  # False: the shift comes from the smooth field, not from this box's lines
+    measured: bool  # placed from printed lines seen around it (its own, or its tally row's for a row sum)
 
 
 def _blank_darkness(template: FormTemplate, page_number: int) -> np.ndarray:
@@ -182,9 +182,16 @@ def _union(rects) -> RectMM:
     return x0, y0, max(b[0] + b[2] for b in rects) - x0, max(b[1] + b[3] for b in rects) - y0
 
 
-def _big_fields(template: FormTemplate, page_number: int) -> list[RectMM]:
-    """Stage A of pass 1: each field of big boxes, 23 mm apart, so no shift within BIG_SEARCH_MM mimics another."""
-    return [_union(f.boxes_mm) for f in template.page(page_number).fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM]
+def _stage_a_regions(template: FormTemplate, page_number: int) -> list[RectMM]:
+    """Stage A of pass 1: regions no shift within BIG_SEARCH_MM makes look like themselves: each field of big
+    boxes (23 mm apart) and each whole tally grid with its row sums (its header and thick frame break the rows'
+    repetition)."""
+    page = template.page(page_number)
+    regions = [_union(f.boxes_mm) for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM]
+    for grid in page.tally_grids:
+        row_sums = [b for f in page.fields if f.id.startswith(f"{grid.field_id}_baris_") for b in f.boxes_mm]
+        regions.append(_union([grid.rect_mm] + row_sums))
+    return regions
 
 
 def _tally_rows(template: FormTemplate, page_number: int) -> list[tuple[RectMM, float]]:
@@ -205,27 +212,54 @@ def _centre(rect: RectMM) -> tuple[float, float]:
     return rect[0] + rect[2] / 2, rect[1] + rect[3] / 2
 
 
+@dataclass(frozen=True)
+class Refinement:
+    """The refined boxes of a page, and whether the bend stayed within what refinement can follow."""
+
+    boxes: tuple[BoxFit, ...]
+    regions: int  # pass-1 regions (fields of big boxes, tally rows)
+    regions_seen: int  # of them, matched well enough to steer the smooth field
+    regions_at_limit: int  # of them, best matched at the edge of their search: bent further than searched
+
+    def trustworthy(self, big: set[str]) -> bool:
+        """No region bent beyond its search, and every box of the fields in `big` placed on its own printed lines.
+
+        Other boxes (row sums) that were not placed keep `measured` False: their reads are flagged, not trusted.
+        """
+        return self.regions_at_limit == 0 and all(fit.measured for fit in self.boxes if fit.field_id in big)
+
+
 def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTemplate, page_number: int
-                 ) -> list[BoxFit]:
+                 ) -> Refinement:
     """Every box of the page with its shift from the template position (mm)."""
     blank = _blank_darkness(template, page_number)
     photo = _Photo(gray, page_homography)
     centres, shifts, weights = [], [], []
+    regions = at_limit = 0
+    seen_rows: set[RectMM] = set()
 
-    def measured(rect: RectMM, prior: tuple[float, float], search: float) -> None:
+    def measured(rect: RectMM, prior: tuple[float, float], search: float) -> bool:
+        nonlocal regions, at_limit
+        regions += 1
         shift, match, _ = _measure(photo, blank, rect, prior, search)
-        if match >= MIN_UNIT_MATCH:
-            centres.append(_centre(rect))
-            shifts.append(shift)
-            weights.append(match)
+        if match < MIN_UNIT_MATCH:
+            return False
+        if max(abs(shift[0] - prior[0]), abs(shift[1] - prior[1])) > search - 0.5:
+            at_limit += 1
+            return False
+        centres.append(_centre(rect))
+        shifts.append(shift)
+        weights.append(match)
+        return True
 
-    for rect in _big_fields(template, page_number):
+    for rect in _stage_a_regions(template, page_number):
         measured(rect, (0.0, 0.0), BIG_SEARCH_MM)
     coarse = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     for rect, pitch in _tally_rows(template, page_number):
         # Rows repeat every pitch: search less than half of it around what the big boxes say.
         prior = tuple(float(v) for v in coarse(np.array([_centre(rect)]))[0])
-        measured(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch))
+        if measured(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch)):
+            seen_rows.add(rect)
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     fits = []
     for field in template.page(page_number).fields:
@@ -235,13 +269,16 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
         # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
         # measurement moves all four by what it adds to the field at its centre.
         corner_field = smooth(corners.reshape(-1, 2)).reshape(corners.shape)
-        if min(field.boxes_mm[0][2:]) < BIG_BOX_MM:
+        small = min(field.boxes_mm[0][2:]) < BIG_BOX_MM
+        if small:
             # Small boxes (row sums) hold little printed line for their ink: measured as one field.
             prior = tuple(float(v) for v in predicted.mean(axis=0))
             shift, match, darkness = _measure(photo, blank, _union(field.boxes_mm), prior, NARROW_SEARCH_MM,
                                               PRIOR_PRICE_PER_MM)
             results = [(shift, match, darkness)] * len(field.boxes_mm)
             priors = [prior] * len(field.boxes_mm)
+            # Their tally row, measured in pass 1 with the same boxes, vouches for the prior.
+            row_seen = any(_contains(row, _union(field.boxes_mm)) for row in seen_rows)
         else:
             priors = [(float(p[0]), float(p[1])) for p in predicted]
             results = [_measure(photo, blank, box, prior, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
@@ -252,8 +289,13 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
             moved = corners[i] + corner_field[i] + (np.array(final) - np.array(prior))
             fits.append(BoxFit(field_id=field.id, index=i, shift_mm=final,
                                corners_mm=tuple(map(tuple, moved.round(4).tolist())), match=match,
-                               frame_darkness=darkness, measured=seen))
-    return fits
+                               frame_darkness=darkness, measured=seen or (small and row_seen)))
+    return Refinement(boxes=tuple(fits), regions=regions, regions_seen=len(centres), regions_at_limit=at_limit)
+
+
+def _contains(outer: RectMM, inner: RectMM) -> bool:
+    return (outer[0] <= inner[0] + 1e-6 and outer[1] <= inner[1] + 1e-6 and inner[0] + inner[2] <= outer[0] + outer[2] + 1e-6
+            and inner[1] + inner[3] <= outer[1] + outer[3] + 1e-6)
 
 
 def _corners(box: RectMM) -> np.ndarray:
