@@ -47,7 +47,7 @@ class BoxFit:
     corners_mm: tuple[tuple[float, float], ...]  # TL, TR, BR, BL where the homography sees them (bend undone)
     match: float  # correlation of the printed lines around the box with the blank page, at that shift
     frame_darkness: float  # darkness (0..1) of the box's frame lines: low on a blurred photo
-    measured: bool  # placed from printed lines seen around it (its own, or its tally row's for a row sum)
+    measured: bool  # placed on its own printed lines, all four edges checked; False: flag its read
 
 
 def _blank_darkness(template: FormTemplate, page_number: int) -> np.ndarray:
@@ -236,7 +236,6 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
     photo = _Photo(gray, page_homography)
     centres, shifts, weights = [], [], []
     regions = at_limit = 0
-    seen_rows: set[RectMM] = set()
 
     def measured(rect: RectMM, prior: tuple[float, float], search: float) -> bool:
         nonlocal regions, at_limit
@@ -258,8 +257,7 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
     for rect, pitch in _tally_rows(template, page_number):
         # Rows repeat every pitch: search less than half of it around what the big boxes say.
         prior = tuple(float(v) for v in coarse(np.array([_centre(rect)]))[0])
-        if measured(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch)):
-            seen_rows.add(rect)
+        measured(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch))
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     fits = []
     for field in template.page(page_number).fields:
@@ -269,16 +267,13 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
         # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
         # measurement moves all four by what it adds to the field at its centre.
         corner_field = smooth(corners.reshape(-1, 2)).reshape(corners.shape)
-        small = min(field.boxes_mm[0][2:]) < BIG_BOX_MM
-        if small:
+        if min(field.boxes_mm[0][2:]) < BIG_BOX_MM:
             # Small boxes (row sums) hold little printed line for their ink: measured as one field.
             prior = tuple(float(v) for v in predicted.mean(axis=0))
             shift, match, darkness = _measure(photo, blank, _union(field.boxes_mm), prior, NARROW_SEARCH_MM,
                                               PRIOR_PRICE_PER_MM)
             results = [(shift, match, darkness)] * len(field.boxes_mm)
             priors = [prior] * len(field.boxes_mm)
-            # Their tally row, measured in pass 1 with the same boxes, vouches for the prior.
-            row_seen = any(_contains(row, _union(field.boxes_mm)) for row in seen_rows)
         else:
             priors = [(float(p[0]), float(p[1])) for p in predicted]
             results = [_measure(photo, blank, box, prior, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
@@ -287,15 +282,32 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
             seen = match >= MIN_MATCH
             final = shift if seen else prior
             moved = corners[i] + corner_field[i] + (np.array(final) - np.array(prior))
+            placed = seen and _edges_on_lines(gray, page_homography, moved, field.stroke_mm)
             fits.append(BoxFit(field_id=field.id, index=i, shift_mm=final,
                                corners_mm=tuple(map(tuple, moved.round(4).tolist())), match=match,
-                               frame_darkness=darkness, measured=seen or (small and row_seen)))
+                               frame_darkness=darkness, measured=placed))
     return Refinement(boxes=tuple(fits), regions=regions, regions_seen=len(centres), regions_at_limit=at_limit)
 
 
-def _contains(outer: RectMM, inner: RectMM) -> bool:
-    return (outer[0] <= inner[0] + 1e-6 and outer[1] <= inner[1] + 1e-6 and inner[0] + inner[2] <= outer[0] + outer[2] + 1e-6
-            and inner[1] + inner[3] <= outer[1] + outer[3] + 1e-6)
+def _edges_on_lines(gray: np.ndarray, page_homography: np.ndarray, corners_mm: np.ndarray, stroke_mm: float) -> bool:
+    """Whether each of the box's four edges, as placed, lies on a printed line: darker than what lies just
+    outside it. A box placed 1.5 mm off puts an edge on paper beside its line, or its outside on the line."""
+    along = np.linspace(0.2, 0.8, 9)[:, None]
+    side = stroke_mm / 2 + 1.2  # mm beyond the line's half width, blur included
+    centre = corners_mm.mean(axis=0)
+    points = []
+    for k in range(4):
+        a, b = corners_mm[k], corners_mm[(k + 1) % 4]
+        edge = a + (b - a) * along
+        normal = np.array([b[1] - a[1], a[0] - b[0]]) / (np.linalg.norm(b - a) + 1e-9)
+        if normal @ (edge.mean(axis=0) - centre) < 0:
+            normal = -normal  # pointing out of the box
+        points.extend([edge, edge + side * normal])
+    px = cv2.perspectiveTransform(np.concatenate(points)[None], page_homography)[0].astype(np.float32)
+    samples = cv2.remap(gray, px[:, 0].reshape(-1, 1), px[:, 1].reshape(-1, 1), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE).reshape(4, 2, -1).astype(np.float32)
+    line, outside = np.median(samples[:, 0], axis=1), np.median(samples[:, 1], axis=1)
+    return bool(np.all(line < outside - np.maximum(6.0, 0.08 * outside)))
 
 
 def _corners(box: RectMM) -> np.ndarray:
