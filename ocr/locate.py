@@ -189,6 +189,9 @@ def _assignments(cands: list[MarkerCandidate], template: FormTemplate, n: int):
             continue
         chosen = [cands[combo[i]] for i in _clockwise(np.array([cands[i].centre for i in combo]))]
         pts = np.array([c.centre for c in chosen], np.float32)
+        # Markers are ~70 squares apart along the page's short side: nearer ones are not the page's corners.
+        if min(np.linalg.norm(pts - np.roll(pts, -1, axis=0), axis=1)[: n if n == 4 else n - 1]) < 25 * min(sizes):
+            continue
         for missing in ([None] if n == 4 else range(4)):
             order = [k for k in range(4) if k != missing]
             for turn in range(n):

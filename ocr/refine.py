@@ -70,18 +70,23 @@ def _rect_px(rect_mm: RectMM, margin_mm: float) -> tuple[int, int, int, int]:
 class _Photo:
     """The photo rectified onto the page at REFINE_PX_PER_MM, window by window, as darkness 0..1."""
 
-    def __init__(self, gray: np.ndarray, page_homography: np.ndarray):
+    def __init__(self, gray: np.ndarray, page_homography: np.ndarray, page_size_mm: tuple[float, float]):
         self.gray = gray
         r = REFINE_PX_PER_MM
         self.to_photo = page_homography @ np.diag([1 / r, 1 / r, 1.0])
+        # Paper and ink levels once per page, from a thumbnail of the page at 0.5 px/mm.
+        thumb = cv2.warpPerspective(gray, page_homography @ np.diag([2.0, 2.0, 1.0]),
+                                    (int(page_size_mm[0] / 2), int(page_size_mm[1] / 2)),
+                                    flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        paper, ink = np.percentile(thumb, [90, 1])
+        self.paper, self.contrast = np.float32(paper), np.float32(max(paper - ink, 10.0))
 
     def window(self, x0: float, y0: float, width: int, height: int) -> np.ndarray:
         """`width` x `height` px of the rectified page from (x0, y0) (page px at REFINE_PX_PER_MM, sub-pixel)."""
         to_photo = self.to_photo @ np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1]])
         patch = cv2.warpPerspective(self.gray, to_photo, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                     borderMode=cv2.BORDER_REPLICATE)
-        paper, ink = np.percentile(patch[::2, ::2], [90, 2])
-        return np.clip((np.float32(paper) - patch.astype(np.float32)) / np.float32(max(paper - ink, 10.0)), 0, 1)
+        return np.clip((self.paper - patch.astype(np.float32)) / self.contrast, 0, 1)
 
 
 def _blank_window(blank: np.ndarray, box_px: tuple[int, int, int, int]) -> np.ndarray:
@@ -233,7 +238,7 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
                  ) -> Refinement:
     """Every box of the page with its shift from the template position (mm)."""
     blank = _blank_darkness(template, page_number)
-    photo = _Photo(gray, page_homography)
+    photo = _Photo(gray, page_homography, template.page_size_mm)
     centres, shifts, weights = [], [], []
     regions = at_limit = 0
 
@@ -259,55 +264,59 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
         prior = tuple(float(v) for v in coarse(np.array([_centre(rect)]))[0])
         measured(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch))
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
-    fits = []
-    for field in template.page(page_number).fields:
-        centres_mm = np.array([_centre(b) for b in field.boxes_mm])
-        corners = np.array([_corners(b) for b in field.boxes_mm])  # (boxes, 4, 2)
-        predicted = smooth(centres_mm)
-        # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
-        # measurement moves all four by what it adds to the field at its centre.
-        corner_field = smooth(corners.reshape(-1, 2)).reshape(corners.shape)
+    fields = template.page(page_number).fields
+    corners = np.array([_corners(b) for f in fields for b in f.boxes_mm])  # (boxes, 4, 2)
+    predicted = smooth(corners.mean(axis=1))
+    # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
+    # measurement moves all four by what it adds to the field at its centre.
+    corner_field = smooth(corners.reshape(-1, 2)).reshape(corners.shape)
+    results, priors, strokes, first = [], [], [], 0
+    for field in fields:
+        n = len(field.boxes_mm)
         if min(field.boxes_mm[0][2:]) < BIG_BOX_MM:
             # Small boxes (row sums) hold little printed line for their ink: measured as one field.
-            prior = tuple(float(v) for v in predicted.mean(axis=0))
-            shift, match, darkness = _measure(photo, blank, _union(field.boxes_mm), prior, NARROW_SEARCH_MM,
-                                              PRIOR_PRICE_PER_MM)
-            results = [(shift, match, darkness)] * len(field.boxes_mm)
-            priors = [prior] * len(field.boxes_mm)
+            prior = tuple(float(v) for v in predicted[first:first + n].mean(axis=0))
+            result = _measure(photo, blank, _union(field.boxes_mm), prior, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
+            results += [result] * n
+            priors += [prior] * n
         else:
-            priors = [(float(p[0]), float(p[1])) for p in predicted]
-            results = [_measure(photo, blank, box, prior, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
-                       for box, prior in zip(field.boxes_mm, priors)]
-        for i, ((shift, match, darkness), prior) in enumerate(zip(results, priors)):
-            seen = match >= MIN_MATCH
-            final = shift if seen else prior
-            moved = corners[i] + corner_field[i] + (np.array(final) - np.array(prior))
-            placed = seen and _edges_on_lines(gray, page_homography, moved, field.stroke_mm)
-            fits.append(BoxFit(field_id=field.id, index=i, shift_mm=final,
-                               corners_mm=tuple(map(tuple, moved.round(4).tolist())), match=match,
-                               frame_darkness=darkness, measured=placed))
-    return Refinement(boxes=tuple(fits), regions=regions, regions_seen=len(centres), regions_at_limit=at_limit)
+            for box, p in zip(field.boxes_mm, predicted[first:first + n]):
+                priors.append((float(p[0]), float(p[1])))
+                results.append(_measure(photo, blank, box, priors[-1], NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM))
+        strokes += [field.stroke_mm] * n
+        first += n
+    seen = np.array([match >= MIN_MATCH for _, match, _ in results])
+    finals = np.array([shift if ok else prior for (shift, _, _), prior, ok in zip(results, priors, seen)])
+    moved = corners + corner_field + (finals - np.array(priors))[:, None, :]
+    on_lines = _edges_on_lines(gray, page_homography, moved, np.array(strokes))
+    ids = [(f.id, i) for f in fields for i in range(len(f.boxes_mm))]
+    fits = tuple(BoxFit(field_id=fid, index=i, shift_mm=(float(final[0]), float(final[1])),
+                        corners_mm=tuple(map(tuple, box_corners.round(4).tolist())), match=match,
+                        frame_darkness=darkness, measured=bool(ok and on_line))
+                 for (fid, i), final, box_corners, (_, match, darkness), ok, on_line
+                 in zip(ids, finals, moved, results, seen, on_lines))
+    return Refinement(boxes=fits, regions=regions, regions_seen=len(centres), regions_at_limit=at_limit)
 
 
-def _edges_on_lines(gray: np.ndarray, page_homography: np.ndarray, corners_mm: np.ndarray, stroke_mm: float) -> bool:
-    """Whether each of the box's four edges, as placed, lies on a printed line: darker than what lies just
-    outside it. A box placed 1.5 mm off puts an edge on paper beside its line, or its outside on the line."""
-    along = np.linspace(0.2, 0.8, 9)[:, None]
-    side = stroke_mm / 2 + 1.2  # mm beyond the line's half width, blur included
-    centre = corners_mm.mean(axis=0)
-    points = []
-    for k in range(4):
-        a, b = corners_mm[k], corners_mm[(k + 1) % 4]
-        edge = a + (b - a) * along
-        normal = np.array([b[1] - a[1], a[0] - b[0]]) / (np.linalg.norm(b - a) + 1e-9)
-        if normal @ (edge.mean(axis=0) - centre) < 0:
-            normal = -normal  # pointing out of the box
-        points.extend([edge, edge + side * normal])
-    px = cv2.perspectiveTransform(np.concatenate(points)[None], page_homography)[0].astype(np.float32)
+def _edges_on_lines(gray: np.ndarray, page_homography: np.ndarray, corners_mm: np.ndarray,
+                    strokes_mm: np.ndarray) -> np.ndarray:
+    """For each box (corners (n, 4, 2) mm), whether its four edges as placed lie on printed lines: darker
+    than what lies just outside them. A box placed 1.5 mm off puts an edge on paper beside its line, or its
+    outside on the line."""
+    along = np.linspace(0.2, 0.8, 9)[None, None, :, None]
+    a, b = corners_mm, np.roll(corners_mm, -1, axis=1)  # (n, 4, 2): each edge from a to b
+    edge = a[:, :, None] + (b - a)[:, :, None] * along  # (n, 4, 9, 2)
+    direction = (b - a) / (np.linalg.norm(b - a, axis=2, keepdims=True) + 1e-9)
+    normal = np.stack([direction[..., 1], -direction[..., 0]], axis=2)
+    outward = np.sign((((a + b) / 2 - corners_mm.mean(axis=1, keepdims=True)) * normal).sum(axis=2, keepdims=True))
+    side = (strokes_mm / 2 + 1.2)[:, None, None]  # mm beyond the line's half width, blur included
+    beside = edge + (normal * outward * side)[:, :, None, :]
+    points = np.concatenate([edge, beside]).reshape(1, -1, 2)
+    px = cv2.perspectiveTransform(points, page_homography)[0].astype(np.float32)
     samples = cv2.remap(gray, px[:, 0].reshape(-1, 1), px[:, 1].reshape(-1, 1), cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE).reshape(4, 2, -1).astype(np.float32)
-    line, outside = np.median(samples[:, 0], axis=1), np.median(samples[:, 1], axis=1)
-    return bool(np.all(line < outside - np.maximum(6.0, 0.08 * outside)))
+                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32).reshape(2, *edge.shape[:3])
+    line, outside = np.median(samples[0], axis=2), np.median(samples[1], axis=2)  # (n, 4)
+    return np.all(line < outside - np.maximum(6.0, 0.08 * outside), axis=1)
 
 
 def _corners(box: RectMM) -> np.ndarray:
