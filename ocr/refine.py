@@ -68,25 +68,21 @@ def _rect_px(rect_mm: RectMM, margin_mm: float) -> tuple[int, int, int, int]:
 
 
 class _Photo:
-    """The photo rectified onto the page at REFINE_PX_PER_MM, window by window, as darkness 0..1."""
+    """The photo rectified once onto the page at REFINE_PX_PER_MM over `region_mm`, as darkness 0..1;
+    windows are slices of it (whole pixels: a prior is used to the nearest 0.25 mm)."""
 
-    def __init__(self, gray: np.ndarray, page_homography: np.ndarray, page_size_mm: tuple[float, float]):
-        self.gray = gray
+    def __init__(self, gray: np.ndarray, page_homography: np.ndarray, region_mm: RectMM):
         r = REFINE_PX_PER_MM
-        self.to_photo = page_homography @ np.diag([1 / r, 1 / r, 1.0])
-        # Paper and ink levels once per page, from a thumbnail of the page at 0.5 px/mm.
-        thumb = cv2.warpPerspective(gray, page_homography @ np.diag([2.0, 2.0, 1.0]),
-                                    (int(page_size_mm[0] / 2), int(page_size_mm[1] / 2)),
-                                    flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        paper, ink = np.percentile(thumb, [90, 1])
-        self.paper, self.contrast = np.float32(paper), np.float32(max(paper - ink, 10.0))
+        self.x0, self.y0, x1, y1 = _rect_px(region_mm, 0.0)
+        to_photo = page_homography @ np.array([[1 / r, 0, self.x0 / r], [0, 1 / r, self.y0 / r], [0, 0, 1]])
+        page = cv2.warpPerspective(gray, to_photo, (x1 - self.x0, y1 - self.y0),
+                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        paper, ink = np.percentile(page[::4, ::4], [90, 1])
+        self.dark = np.clip((np.float32(paper) - page.astype(np.float32)) / np.float32(max(paper - ink, 10.0)), 0, 1)
 
-    def window(self, x0: float, y0: float, width: int, height: int) -> np.ndarray:
-        """`width` x `height` px of the rectified page from (x0, y0) (page px at REFINE_PX_PER_MM, sub-pixel)."""
-        to_photo = self.to_photo @ np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1]])
-        patch = cv2.warpPerspective(self.gray, to_photo, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                    borderMode=cv2.BORDER_REPLICATE)
-        return np.clip((self.paper - patch.astype(np.float32)) / self.contrast, 0, 1)
+    def window(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+        """`width` x `height` px from (x0, y0) in page px at REFINE_PX_PER_MM (zeros outside the region)."""
+        return _blank_window(self.dark, (x0 - self.x0, y0 - self.y0, x0 - self.x0 + width, y0 - self.y0 + height))
 
 
 def _blank_window(blank: np.ndarray, box_px: tuple[int, int, int, int]) -> np.ndarray:
@@ -127,8 +123,10 @@ def _measure(photo: _Photo, blank: np.ndarray, rect_mm: RectMM, prior_mm: tuple[
     inner = _rect_px(rect_mm, CONTEXT_MM)
     expected = _blank_window(blank, inner)
     n_rows, n_cols = expected.shape
-    # The observed window: the expected one moved by the prior, grown by the search on every side.
-    observed = photo.window(inner[0] + prior_mm[0] * r - search, inner[1] + prior_mm[1] * r - search,
+    # The observed window: the expected one moved by the prior (whole pixels), grown by the search on every side.
+    prior_px = (int(round(prior_mm[0] * r)), int(round(prior_mm[1] * r)))
+    prior_mm = (prior_px[0] / r, prior_px[1] / r)
+    observed = photo.window(inner[0] + prior_px[0] - search, inner[1] + prior_px[1] - search,
                             n_cols + 2 * search, n_rows + 2 * search)
     rows, cols = slice(search, search + n_rows), slice(search, search + n_cols)
     dx, match_x, kx = _correlate(cv2.reduce(observed[rows], 0, cv2.REDUCE_AVG).ravel(),
@@ -238,7 +236,11 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
                  ) -> Refinement:
     """Every box of the page with its shift from the template position (mm)."""
     blank = _blank_darkness(template, page_number)
-    photo = _Photo(gray, page_homography, template.page_size_mm)
+    page = template.page(page_number)
+    printed = [b for f in page.fields for b in f.boxes_mm] + [g.rect_mm for g in page.tally_grids]
+    x, y, w, h = _union(printed)
+    reach = CONTEXT_MM + BIG_SEARCH_MM + 2  # every window pass 1 and 2 may ask for
+    photo = _Photo(gray, page_homography, (x - reach, y - reach, w + 2 * reach, h + 2 * reach))
     centres, shifts, weights = [], [], []
     regions = at_limit = 0
 
