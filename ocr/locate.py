@@ -25,6 +25,7 @@ from ocr.templates import FormTemplate
 LOCATE_MIN_LONG_SIDE_PX = 1200  # markers (7.2 mm squares) stay >= 6 px at 35 % page fill of 12 MP
 TAG_WINDOW_PX_PER_MM = 4.0  # 16 px per tag cell
 TAG_MARGIN_MM = 10.0
+MAX_CANDIDATES = 12  # the largest marker-like blobs; more only slow the search for four
 GOOD_RESIDUAL_MM = 1.5  # tag corners this close to the markers' homography: no need to try other hypotheses
 
 
@@ -189,8 +190,10 @@ def _assignments(cands: list[MarkerCandidate], template: FormTemplate, n: int):
             continue
         chosen = [cands[combo[i]] for i in _clockwise(np.array([cands[i].centre for i in combo]))]
         pts = np.array([c.centre for c in chosen], np.float32)
-        # Markers are ~70 squares apart along the page's short side: nearer ones are not the page's corners.
-        if min(np.linalg.norm(pts - np.roll(pts, -1, axis=0), axis=1)[: n if n == 4 else n - 1]) < 25 * min(sizes):
+        # Markers are ~70 squares apart along the page's short side: nearer ones are not the page's corners;
+        # and no tilt makes one side of the marker quadrilateral over 4 times another.
+        sides = np.linalg.norm(pts - np.roll(pts, -1, axis=0), axis=1)[: n if n == 4 else n - 1]
+        if sides.min() < 25 * min(sizes) or sides.max() > 4 * sides.min():
             continue
         for missing in ([None] if n == 4 else range(4)):
             order = [k for k in range(4) if k != missing]
@@ -309,7 +312,7 @@ def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
     one whose tag corners agree best with its markers wins (a false marker shows as a large residual).
     """
     small, scale = reduce_for_locating(gray)
-    cands = find_marker_candidates(small, scale)
+    cands = find_marker_candidates(small, scale)[:MAX_CANDIDATES]
     corners_mm = _page_corners_mm(template)
     tag_mm = tag_corners_mm(template)
     best: Located | None = None
