@@ -184,7 +184,9 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     h = located.page_homography
     width, height = photo.size
     quad = _page_quad(template, h)
-    page_fraction = float(cv2.contourArea(quad.astype(np.float32)) / (width * height))
+    frame = np.array([(0, 0), (width, 0), (width, height), (0, height)], np.float32)
+    visible, _ = cv2.intersectConvexConvex(quad.astype(np.float32), frame)
+    page_fraction = float(visible / (width * height))
     refinement = refine_boxes(photo.gray, h, template, page.number)
     fits = refinement.boxes
     corners = np.array([box_corners_px(h, f) for f in fits])
@@ -203,12 +205,13 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     if paper_level < settings.min_paper_level:
         return Refusal(ReasonCode.TOO_DARK, f"{photo.source}: the page is too dark to read (paper at {paper_level}/255): "
                        "take the photo in better light, without shadow on the page")
-    if quality.sharpness < settings.min_sharpness or quality.boxes_seen < settings.min_boxes_seen:
+    if quality.sharpness < settings.min_sharpness:
         return Refusal(ReasonCode.TOO_BLURRY, f"{photo.source}: the boxes are too blurred to read "
                        f"(sharpness {quality.sharpness:.2f}, frames found {quality.boxes_seen:.0%}): hold the phone "
                        "still, let it focus on the page, and take the photo again")
     big_fields = {f.id for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM}
-    if located.residual_mm > settings.max_residual_mm or not refinement.trustworthy(big_fields):
+    if (located.residual_mm > settings.max_residual_mm or quality.boxes_seen < settings.min_boxes_seen
+            or not refinement.trustworthy(big_fields)):
         unplaced = sum(not f.measured for f in fits if f.field_id in big_fields)
         return Refusal(ReasonCode.PAGE_NOT_FLAT, f"{photo.source}: the page is too bent or folded to place every box "
                        f"({unplaced} boxes not found on their printed lines, corner squares and tag "

@@ -169,3 +169,38 @@ def test_quality_is_reported(scan):
     quality = align_page(photo, TEMPLATES).quality
     assert quality.sharpness > 0.4 and quality.boxes_seen > 0.9 and 0.8 < quality.page_fraction < 1.0
     assert json.dumps(quality.__dict__)  # plain numbers, ready for a result record
+
+
+def test_strongly_bent_page_is_refused_not_misread(bank):
+    from ocr.camera import PROFILES, photograph, plan_photo
+    from ocr.ink import WriterStyle, write_page
+    from ocr.synth_values import realistic_values
+
+    template = get_template("ppwp-2024")
+    rng = np.random.default_rng(5)
+    profile = PROFILES["scan"]
+    page = template.page(1)
+    filled, _, _ = write_page(render_page(template, 1, 127), page, realistic_values(template, rng), 5.0,
+                              WriterStyle.random(rng), bank, rng)
+    plan = plan_photo(profile, template.page_size_mm, rng)
+    # A sheet bowed by 14 mm: far beyond what the per-box refinement follows.
+    bowed = type(plan)(frame=plan.frame, homography=plan.homography, bend=(14.0, 1.0, 0.3, 14.0, 1.0, 1.9))
+    bent_profile = type(profile)(**{**profile.__dict__, "bend_mm": 14.0})
+    jpeg, _ = photograph(filled, 5.0, template.page_size_mm, bowed, bent_profile, rng)
+    refusal = align_page(decode_photo(jpeg, "bent.jpg"), TEMPLATES)
+    assert refusal.code == ReasonCode.PAGE_NOT_FLAT, refusal
+
+
+@pytest.mark.parametrize("name", ["chasilppwp2024-h2-1.jpg", "chasilppwp2024-h2-2.jpg"])
+def test_real_2024_plano_photos_align(shared_dir, name):
+    photo = decode_photo((shared_dir / "real" / name).read_bytes(), name)
+    alignment = align_page(photo, TEMPLATES)
+    assert alignment, alignment
+    assert (alignment.template.id, alignment.page_number, alignment.identified_by) == ("ppwp-2024", 2, "tag")
+    assert all(f.measured for f in alignment.boxes if f.field_id.startswith("suara_paslon_") and "baris" not in f.field_id)
+
+
+def test_real_partial_crop_without_markers_is_refused(shared_dir):
+    name = "chasilppwp2024-h2-3.jpg"
+    refusal = align_page(decode_photo((shared_dir / "real" / name).read_bytes(), name), TEMPLATES)
+    assert refusal.code == ReasonCode.NO_PAGE_FOUND

@@ -1,0 +1,70 @@
+"""Align the real photos in ../shared/real and draw what was found.
+
+    .venv/bin/python bench/real_photos.py [--real ../shared/real] [--out docs/img]
+
+Prints one line per photo (aligned with template, page and quality, or the refusal reason) and,
+for each aligned photo, writes <out>/real-<name>.png: the page rectified through the homography
+with every refined box outlined (green: placed on its printed lines, orange: flagged), and a strip
+of the cut boxes of the totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ocr.align import align_page, cut_boxes
+from ocr.decode import decode_photo
+from ocr.family import load_templates
+
+PX_PER_MM = 2.0
+
+
+def draw(photo, alignment, out: Path) -> None:
+    template, page = alignment.template, alignment.template.page(alignment.page_number)
+    width, height = (int(v * PX_PER_MM) for v in template.page_size_mm)
+    to_page = np.diag([PX_PER_MM, PX_PER_MM, 1.0]) @ np.linalg.inv(alignment.page_homography)
+    rectified = cv2.cvtColor(cv2.warpPerspective(photo.gray, to_page, (width, height)), cv2.COLOR_GRAY2BGR)
+    for fit in alignment.boxes:
+        corners = np.array(fit.corners_mm) * PX_PER_MM
+        cv2.polylines(rectified, [np.round(corners).astype(np.int32)], True, (0, 170, 0) if fit.measured else (0, 140, 255), 2)
+    boxes = [f for f in page.fields if min(f.boxes_mm[0][2:]) >= 15]
+    ys = [b[1] for f in boxes for b in f.boxes_mm]
+    top, bottom = int((min(ys) - 25) * PX_PER_MM), int((max(ys) + 45) * PX_PER_MM)
+    crop = rectified[max(0, top):bottom, int(60 * PX_PER_MM):int(540 * PX_PER_MM)]
+    strip = np.hstack([np.pad(c, 2, constant_values=255) for f in boxes[:8] for c in cut_boxes(photo, alignment, f.id, 64)])
+    strip = cv2.cvtColor(strip, cv2.COLOR_GRAY2BGR)
+    scale = crop.shape[1] / strip.shape[1]
+    strip = cv2.resize(strip, (crop.shape[1], max(1, int(strip.shape[0] * scale))))
+    cv2.imwrite(str(out), np.vstack([crop, strip]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "real")
+    parser.add_argument("--out", type=Path, default=Path("docs/img"))
+    args = parser.parse_args()
+    templates = tuple(load_templates().values())
+    args.out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for path in sorted(p for p in args.real.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")):
+        photo = decode_photo(path.read_bytes(), path.name)
+        result = align_page(photo, templates) if photo else photo
+        if result:
+            q = result.quality
+            status = (f"aligned  {result.template.id} page {result.page_number} by {result.identified_by}; residual "
+                      f"{q.residual_mm:.1f} mm, sharpness {q.sharpness:.2f}, boxes seen {q.boxes_seen:.0%}")
+            draw(photo, result, args.out / f"real-{path.stem}.png")
+            counts["aligned"] = counts.get("aligned", 0) + 1
+        else:
+            status = f"refused  {result.code}"
+            counts[str(result.code)] = counts.get(str(result.code), 0) + 1
+        print(f"{path.name:32s} {status}")
+    print("; ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+if __name__ == "__main__":
+    main()
