@@ -23,7 +23,9 @@ demo: $(VENV)/.installed-synth system-packages
 	$(VENV)/bin/formc template list
 	$(VENV)/bin/formc template render kwk-gubernur-3 --page 2 --dpi 40 --out out/demo/kwk-gubernur-3-page-2.png
 	$(VENV)/bin/formc synth kwk-gubernur-3 --count 2 --out out/demo/synth --seed 1 --profile phone
-	@echo "The reader does not exist yet: what the photos in samples/ and out/demo/ hold (their truth.json):"
+	@echo "Aligning every sample photo (page found, identified, boxes placed) - one JSON line each:"
+	$(VENV)/bin/formc align samples/*/*/page-*.jpg
+	@echo "The digit reader does not exist yet: what the photos in samples/ and out/demo/ hold (their truth.json):"
 	@$(PY) samples/summary.py samples out/demo
 
 test: $(VENV)/.installed-test system-packages

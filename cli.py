@@ -117,6 +117,32 @@ def template_boxes(template_id: str, page: int, dpi: float) -> None:
 
 
 @main.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--template", "template_id", help="the template the photos must be (refused as wrong_page otherwise)")
+@click.option("--page", "page_number", type=int, help="the page they must be")
+def align(photos: tuple[Path, ...], template_id: str | None, page_number: int | None) -> None:
+    """Find, identify and align the form page in each photo: one JSON line per photo."""
+    from dataclasses import asdict
+
+    from ocr.align import align_page
+    from ocr.decode import decode_photo
+    from ocr.family import load_templates
+
+    templates = tuple(load_templates().values())
+    for path in photos:
+        photo = decode_photo(path.read_bytes(), path.name)
+        result = align_page(photo, templates, template_id, page_number) if photo else photo
+        if result:
+            record = {"source": str(path), "status": "aligned", "template": result.template.id,
+                      "page": result.page_number, "identified_by": result.identified_by,
+                      "quality": asdict(result.quality),
+                      "boxes_placed": sum(f.measured for f in result.boxes), "boxes": len(result.boxes)}
+        else:
+            record = {"source": str(path), "status": "refused", "code": str(result.code), "message": result.message}
+        click.echo(json.dumps(record))
+
+
+@main.command()
 @click.argument("template_id")
 @click.option("--count", type=click.IntRange(1), default=1, show_default=True, help="number of TPS")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)

@@ -50,3 +50,18 @@ def test_synth_without_handwriting_file_says_what_to_do(tmp_path):
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "not a NumPy archive of handwriting" in run.stderr
+
+
+def test_align_prints_one_json_line_per_photo(tmp_path):
+    run = formc("synth", "kwk-bupati-2", "--count", "1", "--out", str(tmp_path), "--seed", "2", "--profile", "scan",
+                "--workers", "1")
+    assert run.returncode == 0, run.stderr
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("not a photo")
+    pages = sorted((tmp_path / "tps-0001").glob("page-*.jpg"))
+    run = formc("align", *map(str, pages), str(junk))
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["status"] for line in lines] == ["aligned"] * 3 + ["refused"]
+    assert [line.get("page") for line in lines[:3]] == [1, 2, 3]
+    assert lines[0]["template"] == "kwk-bupati-2" and lines[0]["quality"]["tag_read"]
+    assert lines[3]["code"] == "not_an_image"
