@@ -25,12 +25,12 @@ import cv2
 import numpy as np
 
 from ocr.align import align_page, cut_boxes
-from ocr.refine import box_corners_px
 from ocr.camera import PROFILES, photograph, plan_photo
 from ocr.decode import decode_photo
 from ocr.family import get_template, load_templates
 from ocr.handwriting import load_bank
 from ocr.ink import WriterStyle, write_page
+from ocr.refine import box_corners_px
 from ocr.render import render_page
 from ocr.synth_values import realistic_values
 

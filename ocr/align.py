@@ -28,7 +28,7 @@ class AlignSettings:
     min_sharpness: float = 0.30  # median darkness of the box frame lines at 4 px/mm (sharp print ~0.6-0.9)
     min_marker_sharpness: float = 0.10  # steepest marker edge per contrast at 4 px/mm (sharp print ~0.2-0.5)
     min_paper_level: int = 60  # brightest tenth of the page, 0-255
-    max_residual_mm: float = 4.5  # tag corners against the marker homography (phone photos: 99th pct 2.3): bent
+    max_residual_mm: float = 3.5  # tag corners against the marker homography (phone photos: 99th pct 2.3): bent
     min_boxes_seen: float = 0.5  # share of boxes whose printed lines were found where expected
     edge_margin_px: int = 2  # a box this close to the photo's edge counts as cut off
 

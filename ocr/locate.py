@@ -25,6 +25,7 @@ from ocr.templates import FormTemplate
 LOCATE_MIN_LONG_SIDE_PX = 1200  # markers (7.2 mm squares) stay >= 6 px at 35 % page fill of 12 MP
 TAG_WINDOW_PX_PER_MM = 4.0  # 16 px per tag cell
 TAG_MARGIN_MM = 10.0
+TAG_MARGIN_AFFINE_MM = 30.0  # three markers only give an affine guess of where the tag is
 MAX_CANDIDATES = 12  # the largest marker-like blobs; more only slow the search for four
 GOOD_RESIDUAL_MM = 1.5  # tag corners this close to the markers' homography: no need to try other hypotheses
 
@@ -231,17 +232,18 @@ def _orientation_preserved(h: np.ndarray) -> bool:
     return area > 0
 
 
-def _window_to_photo(template: FormTemplate, h: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+def _window_to_photo(template: FormTemplate, h: np.ndarray, margin_mm: float) -> tuple[np.ndarray, tuple[int, int]]:
     """Transform (window px -> photo px) and size of a rectified window around the page tag."""
     x, y, w, side = template.tag_rect_mm
     r = TAG_WINDOW_PX_PER_MM
-    origin = np.array([[1 / r, 0, x - TAG_MARGIN_MM], [0, 1 / r, y - TAG_MARGIN_MM], [0, 0, 1]])
-    size = int((w + 2 * TAG_MARGIN_MM) * r)
+    origin = np.array([[1 / r, 0, x - margin_mm], [0, 1 / r, y - margin_mm], [0, 0, 1]])
+    size = int((w + 2 * margin_mm) * r)
     return h @ origin, (size, size)
 
 
-def _tag_window(gray: np.ndarray, template: FormTemplate, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    to_photo, size = _window_to_photo(template, h)
+def _tag_window(gray: np.ndarray, template: FormTemplate, h: np.ndarray,
+                margin_mm: float = TAG_MARGIN_MM) -> tuple[np.ndarray, np.ndarray]:
+    to_photo, size = _window_to_photo(template, h, margin_mm)
     window = cv2.warpPerspective(gray, to_photo, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                  borderMode=cv2.BORDER_REPLICATE)
     return window, to_photo
@@ -256,14 +258,40 @@ def tag_darkness(small: np.ndarray, scale: float, template: FormTemplate, h: np.
     return float(np.mean(inner < (int(np.percentile(window, 90)) + int(inner.min())) / 2))
 
 
-def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray) -> TagRead | None:
+def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray, margin_mm: float = TAG_MARGIN_MM) -> TagRead | None:
     """Decode the page tag in a small window rectified where `h` puts it."""
-    window, to_photo = _tag_window(gray, template, h)
+    window, to_photo = _tag_window(gray, template, h, margin_mm)
     corners, ids, _ = _ARUCO.detectMarkers(window)
     if ids is None or len(ids) != 1:
         return None
     in_photo = cv2.perspectiveTransform(corners[0].astype(np.float64), to_photo)[0]
     return TagRead(tag_id=int(np.ravel(ids)[0]), corners_px=in_photo)
+
+
+def find_marker_near(gray: np.ndarray, template: FormTemplate, h: np.ndarray, slot: int) -> np.ndarray | None:
+    """The checker point of corner marker `slot` (0 TL .. 3 BL) searched within 12 mm of where `h` puts it:
+    the photo rectified around it is matched with the printed marker, then refined to sub-pixel. None when
+    nothing there looks like the marker (hidden by a finger, outside the photo)."""
+    r, reach = 4.0, 12.0
+    side = template.markers.square_mm
+    cx, cy = template.markers.centres_mm()[slot]
+    half = side + reach
+    to_photo = h @ np.array([[1 / r, 0, cx - half], [0, 1 / r, cy - half], [0, 0, 1]])
+    size = int(2 * half * r)
+    window = cv2.warpPerspective(gray, to_photo, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=128)
+    s = int(side * r)
+    checker = np.full((2 * s, 2 * s), 255, np.uint8)
+    checker[:s, :s] = 0
+    checker[s:, s:] = 0
+    scores = cv2.matchTemplate(window, checker, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (x, y) = cv2.minMaxLoc(scores)
+    if best < 0.6:
+        return None
+    centre_mm = np.array([[(x + s) / r + cx - half, (y + s) / r + cy - half]])
+    guess = cv2.perspectiveTransform(centre_mm[None], h)[0][0]
+    square_px = np.sqrt(abs(np.linalg.det(h[:2, :2]))) * side / max(h[2, 2], 1e-9)
+    return refine_marker(gray, MarkerCandidate(centre=guess, square_px=float(square_px), diagonal=np.array([1.0, 0.0])))
 
 
 def find_tags(image: np.ndarray) -> list[TagRead]:
@@ -321,15 +349,27 @@ def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
         hypotheses = sorted(((slots, chosen, h, tag_darkness(small, scale, template, h))
                              for slots, chosen, h in _assignments(cands, template, n)), key=lambda hyp: -hyp[3])
         for slots, chosen, h, darkness in hypotheses:
-            tag = read_tag(gray, template, h)
+            tag = read_tag(gray, template, h, TAG_MARGIN_MM if n == 4 else TAG_MARGIN_AFFINE_MM)
             if tag is None:
                 if untagged is None and n == 4:
                     untagged = (slots, chosen, darkness)
                 continue
             markers_px = np.array([refine_marker(gray, c) for c in chosen])
             fitted, residual = fit_homography(corners_mm[list(slots)], markers_px, tag_mm, tag.corners_px)
+            if n == 3:  # look again for the fourth where the other three and the tag put it
+                missing = next(k for k in range(4) if k not in slots)
+                found = find_marker_near(gray, template, fitted, missing)
+                if found is not None:
+                    slots = tuple(slots) + (missing,)
+                    markers_px = np.vstack([markers_px, found])
+                    fitted, residual = fit_homography(corners_mm[list(slots)], markers_px, tag_mm, tag.corners_px)
+                    n_found = 4
+                else:
+                    n_found = 3
+            else:
+                n_found = 4
             if best is None or residual < best.residual_mm:
-                best = Located(page_homography=fitted, markers_found=n, corner_slots=slots, tag=tag,
+                best = Located(page_homography=fitted, markers_found=n_found, corner_slots=slots, tag=tag,
                                residual_mm=residual, tag_darkness=darkness)
             if residual < GOOD_RESIDUAL_MM:
                 return best

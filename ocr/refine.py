@@ -32,7 +32,7 @@ WIDE_SEARCH_MM = 7.0  # around the big boxes' field, for the repetitive tally ro
 NARROW_SEARCH_MM = 2.5  # around the smooth field's prediction
 BIG_BOX_MM = 15.0
 CONTEXT_MM = 4.0  # printed lines this far around a box take part: thick rules anchor thin row-sum frames
-MIN_MATCH = 0.5  # correlation of photo and blank-page profiles for a box's lines to count as seen
+MIN_MATCH = 0.5  # correlation of photo and blank-page profiles for a box's lines to count (its edges are checked too)
 MIN_UNIT_MATCH = 0.3  # the same for a pass-1 region (tally rows, full of strokes, correlate less)
 PRIOR_PRICE_PER_MM = 0.02  # pass 2: correlation a shift must gain per mm it moves away from the smooth field
 
