@@ -20,12 +20,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ocr.reasons import ReasonCode, Refusal
 
-try:  # HEIC from iPhones; optional only in the sense that its absence loses that one format
-    from pillow_heif import register_heif_opener
+from pillow_heif import register_heif_opener
 
-    register_heif_opener()
-except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
-    pass
+register_heif_opener()  # HEIC from iPhones opens through Pillow
 
 MAX_PIXELS = 64_000_000  # 8x a 12 MP phone photo; more is a decompression bomb, not a photo
 MIN_SIDE_PX = 200  # a form's boxes cannot be read from less
