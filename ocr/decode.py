@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from ocr.reasons import ReasonCode, Refusal
-
-from pillow_heif import register_heif_opener
 
 register_heif_opener()  # HEIC from iPhones opens through Pillow
 
