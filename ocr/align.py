@@ -72,11 +72,6 @@ def _geometries(templates: tuple[FormTemplate, ...]) -> list[FormTemplate]:
     return out
 
 
-def _big(template: FormTemplate, fit: BoxFit) -> bool:
-    """A number's main boxes (18-20 mm), not the small row-sum boxes inside a tally's column."""
-    return min(template.fields[fit.field_id].boxes_mm[fit.index][2:]) >= BIG_BOX_MM
-
-
 def _page_quad(template: FormTemplate, h: np.ndarray) -> np.ndarray:
     w, hh = template.page_size_mm
     return cv2.perspectiveTransform(np.array([[(0, 0), (w, 0), (w, hh), (0, hh)]], np.float64), h)[0]
@@ -197,11 +192,14 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     inside = np.zeros(photo.gray.shape, np.uint8)
     cv2.fillConvexPoly(inside, np.round(quad).astype(np.int32), 1)
     paper_level = int(np.percentile(photo.gray[::8, ::8][inside[::8, ::8] > 0], 90)) if inside[::8, ::8].any() else 0
-    darkness = np.array([f.frame_darkness for f in fits if _big(template, f)])
+    # Quality is judged on the numbers' main boxes (18-20 mm), not the small row sums inside a tally's column.
+    big_fields = {f.id for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM}
+    big = [f for f in fits if f.field_id in big_fields]
+    darkness = np.array([f.frame_darkness for f in big])
     quality = AlignmentQuality(markers_found=located.markers_found, tag_read=located.tag is not None,
                                residual_mm=round(located.residual_mm, 3), page_fraction=round(page_fraction, 4),
                                sharpness=round(float(np.median(darkness)), 3), paper_level=paper_level,
-                               boxes_seen=round(float(np.mean([f.measured for f in fits if _big(template, f)])), 3))
+                               boxes_seen=round(float(np.mean([f.measured for f in big])), 3))
     if paper_level < settings.min_paper_level:
         return Refusal(ReasonCode.TOO_DARK, f"{photo.source}: the page is too dark to read (paper at {paper_level}/255): "
                        "take the photo in better light, without shadow on the page")
@@ -209,10 +207,9 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
         return Refusal(ReasonCode.TOO_BLURRY, f"{photo.source}: the boxes are too blurred to read "
                        f"(sharpness {quality.sharpness:.2f}, frames found {quality.boxes_seen:.0%}): hold the phone "
                        "still, let it focus on the page, and take the photo again")
-    big_fields = {f.id for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM}
     if (located.residual_mm > settings.max_residual_mm or quality.boxes_seen < settings.min_boxes_seen
             or not refinement.trustworthy(big_fields)):
-        unplaced = sum(not f.measured for f in fits if f.field_id in big_fields)
+        unplaced = sum(not f.measured for f in big)
         return Refusal(ReasonCode.PAGE_NOT_FLAT, f"{photo.source}: the page is too bent or folded to place every box "
                        f"({unplaced} boxes not found on their printed lines, corner squares and tag "
                        f"{located.residual_mm:.1f} mm apart): lay the page flat and photograph it again")
