@@ -98,12 +98,14 @@ def _blank_window(blank: np.ndarray, box_px: tuple[int, int, int, int]) -> np.nd
 def _correlate(observed: np.ndarray, expected: np.ndarray, search: int, price: float) -> tuple[float, float, int]:
     """Shift s (px, sub-pixel) maximising the correlation of observed[i + s] with expected[i]; its correlation; the
     integer shift. `observed` is `expected`'s range grown by `search` on each side."""
-    e = expected - expected.mean()
-    e_norm = np.sqrt((e * e).sum()) + 1e-6
     n = len(expected)
-    windows = np.lib.stride_tricks.sliding_window_view(observed, n)  # (2 * search + 1, n)
-    o = windows - windows.mean(axis=1, keepdims=True)
-    scores = (o @ e) / (np.sqrt((o * o).sum(axis=1)) * e_norm + 1e-6)
+    e = expected - expected.mean()
+    numerator = np.correlate(observed, e, "valid")  # e sums to 0: the observed window's mean drops out
+    sums = np.concatenate([[0.0], np.cumsum(observed, dtype=np.float64)])
+    squares = np.concatenate([[0.0], np.cumsum(observed.astype(np.float64) ** 2)])
+    window_sum = sums[n:] - sums[:-n]
+    spread = np.sqrt(np.maximum(squares[n:] - squares[:-n] - window_sum ** 2 / n, 0.0))
+    scores = numerator / (spread * np.sqrt((e * e).sum()) + 1e-6)
     shifts = np.arange(-search, search + 1)
     k = int(np.argmax(scores - price * np.abs(shifts) / REFINE_PX_PER_MM))
     offset = 0.0
