@@ -86,7 +86,10 @@ class _Photo:
 
 
 def _blank_window(blank: np.ndarray, box_px: tuple[int, int, int, int]) -> np.ndarray:
+    """`blank[y0:y1, x0:x1]`, padded with zeros where the window leaves the array."""
     x0, y0, x1, y1 = box_px
+    if x0 >= 0 and y0 >= 0 and x1 <= blank.shape[1] and y1 <= blank.shape[0]:
+        return blank[y0:y1, x0:x1]
     out = np.zeros((y1 - y0, x1 - x0), np.float32)
     sx0, sy0 = max(0, x0), max(0, y0)
     sx1, sy1 = min(blank.shape[1], x1), min(blank.shape[0], y1)
