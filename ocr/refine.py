@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocr.render import render_page
+from ocr.render import MM_PER_INCH, render_page
 from ocr.templates import FormTemplate, RectMM
 
 REFINE_PX_PER_MM = 4.0
@@ -54,7 +54,7 @@ def _blank_darkness(template: FormTemplate, page_number: int) -> np.ndarray:
     """The blank page at REFINE_PX_PER_MM as darkness 0..1 (cached per template page)."""
     key = (template.id, template.version, page_number)
     if key not in _blank_cache:
-        page = render_page(template, page_number, REFINE_PX_PER_MM * 25.4)
+        page = render_page(template, page_number, REFINE_PX_PER_MM * MM_PER_INCH)
         _blank_cache[key] = (255 - page.astype(np.float32)) / 255
     return _blank_cache[key]
 

@@ -21,11 +21,10 @@ from ocr.camera import PROFILES, CameraProfile, photograph, plan_photo
 from ocr.family import get_template
 from ocr.handwriting import GlyphBank, load_bank
 from ocr.ink import WriterStyle, write_page
-from ocr.render import render_page
+from ocr.render import MM_PER_INCH, render_page
 from ocr.synth_values import make_inconsistent, realistic_values
 from ocr.templates import FormTemplate
 
-MM_PER_INCH = 25.4
 
 
 @dataclass(frozen=True)
