@@ -26,7 +26,6 @@ from ocr.synth_values import make_inconsistent, realistic_values
 from ocr.templates import FormTemplate
 
 
-
 @dataclass(frozen=True)
 class SynthJob:
     template_id: str
