@@ -18,7 +18,7 @@ from ocr.identify import PageId, by_tag, by_title, read_title
 from ocr.locate import Located, find_tags, locate, reduce_for_locating, tag_corners_mm
 from ocr.reasons import ReasonCode, Refusal
 from ocr.refine import BIG_BOX_MM, BoxFit, box_corners_px, refine_boxes
-from ocr.templates import FormTemplate
+from ocr.templates import FormTemplate, rect_corners
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,7 @@ def _geometries(templates: tuple[FormTemplate, ...]) -> list[FormTemplate]:
 
 
 def _page_quad(template: FormTemplate, h: np.ndarray) -> np.ndarray:
-    w, hh = template.page_size_mm
-    return cv2.perspectiveTransform(np.array([[(0, 0), (w, 0), (w, hh), (0, hh)]], np.float64), h)[0]
+    return cv2.perspectiveTransform(rect_corners((0.0, 0.0, *template.page_size_mm))[None], h)[0]
 
 
 def _no_page(photo: Photo, geometry: FormTemplate) -> Refusal:

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ocr.templates import rect_corners
+
 
 @dataclass(frozen=True)
 class CameraProfile:
@@ -82,7 +84,7 @@ class PhotoGeometry:
     def page_fraction(self) -> float:
         """Share of the frame's area covered by the page."""
         w, h = self.page_size_mm
-        corners = self.page_to_photo(np.array([(0, 0), (w, 0), (w, h), (0, h)], float))
+        corners = self.page_to_photo(rect_corners((0.0, 0.0, w, h)))
         return float(cv2.contourArea(corners.astype(np.float32)) / (self.width * self.height))
 
 
@@ -105,7 +107,7 @@ def _place_page(profile: CameraProfile, size_mm: tuple[float, float], sides: tup
     The phone is mostly held the way the page lies (landscape for a page seen sideways).
     """
     w_mm, h_mm = size_mm
-    corners = np.array([(0, 0), (w_mm, 0), (w_mm, h_mm), (0, h_mm)], float)
+    corners = rect_corners((0.0, 0.0, w_mm, h_mm))
     centred = np.hstack([corners - (w_mm / 2, h_mm / 2), np.zeros((4, 1))])
     for _ in range(50):  # poses where the page cannot fill the least share of the frame are drawn again
         if profile.any_rotation:

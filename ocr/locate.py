@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocr.templates import FormTemplate
+from ocr.templates import FormTemplate, rect_corners
 
 LOCATE_MIN_LONG_SIDE_PX = 1200  # markers (7.2 mm squares) stay >= 6 px at 35 % page fill of 12 MP
 TAG_WINDOW_PX_PER_MM = 4.0  # 16 px per tag cell
@@ -304,10 +304,8 @@ def find_tags(image: np.ndarray) -> list[TagRead]:
 
 def tag_corners_mm(template: FormTemplate) -> np.ndarray:
     """The tag's corners in page mm in the detector's order (the tag's own top-left first, clockwise)."""
-    x, y, w, h = template.tag_rect_mm
-    rect = np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)])
     shift = (4 - template.tag_rotation_deg // 90) % 4
-    return np.roll(rect, -shift, axis=0)
+    return np.roll(rect_corners(template.tag_rect_mm), -shift, axis=0)
 
 
 def fit_homography(markers_mm: np.ndarray, markers_px: np.ndarray, tag_mm: np.ndarray | None,

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ocr.render import MM_PER_INCH, render_page
-from ocr.templates import FormTemplate, RectMM
+from ocr.templates import FormTemplate, RectMM, rect_corners
 
 REFINE_PX_PER_MM = 4.0
 BIG_SEARCH_MM = 10.0  # the bend a flat-page homography may leave on a photo of a bent sheet
@@ -272,7 +272,7 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
         measured(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch))
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     fields = template.page(page_number).fields
-    corners = np.array([_corners(b) for f in fields for b in f.boxes_mm])  # (boxes, 4, 2)
+    corners = np.array([rect_corners(b) for f in fields for b in f.boxes_mm])  # (boxes, 4, 2)
     predicted = smooth(corners.mean(axis=1))
     # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
     # measurement moves all four by what it adds to the field at its centre.
@@ -324,11 +324,6 @@ def _edges_on_lines(gray: np.ndarray, page_homography: np.ndarray, corners_mm: n
                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32).reshape(2, *edge.shape[:3])
     line, outside = np.median(samples[0], axis=2), np.median(samples[1], axis=2)  # (n, 4)
     return np.all(line < outside - np.maximum(6.0, 0.08 * outside), axis=1)
-
-
-def _corners(box: RectMM) -> np.ndarray:
-    x, y, w, h = box
-    return np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], np.float64)
 
 
 def box_corners_px(page_homography: np.ndarray, fit: BoxFit) -> np.ndarray:

@@ -23,7 +23,7 @@ from ocr.handwriting import GlyphBank, load_bank
 from ocr.ink import WriterStyle, write_page
 from ocr.render import MM_PER_INCH, render_page
 from ocr.synth_values import make_inconsistent, realistic_values
-from ocr.templates import FormTemplate
+from ocr.templates import FormTemplate, rect_corners
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _render_scale(px_per_mm: float) -> float:
 def _boxes_px(template: FormTemplate, page_number: int, project: Callable[[np.ndarray], np.ndarray]) -> dict:
     out = {}
     for f in template.page(page_number).fields:
-        corners = np.array([(x + dx, y + dy) for x, y, w, h in f.boxes_mm for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))])
+        corners = np.concatenate([rect_corners(box) for box in f.boxes_mm])
         out[f.id] = np.round(project(corners), 2).reshape(len(f.boxes_mm), 4, 2).tolist()
     return out
 
@@ -92,13 +92,11 @@ def synthesize_tps(template: FormTemplate, index: int, job: SynthJob, bank: Glyp
         truth["pages"][str(page.number)] = name
         truth["glyphs"].update(glyphs)
         truth["bubbles"].update(bubbles)
-        w_mm, h_mm = template.page_size_mm
         truth["photos"][str(page.number)] = {
             "file": name, "width": geometry.width, "height": geometry.height,
             "exif_orientation": geometry.exif_orientation, "page_fraction": round(geometry.page_fraction(), 4),
             "homography_mm_to_px": [list(row) for row in geometry.homography], "bend": list(geometry.bend),
-            "corners_px": np.round(geometry.page_to_photo(np.array([(0, 0), (w_mm, 0), (w_mm, h_mm), (0, h_mm)], float)),
-                                   2).tolist(),
+            "corners_px": np.round(geometry.page_to_photo(rect_corners((0.0, 0.0, *template.page_size_mm))), 2).tolist(),
             "markers_px": np.round(geometry.page_to_photo(np.array(template.markers.centres_mm())), 2).tolist(),
             "boxes_px": _boxes_px(template, page.number, geometry.page_to_photo),
         }

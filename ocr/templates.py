@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ocr.rules import Comparison, parse_rule
@@ -18,6 +19,12 @@ from ocr.rules import Comparison, parse_rule
 RectMM = tuple[float, float, float, float]
 PointMM = tuple[float, float]
 DIGIT_LABELS = tuple(str(d) for d in range(10))
+
+
+def rect_corners(rect_mm: RectMM) -> np.ndarray:
+    """(4, 2) corners of a rectangle (x, y, w, h), in the order TL, TR, BR, BL."""
+    x, y, w, h = rect_mm
+    return np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], np.float64)
 
 
 class Frozen(BaseModel):
