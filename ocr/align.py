@@ -17,7 +17,7 @@ from ocr.decode import Photo
 from ocr.identify import PageId, by_tag, by_title, read_title
 from ocr.locate import Located, find_tags, locate, reduce_for_locating, tag_corners_mm
 from ocr.reasons import ReasonCode, Refusal
-from ocr.refine import BIG_BOX_MM, BoxFit, box_corners_px, refine_boxes
+from ocr.refine import BoxFit, box_corners_px, refine_boxes
 from ocr.templates import FormTemplate, rect_corners
 
 
@@ -188,12 +188,12 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     if (corners < margin).any() or (corners[..., 0] > width - margin).any() or (corners[..., 1] > height - margin).any():
         return Refusal(ReasonCode.PAGE_CUT_OFF, f"{photo.source}: part of the page's boxes are outside the photo; "
                        "step back so that the whole page is in the picture")
-    inside = np.zeros(photo.gray.shape, np.uint8)
-    cv2.fillConvexPoly(inside, np.round(quad).astype(np.int32), 1)
-    paper_level = int(np.percentile(photo.gray[::8, ::8][inside[::8, ::8] > 0], 90)) if inside[::8, ::8].any() else 0
+    sampled = photo.gray[::8, ::8]  # paper level from every 8th pixel inside the page
+    inside = np.zeros(sampled.shape, np.uint8)
+    cv2.fillConvexPoly(inside, np.round(quad / 8).astype(np.int32), 1)
+    paper_level = int(np.percentile(sampled[inside > 0], 90)) if inside.any() else 0
     # Quality is judged on the numbers' main boxes (18-20 mm), not the small row sums inside a tally's column.
-    big_fields = {f.id for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM}
-    big = [f for f in fits if f.field_id in big_fields]
+    big = [f for f in fits if f.field_id in refinement.big_fields]
     darkness = np.array([f.frame_darkness for f in big])
     quality = AlignmentQuality(markers_found=located.markers_found, tag_read=located.tag is not None,
                                residual_mm=round(located.residual_mm, 3), page_fraction=round(page_fraction, 4),
@@ -207,7 +207,7 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
                        f"(sharpness {quality.sharpness:.2f}, frames found {quality.boxes_seen:.0%}): hold the phone "
                        "still, let it focus on the page, and take the photo again")
     if (located.residual_mm > settings.max_residual_mm or quality.boxes_seen < settings.min_boxes_seen
-            or not refinement.trustworthy(big_fields)):
+            or not refinement.trustworthy):
         unplaced = sum(not f.measured for f in big)
         return Refusal(ReasonCode.PAGE_NOT_FLAT, f"{photo.source}: the page is too bent or folded to place every box "
                        f"({unplaced} boxes not found on their printed lines, corner squares and tag "

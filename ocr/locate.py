@@ -1,12 +1,13 @@
 """Locate: find the page in a photo from its corner markers and page tag, as a homography page mm -> photo px.
 
-Markers are found on a reduced copy of the photo: black squares (connected components of an
-adaptive threshold, slightly eroded so that a marker's two squares come apart) paired when they
-touch at a corner. Four (or three) markers are assigned to the page corners by the direction of
-their diagonal, which rules out 90-degree mistakes; the 180-degree ambiguity is settled by the
-page tag, decoded in a small rectified window where each hypothesis puts it. Marker centres are
-refined to sub-pixel on the full-resolution image (`cv2.cornerSubPix` on the checker saddle), the
-tag's corners are added, and a robust homography (USAC MAGSAC) is fitted.
+Markers are found on a reduced copy of the photo: black squares (contours of an adaptive
+threshold, slightly eroded so that a marker's two squares come apart) paired when they touch at a
+corner, or one bow-tie blob where blur kept them joined. Four (or three) markers are assigned to
+the page corners by the direction of their diagonal, which rules out 90-degree mistakes; the
+180-degree ambiguity is settled by the page tag, decoded in a small rectified window where each
+hypothesis puts it. Marker centres are refined to sub-pixel on the full-resolution image
+(`cv2.cornerSubPix` on the checker saddle). Four markers define the homography; the tag's
+corners check it (three markers: all seven points are fitted, and the fourth is looked for again).
 
 Pixel coordinates are (x, y) in the photo as displayed; page coordinates are mm from the page's
 top-left. `page_homography` maps page mm to photo px.
@@ -167,6 +168,14 @@ def refine_marker(gray: np.ndarray, cand: MarkerCandidate) -> np.ndarray:
     return refined if np.linalg.norm(refined - cand.centre) < cand.square_px * 0.5 else cand.centre
 
 
+def _px_per_mm(h: np.ndarray, point_mm: tuple[float, float]) -> float:
+    """Photo px per page mm at `point_mm` under `h` (square root of the local area scale)."""
+    x, y = point_mm
+    p = cv2.perspectiveTransform(np.array([[[x, y], [x + 1, y], [x, y + 1]]], np.float64), h)[0]
+    (ux, uy), (vx, vy) = p[1] - p[0], p[2] - p[0]
+    return float(np.sqrt(abs(ux * vy - uy * vx)))
+
+
 def _page_corners_mm(template: FormTemplate) -> np.ndarray:
     return np.array(template.markers.centres_mm(), dtype=np.float64)
 
@@ -214,13 +223,11 @@ def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate],
     if abs(np.linalg.det(h[:2, :2])) < 1e-9:
         return False
     for (x, y), cand in zip(src_mm, cands):
-        p = cv2.perspectiveTransform(np.array([[[x, y], [x + 1, y + 1], [x + 1, y], [x, y + 1]]], np.float64), h)[0]
+        p = cv2.perspectiveTransform(np.array([[[x, y], [x + 1, y + 1]]], np.float64), h)[0]
         diag = p[1] - p[0]
         if abs(diag @ cand.diagonal) / (np.linalg.norm(diag) + 1e-12) < 0.85:
             return False
-        (ux, uy), (vx, vy) = p[2] - p[0], p[3] - p[0]
-        mm_px = np.sqrt(abs(ux * vy - uy * vx))
-        if not 0.6 < cand.square_px / (square_mm * mm_px) < 1.6:
+        if not 0.6 < cand.square_px / (square_mm * _px_per_mm(h, (x, y))) < 1.6:
             return False
     return _orientation_preserved(h)
 
@@ -290,8 +297,8 @@ def find_marker_near(gray: np.ndarray, template: FormTemplate, h: np.ndarray, sl
         return None
     centre_mm = np.array([[(x + s) / r + cx - half, (y + s) / r + cy - half]])
     guess = cv2.perspectiveTransform(centre_mm[None], h)[0][0]
-    square_px = np.sqrt(abs(np.linalg.det(h[:2, :2]))) * side / max(h[2, 2], 1e-9)
-    return refine_marker(gray, MarkerCandidate(centre=guess, square_px=float(square_px), diagonal=np.array([1.0, 0.0])))
+    square_px = _px_per_mm(h, (cx, cy)) * side
+    return refine_marker(gray, MarkerCandidate(centre=guess, square_px=square_px, diagonal=np.array([1.0, 0.0])))
 
 
 def find_tags(image: np.ndarray) -> list[TagRead]:
@@ -361,13 +368,8 @@ def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
                     slots = tuple(slots) + (missing,)
                     markers_px = np.vstack([markers_px, found])
                     fitted, residual = fit_homography(corners_mm[list(slots)], markers_px, tag_mm, tag.corners_px)
-                    n_found = 4
-                else:
-                    n_found = 3
-            else:
-                n_found = 4
             if best is None or residual < best.residual_mm:
-                best = Located(page_homography=fitted, markers_found=n_found, corner_slots=slots, tag=tag,
+                best = Located(page_homography=fitted, markers_found=len(slots), corner_slots=slots, tag=tag,
                                residual_mm=residual, tag_darkness=darkness)
             if residual < GOOD_RESIDUAL_MM:
                 return best

@@ -7,11 +7,12 @@ shifted by the bend. Their column and row darkness profiles are correlated to fi
 every printed line takes part with its own weight, so a neighbour's frame or a thick table rule
 cannot be taken for the box's own frame.
 
-Pass 1 measures whole fields of big boxes over a wide search, then each tally row with its row
-sums around what the big boxes say (rows repeat, so their search stays under half a row); a
-smooth displacement field (locally weighted linear fit) interpolates them; pass 2 measures each
-box in a narrow search around that field. A box whose lines cannot be seen keeps the field's
-prediction and says so (`measured` False, low `match`).
+Pass 1 measures whole fields of big boxes and whole tally grids over a wide search, then each
+tally row with its row sums around what they say (rows repeat, so that search stays under half a
+row); a smooth displacement field (locally weighted linear fit) interpolates them; pass 2
+measures each box in a narrow search around that field, and every box is checked on its four
+printed edges. A box not confirmed keeps `measured` False: a big one makes the page refused, a
+row sum's read is flagged.
 
 Shifts are in page mm (x, y); windows are sampled at REFINE_PX_PER_MM.
 """
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 
 from ocr.render import MM_PER_INCH, render_page
-from ocr.templates import FormTemplate, RectMM, rect_corners
+from ocr.templates import FormTemplate, RectMM, TemplatePage, rect_corners
 
 REFINE_PX_PER_MM = 4.0
 BIG_SEARCH_MM = 10.0  # the bend a flat-page homography may leave on a photo of a bent sheet
@@ -48,6 +49,11 @@ class BoxFit:
     match: float  # correlation of the printed lines around the box with the blank page, at that shift
     frame_darkness: float  # darkness (0..1) of the box's frame lines: low on a blurred photo
     measured: bool  # placed on its own printed lines, all four edges checked; False: flag its read
+
+
+def big_box_fields(page: TemplatePage) -> set[str]:
+    """Fields written in the big (18-20 mm) boxes, not the small row sums of a tally's column."""
+    return {f.id for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM}
 
 
 def _blank_darkness(template: FormTemplate, page_number: int) -> np.ndarray:
@@ -195,7 +201,8 @@ def _stage_a_regions(template: FormTemplate, page_number: int) -> list[RectMM]:
     boxes (23 mm apart) and each whole tally grid with its row sums (its header and thick frame break the rows'
     repetition)."""
     page = template.page(page_number)
-    regions = [_union(f.boxes_mm) for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM]
+    big = big_box_fields(page)
+    regions = [_union(f.boxes_mm) for f in page.fields if f.id in big]
     for grid in page.tally_grids:
         row_sums = [b for f in page.fields if f.id.startswith(f"{grid.field_id}_baris_") for b in f.boxes_mm]
         regions.append(_union([grid.rect_mm] + row_sums))
@@ -225,16 +232,16 @@ class Refinement:
     """The refined boxes of a page, and whether the bend stayed within what refinement can follow."""
 
     boxes: tuple[BoxFit, ...]
-    regions: int  # pass-1 regions (fields of big boxes, tally rows)
-    regions_seen: int  # of them, matched well enough to steer the smooth field
-    regions_at_limit: int  # of them, best matched at the edge of their search: bent further than searched
+    big_fields: frozenset[str]  # see big_box_fields
+    regions_at_limit: int  # pass-1 regions best matched at the edge of their search: bent further than searched
 
-    def trustworthy(self, big: set[str]) -> bool:
-        """No region bent beyond its search, and every box of the fields in `big` placed on its own printed lines.
+    @property
+    def trustworthy(self) -> bool:
+        """No region bent beyond its search, and every big box placed on its own printed lines.
 
-        Other boxes (row sums) that were not placed keep `measured` False: their reads are flagged, not trusted.
+        Row sums that were not placed keep `measured` False: their reads are flagged, not trusted.
         """
-        return self.regions_at_limit == 0 and all(fit.measured for fit in self.boxes if fit.field_id in big)
+        return self.regions_at_limit == 0 and all(f.measured for f in self.boxes if f.field_id in self.big_fields)
 
 
 def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTemplate, page_number: int
@@ -247,31 +254,30 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
     reach = CONTEXT_MM + BIG_SEARCH_MM + 2  # every window pass 1 and 2 may ask for
     photo = _Photo(gray, page_homography, (x - reach, y - reach, w + 2 * reach, h + 2 * reach))
     centres, shifts, weights = [], [], []
-    regions = at_limit = 0
+    at_limit = 0
 
-    def measured(rect: RectMM, prior: tuple[float, float], search: float) -> bool:
-        nonlocal regions, at_limit
-        regions += 1
+    def measure_region(rect: RectMM, prior: tuple[float, float], search: float) -> None:
+        nonlocal at_limit
         shift, match, _ = _measure(photo, blank, rect, prior, search)
         if match < MIN_UNIT_MATCH:
-            return False
+            return
         if max(abs(shift[0] - prior[0]), abs(shift[1] - prior[1])) > search - 0.5:
             at_limit += 1
-            return False
+            return
         centres.append(_centre(rect))
         shifts.append(shift)
         weights.append(match)
-        return True
 
     for rect in _stage_a_regions(template, page_number):
-        measured(rect, (0.0, 0.0), BIG_SEARCH_MM)
+        measure_region(rect, (0.0, 0.0), BIG_SEARCH_MM)
     coarse = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     for rect, pitch in _tally_rows(template, page_number):
         # Rows repeat every pitch: search less than half of it around what the big boxes say.
         prior = tuple(float(v) for v in coarse(np.array([_centre(rect)]))[0])
-        measured(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch))
+        measure_region(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch))
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
-    fields = template.page(page_number).fields
+    fields = page.fields
+    big = big_box_fields(page)
     corners = np.array([rect_corners(b) for f in fields for b in f.boxes_mm])  # (boxes, 4, 2)
     predicted = smooth(corners.mean(axis=1))
     # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
@@ -280,7 +286,7 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
     results, priors, strokes, first = [], [], [], 0
     for field in fields:
         n = len(field.boxes_mm)
-        if min(field.boxes_mm[0][2:]) < BIG_BOX_MM:
+        if field.id not in big:
             # Small boxes (row sums) hold little printed line for their ink: measured as one field.
             prior = tuple(float(v) for v in predicted[first:first + n].mean(axis=0))
             result = _measure(photo, blank, _union(field.boxes_mm), prior, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
@@ -302,7 +308,7 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
                         frame_darkness=darkness, measured=bool(ok and on_line))
                  for (fid, i), final, box_corners, (_, match, darkness), ok, on_line
                  in zip(ids, finals, moved, results, seen, on_lines))
-    return Refinement(boxes=fits, regions=regions, regions_seen=len(centres), regions_at_limit=at_limit)
+    return Refinement(boxes=fits, big_fields=frozenset(big), regions_at_limit=at_limit)
 
 
 def _edges_on_lines(gray: np.ndarray, page_homography: np.ndarray, corners_mm: np.ndarray,
