@@ -143,3 +143,45 @@ def procedural_glyph(label: str, rng: np.random.Generator, size: int = 48) -> np
     else:
         raise ValueError(f"no procedural glyph for {label!r}")
     return _crop_to_ink(_polyline_mask(strokes, size, thickness))
+
+
+def _stroke_width(glyph: np.ndarray) -> int:
+    """Stroke width in px of an ink mask: ink area over half its outline (a long stroke's width)."""
+    ink = (glyph > 100).astype(np.uint8)
+    contours, _ = cv2.findContours(ink, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    outline = sum(cv2.arcLength(c, True) for c in contours)
+    return max(1, round(2 * float(ink.sum()) / max(outline, 1.0)))
+
+
+def flag_one(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A '1' as Indonesian officers write it: a long flag down-left from the top, sometimes a foot."""
+    h, w = glyph.shape
+    pad = round(h * 0.45)
+    out = cv2.copyMakeBorder(glyph, 0, 0, pad, pad // 3, cv2.BORDER_CONSTANT, value=0)
+    ys, xs = np.nonzero(out[: max(2, h // 8)] > 100)
+    top = (float(xs.mean()) if len(xs) else pad + w / 2, float(ys.min()) if len(ys) else 0.0)
+    length, angle = h * rng.uniform(0.35, 0.6), np.deg2rad(rng.uniform(25, 60))
+    end = (top[0] - length * np.cos(angle), top[1] + length * np.sin(angle))
+    strokes = [np.array([top, end])]
+    if rng.random() < 0.3:
+        bottom = float(np.nonzero(out > 100)[0].max())
+        strokes.append(np.array([(top[0] - h * 0.22, bottom), (top[0] + h * 0.22, bottom)]))
+    thickness = _stroke_width(glyph)
+    for points in strokes:
+        pts = np.round(points * 16).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(out, [pts], False, 255, thickness, cv2.LINE_AA, shift=4)
+    return _crop_to_ink(out)
+
+
+def cross_seven(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A '7' with the continental bar across its stem."""
+    out = glyph.copy()
+    h, w = out.shape
+    y = round(h * rng.uniform(0.45, 0.62))
+    xs = np.nonzero(out[y] > 100)[0]
+    stem = float(xs.mean()) if len(xs) else w / 2
+    half = w * rng.uniform(0.22, 0.35)
+    tilt = h * rng.normal(0, 0.03)
+    pts = np.round(np.array([(stem - half, y + tilt), (stem + half, y - tilt)]) * 16).astype(np.int32)
+    cv2.polylines(out, [pts.reshape(-1, 1, 2)], False, 255, _stroke_width(glyph), cv2.LINE_AA, shift=4)
+    return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocr.handwriting import GlyphBank, procedural_glyph
+from ocr.handwriting import GlyphBank, cross_seven, flag_one, procedural_glyph
 from ocr.render import rect_px
 from ocr.templates import NumberField, TallyGrid, TemplatePage
 
@@ -33,6 +33,8 @@ class WriterStyle:
     blocky: float  # chance of tracing the dotted guide in guide boxes
     bubble_for_filler: str  # 'none' or '0': what an X box gets on a bubble page
     sloppy: float  # chance a glyph crosses the box frame
+    flags_ones: bool  # writes the 1 with a long flag (MNIST-trained readers take it for a 7)
+    crosses_sevens: bool  # writes the 7 with a bar across the stem
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "WriterStyle":
@@ -41,7 +43,8 @@ class WriterStyle:
                    strength=float(rng.uniform(0.45, 0.65) if ink == "pencil" else rng.uniform(0.8, 1.0)),
                    stroke_scale=float(rng.uniform(0.6, 1.4)), size=float(rng.uniform(0.55, 0.85)),
                    filler=str(rng.choice(FILLERS, p=[0.6, 0.15, 0.15, 0.1])), blocky=float(rng.uniform(0.3, 0.9)),
-                   bubble_for_filler=str(rng.choice(["none", "0"])), sloppy=float(rng.uniform(0.0, 0.08)))
+                   bubble_for_filler=str(rng.choice(["none", "0"])), sloppy=float(rng.uniform(0.0, 0.08)),
+                   flags_ones=bool(rng.random() < 0.6), crosses_sevens=bool(rng.random() < 0.35))
 
 
 def glyph_string(value: int, boxes: int, filler: str) -> str:
@@ -105,6 +108,10 @@ def write_field(mask: np.ndarray, field: NumberField, glyphs: str, scale: float,
             glyph = procedural_glyph(char, rng)
         else:
             glyph = _stroke(bank.sample(char, rng), style.stroke_scale)
+            if char == "1" and style.flags_ones:
+                glyph = flag_one(glyph, rng)
+            elif char == "7" and style.crosses_sevens:
+                glyph = cross_seven(glyph, rng)
         height = box[3] * style.size * (rng.uniform(0.8, 1.05) if char == "X" else 1.0)
         width = box[2] * rng.uniform(0.4, 0.6) if char == "-" else None
         _place(mask, glyph, box, height, width, rng, style.sloppy)

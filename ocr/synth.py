@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
@@ -37,6 +37,7 @@ class SynthJob:
     inconsistent: float = 0.0
     workers: int = 1
     first_index: int = 1
+    style: tuple[tuple[str, object], ...] = ()  # WriterStyle fields forced for every TPS, e.g. (("blocky", 1.0),)
 
     def inconsistent_indices(self) -> set[int]:
         """Exactly round(fraction x count) TPS, chosen by the seed."""
@@ -74,7 +75,7 @@ def synthesize_tps(template: FormTemplate, index: int, job: SynthJob, bank: Glyp
     slip = None
     if inconsistent:
         values, slip = make_inconsistent(template, values, rng)
-    style = WriterStyle.random(rng)
+    style = replace(WriterStyle.random(rng), **dict(job.style))
     folder = job.out_dir / f"tps-{index:04d}"
     folder.mkdir(parents=True, exist_ok=True)
     truth: dict = {"template": template.id, "submission": folder.name, "pages": {}, "fields": values,

@@ -1,0 +1,1 @@
+"""Trained weights shipped with the reader (made by train/)."""
