@@ -63,7 +63,8 @@ def ink_maps(crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
 
 _BAND = np.ones((CROP_PX, CROP_PX), bool)
 _BAND[CROP_PX // 4: -CROP_PX // 4, CROP_PX // 4: -CROP_PX // 4] = False  # a long stroke in the middle is writing
-_LINE_KERNELS = (np.ones((1, int(CROP_PX * FRAME_LINE)), np.uint8), np.ones((int(CROP_PX * FRAME_LINE), 1), np.uint8))
+_LINE_PX = int(CROP_PX * FRAME_LINE) | 1  # odd: an even-length opening drops a line's last pixel
+_LINE_KERNELS = (np.ones((1, _LINE_PX), np.uint8), np.ones((_LINE_PX, 1), np.uint8))
 
 
 def remove_frame(inks: np.ndarray) -> np.ndarray:
