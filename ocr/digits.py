@@ -24,7 +24,8 @@ CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "X", "-", "blank")
 BLANK, X_FILLER, DASH = 12, 10, 11
 CROP_PX = 48  # crops are brought to this size before cleaning (the reader cuts at this size)
 INPUT_PX = 32  # network input, ink = 1.0 on paper = 0.0
-MIN_INK_CONTRAST = 60  # grey levels: a crop with less contrast than this is not stretched to full ink
+MIN_INK_SHARE = 0.4  # ink must be this much darker than paper (share of paper level) to count fully
+# A crop cut without its frame has no printed black to scale by: a faint watermark or shadow must not become ink.
 FRAME_LINE = 0.6  # a straight run this share of the crop long, near the border, is printed frame
 
 
@@ -57,7 +58,7 @@ def ink_maps(crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
     n, q = len(gray), CROP_PX // 4
     paper = _quantile(gray[:, q:-q, q:-q].reshape(n, -1), 0.9).astype(np.float32)
     darkest = _quantile(gray.reshape(n, -1), 0.005).astype(np.float32)
-    gain = (255.0 / np.maximum(paper - darkest, MIN_INK_CONTRAST))[:, None, None]
+    gain = (255.0 / np.maximum(paper - darkest, MIN_INK_SHARE * paper))[:, None, None]
     return np.clip((paper[:, None, None] - gray) * gain, 0, 255).astype(np.uint8)
 
 

@@ -112,7 +112,7 @@ def write_field(mask: np.ndarray, field: NumberField, glyphs: str, scale: float,
                 glyph = flag_one(glyph, rng)
             elif char == "7" and style.crosses_sevens:
                 glyph = cross_seven(glyph, rng)
-        height = box[3] * style.size * (rng.uniform(0.8, 1.05) if char == "X" else 1.0)
+        height = box[3] * style.size * (rng.uniform(0.45, 1.05) if char == "X" else 1.0)  # some cross small
         width = box[2] * rng.uniform(0.4, 0.6) if char == "-" else None
         _place(mask, glyph, box, height, width, rng, style.sloppy)
 
