@@ -124,9 +124,9 @@ def confusions(labels: np.ndarray, pred: np.ndarray, top: int = 8) -> str:
     return ", ".join(f"{t}->{p} x{n}" for (t, p), n in worst) or "none"
 
 
-def kawalc1_crops(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
-    """Real C1 box crops (2014, 2017, 2019) cut to their true size; class 13 (other) left out."""
-    crops, labels = [], []
+def kawalc1_crops(path: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Real C1 box crops cut to their true size, their labels and years; class 13 (other) left out."""
+    crops, labels, years = [], [], []
     with np.load(path) as d:
         for year in ("2014", "2017", "2019"):
             xs, ys = d[f"x_{year}"], d[f"y_{year}"]
@@ -137,7 +137,8 @@ def kawalc1_crops(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
                 h, w = (hw[i] if hw is not None else x.shape)
                 crops.append(np.ascontiguousarray(x[:h, :w]))
                 labels.append(int(y))
-    return crops, np.array(labels)
+                years.append(year)
+    return crops, np.array(labels), np.array(years)
 
 
 def real_photo_crops(real: Path) -> tuple[list[np.ndarray], np.ndarray]:
@@ -221,9 +222,15 @@ def main() -> None:
             tess_rows.append(table(f"{name} (Tesseract, {len(pick)} crops)", crops.labels[pick], tess, None, per))
             tess_rows.append(table(f"{name} (ours, same crops)", crops.labels[pick], pred[pick], probs[pick], per))
     if (args.data / "kawalc1_c1_crops.npz").exists():
-        real_crops, real_labels = kawalc1_crops(args.data / "kawalc1_c1_crops.npz")
+        real_crops, real_labels, years = kawalc1_crops(args.data / "kawalc1_c1_crops.npz")
         probs = classifier.predict(real_crops)
         rows.append(table("real C1 crops (kawalc1)", real_labels, probs.argmax(1), probs, per))
+        for year in ("2014", "2017", "2019"):
+            rows.append(table(f"  of which {year}", real_labels[years == year], probs.argmax(1)[years == year],
+                              probs[years == year], per))
+        wrong = probs.argmax(1) != real_labels
+        notes.append(f"real C1 crops: confidence of the right reads median {np.median(probs.max(1)[~wrong]):.3f}, "
+                     f"of the wrong ones median {np.median(probs.max(1)[wrong]):.3f}, max {probs.max(1)[wrong].max():.3f}")
         notes.append(f"real C1 crops: confusions: {confusions(real_labels, probs.argmax(1))}")
         if args.tesseract:
             tess_rows.append(table("real C1 crops (Tesseract)", real_labels, tesseract_read(np.array(

@@ -83,6 +83,18 @@ class Comparison:
         """Field ids named literally (not through a `sum` pattern): each must exist."""
         return _direct_fields(self.left) | _direct_fields(self.right)
 
+    def linear(self, known: Iterable[str]) -> tuple[dict[str, float], float] | None:
+        """`left - right` as (coefficient per field, constant), `sum` expanded against `known`; None if not linear."""
+        known = list(known)
+        try:
+            left, right = _linear(self.left, known), _linear(self.right, known)
+        except _NotLinear:
+            return None
+        coefs = dict(left[0])
+        for f, c in right[0].items():
+            coefs[f] = coefs.get(f, 0.0) - c
+        return {f: c for f, c in coefs.items() if c != 0}, left[1] - right[1]
+
     def holds(self, values: Mapping[str, int], tolerance: float = 0.0) -> bool:
         """Evaluate with `values` (field id -> number); every field read must be present."""
         lhs = evaluate(self.left, values)
@@ -112,6 +124,32 @@ def _fields_of(node: Expr, known: list[str]) -> set[str]:
     if isinstance(node, BinOp):
         return _fields_of(node.left, known) | _fields_of(node.right, known)
     return set()
+
+
+class _NotLinear(Exception):
+    pass
+
+
+def _linear(node: Expr, known: list[str]) -> tuple[dict[str, float], float]:
+    if isinstance(node, Num):
+        return {}, node.value
+    if isinstance(node, FieldRef):
+        return {node.field_id: 1.0}, 0.0
+    if isinstance(node, SumOf):
+        return {f: 1.0 for f in node.matches(known)}, 0.0
+    if isinstance(node, BinOp):
+        (lc, lk), (rc, rk) = _linear(node.left, known), _linear(node.right, known)
+        if node.op == "*":
+            if lc and rc:
+                raise _NotLinear
+            scale, (coefs, const) = (rk, (lc, lk)) if lc else (lk, (rc, rk))
+            return {f: c * scale for f, c in coefs.items()}, const * scale
+        sign = 1.0 if node.op == "+" else -1.0
+        out = dict(lc)
+        for f, c in rc.items():
+            out[f] = out.get(f, 0.0) + sign * c
+        return out, lk + sign * rk
+    raise _NotLinear  # ceil
 
 
 def _direct_fields(node: Expr) -> set[str]:

@@ -33,3 +33,15 @@ def test_templates_load_from_the_installed_wheel(wheel, tmp_path):
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, check=True)
     count, location = run.stdout.split()
     assert count == "19" and location.startswith(str(target))
+
+
+def test_digit_model_ships_in_the_wheel_and_loads(wheel, tmp_path):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"ocr/models/digits.onnx", "ocr/models/digits.json"} <= set(names)
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)
+    code = ("import numpy as np; from ocr.digits import DigitClassifier; import ocr; "
+            "print(DigitClassifier().predict([np.full((48, 48), 230, np.uint8)]).shape, ocr.__file__)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, check=True)
+    assert run.stdout.startswith("(1, 13) " + str(target))

@@ -1,0 +1,106 @@
+"""From box probabilities to a field's candidate numbers.
+
+Semantics of what is written in a field's boxes (right aligned, one character per box):
+- Leading X, dash or blank boxes are unused places: they read as leading zeros ("X32" = 32,
+  "--5" = 5, "  7" = 7). A written leading 0 is the same ("032" = 32).
+- A filler or blank *after* the first digit ("3X2", "12 ") is malformed: no number is read from
+  it, and its probability counts as "something else was written".
+- Boxes holding only fillers ("XXX", "---") read as 0: officers cross out every box for zero. They
+  carry the reason `no_digit_written`, so that the field is confirmed by the rules or reviewed.
+- All boxes blank reads as no number at all (`empty_field`): nothing was written.
+
+Each box is independent given the photo, so the probability of a string is the product of its
+boxes' class probabilities, and the probability of a value is the sum over all the strings that
+read as it (computed exactly: leading fillers, then leading zeros, then the value's digits).
+Candidate values come from each box's most likely classes; the mass of every value not listed is
+kept as `residual`, an upper bound on the probability of any other value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ocr.digits import BLANK, CLASSES
+
+FILLERS = frozenset({CLASSES.index("X"), CLASSES.index("-"), BLANK})
+MIN_BOX_P = 1e-4  # classes below this probability in a box are not enumerated (their mass goes to residual)
+MAX_PER_BOX = 4
+
+
+@dataclass(frozen=True)
+class FieldCandidates:
+    """Values a field may hold, most probable first, with what reading it would mean."""
+
+    field_id: str
+    values: tuple[int, ...]
+    probs: tuple[float, ...]  # probability of each value (summed over the strings that read as it)
+    labels: tuple[tuple[str, ...], ...]  # the most probable string of boxes for each value
+    residual: float  # probability of every string not enumerated or malformed: a bound on any other value
+    empty: float  # probability that nothing at all was written (every box blank)
+    filler_only: float  # probability that the value 0 comes from fillers alone ("XXX")
+
+    @property
+    def best(self) -> int | None:
+        return self.values[0] if self.values else None
+
+
+def read_string(classes: tuple[int, ...]) -> int | None:
+    """The number a string of box classes reads as (see module docstring); None when malformed or empty."""
+    digits = [c for c in classes if c < 10]
+    if not digits:
+        return None if all(c == BLANK for c in classes) else 0
+    first = next(i for i, c in enumerate(classes) if c < 10)
+    if any(c >= 10 for c in classes[first:]):
+        return None
+    return int("".join(str(c) for c in classes[first:]))
+
+
+def _leading_probability(box_probs: np.ndarray) -> tuple[float, float]:
+    """P(the boxes are fillers, then zeros: "XX0", "X00", "XXX") and P(they are all fillers)."""
+    filler = box_probs[:, sorted(FILLERS)].sum(axis=1)
+    zero = box_probs[:, 0]
+    n = len(box_probs)
+    total = sum(float(np.prod(filler[:a]) * np.prod(zero[a:])) for a in range(n + 1))
+    return total, float(np.prod(filler))
+
+
+def value_probability(box_probs: np.ndarray, value: int) -> float:
+    """Exact probability that the boxes read as `value` (an all-blank field reads as nothing)."""
+    if value == 0:
+        leading, _ = _leading_probability(box_probs)
+        return leading - float(np.prod(box_probs[:, BLANK]))
+    digits = [int(d) for d in str(value)]
+    k = len(digits)
+    if k > len(box_probs):
+        return 0.0
+    tail = float(np.prod([box_probs[len(box_probs) - k + i, d] for i, d in enumerate(digits)]))
+    return tail * (_leading_probability(box_probs[: len(box_probs) - k])[0] if k < len(box_probs) else 1.0)
+
+
+def field_candidates(field_id: str, box_probs: np.ndarray) -> FieldCandidates:
+    """Candidates of one field from its boxes' (n_boxes, 13) probabilities."""
+    options = []
+    for probs in box_probs:
+        order = np.argsort(probs)[::-1][:MAX_PER_BOX]
+        options.append([(int(c), float(probs[c])) for c in order if probs[c] >= MIN_BOX_P])  # the top class is >= 1/13
+    best_string: dict[int, tuple[float, tuple[int, ...]]] = {}
+    for combo in itertools.product(*options):
+        classes = tuple(c for c, _ in combo)
+        value = read_string(classes)
+        if value is None:
+            continue
+        p = math.prod(q for _, q in combo)
+        if p > best_string.get(value, (-1.0, ()))[0]:
+            best_string[value] = (p, classes)
+    exact = {v: value_probability(box_probs, v) for v in best_string}
+    ranked = sorted(exact, key=lambda v: -exact[v])
+    empty = float(np.prod(box_probs[:, BLANK]))
+    return FieldCandidates(
+        field_id=field_id, values=tuple(ranked), probs=tuple(exact[v] for v in ranked),
+        labels=tuple(tuple(CLASSES[c] for c in best_string[v][1]) for v in ranked),
+        residual=max(0.0, 1.0 - sum(exact.values())), empty=empty,
+        filler_only=_leading_probability(box_probs)[1] - empty)

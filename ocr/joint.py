@@ -1,0 +1,189 @@
+"""Joint decoding: the most probable values of all fields of a submission that satisfy every hard rule.
+
+Each field offers its candidate values (ocr/fields.py) and one more option, "another value",
+whose probability is the field's residual mass: the most any value not listed can have. The
+search maximises the sum of log probabilities over fields, subject to the hard rules whose
+fields are all known; "another value" leaves its rules unjudged. Depth-first branch and bound
+in an order that completes rules early, bounded by the best remaining option of every
+unassigned field, so the result is exact: any assignment using an unlisted value scores at most
+what the same assignment with "another value" scores, and that one was searched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ocr.fields import FieldCandidates
+from ocr.templates import Rule
+
+OTHER = None  # the "another value" option
+LOG_FLOOR = -50.0  # log probability given to an option of probability 0
+MARGIN_CAP = 30.0  # runner-ups are searched this many nats below the best: beyond, as good as impossible
+
+
+def _log(p: float) -> float:
+    return math.log(p) if p > 0 else LOG_FLOOR
+
+
+@dataclass(frozen=True)
+class Assignment:
+    values: dict[str, int | None]  # None: "another value" (unreadable as any listed value)
+    log_p: float
+
+
+@dataclass(frozen=True)
+class _Equation:
+    """A hard rule compiled to sum(coef * field) + const = 0 (within tolerance), closed by its last field."""
+
+    rule: Rule
+    terms: tuple[tuple[int, float], ...]  # (position in the search order, coefficient), last one closing
+    const: float
+
+
+class _Search:
+    """Exact dynamic programme over the fields in a fixed order. The state after the first d fields
+    is, for every rule still open, the partial sum of its assigned terms (or that one is "another
+    value"): what the remaining fields need to know, so equal states are solved once."""
+
+    def __init__(self, candidates: dict[str, FieldCandidates], rules: list[Rule], known: list[str]):
+        linear = [(r, r.parsed.linear(known)) for r in rules]
+        unsupported = [r.expr for r, lin in linear if lin is None or r.parsed.cmp != "="]
+        if unsupported:
+            raise ValueError(f"hard rules must be linear equalities for joint decoding: {unsupported}")
+        usable = [(r, lin) for r, lin in linear if lin[0] and lin[0].keys() <= candidates.keys()]
+        self.order = self._order(list(candidates), [set(lin[0]) for _, lin in usable])
+        self.options = [self._options(candidates[f]) for f in self.order]
+        self.log_p = [dict(opts) for opts in self.options]
+        position = {f: i for i, f in enumerate(self.order)}
+        self.equations: list[_Equation] = []
+        self.terms_at: list[list[tuple[int, float]]] = [[] for _ in self.order]  # (equation, coefficient)
+        self.closing: list[list[int]] = [[] for _ in range(len(self.order) + 1)]
+        for rule, (coefs, const) in usable:
+            terms = tuple(sorted(((position[f], c) for f, c in coefs.items()), key=lambda t: t[0]))
+            e = len(self.equations)
+            self.equations.append(_Equation(rule, terms, const))
+            self.closing[terms[-1][0]].append(e)
+            for pos, coef in terms[:-1]:
+                self.terms_at[pos].append((e, coef))
+        best = [opts[0][1] for opts in self.options]
+        self.rest = [sum(best[d:]) for d in range(len(best) + 1)]  # the most fields d.. can score
+        self.open_at = [tuple(e for e, eq in enumerate(self.equations) if eq.terms[0][0] < d <= eq.terms[-1][0])
+                        for d in range(len(self.order) + 1)]
+
+    @staticmethod
+    def _options(c: FieldCandidates) -> list[tuple[int | None, float]]:
+        options = [(v, _log(p)) for v, p in zip(c.values, c.probs)]
+        if c.residual > 0 or not options:
+            options.append((OTHER, _log(c.residual)))
+        return sorted(options, key=lambda o: -o[1])
+
+    @staticmethod
+    def _order(fields: list[str], groups: list[set[str]]) -> list[str]:
+        """Greedy: next the field that leaves the fewest rules open, then the one closing the most."""
+        order: list[str] = []
+        placed: set[str] = set()
+        remaining = set(fields)
+        while remaining:
+            def cost(f: str) -> tuple:
+                after = placed | {f}
+                still_open = sum(1 for g in groups if g & after and not g <= after)
+                closes = sum(1 for g in groups if f in g and g <= after)
+                return (still_open, -closes, f)
+            pick = min(remaining, key=cost)
+            order.append(pick)
+            placed.add(pick)
+            remaining.discard(pick)
+        return order
+
+    def run(self, exclude: tuple[str, int | None] | None = None, floor: float = -math.inf) -> Assignment | None:
+        """Best assignment scoring above `floor` (None if none), with `exclude` = (field, value) forbidden."""
+        self.exclude = None if exclude is None else (self.order.index(exclude[0]), exclude[1])
+        self.partial = [eq.const for eq in self.equations]
+        self.unknown = [0] * len(self.equations)  # terms that are "another value"
+        self.memo: dict[tuple, tuple[bool, float, tuple]] = {}
+        found = self._complete(0, floor)
+        return None if found is None else Assignment(dict(zip(self.order, found[1])), found[0])
+
+    def _required(self, depth: int) -> tuple[bool, int | None]:
+        """(constrained, value) for the field at `depth` from the rules it closes; value None: no value fits."""
+        need = None
+        constrained = False
+        for e in self.closing[depth]:
+            if self.unknown[e]:
+                continue  # an unknown value can make it hold: a person judges it
+            eq = self.equations[e]
+            coef = eq.terms[-1][1]
+            x = -self.partial[e] / coef
+            value = round(x)
+            if abs(x - value) * abs(coef) > eq.rule.tolerance + 1e-9 or value < 0 or (constrained and need != value):
+                return True, None
+            constrained, need = True, value
+        return constrained, need
+
+    def _complete(self, depth: int, floor: float) -> tuple[float, tuple] | None:
+        """Best (score, values) of the fields from `depth` on if it scores above `floor`, else None.
+
+        Memoised on the state of the open rules: an exact best, or a bound it was found not to beat
+        (alpha-beta style), so equal states are solved once and hopeless branches are cut early."""
+        if depth == len(self.order):
+            return (0.0, ()) if floor < 0.0 else None
+        if self.rest[depth] <= floor:
+            return None
+        key = (depth, *((self.partial[e], self.unknown[e]) for e in self.open_at[depth]))
+        known = self.memo.get(key)
+        if known is not None:
+            exact, score, values = known
+            if exact:
+                return (score, values) if score > floor else None
+            if score <= floor:  # proven: nothing here beats `score`
+                return None
+        constrained, need = self._required(depth)
+        if constrained:
+            options = [(need, self.log_p[depth][need])] if need in self.log_p[depth] else []
+            if OTHER in self.log_p[depth]:
+                options.append((OTHER, self.log_p[depth][OTHER]))  # the needed value, unlisted, within the residual
+        else:
+            options = self.options[depth]
+        best = None
+        for value, logp in options:
+            if self.exclude == (depth, value):
+                continue
+            bar = max(floor, best[0]) if best else floor
+            for e, coef in self.terms_at[depth]:
+                if value is OTHER:
+                    self.unknown[e] += 1
+                else:
+                    self.partial[e] += coef * value
+            rest = self._complete(depth + 1, bar - logp)
+            for e, coef in self.terms_at[depth]:
+                if value is OTHER:
+                    self.unknown[e] -= 1
+                else:
+                    self.partial[e] -= coef * value
+            if rest is not None:
+                best = (logp + rest[0], (value, *rest[1]))
+        # Above the floor, the best is exact: every branch cut could not beat it.
+        self.memo[key] = (True, *best) if best else (False, floor, ())
+        return best
+
+
+@dataclass(frozen=True)
+class JointResult:
+    consistent: Assignment  # best assignment under the hard rules
+    unconstrained: Assignment  # each field's own most probable option
+    margins: dict[str, float]  # per field: log p of the best minus the best with that field's value changed (at most MARGIN_CAP)
+
+
+def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule],
+                   all_field_ids: dict[str, object]) -> JointResult:
+    """Best consistent and unconstrained assignments, and each field's margin to its runner-up."""
+    search = _Search(candidates, [r for r in rules if r.hard], list(all_field_ids))
+    best = search.run()
+    free = {f: search.options[i][0][0] for i, f in enumerate(search.order)}
+    unconstrained = Assignment(free, sum(o[0][1] for o in search.options))
+    margins = {}
+    for field, value in best.values.items():
+        runner_up = search.run(exclude=(field, value), floor=best.log_p - MARGIN_CAP)
+        margins[field] = best.log_p - runner_up.log_p if runner_up else MARGIN_CAP
+    return JointResult(best, unconstrained, margins)
