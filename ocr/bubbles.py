@@ -96,3 +96,27 @@ def read_bubbles(photo: Photo, alignment: PageAlignment, field_id: str) -> list[
         patch, centres_px = _column_patch(photo, alignment, centres, diameter, shifts.get(index, (0.0, 0.0)))
         out.append(decide(field_id, index, read_column(patch, centres_px, diameter)))
     return out
+
+
+BUBBLE_ERROR = 0.02  # chance that a bubble read disagrees with what the officer meant (misfill, misread)
+
+
+def bubble_likelihood(column: BubbleColumn) -> np.ndarray:
+    """(13,) likelihood of each box class given the column's bubbles, to multiply into the box's probabilities.
+
+    A filled bubble d supports the digit d; a filled 0 also fits an X, dash or blank box (some officers
+    fill 0 under them). No filled bubble fits a filler box, not a digit. A conflict says nothing.
+    Weak fills count less: the likelihood is mixed with "no information" by the read's confidence.
+    """
+    from ocr.digits import BLANK, DASH, X_FILLER
+
+    hard = np.full(13, BUBBLE_ERROR)
+    if column.status == "read":
+        hard[column.digit] = 1.0
+        if column.digit == 0:
+            hard[[X_FILLER, DASH, BLANK]] = 1.0
+    elif column.status == "none":
+        hard[[X_FILLER, DASH, BLANK]] = 1.0
+    else:
+        hard[:] = 1.0
+    return column.confidence * hard + (1.0 - column.confidence)

@@ -12,23 +12,25 @@ Semantics of what is written in a field's boxes (right aligned, one character pe
 Each box is independent given the photo, so the probability of a string is the product of its
 boxes' class probabilities, and the probability of a value is the sum over all the strings that
 read as it (computed exactly: leading fillers, then leading zeros, then the value's digits).
-Candidate values come from each box's most likely classes; the mass of every value not listed is
-kept as `residual`, an upper bound on the probability of any other value.
+Candidate values come from each box's most likely classes; the mass of every number not listed
+is kept as `residual`, an upper bound on the probability of any other value. Empty and malformed
+readings are no number at all: the rules treat every field as holding one, so such a field can
+only be given a value by the rules, at the (small) probability its boxes give that value.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ocr.digits import BLANK, CLASSES
 
 FILLERS = frozenset({CLASSES.index("X"), CLASSES.index("-"), BLANK})
-MIN_BOX_P = 1e-4  # classes below this probability in a box are not enumerated (their mass goes to residual)
-MAX_PER_BOX = 4
+MIN_BOX_P = 1e-7  # classes below this probability in a box are not enumerated (their mass goes to residual)
+MAX_PER_BOX = 5
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,15 @@ class FieldCandidates:
     values: tuple[int, ...]
     probs: tuple[float, ...]  # probability of each value (summed over the strings that read as it)
     labels: tuple[tuple[str, ...], ...]  # the most probable string of boxes for each value
-    residual: float  # probability of every string not enumerated or malformed: a bound on any other value
+    residual: float  # probability of every number not listed: a bound on any other value
     empty: float  # probability that nothing at all was written (every box blank)
+    malformed: float  # probability of strings that read as no number ("3X2")
     filler_only: float  # probability that the value 0 comes from fillers alone ("XXX")
+    box_probs: np.ndarray = field(compare=False, repr=False, default=None)  # (n_boxes, 13), for values not listed
+
+    def probability(self, value: int) -> float:
+        """Exact probability of any value, listed or not."""
+        return value_probability(self.box_probs, value)
 
     @property
     def best(self) -> int | None:
@@ -66,6 +74,15 @@ def _leading_probability(box_probs: np.ndarray) -> tuple[float, float]:
     n = len(box_probs)
     total = sum(float(np.prod(filler[:a]) * np.prod(zero[a:])) for a in range(n + 1))
     return total, float(np.prod(filler))
+
+
+def number_probability(box_probs: np.ndarray) -> float:
+    """Probability that the boxes read as some number: fillers, then digits (not every box blank)."""
+    filler = box_probs[:, sorted(FILLERS)].sum(axis=1)
+    digit = box_probs[:, :10].sum(axis=1)
+    n = len(box_probs)
+    total = sum(float(np.prod(filler[:a]) * np.prod(digit[a:])) for a in range(n + 1))
+    return total - float(np.prod(box_probs[:, BLANK]))
 
 
 def value_probability(box_probs: np.ndarray, value: int) -> float:
@@ -99,8 +116,9 @@ def field_candidates(field_id: str, box_probs: np.ndarray) -> FieldCandidates:
     exact = {v: value_probability(box_probs, v) for v in best_string}
     ranked = sorted(exact, key=lambda v: -exact[v])
     empty = float(np.prod(box_probs[:, BLANK]))
+    numbers = number_probability(box_probs)
     return FieldCandidates(
         field_id=field_id, values=tuple(ranked), probs=tuple(exact[v] for v in ranked),
         labels=tuple(tuple(CLASSES[c] for c in best_string[v][1]) for v in ranked),
-        residual=max(0.0, 1.0 - sum(exact.values())), empty=empty,
-        filler_only=_leading_probability(box_probs)[1] - empty)
+        residual=max(0.0, numbers - sum(exact.values())), empty=empty, malformed=max(0.0, 1.0 - numbers - empty),
+        filler_only=_leading_probability(box_probs)[1] - empty, box_probs=np.asarray(box_probs))

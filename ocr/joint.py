@@ -2,11 +2,11 @@
 
 Each field offers its candidate values (ocr/fields.py) and one more option, "another value",
 whose probability is the field's residual mass: the most any value not listed can have. The
-search maximises the sum of log probabilities over fields, subject to the hard rules whose
-fields are all known; "another value" leaves its rules unjudged. Depth-first branch and bound
-in an order that completes rules early, bounded by the best remaining option of every
-unassigned field, so the result is exact: any assignment using an unlisted value scores at most
-what the same assignment with "another value" scores, and that one was searched.
+search maximises the sum of log probabilities over fields, subject to the hard rules. A field
+that closes a rule takes the value the rule names, scored exactly whether listed or not; a free
+field set to "another value" leaves its rules unjudged. So the result is exact: any assignment
+using an unlisted free value scores at most what the same assignment with "another value"
+scores, and that one was searched.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class _Search:
             raise ValueError(f"hard rules must be linear equalities for joint decoding: {unsupported}")
         usable = [(r, lin) for r, lin in linear if lin[0] and lin[0].keys() <= candidates.keys()]
         self.order = self._order(list(candidates), [set(lin[0]) for _, lin in usable])
+        self.candidates = [candidates[f] for f in self.order]
         self.options = [self._options(candidates[f]) for f in self.order]
         self.log_p = [dict(opts) for opts in self.options]
         position = {f: i for i, f in enumerate(self.order)}
@@ -140,9 +141,11 @@ class _Search:
                 return None
         constrained, need = self._required(depth)
         if constrained:
-            options = [(need, self.log_p[depth][need])] if need in self.log_p[depth] else []
-            if OTHER in self.log_p[depth]:
-                options.append((OTHER, self.log_p[depth][OTHER]))  # the needed value, unlisted, within the residual
+            # The rules name the value: score it exactly, listed or not (a rule is never satisfied for free).
+            logp = self.log_p[depth].get(need) if need is not None else None
+            if logp is None and need is not None:
+                logp = _log(self.candidates[depth].probability(need))
+            options = [] if logp is None else [(need, logp)]
         else:
             options = self.options[depth]
         best = None

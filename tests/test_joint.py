@@ -44,7 +44,9 @@ def test_candidates_sum_strings_that_read_alike_and_flag_filler_only_zero():
     zero = field_candidates("z", sure("XXX"))
     assert zero.best == 0 and zero.filler_only > 0.99
     empty = field_candidates("e", sure("   "))
-    assert empty.empty > 0.99 and empty.residual > 0.99
+    assert empty.empty > 0.99 and empty.residual < 0.01
+    malformed = field_candidates("m", sure("3X2"))
+    assert malformed.malformed > 0.99
 
 
 def test_value_probability_is_exact():
@@ -56,14 +58,12 @@ def test_value_probability_is_exact():
 
 
 def _brute_force(dists: dict[str, dict], rules: list[Rule], all_ids: dict) -> tuple[float, dict]:
-    """Every combination of every field's values (None: malformed or empty, satisfies every rule)."""
+    """Every combination of every field's numbers (a field always holds one; malformed reads are none)."""
     names = list(dists)
     best = (-math.inf, None)
-    for combo in itertools.product(*(dists[n].items() for n in names)):
+    for combo in itertools.product(*([(v, p) for v, p in dists[n].items() if v is not None and p > 0] for n in names)):
         values = {n: v for n, (v, _) in zip(names, combo)}
-        known = {n: v for n, v in values.items() if v is not None}
-        ok = all(r.holds(known) for r in rules if r.parsed.field_ids(all_ids) <= known.keys())
-        if ok:
+        if all(r.holds(values) for r in rules):
             score = sum(math.log(p) for _, p in combo)
             if score > best[0]:
                 best = (score, values)

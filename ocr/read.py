@@ -1,0 +1,115 @@
+"""Read one submission (the photos of one TPS): every stage in order, one result.
+
+decode -> align (find, identify, refine) -> cut boxes -> classify (one batch for all pages) ->
+bubbles fused into their boxes -> field candidates -> joint decoding under the hard rules ->
+statuses. A refused photo makes the submission `rejected`, with the fields of the other pages
+still read (within-page rules only judge what was read).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ocr.align import AlignmentQuality, PageAlignment, align_page, cut_boxes
+from ocr.bubbles import bubble_likelihood, read_bubbles
+from ocr.decode import decode_photo
+from ocr.digits import DigitClassifier
+from ocr.family import load_templates
+from ocr.fields import field_candidates
+from ocr.joint import decode_jointly
+from ocr.reasons import ReasonCode, Refusal
+from ocr.verdict import Policy, Verdict, judge
+
+
+@dataclass
+class PageRead:
+    source: str
+    sha256: str
+    page: int | None
+    refusal: Refusal | None = None
+    quality: AlignmentQuality | None = None
+
+
+@dataclass
+class SubmissionRead:
+    template_id: str | None
+    status: str  # ok | review | rejected
+    pages: list[PageRead]
+    verdict: Verdict | None
+    box_probs: dict[str, np.ndarray] = field(default_factory=dict)  # per field (n_boxes, 13), bubbles fused
+    flags: dict[str, list[str]] = field(default_factory=dict)  # per field: findings that force review
+    doubts: dict[str, list[str]] = field(default_factory=dict)  # per field: findings that raise the bar
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def read_submission(photos: list[tuple[str, bytes]], template_id: str | None = None, policy: Policy = Policy(),
+                    classifier: DigitClassifier | None = None) -> SubmissionRead:
+    """Read the photos of one TPS; `template_id` forces the template (a page of another is refused)."""
+    classifier = classifier or DigitClassifier()
+    templates = tuple(load_templates().values())
+    timings = {"decode": 0.0, "align": 0.0, "classify": 0.0, "decode_rules": 0.0}
+    pages: list[PageRead] = []
+    crops: list[np.ndarray] = []
+    owners: list[str] = []
+    likelihoods: dict[str, list[np.ndarray]] = {}
+    flags: dict[str, list[str]] = {}
+    doubts: dict[str, list[str]] = {}
+    template = None
+    for source, data in photos:
+        t = time.perf_counter()
+        photo = decode_photo(data, source)
+        timings["decode"] += time.perf_counter() - t
+        if isinstance(photo, Refusal):
+            pages.append(PageRead(source, "", None, photo))
+            continue
+        t = time.perf_counter()
+        alignment = align_page(photo, templates, template_id=template_id or (template.id if template else None))
+        timings["align"] += time.perf_counter() - t
+        if not isinstance(alignment, PageAlignment):
+            pages.append(PageRead(source, photo.sha256, None, alignment))
+            continue
+        if any(p.page == alignment.page_number for p in pages):
+            pages.append(PageRead(source, photo.sha256, alignment.page_number, Refusal(
+                ReasonCode.WRONG_PAGE, f"{source}: page {alignment.page_number} was already read in this submission")))
+            continue
+        template = alignment.template
+        pages.append(PageRead(source, photo.sha256, alignment.page_number, None, alignment.quality))
+        for f in template.page(alignment.page_number).fields:
+            boxes = cut_boxes(photo, alignment, f.id)
+            crops.extend(boxes)
+            owners.extend([f.id] * len(boxes))
+            if any(not b.measured for b in alignment.boxes if b.field_id == f.id):
+                doubts.setdefault(f.id, []).append("box_not_placed")
+            if f.bubbles is not None:
+                columns = read_bubbles(photo, alignment, f.id)
+                likelihoods[f.id] = [bubble_likelihood(c) for c in columns]
+                if any(c.status == "conflict" for c in columns):
+                    flags.setdefault(f.id, []).append("bubble_conflict")
+    refused = any(p.refusal for p in pages)
+    if template is None:
+        return SubmissionRead(None, "rejected", pages, None, timings_ms=_ms(timings))
+    t = time.perf_counter()
+    probs = classifier.predict(crops)
+    timings["classify"] = time.perf_counter() - t
+    t = time.perf_counter()
+    owners_arr = np.array(owners)
+    box_probs: dict[str, np.ndarray] = {}
+    for field_id in dict.fromkeys(owners):
+        p = probs[owners_arr == field_id].astype(np.float64)
+        if field_id in likelihoods:
+            p = p * np.array(likelihoods[field_id])
+            p /= p.sum(axis=1, keepdims=True)
+        box_probs[field_id] = p
+    candidates = {f: field_candidates(f, p) for f, p in box_probs.items()}
+    joint = decode_jointly(candidates, list(template.rules) if policy.use_rules else [], template.fields)
+    verdict = judge(template, candidates, joint, policy, flags, doubts)
+    timings["decode_rules"] = time.perf_counter() - t
+    status = "rejected" if refused else verdict.status
+    return SubmissionRead(template.id, status, pages, verdict, box_probs, flags, doubts, _ms(timings))
+
+
+def _ms(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v * 1000, 1) for k, v in timings.items()}

@@ -1,0 +1,111 @@
+"""Field and submission statuses, each with its reason, on a whole KWK form's worth of fields."""
+
+import numpy as np
+import pytest
+
+from ocr.digits import CLASSES
+from ocr.family import get_template
+from ocr.fields import field_candidates
+from ocr.ink import glyph_string
+from ocr.joint import decode_jointly
+from ocr.synth_values import make_inconsistent, realistic_values
+from ocr.verdict import Policy, judge
+
+TEMPLATE = get_template("kwk-bupati-2")
+C = {c: i for i, c in enumerate(CLASSES)}
+
+
+def box_probs(written: str, p: float = 0.999999) -> np.ndarray:
+    probs = np.full((len(written), 13), (1 - p) / 12)
+    for i, ch in enumerate(written):
+        probs[i, C["blank"] if ch == " " else C[ch]] = p
+    return probs
+
+
+@pytest.fixture
+def values():
+    return realistic_values(TEMPLATE, np.random.default_rng(5))
+
+
+def read(values: dict, override: dict | None = None, policy: Policy = Policy(), **judge_kw):
+    probs = {f: box_probs(glyph_string(values[f], len(TEMPLATE.fields[f].boxes_mm), "X")) for f in values}
+    probs.update(override or {})
+    cands = {f: field_candidates(f, p) for f, p in probs.items()}
+    joint = decode_jointly(cands, list(TEMPLATE.rules) if policy.use_rules else [], TEMPLATE.fields)
+    return judge(TEMPLATE, cands, joint, policy, **judge_kw)
+
+
+def test_clean_form_is_ok(values):
+    verdict = read(values)
+    assert verdict.status == "ok" and verdict.reasons == ()
+    assert all(v.status == "ok" and v.value == values[f] for f, v in verdict.fields.items())
+    assert all(holds for _, holds, hard in verdict.checks if hard)
+
+
+def test_misread_box_is_corrected_by_the_rules_and_both_values_kept(values):
+    field = "suara_paslon_1"
+    written = glyph_string(values[field], 3, "X")
+    probs = box_probs(written)
+    wrong = "8" if written[0] != "8" else "6"
+    probs[0, C[wrong]], probs[0, C[written[0]]] = 0.7, 0.3  # 84 read as 884
+    verdict = read(values, {field: probs})
+    v = verdict.fields[field]
+    assert (v.status, v.value) == ("corrected", values[field])
+    assert v.read_value != values[field] and f"corrected_by_rules: read {v.read_value}" in v.reasons
+    assert verdict.status == "ok"
+
+
+def test_doubtful_read_without_rules_goes_to_review(values):
+    field = "suara_paslon_2"
+    written = glyph_string(values[field], 3, "X")
+    probs = box_probs(written)
+    other = "1" if written[2] != "1" else "7"
+    probs[2, C[written[2]]], probs[2, C[other]] = 0.6, 0.4
+    verdict = read(values, {field: probs}, Policy(use_rules=False))
+    v = verdict.fields[field]
+    assert v.status == "review" and v.value == values[field] and any(r.startswith("low_margin") for r in v.reasons)
+    assert verdict.status == "review"
+    assert read(values, {field: probs}).fields[field].status in ("ok", "corrected")  # the sums settle it
+
+
+def test_empty_field_is_unreadable(values):
+    verdict = read(values, {"suara_tidak_sah": box_probs("   ")})
+    v = verdict.fields["suara_tidak_sah"]
+    assert (v.status, v.value) == ("unreadable", None) and "empty_field" in v.reasons
+    assert verdict.status == "review"
+
+
+def test_honestly_inconsistent_form_is_reported_as_written_and_reviewed():
+    rng = np.random.default_rng(8)
+    values, slip = make_inconsistent(TEMPLATE, realistic_values(TEMPLATE, rng), rng)
+    verdict = read(values)
+    assert verdict.status == "review"
+    assert any(r.startswith("rule_failed: ") for r in verdict.reasons)
+    assert all(v.value == values[f] for f, v in verdict.fields.items())  # never "fixed" into consistency
+    assert any(v.status == "review" and any(r.startswith("rule_failed") for r in v.reasons)
+               for v in verdict.fields.values())
+
+
+def test_soft_rule_sends_the_submission_to_review(values):
+    values = dict(values)
+    values["surat_rusak"] += 300  # ballots received far above DPT + reserve, sums still made to hold
+    values["surat_diterima"] += 300
+    verdict = read(values)
+    assert verdict.status == "review"
+    assert any(r.startswith("soft_rule: surat_diterima") for r in verdict.reasons)
+    assert all(v.status == "ok" for v in verdict.fields.values())  # soft rules never change a read
+
+
+def test_upstream_flags_and_doubts(values):
+    verdict = read(values, flags={"suara_paslon_1": ["bubble_conflict"]}, doubts={"dpt_l": ["box_not_placed"]})
+    assert verdict.fields["suara_paslon_1"].status == "review"
+    assert "bubble_conflict" in verdict.fields["suara_paslon_1"].reasons
+    assert verdict.fields["dpt_l"].status == "ok"  # confirmed by the sums well beyond the bar
+    assert "box_not_placed" in verdict.fields["dpt_l"].reasons
+
+
+def test_zero_written_as_fillers_only_is_flagged(values):
+    values = {**values, "disabilitas_l": 0, "disabilitas_p": 0, "disabilitas_j": 0}
+    verdict = read(values, {f"disabilitas_{k}": box_probs("XXX") for k in "lpj"})
+    v = verdict.fields["disabilitas_j"]
+    assert v.value == 0 and "no_digit_written" in v.reasons
