@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ocr.digits import BLANK, CLASSES, DASH, X_FILLER, DigitClassifier, prepare  # noqa: E402
+from ocr.digits import expected_calibration_error as ece  # noqa: E402
 from ocr.family import load_templates  # noqa: E402
 from ocr.handwriting import GlyphBank  # noqa: E402
 from ocr.synth import SynthJob  # noqa: E402
@@ -72,16 +73,6 @@ def make_set(name: str, bank: GlyphBank, tps: int, seed: int, workers: int) -> C
         for part in pool.map(_one, [name] * tps, [seed] * tps, range(1, tps + 1)):
             out.extend(part)
     return out
-
-
-def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    conf, pred = probs.max(1), probs.argmax(1)
-    edges, total = np.linspace(0, 1, bins + 1), 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (conf > lo) & (conf <= hi)
-        if inside.any():
-            total += inside.mean() * abs(conf[inside].mean() - (pred[inside] == labels[inside]).mean())
-    return float(total)
 
 
 def tesseract_read(crops: np.ndarray) -> np.ndarray:

@@ -91,6 +91,18 @@ def prepare(crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
     return (small.astype(np.float32) * (1 / 255)).reshape(n, 1, INPUT_PX, INPUT_PX)
 
 
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Mean gap between confidence and accuracy over equal-width confidence bins, weighted by count."""
+    conf, pred = probs.max(1), probs.argmax(1)
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            ece += inside.mean() * abs(conf[inside].mean() - (pred[inside] == labels[inside]).mean())
+    return float(ece)
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What train/train_digits.py wrote beside the weights."""

@@ -88,7 +88,7 @@ def read_submission(photos: list[tuple[str, bytes]], template_id: str | None = N
                 likelihoods[f.id] = [bubble_likelihood(c) for c in columns]
                 if any(c.status == "conflict" for c in columns):
                     flags.setdefault(f.id, []).append("bubble_conflict")
-    refused = any(p.refusal for p in pages)
+    refused = any(p.refusal is not None for p in pages)  # a Refusal is falsy
     if template is None:
         return SubmissionRead(None, "rejected", pages, None, timings_ms=_ms(timings))
     t = time.perf_counter()

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ocr.digits import BLANK, CLASSES, INPUT_PX, prepare  # noqa: E402
+from ocr.digits import BLANK, CLASSES, INPUT_PX, expected_calibration_error, prepare  # noqa: E402
 from ocr.synth_crops import CropSet  # noqa: E402
 
 
@@ -91,17 +91,6 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     x = torch.maximum(x, texture * u(0.05, 0.3, 1, 1, 1) * has_texture)
     x = x + torch.randn(x.shape, generator=gen, device=dev) * u(0.0, 0.05, 1, 1, 1)
     return x.clamp(0, 1)
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    conf, pred = probs.max(1), probs.argmax(1)
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (conf > lo) & (conf <= hi)
-        if inside.any():
-            ece += inside.mean() * abs(conf[inside].mean() - (pred[inside] == labels[inside]).mean())
-    return float(ece)
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
