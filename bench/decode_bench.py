@@ -43,16 +43,28 @@ def _read(folder: Path) -> tuple[dict, object]:
     return truth, read
 
 
-def evaluate(results: list, policy: Policy) -> dict:
-    fields = emitted = right = silent = review = 0
-    inconsistent = inconsistent_review = 0
+def decoded(results: list, use_rules: bool) -> list:
+    """Candidates and joint result per submission (policy-independent: decoded once, judged per policy)."""
+    out = []
     for truth, read in results:
         template = get_template(truth["template"])
         if read.verdict is None:
-            review += 1
+            out.append(None)
             continue
         candidates = {f: field_candidates(f, p) for f, p in read.box_probs.items()}
-        joint = decode_jointly(candidates, list(template.rules) if policy.use_rules else [], template.fields)
+        out.append((candidates, decode_jointly(candidates, list(template.rules) if use_rules else [], template.fields)))
+    return out
+
+
+def evaluate(results: list, joints: list, policy: Policy) -> dict:
+    fields = emitted = right = silent = review = 0
+    inconsistent = inconsistent_review = 0
+    for (truth, read), decoding in zip(results, joints):
+        template = get_template(truth["template"])
+        if decoding is None:
+            review += 1
+            continue
+        candidates, joint = decoding
         verdict = judge(template, candidates, joint, policy, read.flags, read.doubts)
         status = "rejected" if read.status == "rejected" else verdict.status
         review += status != "ok"
@@ -98,13 +110,14 @@ def main() -> None:
           f"{sum(not t['consistent'] for t, _ in results)} inconsistent as written; made in {made:.0f} s, "
           f"read in {read_s:.0f} s with {args.workers} workers")
     print("rules | field accuracy (emitted) | silently wrong fields | submissions to review | inconsistent to review")
+    joints = {use_rules: decoded(results, use_rules) for use_rules in (True, False)}
     for use_rules in (True, False):
-        m = evaluate(results, Policy(use_rules=use_rules))
+        m = evaluate(results, joints[use_rules], Policy(use_rules=use_rules))
         print(f"{'on ' if use_rules else 'off'} | {m['accuracy']:.4%} | {m['silent']:.4%} ({m['silent_n']} of "
               f"{m['fields']}) | {m['review']:.2%} | {m['inconsistent_review']:.1%} of {m['inconsistent']}")
     print("trade-off (rules on): ok margin | corrected margin | silently wrong | to review")
     for ok in (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0):
-        m = evaluate(results, replace(Policy(), ok_margin=ok, corrected_margin=ok + 2))
+        m = evaluate(results, joints[True], replace(Policy(), ok_margin=ok, corrected_margin=ok + 2))
         print(f"{ok:.0f} | {ok + 2:.0f} | {m['silent']:.4%} ({m['silent_n']}) | {m['review']:.2%}")
 
 
