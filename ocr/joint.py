@@ -12,14 +12,14 @@ scores, and that one was searched.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ocr.fields import FieldCandidates
 from ocr.templates import Rule
 
 OTHER = None  # the "another value" option
 LOG_FLOOR = -50.0  # log probability given to an option of probability 0
-MARGIN_CAP = 30.0  # runner-ups are searched this many nats below the best: beyond, as good as impossible
+MARGIN_CAP = 15.0  # runner-ups are searched this many nats below the best: beyond, as good as impossible
 
 
 def _log(p: float) -> float:
@@ -185,6 +185,16 @@ def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule],
     best = search.run()
     free = {f: search.options[i][0][0] for i, f in enumerate(search.order)}
     unconstrained = Assignment(free, sum(o[0][1] for o in search.options))
+    # Runner-ups are searched only within MARGIN_CAP of the best: a value whose own shortfall against
+    # the field's top option already exceeds the room left cannot take part, so it is dropped.
+    room = best.log_p - MARGIN_CAP - unconstrained.log_p
+    narrowed = {}
+    for f, c in candidates.items():
+        top = _log(c.probs[0]) if c.probs else LOG_FLOOR
+        keep = [i for i, p in enumerate(c.probs) if _log(p) - top >= room]
+        narrowed[f] = replace(c, values=tuple(c.values[i] for i in keep), probs=tuple(c.probs[i] for i in keep),
+                              labels=tuple(c.labels[i] for i in keep))
+    search = _Search(narrowed, [r for r in rules if r.hard], list(all_field_ids))
     margins = {}
     for field, value in best.values.items():
         runner_up = search.run(exclude=(field, value), floor=best.log_p - MARGIN_CAP)
