@@ -80,8 +80,10 @@ def judge(template: FormTemplate, candidates: dict[str, FieldCandidates], joint:
             verdict.reasons.append(f"corrected_by_rules: read {written[field_id]}")
         elif margin < policy.ok_margin:
             verdict.status = "review"
-        if verdict.status == "review" and margin < policy.ok_margin and not failed:
-            verdict.reasons.append(f"low_margin: {margin:.1f}")
+        if verdict.status == "review":  # every review says why
+            verdict.reasons += [r for r in failed if r not in verdict.reasons]
+            if margin < policy.ok_margin:
+                verdict.reasons.append(f"low_margin: {margin:.1f}")
         if value == 0 and cand.filler_only > 0.5 * (cand.probs[0] if cand.probs else 1.0):
             verdict.reasons.append("no_digit_written")
         if doubts.get(field_id):

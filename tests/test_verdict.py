@@ -109,3 +109,23 @@ def test_zero_written_as_fillers_only_is_flagged(values):
     verdict = read(values, {f"disabilitas_{k}": box_probs("XXX") for k in "lpj"})
     v = verdict.fields["disabilitas_j"]
     assert v.value == 0 and "no_digit_written" in v.reasons
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_field_not_ok_says_why(seed):
+    """Random doubts and slips: whatever the status, a field that is not ok carries a reason."""
+    rng = np.random.default_rng(seed)
+    values = realistic_values(TEMPLATE, rng)
+    if seed % 2:
+        values, _ = make_inconsistent(TEMPLATE, values, rng)
+    override = {}
+    for field in rng.choice(sorted(values), 4, replace=False):
+        written = glyph_string(values[field], len(TEMPLATE.fields[field].boxes_mm), "X")
+        probs = box_probs(written)
+        box = int(rng.integers(len(written)))
+        probs[box] = rng.dirichlet(np.full(13, 0.3)) * 0.5
+        probs[box, C["blank"] if written[box] == " " else C[written[box]]] += 0.5
+        override[field] = probs
+    verdict = read(values, override)
+    assert all(v.reasons for v in verdict.fields.values() if v.status != "ok")
+    assert verdict.status == "ok" or verdict.reasons or any(v.status != "ok" for v in verdict.fields.values())
