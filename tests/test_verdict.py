@@ -128,4 +128,3 @@ def test_every_field_not_ok_says_why(seed):
         override[field] = probs
     verdict = read(values, override)
     assert all(v.reasons for v in verdict.fields.values() if v.status != "ok")
-    assert verdict.status == "ok" or verdict.reasons or any(v.status != "ok" for v in verdict.fields.values())
