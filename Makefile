@@ -25,7 +25,7 @@ demo: $(VENV)/.installed-synth system-packages
 	$(VENV)/bin/formc synth kwk-gubernur-3 --count 2 --out out/demo/synth --seed 1 --profile phone
 	@echo "Aligning every sample photo (page found, identified, boxes placed) - one JSON line each:"
 	$(VENV)/bin/formc align samples/*/*/page-*.jpg
-	@echo "The digit reader does not exist yet: what the photos in samples/ and out/demo/ hold (their truth.json):"
+	@echo "Each sample submission read by the whole pipeline (align, classify, decode under the rules) beside its truth.json:"
 	@$(PY) samples/summary.py samples out/demo
 
 test: $(VENV)/.installed-test system-packages
