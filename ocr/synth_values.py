@@ -19,7 +19,7 @@ ROW_SUM_MAX = 99  # two boxes
 
 
 def _binomial(rng: np.random.Generator, n: int, p: float) -> int:
-    return int(rng.binomial(n, p))
+    return int(rng.binomial(n, min(max(p, 0.0), 1.0)))  # a jittered turnout may fall outside [0, 1]
 
 
 def _small(rng: np.random.Generator, p_zero: float, high: int) -> int:

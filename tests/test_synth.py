@@ -180,3 +180,11 @@ def test_handwriting_from_archives(tmp_path):
 def test_development_handwriting_from_shared(shared_dir):
     bank = load_bank([shared_dir / "data" / "mnist.npz", shared_dir / "data" / "comnist_letters_x.npz"])
     assert bank.count("7") > 5000 and bank.count("X") > 10
+
+
+def test_realistic_values_survive_extreme_turnout_draws():
+    """Found at 1,000 submissions: turnout plus its jitter above 1 made numpy refuse the binomial."""
+    from ocr.synth_values import _binomial
+
+    rng = np.random.default_rng(0)
+    assert _binomial(rng, 50, 1.04) == 50 and _binomial(rng, 50, -0.01) == 0
