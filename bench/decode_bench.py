@@ -97,7 +97,7 @@ def main() -> None:
     folders = []
     for template_id, n in per.items():
         out = args.data / template_id
-        if n and not (out / f"tps-{n:04d}" / "truth.json").exists():
+        if any(not (out / f"tps-{i:04d}" / "truth.json").exists() for i in range(1, n + 1)):  # made before, whole
             list(synthesize(SynthJob(template_id, n, out, seed=args.seed, profile="phone",
                                      inconsistent=args.inconsistent, workers=args.workers)))
         folders += [out / f"tps-{i:04d}" for i in range(1, n + 1)]
