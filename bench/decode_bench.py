@@ -25,9 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from ocr.digits import DigitClassifier  # noqa: E402
 from ocr.family import get_template, load_templates  # noqa: E402
-from ocr.fields import field_candidates  # noqa: E402
-from ocr.joint import decode_jointly  # noqa: E402
-from ocr.read import read_submission  # noqa: E402
+from ocr.read import decode_fields, read_submission  # noqa: E402
 from ocr.synth import SynthJob, synthesize  # noqa: E402
 from ocr.verdict import Policy, judge  # noqa: E402
 
@@ -51,8 +49,7 @@ def decoded(results: list, use_rules: bool) -> list:
         if read.verdict is None:
             out.append(None)
             continue
-        candidates = {f: field_candidates(f, p) for f, p in read.box_probs.items()}
-        out.append((candidates, decode_jointly(candidates, list(template.rules) if use_rules else [], template.fields)))
+        out.append(decode_fields(template, read.box_probs, use_rules))
     return out
 
 

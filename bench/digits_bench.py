@@ -68,11 +68,8 @@ def _one(name: str, seed: int, index: int) -> CropSet:
 
 
 def make_set(name: str, bank: GlyphBank, tps: int, seed: int, workers: int) -> CropSet:
-    out = CropSet.empty(48)
     with ProcessPoolExecutor(workers, mp_context=_SPAWN, initializer=_init, initargs=(bank,)) as pool:
-        for part in pool.map(_one, [name] * tps, [seed] * tps, range(1, tps + 1)):
-            out.extend(part)
-    return out
+        return CropSet.concat(list(pool.map(_one, [name] * tps, [seed] * tps, range(1, tps + 1))), 48)
 
 
 def tesseract_read(crops: np.ndarray) -> np.ndarray:

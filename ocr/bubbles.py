@@ -19,6 +19,7 @@ import numpy as np
 
 from ocr.align import PageAlignment
 from ocr.decode import Photo
+from ocr.digits import BLANK, DASH, X_FILLER
 
 PX_PER_MM = 6.0  # sampling of the rectified bubble patches
 FILLED = 0.5  # fill above which a bubble counts as filled
@@ -108,8 +109,6 @@ def bubble_likelihood(column: BubbleColumn) -> np.ndarray:
     fill 0 under them). No filled bubble fits a filler box, not a digit. A conflict says nothing.
     Weak fills count less: the likelihood is mixed with "no information" by the read's confidence.
     """
-    from ocr.digits import BLANK, DASH, X_FILLER
-
     hard = np.full(13, BUBBLE_ERROR)
     if column.status == "read":
         hard[column.digit] = 1.0

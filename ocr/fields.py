@@ -67,35 +67,35 @@ def read_string(classes: tuple[int, ...]) -> int | None:
     return int("".join(str(c) for c in classes[first:]))
 
 
-def _leading_probability(box_probs: np.ndarray) -> tuple[float, float]:
-    """P(the boxes are fillers, then zeros: "XX0", "X00", "XXX") and P(they are all fillers)."""
+def _fillers_then(box_probs: np.ndarray, tail_classes: list[int]) -> float:
+    """P(the boxes are some fillers, then only `tail_classes`): sum over the split point of both products.
+
+    With `[0]` that is every reading of zero ("XX0", "X00", "XXX", and all blank); with the ten digits,
+    every string that reads as a number (and all blank)."""
     filler = box_probs[:, sorted(FILLERS)].sum(axis=1)
-    zero = box_probs[:, 0]
-    n = len(box_probs)
-    total = sum(float(np.prod(filler[:a]) * np.prod(zero[a:])) for a in range(n + 1))
-    return total, float(np.prod(filler))
+    tail = box_probs[:, tail_classes].sum(axis=1)
+    return sum(float(np.prod(filler[:a]) * np.prod(tail[a:])) for a in range(len(box_probs) + 1))
+
+
+def _empty(box_probs: np.ndarray) -> float:
+    return float(np.prod(box_probs[:, BLANK]))
 
 
 def number_probability(box_probs: np.ndarray) -> float:
     """Probability that the boxes read as some number: fillers, then digits (not every box blank)."""
-    filler = box_probs[:, sorted(FILLERS)].sum(axis=1)
-    digit = box_probs[:, :10].sum(axis=1)
-    n = len(box_probs)
-    total = sum(float(np.prod(filler[:a]) * np.prod(digit[a:])) for a in range(n + 1))
-    return total - float(np.prod(box_probs[:, BLANK]))
+    return _fillers_then(box_probs, list(range(10))) - _empty(box_probs)
 
 
 def value_probability(box_probs: np.ndarray, value: int) -> float:
     """Exact probability that the boxes read as `value` (an all-blank field reads as nothing)."""
     if value == 0:
-        leading, _ = _leading_probability(box_probs)
-        return leading - float(np.prod(box_probs[:, BLANK]))
+        return _fillers_then(box_probs, [0]) - _empty(box_probs)
     digits = [int(d) for d in str(value)]
-    k = len(digits)
-    if k > len(box_probs):
+    lead = len(box_probs) - len(digits)
+    if lead < 0:
         return 0.0
-    tail = float(np.prod([box_probs[len(box_probs) - k + i, d] for i, d in enumerate(digits)]))
-    return tail * (_leading_probability(box_probs[: len(box_probs) - k])[0] if k < len(box_probs) else 1.0)
+    tail = float(np.prod([box_probs[lead + i, d] for i, d in enumerate(digits)]))
+    return tail * _fillers_then(box_probs[:lead], [0])  # no leading box: the empty sum's one term is 1
 
 
 def field_candidates(field_id: str, box_probs: np.ndarray) -> FieldCandidates:
@@ -115,10 +115,10 @@ def field_candidates(field_id: str, box_probs: np.ndarray) -> FieldCandidates:
             best_string[value] = (p, classes)
     exact = {v: value_probability(box_probs, v) for v in best_string}
     ranked = sorted(exact, key=lambda v: -exact[v])
-    empty = float(np.prod(box_probs[:, BLANK]))
+    empty = _empty(box_probs)
     numbers = number_probability(box_probs)
     return FieldCandidates(
         field_id=field_id, values=tuple(ranked), probs=tuple(exact[v] for v in ranked),
         labels=tuple(tuple(CLASSES[c] for c in best_string[v][1]) for v in ranked),
         residual=max(0.0, numbers - sum(exact.values())), empty=empty, malformed=max(0.0, 1.0 - numbers - empty),
-        filler_only=_leading_probability(box_probs)[1] - empty, box_probs=np.asarray(box_probs))
+        filler_only=float(np.prod(box_probs[:, sorted(FILLERS)].sum(axis=1))) - empty, box_probs=np.asarray(box_probs))

@@ -18,9 +18,10 @@ from ocr.bubbles import bubble_likelihood, read_bubbles
 from ocr.decode import decode_photo
 from ocr.digits import DigitClassifier
 from ocr.family import load_templates
-from ocr.fields import field_candidates
-from ocr.joint import decode_jointly
+from ocr.fields import FieldCandidates, field_candidates
+from ocr.joint import JointResult, decode_jointly
 from ocr.reasons import ReasonCode, Refusal
+from ocr.templates import FormTemplate
 from ocr.verdict import Policy, Verdict, judge
 
 
@@ -103,12 +104,18 @@ def read_submission(photos: list[tuple[str, bytes]], template_id: str | None = N
             p = p * np.array(likelihoods[field_id])
             p /= p.sum(axis=1, keepdims=True)
         box_probs[field_id] = p
-    candidates = {f: field_candidates(f, p) for f, p in box_probs.items()}
-    joint = decode_jointly(candidates, list(template.rules) if policy.use_rules else [], template.fields)
+    candidates, joint = decode_fields(template, box_probs, policy.use_rules)
     verdict = judge(template, candidates, joint, policy, flags, doubts)
     timings["decode_rules"] = time.perf_counter() - t
     status = "rejected" if refused else verdict.status
     return SubmissionRead(template.id, status, pages, verdict, box_probs, flags, doubts, _ms(timings))
+
+
+def decode_fields(template: FormTemplate, box_probs: dict[str, np.ndarray],
+                  use_rules: bool) -> tuple[dict[str, FieldCandidates], JointResult]:
+    """Each field's candidates and the joint decoding of them (under the template's rules, or none)."""
+    candidates = {f: field_candidates(f, p) for f, p in box_probs.items()}
+    return candidates, decode_jointly(candidates, list(template.rules) if use_rules else [], template.fields)
 
 
 def _ms(timings: dict[str, float]) -> dict[str, float]:

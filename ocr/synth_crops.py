@@ -33,16 +33,13 @@ class CropSet:
     refused_pages: int = 0
 
     @classmethod
-    def empty(cls, size_px: int) -> "CropSet":
-        return cls(np.zeros((0, size_px, size_px), np.uint8), np.zeros(0, np.uint8), np.zeros(0, "<U32"),
-                   np.zeros(0, "<U40"))
-
-    def extend(self, other: "CropSet") -> None:
-        self.crops = np.concatenate([self.crops, other.crops])
-        self.labels = np.concatenate([self.labels, other.labels])
-        self.template = np.concatenate([self.template, other.template])
-        self.field_id = np.concatenate([self.field_id, other.field_id])
-        self.refused_pages += other.refused_pages
+    def concat(cls, parts: list["CropSet"], size_px: int, refused_pages: int = 0) -> "CropSet":
+        """One set of all `parts`, copied once (not part by part), plus `refused_pages` more refusals."""
+        return cls(np.concatenate([np.zeros((0, size_px, size_px), np.uint8), *(p.crops for p in parts)]),
+                   np.concatenate([np.zeros(0, np.uint8), *(p.labels for p in parts)]),
+                   np.concatenate([np.zeros(0, "<U32"), *(p.template for p in parts)]),
+                   np.concatenate([np.zeros(0, "<U40"), *(p.field_id for p in parts)]),
+                   refused_pages + sum(p.refused_pages for p in parts))
 
     def save(self, path: Path) -> None:
         np.savez_compressed(path, crops=self.crops, labels=self.labels, template=self.template, field_id=self.field_id,
@@ -56,29 +53,29 @@ class CropSet:
 
 def page_crops(alignment: PageAlignment, photo, glyphs: dict[str, str], size_px: int) -> CropSet:
     """Every box of an aligned page, labelled from the glyphs written in it."""
-    out = CropSet.empty(size_px)
+    parts = []
     for field in alignment.template.page(alignment.page_number).fields:
         crops = cut_boxes(photo, alignment, field.id, size_px=size_px)
         n = len(crops)
-        out.extend(CropSet(crops, np.array([GLYPH_CLASS[c] for c in glyphs[field.id]], np.uint8),
-                           np.full(n, alignment.template.id), np.full(n, field.id)))
-    return out
+        parts.append(CropSet(crops, np.array([GLYPH_CLASS[c] for c in glyphs[field.id]], np.uint8),
+                             np.full(n, alignment.template.id), np.full(n, field.id)))
+    return CropSet.concat(parts, size_px)
 
 
 def tps_crops(job: SynthJob, template_id: str, index: int, bank: GlyphBank, size_px: int = 48) -> CropSet:
     """Synthesise TPS `index` of `template_id`, read its photos back and cut every box."""
     template = get_template(template_id)
-    out = CropSet.empty(size_px)
+    parts, refused = [], 0
     with tempfile.TemporaryDirectory(prefix="formc-crops-") as tmp:
         truth = synthesize_tps(template, index, replace(job, out_dir=Path(tmp), template_id=template_id), bank, False)
         folder = Path(tmp) / truth["submission"]
         for number, name in truth["pages"].items():
             path = folder / name
             photo = decode_photo(path.read_bytes(), str(path))
-            alignment = align_page(photo, tuple(load_templates().values()), template_id=template_id, page_number=int(number)) \
-                if photo else photo
+            alignment = photo and align_page(photo, tuple(load_templates().values()), template_id=template_id,
+                                             page_number=int(number))  # a refused decode is falsy and stays
             if not isinstance(alignment, PageAlignment):
-                out.refused_pages += 1
+                refused += 1
                 continue
-            out.extend(page_crops(alignment, photo, truth["glyphs"], size_px))
-    return out
+            parts.append(page_crops(alignment, photo, truth["glyphs"], size_px))
+    return CropSet.concat(parts, size_px, refused)

@@ -5,9 +5,8 @@ import pytest
 
 from ocr.digits import CLASSES
 from ocr.family import get_template
-from ocr.fields import field_candidates
 from ocr.ink import glyph_string
-from ocr.joint import decode_jointly
+from ocr.read import decode_fields
 from ocr.synth_values import make_inconsistent, realistic_values
 from ocr.verdict import Policy, judge
 
@@ -30,8 +29,7 @@ def values():
 def read(values: dict, override: dict | None = None, policy: Policy = Policy(), **judge_kw):
     probs = {f: box_probs(glyph_string(values[f], len(TEMPLATE.fields[f].boxes_mm), "X")) for f in values}
     probs.update(override or {})
-    cands = {f: field_candidates(f, p) for f, p in probs.items()}
-    joint = decode_jointly(cands, list(TEMPLATE.rules) if policy.use_rules else [], TEMPLATE.fields)
+    cands, joint = decode_fields(TEMPLATE, probs, policy.use_rules)
     return judge(TEMPLATE, cands, joint, policy, **judge_kw)
 
 

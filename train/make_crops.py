@@ -51,11 +51,12 @@ def plan(seed: int, index: int, template_ids: list[str]) -> tuple[str, str]:
 
 def make_chunk(seed: int, indices: list[int], out: Path) -> tuple[int, int]:
     template_ids = sorted(load_templates())
-    crops = CropSet.empty(48)
+    parts = []
     for index in indices:
         template, profile = plan(seed, index, template_ids)
         job = SynthJob(template_id=template, count=1, out_dir=out, seed=seed, profile=profile)
-        crops.extend(tps_crops(job, template, index, _bank))
+        parts.append(tps_crops(job, template, index, _bank))
+    crops = CropSet.concat(parts, 48)
     partial = out / f"partial-{indices[0]:06d}.npz"
     crops.save(partial)
     partial.replace(out / f"shard-{indices[0]:06d}.npz")  # a run stopped at its deadline leaves only whole shards
