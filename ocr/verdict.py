@@ -20,7 +20,7 @@ from ocr.templates import FormTemplate
 
 @dataclass(frozen=True)
 class Policy:
-    """Thresholds in nats of log probability (chosen on synthetic submissions: bench/decode_bench.py)."""
+    """Thresholds in nats of log probability; provisional: bench/decode_bench.py prints the trade-off to set them by."""
 
     ok_margin: float = 7.0  # a read confirmed by this margin over its runner-up is emitted as `ok`
     corrected_margin: float = 9.0  # a rule-made change needs more
