@@ -1,12 +1,13 @@
 """Joint decoding benchmark: field accuracy, silent errors and review rate over synthetic submissions.
 
-    python bench/decode_bench.py --count 1000 [--inconsistent 0.05] [--workers 2] [--data DIR]
+    python bench/decode_bench.py --count 1000 [--inconsistent 0.05] [--workers 2] [--data DIR] [--reads FILE]
 
 Makes `--count` phone submissions with `formc synth` (templates in turn, seed 2024; a share
 deliberately inconsistent as written), reads each with ocr/read.py, and prints, with the rules on
 and off: field accuracy of the emitted values, silently wrong fields (value != truth while the
 field is ok/corrected and the submission ok), submissions sent to review, and the share of the
-inconsistent ones sent to review; then the trade-off curve over the `ok` margin.
+inconsistent ones sent to review; then the trade-off curve over the `ok` margin. `--reads` keeps
+the reads (box probabilities, flags, doubts) in a pickle so that a policy is re-judged in seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import pickle
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -87,6 +89,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data", type=Path, default=Path("/tmp/formc-decode-bench"))
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--reads", type=Path, help="pickle of the reads: written after reading, reused when present")
     args = parser.parse_args()
     ids = sorted(load_templates())
     per = {t: args.count // len(ids) + (i < args.count % len(ids)) for i, t in enumerate(ids)}
@@ -100,8 +103,13 @@ def main() -> None:
         folders += [out / f"tps-{i:04d}" for i in range(1, n + 1)]
     made = time.perf_counter() - start
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(_read, folders, chunksize=4))
+    if args.reads and args.reads.exists():
+        results = pickle.loads(args.reads.read_bytes())
+    else:
+        with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_read, folders, chunksize=4))
+        if args.reads:
+            args.reads.write_bytes(pickle.dumps(results))
     read_s = time.perf_counter() - start
     print(f"{len(results)} phone submissions ({sum(len(t['pages']) for t, _ in results)} photos), "
           f"{sum(not t['consistent'] for t, _ in results)} inconsistent as written; made in {made:.0f} s, "

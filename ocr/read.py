@@ -32,6 +32,7 @@ class PageRead:
     page: int | None
     refusal: Refusal | None = None
     quality: AlignmentQuality | None = None
+    alignment: PageAlignment | None = field(default=None, repr=False)  # for previews: page mm -> photo px
 
 
 @dataclass
@@ -41,6 +42,7 @@ class SubmissionRead:
     pages: list[PageRead]
     verdict: Verdict | None
     box_probs: dict[str, np.ndarray] = field(default_factory=dict)  # per field (n_boxes, 13), bubbles fused
+    candidates: dict[str, FieldCandidates] = field(default_factory=dict, repr=False)
     flags: dict[str, list[str]] = field(default_factory=dict)  # per field: findings that force review
     doubts: dict[str, list[str]] = field(default_factory=dict)  # per field: findings that raise the bar
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -77,7 +79,7 @@ def read_submission(photos: list[tuple[str, bytes]], template_id: str | None = N
                 ReasonCode.WRONG_PAGE, f"{source}: page {alignment.page_number} was already read in this submission")))
             continue
         template = alignment.template
-        pages.append(PageRead(source, photo.sha256, alignment.page_number, None, alignment.quality))
+        pages.append(PageRead(source, photo.sha256, alignment.page_number, None, alignment.quality, alignment))
         for f in template.page(alignment.page_number).fields:
             boxes = cut_boxes(photo, alignment, f.id)
             crops.extend(boxes)
@@ -108,7 +110,7 @@ def read_submission(photos: list[tuple[str, bytes]], template_id: str | None = N
     verdict = judge(template, candidates, joint, policy, flags, doubts)
     timings["decode_rules"] = time.perf_counter() - t
     status = "rejected" if refused else verdict.status
-    return SubmissionRead(template.id, status, pages, verdict, box_probs, flags, doubts, _ms(timings))
+    return SubmissionRead(template.id, status, pages, verdict, box_probs, candidates, flags, doubts, _ms(timings))
 
 
 def decode_fields(template: FormTemplate, box_probs: dict[str, np.ndarray],
