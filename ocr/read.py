@@ -15,7 +15,7 @@ import numpy as np
 
 from ocr.align import AlignmentQuality, PageAlignment, align_page, cut_boxes
 from ocr.bubbles import bubble_likelihood, read_bubbles
-from ocr.decode import decode_photo
+from ocr.decode import Photo, decode_photo
 from ocr.digits import DigitClassifier
 from ocr.family import load_templates
 from ocr.fields import FieldCandidates, field_candidates
@@ -33,6 +33,7 @@ class PageRead:
     refusal: Refusal | None = None
     quality: AlignmentQuality | None = None
     alignment: PageAlignment | None = field(default=None, repr=False)  # for previews: page mm -> photo px
+    photo: Photo | None = field(default=None, repr=False)  # kept only when asked (previews): 12 MP each
 
 
 @dataclass
@@ -49,8 +50,9 @@ class SubmissionRead:
 
 
 def read_submission(photos: list[tuple[str, bytes]], template_id: str | None = None, policy: Policy = Policy(),
-                    classifier: DigitClassifier | None = None) -> SubmissionRead:
-    """Read the photos of one TPS; `template_id` forces the template (a page of another is refused)."""
+                    classifier: DigitClassifier | None = None, keep_photos: bool = False) -> SubmissionRead:
+    """Read the photos of one TPS; `template_id` forces the template (a page of another is refused).
+    `keep_photos` keeps each decoded photo on its page (for drawing previews without decoding twice)."""
     classifier = classifier or DigitClassifier()
     templates = tuple(load_templates().values())
     timings = {"decode": 0.0, "align": 0.0, "classify": 0.0, "decode_rules": 0.0}
@@ -71,15 +73,16 @@ def read_submission(photos: list[tuple[str, bytes]], template_id: str | None = N
         t = time.perf_counter()
         alignment = align_page(photo, templates, template_id=template_id or (template.id if template else None))
         timings["align"] += time.perf_counter() - t
+        kept = photo if keep_photos else None
         if not isinstance(alignment, PageAlignment):
-            pages.append(PageRead(source, photo.sha256, None, alignment))
+            pages.append(PageRead(source, photo.sha256, None, alignment, photo=kept))
             continue
         if any(p.page == alignment.page_number for p in pages):
             pages.append(PageRead(source, photo.sha256, alignment.page_number, Refusal(
                 ReasonCode.WRONG_PAGE, f"{source}: page {alignment.page_number} was already read in this submission")))
             continue
         template = alignment.template
-        pages.append(PageRead(source, photo.sha256, alignment.page_number, None, alignment.quality, alignment))
+        pages.append(PageRead(source, photo.sha256, alignment.page_number, None, alignment.quality, alignment, kept))
         for f in template.page(alignment.page_number).fields:
             boxes = cut_boxes(photo, alignment, f.id)
             crops.extend(boxes)
