@@ -143,6 +143,106 @@ def align(photos: tuple[Path, ...], template_id: str | None, page_number: int | 
 
 
 @main.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--template", "template_id", help="the template the photos must be (pages of another are refused)")
+@click.option("--json", "as_json", is_flag=True, help="the result as JSON (formc schema) instead of a table")
+@click.option("--name", "submission", help="the submission's name in the result (default: the first photo's folder)")
+def read(photos: tuple[Path, ...], template_id: str | None, as_json: bool, submission: str | None) -> None:
+    """Read the photos of one submission (the pages of one TPS): every field's value, confidence, status."""
+    from ocr.batch import ReadSettings, read_one
+    from ocr.digits import DigitClassifier
+    from ocr.inputs import PhotoRef, SubmissionInput
+
+    if template_id:
+        _template(template_id)
+    sub = SubmissionInput(submission or photos[0].resolve().parent.name, tuple(PhotoRef(str(p), str(p)) for p in photos))
+    result = read_one(sub, ReadSettings(template_id=template_id), DigitClassifier())
+    if as_json:
+        click.echo(result.model_dump_json(indent=1))
+        return
+    from rich.console import Console
+
+    from ocr.report import result_table
+
+    Console().print(result_table(result))
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="JSONL file, one result per line; an existing one is resumed")
+@click.option("--workers", type=click.IntRange(1), default=None, help="processes (default: all cores)")
+@click.option("--db", "db_url", help="also store the results: sqlite:///results.db or postgresql+psycopg://...")
+@click.option("--previews", type=click.Path(file_okay=False, path_type=Path), help="write a preview PNG of every photo here")
+@click.option("--template", "template_id", help="the template every photo must be")
+def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, previews: Path | None,
+          template_id: str | None) -> None:
+    """Read every submission in INPUT (a folder with one subfolder per TPS, a zip, or a CSV manifest)."""
+    import os
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ocr.batch import ReadSettings, run_batch
+    from ocr.inputs import InputError, find_submissions
+
+    if template_id:
+        _template(template_id)
+    try:
+        found = find_submissions(input_path)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store = None
+    if db_url:
+        from ocr.store import ResultStore
+
+        store = ResultStore(db_url)
+    console = Console(stderr=True)
+    if found.skipped:
+        console.print(f"{len(found.skipped)} file(s) in {input_path} are not photos by name and are not read "
+                      f"(e.g. {found.skipped[0]})")
+    columns = (TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TextColumn("photos, {task.fields[rate]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("read", total=found.photo_count, rate="")
+        start, read_photos = time.perf_counter(), [0]
+
+        def advance(sub, result) -> None:
+            read_photos[0] += len(sub.photos) if result is not None else 0  # skipped ones cost no reading
+            progress.update(task, advance=len(sub.photos), rate=f"{read_photos[0] / (time.perf_counter() - start):.2f}/s")
+
+        summary = run_batch(found.submissions, out, workers or os.cpu_count() or 1,
+                            ReadSettings(template_id=template_id, previews=previews), store, advance)
+    if store is not None:
+        store.close()
+    counts = ", ".join(f"{status} {summary.by_status[status]}" for status in ("ok", "review", "rejected", "error"))
+    console.print(f"{summary.submissions} submissions read ({counts}); {summary.already_done} already in {out}; "
+                  f"{summary.photos} photos in {summary.seconds:.1f} s = {summary.photos_per_s:.2f} photos/s")
+
+
+@main.command()
+def schema() -> None:
+    """JSON Schema of a result (one line of `formc batch` output, `formc read --json`)."""
+    from ocr.result import SubmissionResult
+
+    click.echo(json.dumps(SubmissionResult.model_json_schema(), indent=1))
+
+
+@main.command("eval")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("truth_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def evaluate(results: Path, truth_dir: Path) -> None:
+    """Score a batch's RESULTS.jsonl against the truth.json of each submission folder in TRUTH_DIR."""
+    from rich.console import Console
+
+    from ocr.evaluate import evaluate_results, load_results
+    from ocr.report import evaluation_table
+
+    Console().print(evaluation_table(evaluate_results(load_results(results), truth_dir)))
+
+
+@main.command()
 @click.argument("template_id")
 @click.option("--count", type=click.IntRange(1), default=1, show_default=True, help="number of TPS")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)

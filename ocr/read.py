@@ -49,9 +49,10 @@ class SubmissionRead:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def read_submission(photos: list[tuple[str, bytes]], template_id: str | None = None, policy: Policy = Policy(),
+def read_submission(photos: list[tuple[str, bytes | Refusal]], template_id: str | None = None, policy: Policy = Policy(),
                     classifier: DigitClassifier | None = None, keep_photos: bool = False) -> SubmissionRead:
     """Read the photos of one TPS; `template_id` forces the template (a page of another is refused).
+    A photo given as a Refusal (its file could not be loaded) is recorded as refused, in its place.
     `keep_photos` keeps each decoded photo on its page (for drawing previews without decoding twice)."""
     classifier = classifier or DigitClassifier()
     templates = tuple(load_templates().values())
@@ -65,7 +66,7 @@ def read_submission(photos: list[tuple[str, bytes]], template_id: str | None = N
     template = None
     for source, data in photos:
         t = time.perf_counter()
-        photo = decode_photo(data, source)
+        photo = data if isinstance(data, Refusal) else decode_photo(data, source)
         timings["decode"] += time.perf_counter() - t
         if isinstance(photo, Refusal):
             pages.append(PageRead(source, "", None, photo))

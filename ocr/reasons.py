@@ -19,7 +19,9 @@ class ReasonCode(StrEnum):
     TOO_DARK = "too_dark"
     UNKNOWN_TEMPLATE = "unknown_template"
     WRONG_PAGE = "wrong_page"
+    FILE_UNREADABLE = "file_unreadable"
     INTERNAL_ERROR = "internal_error"
+    WORKER_CRASHED = "worker_crashed"
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,8 @@ def submission_result(submission: str, read: SubmissionRead, photo_hashes: list[
     """The published form of a read; `photo_hashes` are the sha256 of every photo's bytes, in order."""
     pages = []
     for page, sha in zip(read.pages, photo_hashes):
-        errors = [ErrorRecord(code=str(page.refusal.code), message=page.refusal.message)] if page.refusal else []
+        refusal = page.refusal
+        errors = [ErrorRecord(code=str(refusal.code), message=refusal.message)] if refusal is not None else []
         quality = PageQuality(**asdict(page.quality)) if page.quality else None
         pages.append(PageResult(source=page.source, sha256=sha, page=page.page, quality=quality, errors=errors,
                                 status="refused" if page.refusal is not None else "read"))
@@ -126,7 +127,7 @@ def submission_result(submission: str, read: SubmissionRead, photo_hashes: list[
 
 def error_result(submission: str, sources: list[str], photo_hashes: list[str], code: str, message: str) -> SubmissionResult:
     """The record of a submission the pipeline failed on (a bug or a crashed worker): kept, never dropped."""
-    pages = [PageResult(source=s, sha256=h, page=None, status="refused", errors=[ErrorRecord(code=code, message=message)])
+    pages = [PageResult(source=s, sha256=h, page=None, status="refused", errors=[ErrorRecord(code=str(code), message=message)])
              for s, h in zip(sources, photo_hashes)]
     return SubmissionResult(submission=submission, photos_key=photos_key(photo_hashes), template=None, status="error",
                             reasons=[f"{code}: {message}"], pages=pages)
