@@ -1,9 +1,12 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 VENV := .venv
 PY := $(VENV)/bin/python
-SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-ind
+# Debian packages: Tesseract is the title fallback of page identification; the tests also start a
+# throwaway PostgreSQL server (tests/test_store.py). Tests that need a missing one skip with a message.
+DEMO_PACKAGES := tesseract-ocr tesseract-ocr-ind
+TEST_PACKAGES := $(DEMO_PACKAGES) postgresql
 
-.PHONY: demo test samples system-packages clean
+.PHONY: demo test samples system-packages test-system-packages clean
 
 $(VENV)/.installed-%: pyproject.toml
 	python3 -m venv $(VENV)
@@ -11,13 +14,20 @@ $(VENV)/.installed-%: pyproject.toml
 	$(PY) -m pip install -q -e ".[$*]"
 	touch $@
 
-# Installs Tesseract (the title fallback of page identification) when run as root; without it the
-# tests that need it skip with a message, so a failed install warns instead of stopping.
-system-packages:
-	@if [ "$$(id -u)" = "0" ] && ! command -v tesseract >/dev/null 2>&1; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null) \
-		|| echo "warning: could not install $(SYSTEM_PACKAGES); title fallback tests will skip" >&2; \
+# Installs the packages $(1) when run as root and one is missing; the tests that need them skip without
+# them, so a failed install warns instead of stopping.
+define install-packages
+	@if [ "$$(id -u)" = "0" ] && ! dpkg -s $(1) >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null) \
+		|| echo "warning: could not install $(1); the tests that need them will skip" >&2; \
 	fi
+endef
+
+system-packages:
+	$(call install-packages,$(DEMO_PACKAGES))
+
+test-system-packages:
+	$(call install-packages,$(TEST_PACKAGES))
 
 demo: $(VENV)/.installed-synth system-packages
 	$(VENV)/bin/formc template list
@@ -28,7 +38,7 @@ demo: $(VENV)/.installed-synth system-packages
 	@echo "Each sample submission read by the whole pipeline (align, classify, decode under the rules) beside its truth.json:"
 	@$(PY) samples/summary.py samples out/demo
 
-test: $(VENV)/.installed-test system-packages
+test: $(VENV)/.installed-test test-system-packages
 	$(PY) -m pytest -q
 
 # Rewrites the committed samples/ (deterministic for a given seed and library versions).

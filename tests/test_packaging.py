@@ -45,3 +45,10 @@ def test_digit_model_ships_in_the_wheel_and_loads(wheel, tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, check=True)
     assert run.stdout.startswith("(1, 13) " + str(target))
+
+
+def test_wheel_carries_the_database_migrations(wheel):
+    # ResultStore migrates every database it opens, from these files inside the installed package.
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"ocr/store.py", "ocr/migrations/env.py", "ocr/migrations/script.py.mako",
+            "ocr/migrations/versions/0001_results.py"} <= names
