@@ -19,6 +19,7 @@ import pytest
 from ocr.evaluate import evaluate_results, load_results
 from ocr.inputs import InputError, find_submissions
 from ocr.result import SubmissionResult
+from ocr.store import ResultStore
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"
@@ -141,10 +142,13 @@ def test_a_missing_manifest_photo_is_a_record_not_a_crash(tmp_path):
     assert result.status == "rejected" and result.pages[0].errors[0].code == "file_unreadable"
 
 
-def test_eval_scores_results_against_truth(tmp_path):
+def test_batch_into_a_database_and_eval_against_truth(tmp_path):
     out = tmp_path / "r.jsonl"
-    run = formc("batch", str(REPO / "samples" / "kwk-gubernur-3"), "--out", str(out), "--workers", "2")
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    run = formc("batch", str(REPO / "samples" / "kwk-gubernur-3"), "--out", str(out), "--workers", "2", "--db", url)
     assert run.returncode == 0, run.stderr
+    with ResultStore(url) as store:  # the database holds exactly what the JSONL says
+        assert all(store.get(r.photos_key) == r for r in records(out)) and len(store.keys()) == 2
     ev = evaluate_results(load_results(out), REPO / "samples" / "kwk-gubernur-3")
     assert ev.submissions == 2 and not ev.without_truth
     assert ev.fields > 80 and ev.accuracy > 0.98 and ev.silent == 0
