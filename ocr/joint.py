@@ -71,6 +71,13 @@ class _Search:
         self.rest = [sum(best[d:]) for d in range(len(best) + 1)]  # the most fields d.. can score
         self.open_at = [tuple(e for e, eq in enumerate(self.equations) if eq.terms[0][0] < d <= eq.terms[-1][0])
                         for d in range(len(self.order) + 1)]
+        # Where each equation's state comes from when a state tuple is stepped (index in the tuple, or
+        # None: not open yet, so its constant and no unknown term), for the max-marginal passes.
+        slot = [{e: i for i, e in enumerate(open_eqs)} for open_eqs in self.open_at]
+        self.closing_from = [[(slot[d].get(e), self.equations[e].const) for e in self.closing[d]]
+                             for d in range(len(self.order))]
+        self.next_from = [[(slot[d].get(e), self.equations[e].const, dict(self.terms_at[d]).get(e))
+                           for e in self.open_at[d + 1]] for d in range(len(self.order))]
 
     @staticmethod
     def _options(c: FieldCandidates) -> list[tuple[int | None, float]]:
@@ -97,30 +104,41 @@ class _Search:
             remaining.discard(pick)
         return order
 
-    def run(self, exclude: tuple[str, int | None] | None = None, floor: float = -math.inf) -> Assignment | None:
-        """Best assignment scoring above `floor` (None if none), with `exclude` = (field, value) forbidden."""
-        self.exclude = None if exclude is None else (self.order.index(exclude[0]), exclude[1])
+    def run(self) -> Assignment:
+        """The best assignment (one always exists: "another value" satisfies any rule)."""
         self.partial = [eq.const for eq in self.equations]
         self.unknown = [0] * len(self.equations)  # terms that are "another value"
         self.memo: dict[tuple, tuple[bool, float, tuple]] = {}
-        found = self._complete(0, floor)
-        return None if found is None else Assignment(dict(zip(self.order, found[1])), found[0])
+        found = self._complete(0, -math.inf)
+        return Assignment(dict(zip(self.order, found[1])), found[0])
 
-    def _required(self, depth: int) -> tuple[bool, int | None]:
-        """(constrained, value) for the field at `depth` from the rules it closes; value None: no value fits."""
+    def _required(self, depth: int, closing: list[tuple[float, int]]) -> tuple[bool, int | None]:
+        """(constrained, value) for the field at `depth` from the rules it closes, given their (partial sum,
+        unknown terms) in `self.closing[depth]` order; value None: no value fits."""
         need = None
         constrained = False
-        for e in self.closing[depth]:
-            if self.unknown[e]:
+        for e, (partial, unknown) in zip(self.closing[depth], closing):
+            if unknown:
                 continue  # an unknown value can make it hold: a person judges it
             eq = self.equations[e]
             coef = eq.terms[-1][1]
-            x = -self.partial[e] / coef
+            x = -partial / coef
             value = round(x)
             if abs(x - value) * abs(coef) > eq.rule.tolerance + 1e-9 or value < 0 or (constrained and need != value):
                 return True, None
             constrained, need = True, value
         return constrained, need
+
+    def _choices(self, depth: int, closing: list[tuple[float, int]]) -> list[tuple[int | None, float]]:
+        """The options of the field at `depth` given the state of the rules it closes."""
+        constrained, need = self._required(depth, closing)
+        if not constrained:
+            return self.options[depth]
+        if need is None:
+            return []
+        # The rules name the value: score it exactly, listed or not (a rule is never satisfied for free).
+        logp = self.log_p[depth].get(need)
+        return [(need, logp if logp is not None else _log(self.candidates[depth].probability(need)))]
 
     def _complete(self, depth: int, floor: float) -> tuple[float, tuple] | None:
         """Best (score, values) of the fields from `depth` on if it scores above `floor`, else None.
@@ -139,19 +157,9 @@ class _Search:
                 return (score, values) if score > floor else None
             if score <= floor:  # proven: nothing here beats `score`
                 return None
-        constrained, need = self._required(depth)
-        if constrained:
-            # The rules name the value: score it exactly, listed or not (a rule is never satisfied for free).
-            logp = self.log_p[depth].get(need) if need is not None else None
-            if logp is None and need is not None:
-                logp = _log(self.candidates[depth].probability(need))
-            options = [] if logp is None else [(need, logp)]
-        else:
-            options = self.options[depth]
         best = None
-        for value, logp in options:
-            if self.exclude == (depth, value):
-                continue
+        closing = [(self.partial[e], self.unknown[e]) for e in self.closing[depth]]
+        for value, logp in self._choices(depth, closing):
             bar = max(floor, best[0]) if best else floor
             for e, coef in self.terms_at[depth]:
                 if value is OTHER:
@@ -169,6 +177,55 @@ class _Search:
         # Above the floor, the best is exact: every branch cut could not beat it.
         self.memo[key] = (True, *best) if best else (False, floor, ())
         return best
+
+    def _expand(self, depth: int, state: tuple) -> list[tuple[int | None, float, tuple]]:
+        """(value, log p, next state) for each option of the field at `depth` from `state` (as in the memo keys)."""
+        closing = [state[i] if i is not None else (c, 0) for i, c in self.closing_from[depth]]
+        moves = []
+        for value, logp in self._choices(depth, closing):
+            nxt = []
+            for i, const, coef in self.next_from[depth]:
+                partial, unknown = state[i] if i is not None else (const, 0)
+                if coef is not None:
+                    if value is OTHER:
+                        unknown += 1
+                    else:
+                        partial += coef * value
+                nxt.append((partial, unknown))
+            moves.append((value, logp, tuple(nxt)))
+        return moves
+
+    def runner_ups(self, best: Assignment, floor: float) -> dict[str, float | None]:
+        """Per field: the best score of an assignment that gives it another value than `best` does, if above
+        `floor` (else None). Max-marginals by one forward and one backward pass over the states the rules
+        can be in, keeping only states from which some assignment can still score above `floor`."""
+        n = len(self.order)
+        forward: list[dict[tuple, float]] = [{(): 0.0}] + [{} for _ in range(n)]
+        moves: list[dict[tuple, list]] = [{} for _ in range(n)]
+        for d in range(n):
+            for state, score in forward[d].items():
+                moves[d][state] = self._expand(d, state)
+                for _, logp, nxt in moves[d][state]:
+                    total = score + logp
+                    if total + self.rest[d + 1] > floor and total > forward[d + 1].get(nxt, -math.inf):
+                        forward[d + 1][nxt] = total
+        backward: dict[tuple, float] = {(): 0.0}
+        runner: dict[str, float | None] = {}
+        for d in range(n - 1, -1, -1):
+            chosen = best.values[self.order[d]]
+            here: dict[tuple, float] = {}
+            second = -math.inf
+            for state, score in forward[d].items():
+                for value, logp, nxt in moves[d][state]:
+                    tail = backward.get(nxt)
+                    if tail is None:
+                        continue
+                    here[state] = max(here.get(state, -math.inf), logp + tail)
+                    if value != chosen:
+                        second = max(second, score + logp + tail)
+            backward = here
+            runner[self.order[d]] = second if second > floor else None
+        return runner
 
 
 @dataclass(frozen=True)
@@ -195,8 +252,6 @@ def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule],
         narrowed[f] = replace(c, values=tuple(c.values[i] for i in keep), probs=tuple(c.probs[i] for i in keep),
                               labels=tuple(c.labels[i] for i in keep))
     search = _Search(narrowed, [r for r in rules if r.hard], list(all_field_ids))
-    margins = {}
-    for field, value in best.values.items():
-        runner_up = search.run(exclude=(field, value), floor=best.log_p - MARGIN_CAP)
-        margins[field] = best.log_p - runner_up.log_p if runner_up else MARGIN_CAP
+    runner = search.runner_ups(best, best.log_p - MARGIN_CAP)
+    margins = {f: MARGIN_CAP if r is None else best.log_p - r for f, r in runner.items()}
     return JointResult(best, unconstrained, margins)
