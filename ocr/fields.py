@@ -45,11 +45,12 @@ class FieldCandidates:
     empty: float  # probability that nothing at all was written (every box blank)
     malformed: float  # probability of strings that read as no number ("3X2")
     filler_only: float  # probability that the value 0 comes from fillers alone ("XXX")
-    box_probs: np.ndarray = field(compare=False, repr=False, default=None)  # (n_boxes, 13), for values not listed
+    box_rows: list[list[float]] = field(compare=False, repr=False, default=None)  # (n_boxes, 13), for values not listed
+    zero_readings: list[float] = field(compare=False, repr=False, default=None)  # `_prefix_readings(.., [0])`
 
     def probability(self, value: int) -> float:
         """Exact probability of any value, listed or not."""
-        return value_probability(self.box_probs, value)
+        return _value_probability(self.box_rows, self.zero_readings, self.empty, value)
 
     @property
     def best(self) -> int | None:
@@ -67,14 +68,19 @@ def read_string(classes: tuple[int, ...]) -> int | None:
     return int("".join(str(c) for c in classes[first:]))
 
 
-def _fillers_then(box_probs: np.ndarray, tail_classes: list[int]) -> float:
-    """P(the boxes are some fillers, then only `tail_classes`): sum over the split point of both products.
+def _prefix_readings(box_probs: np.ndarray, tail_classes: list[int]) -> list[float]:
+    """R[L] = P(the first L boxes are some fillers, then only `tail_classes`), for L = 0..n.
 
-    With `[0]` that is every reading of zero ("XX0", "X00", "XXX", and all blank); with the ten digits,
-    every string that reads as a number (and all blank)."""
-    filler = box_probs[:, sorted(FILLERS)].sum(axis=1)
-    tail = box_probs[:, tail_classes].sum(axis=1)
-    return sum(float(np.prod(filler[:a]) * np.prod(tail[a:])) for a in range(len(box_probs) + 1))
+    Summed over the split point a: R[L] = sum_a F[a] * T[a:L], with F[a] the product of the first a
+    boxes' filler mass; so R[L] = R[L-1] * tail[L-1] + F[L]. With `[0]` that is every reading of
+    leading zeros ("XX0", "X00", "XXX", all blank); with the ten digits, every reading of a number."""
+    filler = box_probs[:, sorted(FILLERS)].sum(axis=1).tolist()
+    tail = box_probs[:, tail_classes].sum(axis=1).tolist()
+    readings, fillers = [1.0], 1.0
+    for f, t in zip(filler, tail):
+        fillers *= f
+        readings.append(readings[-1] * t + fillers)
+    return readings
 
 
 def _empty(box_probs: np.ndarray) -> float:
@@ -83,27 +89,35 @@ def _empty(box_probs: np.ndarray) -> float:
 
 def number_probability(box_probs: np.ndarray) -> float:
     """Probability that the boxes read as some number: fillers, then digits (not every box blank)."""
-    return _fillers_then(box_probs, list(range(10))) - _empty(box_probs)
+    return _prefix_readings(box_probs, list(range(10)))[-1] - _empty(box_probs)
+
+
+def _value_probability(box_rows: list[list[float]], zeros: list[float], empty: float, value: int) -> float:
+    """`value_probability` on precomputed rows and leading-zero readings (`_prefix_readings(.., [0])`)."""
+    if value == 0:
+        return zeros[-1] - empty
+    digits = str(value)
+    lead = len(box_rows) - len(digits)
+    if lead < 0:
+        return 0.0
+    p = zeros[lead]  # no leading box: the empty prefix reads as nothing, probability 1
+    for row, d in zip(box_rows[lead:], digits):
+        p *= row[int(d)]
+    return p
 
 
 def value_probability(box_probs: np.ndarray, value: int) -> float:
     """Exact probability that the boxes read as `value` (an all-blank field reads as nothing)."""
-    if value == 0:
-        return _fillers_then(box_probs, [0]) - _empty(box_probs)
-    digits = [int(d) for d in str(value)]
-    lead = len(box_probs) - len(digits)
-    if lead < 0:
-        return 0.0
-    tail = float(np.prod([box_probs[lead + i, d] for i, d in enumerate(digits)]))
-    return tail * _fillers_then(box_probs[:lead], [0])  # no leading box: the empty sum's one term is 1
+    return _value_probability(box_probs.tolist(), _prefix_readings(box_probs, [0]), _empty(box_probs), value)
 
 
 def field_candidates(field_id: str, box_probs: np.ndarray) -> FieldCandidates:
     """Candidates of one field from its boxes' (n_boxes, 13) probabilities."""
+    rows = box_probs.tolist()  # plain floats: a field's few boxes cost less in Python than in NumPy calls
     options = []
-    for probs in box_probs:
-        order = np.argsort(probs)[::-1][:MAX_PER_BOX]
-        options.append([(int(c), float(probs[c])) for c in order if probs[c] >= MIN_BOX_P])  # the top class is >= 1/13
+    for probs in rows:
+        order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)[:MAX_PER_BOX]
+        options.append([(c, probs[c]) for c in order if probs[c] >= MIN_BOX_P])  # the top class is >= 1/13
     best_string: dict[int, tuple[float, tuple[int, ...]]] = {}
     for combo in itertools.product(*options):
         classes = tuple(c for c, _ in combo)
@@ -113,12 +127,13 @@ def field_candidates(field_id: str, box_probs: np.ndarray) -> FieldCandidates:
         p = math.prod(q for _, q in combo)
         if p > best_string.get(value, (-1.0, ()))[0]:
             best_string[value] = (p, classes)
-    exact = {v: value_probability(box_probs, v) for v in best_string}
-    ranked = sorted(exact, key=lambda v: -exact[v])
     empty = _empty(box_probs)
+    zeros = _prefix_readings(box_probs, [0])
+    exact = {v: _value_probability(rows, zeros, empty, v) for v in best_string}
+    ranked = sorted(exact, key=lambda v: -exact[v])
     numbers = number_probability(box_probs)
     return FieldCandidates(
         field_id=field_id, values=tuple(ranked), probs=tuple(exact[v] for v in ranked),
         labels=tuple(tuple(CLASSES[c] for c in best_string[v][1]) for v in ranked),
         residual=max(0.0, numbers - sum(exact.values())), empty=empty, malformed=max(0.0, 1.0 - numbers - empty),
-        filler_only=float(np.prod(box_probs[:, sorted(FILLERS)].sum(axis=1))) - empty, box_probs=np.asarray(box_probs))
+        filler_only=float(np.prod(box_probs[:, sorted(FILLERS)].sum(axis=1))) - empty, box_rows=rows, zero_readings=zeros)
