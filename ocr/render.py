@@ -65,9 +65,14 @@ def page_boxes(template: FormTemplate, page_number: int, dpi: float) -> dict:
 
 
 @lru_cache(maxsize=64)
-def _font(size_px: int) -> ImageFont.FreeTypeFont:
+def font(size_px: int) -> ImageFont.FreeTypeFont:
     # Pillow's bundled scalable font: no system font needed on a fresh machine.
     return ImageFont.load_default(size=max(6, size_px))
+
+
+def bold_stroke(size_px: int, bold: bool = True) -> int:
+    """Stroke width that makes text bold: Pillow's bundled font has no bold face."""
+    return round(size_px / 28) if bold else 0
 
 
 def _frame(draw: ImageDraw.ImageDraw, rect: tuple[int, int, int, int], thickness: int, fill: int = INK) -> None:
@@ -104,14 +109,14 @@ def _seven_segment_guide(draw: ImageDraw.ImageDraw, box_mm: RectMM, scale: float
 
 def _text(image: Image.Image, draw: ImageDraw.ImageDraw, text: str, xy_px: tuple[float, float], size_px: int,
           anchor: str, rotate: int, bold: bool = False) -> None:
-    font = _font(size_px)
-    stroke = round(size_px / 28) if bold else 0  # Pillow's bundled font has no bold face
+    face = font(size_px)
+    stroke = bold_stroke(size_px, bold)
     if rotate == 0:
-        draw.text(xy_px, text, fill=INK, font=font, anchor=anchor, stroke_width=stroke, stroke_fill=INK)
+        draw.text(xy_px, text, fill=INK, font=face, anchor=anchor, stroke_width=stroke, stroke_fill=INK)
         return
-    left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
+    left, top, right, bottom = face.getbbox(text, stroke_width=stroke)
     patch = Image.new("L", (right - left + 2, bottom - top + 2), 255)
-    ImageDraw.Draw(patch).text((1 - left, 1 - top), text, fill=INK, font=font, stroke_width=stroke, stroke_fill=INK)
+    ImageDraw.Draw(patch).text((1 - left, 1 - top), text, fill=INK, font=face, stroke_width=stroke, stroke_fill=INK)
     patch = patch.rotate(rotate, expand=True, fillcolor=255)
     image.paste(patch, (round(xy_px[0]), round(xy_px[1])), Image.eval(patch, lambda v: 255 - v))
 
@@ -148,7 +153,7 @@ def _draw_page(template: FormTemplate, page: TemplatePage, scale: float) -> Imag
                 cx, cy = circle.centre_mm[0] * scale, circle.centre_mm[1] * scale
                 r = circle.diameter_mm / 2 * scale
                 draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=INK, width=_thickness(0.35, scale))
-                draw.text((cx, cy), str(digit), fill=INK, font=_font(round(circle.diameter_mm * 0.62 * scale)),
+                draw.text((cx, cy), str(digit), fill=INK, font=font(round(circle.diameter_mm * 0.62 * scale)),
                           anchor="mm")
     for text in page.texts:
         _text(image, draw, text.text, (text.xy_mm[0] * scale, text.xy_mm[1] * scale), round(text.size_mm * scale),
