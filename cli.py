@@ -168,6 +168,26 @@ def read(photos: tuple[Path, ...], template_id: str | None, as_json: bool, submi
 
 
 @main.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="PNG file (several photos: <stem>-<photo>.png beside it), or a folder")
+@click.option("--template", "template_id", help="the template the photos must be (pages of another are refused)")
+def preview(photos: tuple[Path, ...], out: Path, template_id: str | None) -> None:
+    """What an operator checks before sending: each page with its values drawn by their boxes, or why it was refused."""
+    from ocr.batch import ReadSettings, read_one
+    from ocr.digits import DigitClassifier
+    from ocr.inputs import PhotoRef, SubmissionInput
+
+    if template_id:
+        _template(template_id)
+    sub = SubmissionInput(photos[0].resolve().parent.name, tuple(PhotoRef(str(p), str(p)) for p in photos))
+    result = read_one(sub, ReadSettings(template_id=template_id), DigitClassifier(), preview_out=out)
+    click.echo(f"{result.status}: " + ("; ".join(result.reasons) or "every field confirmed"))
+    if result.status == "error":
+        raise click.ClickException(result.reasons[0])
+
+
+@main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="JSONL file, one result per line; an existing one is resumed")

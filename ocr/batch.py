@@ -52,8 +52,11 @@ def _load(ref) -> tuple[bytes | Refusal, str]:
 
 
 def read_one(sub: SubmissionInput, settings: ReadSettings, classifier: DigitClassifier,
-             done: frozenset[tuple[str, str]] = frozenset()) -> SubmissionResult | None:
-    """Read one submission from its files; None when (submission, photos_key) is in `done`."""
+             done: frozenset[tuple[str, str]] = frozenset(), preview_out: Path | None = None) -> SubmissionResult | None:
+    """Read one submission from its files; None when (submission, photos_key) is in `done`. Previews go to
+    `preview_out` (see `write_previews`), by default `settings.previews/<submission>/` when that is set."""
+    if preview_out is None and settings.previews is not None:
+        preview_out = settings.previews / sub.submission
     loaded = [_load(ref) for ref in sub.photos]
     hashes = [sha for _, sha in loaded]
     try:
@@ -61,11 +64,11 @@ def read_one(sub: SubmissionInput, settings: ReadSettings, classifier: DigitClas
             return None
         read = read_submission([(ref.source, data) for ref, (data, _) in zip(sub.photos, loaded)],
                                template_id=settings.template_id, classifier=classifier,
-                               keep_photos=settings.previews is not None)
+                               keep_photos=preview_out is not None)
         result = submission_result(sub.submission, read, hashes)
-        if settings.previews is not None:
-            from ocr.preview import write_previews
-            write_previews(read, result, settings.previews / sub.submission)
+        if preview_out is not None:
+            from ocr.preview import write_previews  # drawing libraries load only where previews are made
+            write_previews(read, result, preview_out)
         return result
     except Exception as exc:  # a bug must cost one record, not the batch
         return error_result(sub.submission, [r.source for r in sub.photos], hashes, ReasonCode.INTERNAL_ERROR,

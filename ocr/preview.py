@@ -10,6 +10,8 @@ BGR uint8 (OpenCV's order); text is drawn by Pillow in the font of ocr/render.py
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -339,3 +341,20 @@ def render_submission_preview(read: SubmissionRead, result: SubmissionResult,
         else:
             images.append((page.source, render_page_preview(gray, page.alignment, result, px_per_mm)))
     return images
+
+
+def write_previews(read: SubmissionRead, result: SubmissionResult, out: Path, px_per_mm: float = 4.0) -> list[Path]:
+    """Each photo's preview as a PNG: `out` named *.png is the file (`<out stem>-<photo stem>.png` for several
+    photos), any other `out` is a folder of `<photo stem>.png`."""
+    images = render_submission_preview(read, result, px_per_mm)
+    stems = [Path(source.split(":")[-1]).stem for source, _ in images]  # a zip member's name after the colon
+    if out.suffix.lower() != ".png":
+        paths = [out / f"{stem}.png" for stem in stems]
+    elif len(images) == 1:
+        paths = [out]
+    else:
+        paths = [out.with_name(f"{out.stem}-{stem}.png") for stem in stems]
+    for path, (_, image) in zip(paths, images):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), image)
+    return paths

@@ -155,3 +155,15 @@ def test_batch_into_a_database_and_eval_against_truth(tmp_path):
     assert ev.by_status["review"] >= 1  # tps-0002 is written with an arithmetic slip
     printed = formc("eval", str(out), str(REPO / "samples" / "kwk-gubernur-3"))
     assert "silently wrong fields" in printed.stdout and "rule_failed" in printed.stdout
+
+
+def test_preview_command_draws_each_photo_or_its_refusal(tmp_path):
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a photo")
+    run = formc("preview", str(SAMPLE / "page-3.jpg"), str(notes), "--out", str(tmp_path / "check.png"))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("rejected") and "not_an_image" in run.stdout
+    page = cv2.imread(str(tmp_path / "check-page-3.png"))
+    refusal = cv2.imread(str(tmp_path / "check-notes.png"))
+    assert page.shape[1] > page.shape[0] * 0.9 and page.shape[1] > 2000  # the page and its side panel
+    assert refusal is not None and refusal.shape[1] == 1600
