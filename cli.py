@@ -273,8 +273,9 @@ def evaluate(results: Path, truth_dir: Path) -> None:
 @click.option("--inconsistent", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="fraction of TPS with an honest arithmetic slip written on the paper")
 @click.option("--workers", type=click.IntRange(1), default=None, help="processes (default: all cores)")
+@click.option("--megapixels", type=click.FloatRange(1, 50), help="every photo this size (default: the profile's range)")
 def synth(template_id: str, count: int, out: Path, seed: int, handwriting: tuple[Path, ...], profile: str,
-          inconsistent: float, workers: int | None) -> None:
+          inconsistent: float, workers: int | None, megapixels: float | None) -> None:
     """Synthetic phone photos of filled forms, one folder per TPS with truth.json."""
     import os
 
@@ -283,7 +284,8 @@ def synth(template_id: str, count: int, out: Path, seed: int, handwriting: tuple
 
     _template(template_id)
     job = SynthJob(template_id=template_id, count=count, out_dir=out, seed=seed, profile=profile,
-                   handwriting=handwriting, inconsistent=inconsistent, workers=workers or os.cpu_count() or 1)
+                   handwriting=handwriting, inconsistent=inconsistent, workers=workers or os.cpu_count() or 1,
+                   megapixels=megapixels)
     try:
         with click.progressbar(synthesize(job), length=count, label="synth", file=sys.stderr) as bar:
             for name in bar:

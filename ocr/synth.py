@@ -38,6 +38,7 @@ class SynthJob:
     workers: int = 1
     first_index: int = 1
     style: tuple[tuple[str, object], ...] = ()  # WriterStyle fields forced for every TPS, e.g. (("blocky", 1.0),)
+    megapixels: float | None = None  # every photo this size instead of the profile's range (benchmarks: 12 MP)
 
     def inconsistent_indices(self) -> set[int]:
         """Exactly round(fraction x count) TPS, chosen by the seed."""
@@ -71,6 +72,8 @@ def synthesize_tps(template: FormTemplate, index: int, job: SynthJob, bank: Glyp
     # The template is part of the stream so that one seed gives unrelated photos for different templates.
     rng = np.random.default_rng(np.random.SeedSequence([job.seed, index, zlib.crc32(template.id.encode())]))
     profile: CameraProfile = PROFILES[job.profile]
+    if job.megapixels is not None:
+        profile = replace(profile, megapixels=(job.megapixels, job.megapixels))
     values = realistic_values(template, rng)
     slip = None
     if inconsistent:
