@@ -31,12 +31,15 @@ test-system-packages:
 
 demo: $(VENV)/.installed-synth system-packages
 	$(VENV)/bin/formc template list
-	$(VENV)/bin/formc template render kwk-gubernur-3 --page 2 --dpi 40 --out out/demo/kwk-gubernur-3-page-2.png
 	$(VENV)/bin/formc synth kwk-gubernur-3 --count 2 --out out/demo/synth --seed 1 --profile phone
-	@echo "Aligning every sample photo (page found, identified, boxes placed) - one JSON line each:"
-	$(VENV)/bin/formc align samples/*/*/page-*.jpg
-	@echo "Each sample submission read by the whole pipeline (align, classify, decode under the rules) beside its truth.json:"
-	@$(PY) samples/summary.py samples out/demo
+	@echo "The main job over samples/ (one submission per TPS folder): JSONL, an SQLite database, a preview PNG per photo:"
+	rm -f out/demo/results.jsonl out/demo/results.db
+	$(VENV)/bin/formc batch samples --out out/demo/results.jsonl --db sqlite:///out/demo/results.db --previews out/demo/previews
+	@echo "One submission as an operator sees it (written with an arithmetic slip: it must come out REVIEW):"
+	$(VENV)/bin/formc read samples/kwk-gubernur-3/tps-0002/page-*.jpg
+	@echo "The batch against the samples' truth.json:"
+	$(VENV)/bin/formc eval out/demo/results.jsonl samples
+	@echo "Previews: out/demo/previews/<submission>/<photo>.png"
 
 test: $(VENV)/.installed-test test-system-packages
 	$(PY) -m pytest -q

@@ -164,7 +164,7 @@ def read(photos: tuple[Path, ...], template_id: str | None, as_json: bool, submi
 
     from ocr.report import result_table
 
-    Console().print(result_table(result))
+    Console(width=None if sys.stdout.isatty() else 160).print(result_table(result))  # a pipe gets whole lines
 
 
 @main.command()

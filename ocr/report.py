@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Group
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from ocr.evaluate import Evaluation
@@ -28,10 +30,11 @@ def result_table(result: SubmissionResult) -> Group:
         detail = "; ".join(f"{e.code}: {e.message}" for e in p.errors) or (
             f"markers {p.quality.markers_found}/4, tag {'read' if p.quality.tag_read else 'not read'}, "
             f"residual {p.quality.residual_mm:.2f} mm, sharpness {p.quality.sharpness:.2f}" if p.quality else "")
-        pages.add_row(p.source, str(p.page or "-"), _status(p.status), detail)
+        pages.add_row(Path(p.source).name, str(p.page or "-"), _status(p.status), detail)
     parts.append(pages)
     if result.fields:
-        fields = Table("field", "page", "value", "confidence", "status", "reasons", title="fields", title_justify="left")
+        fields = Table("page", "value", "confidence", "status", "reasons", title="fields", title_justify="left")
+        fields.columns.insert(0, Column("field", no_wrap=True))
         for field_id, f in result.fields.items():
             value = "-" if f.value is None else str(f.value)
             if f.read_value is not None and f.read_value != f.value:
