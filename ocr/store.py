@@ -259,8 +259,15 @@ class ResultStore:
 
     def get(self, photos_key: str) -> SubmissionResult | None:
         """The result stored under `photos_key`, equal to the one saved; None when there is none."""
+        return self._get(SubmissionRow.photos_key == photos_key)
+
+    def get_by_id(self, submission_id: int) -> SubmissionResult | None:
+        """The result of the submission row `submission_id` (the review app's handle on it); None when there is none."""
+        return self._get(SubmissionRow.id == submission_id)
+
+    def _get(self, where: Any) -> SubmissionResult | None:
         with Session(self.engine) as session:
-            row = session.scalar(select(SubmissionRow).where(SubmissionRow.photos_key == photos_key)
+            row = session.scalar(select(SubmissionRow).where(where)
                                  .options(selectinload(SubmissionRow.pages), selectinload(SubmissionRow.fields)))
             if row is None:
                 return None
