@@ -57,9 +57,9 @@ SESSION_HOURS = 12  # a working day in the office
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
-def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     context.update(user=request.state.user, csrf=csrf_token(request), flash=request.session.pop("flash", None))
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
 def _reviews(request: Request) -> Reviews:
