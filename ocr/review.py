@@ -17,12 +17,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from typing import Any
 
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ocr.family import get_template
+from ocr.family import get_template, load_templates
 from ocr.result import SubmissionResult
 from ocr.store import AuditRow, CorrectionRow, FieldRow, ResultStore, ReviewRow, SubmissionRow, UserRow
 
@@ -112,6 +113,12 @@ class SubmissionView:
             if any(values.get(f) is None for f in fields) or not rule.holds({f: values[f] for f in fields}):
                 failed.append((rule.expr, rule.hard))
         return failed
+
+
+@cache
+def _vote_fields() -> tuple[str, ...]:
+    """The per-candidate total fields of every shipped template."""
+    return tuple(sorted({f for t in load_templates().values() for f in t.fields if VOTE_FIELD.match(f)}))
 
 
 def region_of(submission: str) -> str:
@@ -365,14 +372,14 @@ class Reviews:
     def dashboard(self, hours: int = 24) -> dict[str, Any]:
         """Counts by status and region, reads per hour over the last `hours`, review reasons, vote totals by region
         (machine reads of every submission beside the effective values of verified ones)."""
-        with Session(self.engine) as session:
-            subs = session.execute(select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status,
+        with self.engine.connect() as connection:  # Core rows: no ORM bookkeeping over 10,000s of them
+            subs = connection.execute(select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status,
                                           ReviewRow.state, SubmissionRow.created_at)
                                    .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)).all()
-            reasons = session.scalars(select(FieldRow.reasons).where(FieldRow.status.in_(FLAGGED))).all()
-            votes = session.execute(select(FieldRow.submission_id, FieldRow.field_id, FieldRow.value)
-                                    .where(FieldRow.field_id.like("suara_%"))).all()
-            corrections = session.execute(select(CorrectionRow.submission_id, CorrectionRow.field_id,
+            reasons = connection.scalars(select(FieldRow.reasons).where(FieldRow.status.in_(FLAGGED))).all()
+            votes = connection.execute(select(FieldRow.submission_id, FieldRow.field_id, FieldRow.value)
+                                    .where(FieldRow.field_id.in_(_vote_fields()))).all()
+            corrections = connection.execute(select(CorrectionRow.submission_id, CorrectionRow.field_id,
                                                  CorrectionRow.new_value).order_by(CorrectionRow.id)).all()
         region = {i: region_of(name) for i, name, *_ in subs}
         verified = {i for i, _, _, state, _ in subs if state == "verified"}
@@ -394,8 +401,6 @@ class Reviews:
         checked: dict[str, Counter] = defaultdict(Counter)
         columns: set[str] = set()
         for i, f, value in votes:
-            if not VOTE_FIELD.match(f):
-                continue
             columns.add(f)
             machine[region[i]][f] += value or 0
             if i in verified:
