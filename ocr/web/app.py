@@ -134,13 +134,13 @@ async def upload(request: Request) -> Response:
     reviews = _reviews(request)
     user: User = request.state.user
     if request.method == "GET":
-        return render(request, "upload.html", recent=reviews.uploaded_by(user), limits=(MAX_PHOTOS, MAX_PHOTO_BYTES))
+        return render(request, "upload.html", recent=reviews.uploaded_by(user), limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES))
 
     def refuse(message: str, status: int) -> Response:
         return render(request, "upload.html", status, error=message, recent=reviews.uploaded_by(user),
-                      limits=(MAX_PHOTOS, MAX_PHOTO_BYTES), name=name)
+                      limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES), name=name)
 
-    form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=10)
+    form = await request.form()
     name = str(form.get("submission", "")).strip()
     files = [f for f in form.getlist("photos") if isinstance(f, UploadFile) and f.filename]
     if not SUBMISSION_NAME.fullmatch(name) or ".." in name:

@@ -28,6 +28,8 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 # Checked against when the user name is unknown, so a log-in takes as long either way.
 _DUMMY_HASH = _hasher.hash("not a password")
 MIN_PASSWORD = 8
+FORM_MAX_FILES = 10  # more than the photos of a TPS (ocr/web/app.py MAX_PHOTOS says how many are taken)
+FORM_MAX_FIELDS = 200  # the review form: one input per field of the largest template, and a few more
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -91,7 +93,8 @@ async def _csrf_ok(request: Request) -> bool:
         return False
     sent = request.headers.get("x-csrf-token")
     if sent is None:
-        form = await request.form()  # parsed once; the endpoint gets the same cached form
+        # Parsed once, here, with the app's limits; the endpoint gets the same cached form.
+        form = await request.form(max_files=FORM_MAX_FILES, max_fields=FORM_MAX_FIELDS)
         sent = form.get("csrf")
     return isinstance(sent, str) and hmac.compare_digest(sent, expected)
 
