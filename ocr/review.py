@@ -150,6 +150,22 @@ def _utc(at: datetime | None) -> datetime | None:
     return at.replace(tzinfo=timezone.utc) if at is not None and at.tzinfo is None else at
 
 
+def _verify_refusal(view: SubmissionView, user: User) -> ReviewError | None:
+    """Why `user` may not verify the submission now, or None."""
+    if view.state == "verified":
+        return Locked(f"{view.result.submission} is verified already")
+    if view.uploaded_by is not None and view.uploaded_by.id == user.id:
+        return FourEyes("you uploaded this submission: another reviewer must verify it (four eyes)")
+    if view.result.status not in QUEUED:
+        return ReviewError(f"a {view.result.status} submission cannot be verified: its photos must be taken again")
+    missing = [f for f, v in view.values.items() if v is None]
+    hard = [rule for rule, is_hard in view.failed_rules() if is_hard]
+    if missing or hard:
+        return ReviewError("cannot verify: " + "; ".join(
+            ([f"no value for {', '.join(missing)}"] if missing else []) + [f"rule fails: {r}" for r in hard]))
+    return None
+
+
 class Reviews:
     """The review side of the results database behind `store`."""
 
@@ -287,14 +303,12 @@ class Reviews:
         reason = reason.strip()
         if not reason:
             raise ReviewError("say why the values change (the reason is kept with each correction)")
-        view = self.view(submission_id)
-        if view is None:
-            raise ReviewError(f"no submission {submission_id}")
-        unknown = sorted(set(values) - set(view.result.fields))
-        if unknown:
-            raise ReviewError(f"no such field: {', '.join(unknown)}")
         with Session(self.engine) as session, session.begin():
             review = self._lock(session, submission_id)
+            view = self.view(submission_id)  # read under the lock: the old values are the ones being replaced
+            unknown = sorted(set(values) - set(view.result.fields))
+            if unknown:
+                raise ReviewError(f"no such field: {', '.join(unknown)}")
             if review is not None and review.state == "verified":
                 raise Locked(f"{view.result.submission} is verified and locked: reopen it to change a value")
             current = view.values
@@ -308,29 +322,21 @@ class Reviews:
 
     def verify(self, submission_id: int, user: User) -> None:
         """Locks the submission as verified by `user`: not its uploader, every value present, no hard rule broken."""
-        view = self.view(submission_id)
-        if view is None:
-            raise ReviewError(f"no submission {submission_id}")
-        if view.uploaded_by is not None and view.uploaded_by.id == user.id:
-            self.log(user, "verify_refused", submission_id, reason="four_eyes")
-            raise FourEyes("you uploaded this submission: another reviewer must verify it (four eyes)")
-        if view.result.status not in QUEUED:
-            raise ReviewError(f"a {view.result.status} submission cannot be verified: its photos must be taken again")
-        missing = [f for f, v in view.values.items() if v is None]
-        hard = [rule for rule, is_hard in view.failed_rules() if is_hard]
-        if missing or hard:
-            raise ReviewError("cannot verify: " + "; ".join(
-                ([f"no value for {', '.join(missing)}"] if missing else []) + [f"rule fails: {r}" for r in hard]))
         with Session(self.engine) as session, session.begin():
             review = self._lock(session, submission_id)
-            if review is None:
-                review = ReviewRow(submission_id=submission_id, state="open")
-                session.add(review)
-            if review.state == "verified":
-                raise Locked(f"{view.result.submission} is verified already")
-            review.state, review.verified_by, review.verified_at = "verified", user.id, datetime.now(timezone.utc)
-            self._log(session, user, "verify", submission_id, {"submission": view.result.submission,
-                                                               "values": view.values})
+            view = self.view(submission_id)
+            refusal = _verify_refusal(view, user)
+            if refusal is None:
+                if review is None:
+                    review = ReviewRow(submission_id=submission_id, state="open")
+                    session.add(review)
+                review.state, review.verified_by, review.verified_at = "verified", user.id, datetime.now(timezone.utc)
+                self._log(session, user, "verify", submission_id, {"submission": view.result.submission,
+                                                                   "values": view.values})
+            elif isinstance(refusal, FourEyes):  # an attempt worth keeping in the log
+                self._log(session, user, "verify_refused", submission_id, {"reason": "four_eyes"})
+        if refusal is not None:
+            raise refusal
 
     def reopen(self, submission_id: int, user: User, reason: str) -> None:
         """Unlocks a verified submission for corrections; the reason is logged."""

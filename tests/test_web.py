@@ -336,6 +336,7 @@ def test_four_eyes_the_uploader_cannot_verify(env):
     assert "another reviewer must verify it" in rudi.get(f"/review/{target}").text
     response = rudi.post(f"/review/{target}/verify", data={"csrf": rudi_csrf})
     assert response.status_code == 403 and env.reviews.view(target).state == "open"
+    assert [e["user"] for e in env.reviews.audit(submission_id=target) if e["action"] == "verify_refused"] == ["rudi"]
     rina, rina_csrf = env.client("rina")
     assert rina.post(f"/review/{target}/verify", data={"csrf": rina_csrf}, follow_redirects=False).status_code == 303
     view = env.reviews.view(target)
