@@ -25,7 +25,7 @@ from typing import Callable
 
 from ocr.digits import DigitClassifier
 from ocr.inputs import MAX_PHOTO_BYTES, SubmissionInput
-from ocr.read import read_submission
+from ocr.read import SubmissionRead, read_submission
 from ocr.reasons import ReasonCode, Refusal
 from ocr.result import SubmissionResult, error_result, photos_key, submission_result
 
@@ -52,9 +52,11 @@ def _load(ref) -> tuple[bytes | Refusal, str]:
 
 
 def read_one(sub: SubmissionInput, settings: ReadSettings, classifier: DigitClassifier,
-             done: frozenset[tuple[str, str]] = frozenset(), preview_out: Path | None = None) -> SubmissionResult | None:
+             done: frozenset[tuple[str, str]] = frozenset(), preview_out: Path | None = None,
+             on_read: Callable[[SubmissionRead, SubmissionResult], None] | None = None) -> SubmissionResult | None:
     """Read one submission from its files; None when (submission, photos_key) is in `done`. Previews go to
-    `preview_out` (see `write_previews`), by default `settings.previews/<submission>/` when that is set."""
+    `preview_out` (see `write_previews`), by default `settings.previews/<submission>/` when that is set.
+    `on_read` sees the read with its photos kept and the result (the review app draws its images there)."""
     if preview_out is None and settings.previews is not None:
         preview_out = settings.previews / sub.submission
     loaded = [_load(ref) for ref in sub.photos]
@@ -64,11 +66,13 @@ def read_one(sub: SubmissionInput, settings: ReadSettings, classifier: DigitClas
             return None
         read = read_submission([(ref.source, data) for ref, (data, _) in zip(sub.photos, loaded)],
                                template_id=settings.template_id, classifier=classifier,
-                               keep_photos=preview_out is not None)
+                               keep_photos=preview_out is not None or on_read is not None)
         result = submission_result(sub.submission, read, hashes)
         if preview_out is not None:
             from ocr.preview import write_previews  # drawing libraries load only where previews are made
             write_previews(read, result, preview_out)
+        if on_read is not None:
+            on_read(read, result)
         return result
     except Exception as exc:  # a bug must cost one record, not the batch
         return error_result(sub.submission, [r.source for r in sub.photos], hashes, ReasonCode.INTERNAL_ERROR,

@@ -2,6 +2,8 @@
 
 Saving a key again replaces that submission's pages and fields, so a resumed batch or a redelivered task
 never adds a second copy. The schema comes from the Alembic migrations in `ocr/migrations`, run on open.
+What people add (accounts, corrections, verification, the audit log: the review app, `ocr/review.py`) lives in
+tables of its own, which a save never touches.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     JSON,
+    Boolean,
     Connection,
     DateTime,
     Double,
@@ -108,6 +111,63 @@ class FieldRow(Base):
     page: Mapped[int] = mapped_column(Integer)
 
 
+class UserRow(Base):
+    """An account of the review app; never deleted (the audit log names it), only deactivated."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # operator | reviewer | admin
+    password_hash: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReviewRow(Base):
+    """The people's side of a submission: who uploaded it, and whether (and by whom) it was verified and locked.
+
+    A submission without a row (saved by `formc batch`) is open and has no uploader."""
+
+    __tablename__ = "reviews"
+
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # open | verified
+    verified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CorrectionRow(Base):
+    """A reviewer's value for a field; the newest one per field is its effective value, the machine's stays as read."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    field_id: Mapped[str] = mapped_column(String(100))
+    old_value: Mapped[int | None] = mapped_column(Integer)
+    new_value: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AuditRow(Base):
+    """One action by a person (log-in, upload, correction, verification, reopening, export, new account).
+
+    `submission_id` has no foreign key: the log outlives what it names; `detail` repeats what changed."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    submission_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class StoreUnavailable(RuntimeError):
     """The database could not be reached or migrated."""
 
@@ -199,8 +259,15 @@ class ResultStore:
 
     def get(self, photos_key: str) -> SubmissionResult | None:
         """The result stored under `photos_key`, equal to the one saved; None when there is none."""
+        return self._get(SubmissionRow.photos_key == photos_key)
+
+    def get_by_id(self, submission_id: int) -> SubmissionResult | None:
+        """The result of the submission row `submission_id` (the review app's handle on it); None when there is none."""
+        return self._get(SubmissionRow.id == submission_id)
+
+    def _get(self, where: Any) -> SubmissionResult | None:
         with Session(self.engine) as session:
-            row = session.scalar(select(SubmissionRow).where(SubmissionRow.photos_key == photos_key)
+            row = session.scalar(select(SubmissionRow).where(where)
                                  .options(selectinload(SubmissionRow.pages), selectinload(SubmissionRow.fields)))
             if row is None:
                 return None

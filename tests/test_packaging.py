@@ -52,3 +52,10 @@ def test_wheel_carries_the_database_migrations(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"ocr/store.py", "ocr/migrations/env.py", "ocr/migrations/script.py.mako",
             "ocr/migrations/versions/0001_results.py"} <= names
+
+
+def test_wheel_carries_the_review_app(wheel):
+    # `formc serve` renders these templates and serves these files from the installed package.
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"ocr/migrations/versions/0002_review.py", "ocr/web/app.py", "ocr/web/templates/review.html",
+            "ocr/web/templates/base.html", "ocr/web/static/style.css", "ocr/web/static/review.js"} <= names

@@ -1,0 +1,123 @@
+"""Accounts and request guards: argon2 password hashes, the session's user, CSRF tokens, role checks.
+
+The session is Starlette's signed cookie (itsdangerous; HttpOnly, SameSite=Lax, Secure behind HTTPS)
+holding the user id and a CSRF token; the user is loaded from the database on every request, so a
+deactivated account or a changed role takes effect at once. Every endpoint goes through `guard`:
+no log-in -> redirect to the log-in page (401 for non-GET), wrong role -> 403, an unsafe method
+without the session's CSRF token in the form (or the X-CSRF-Token header) -> 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from pathlib import Path
+from urllib.parse import quote
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from ocr.review import Reviews, User
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Checked against when the user name is unknown, so a log-in takes as long either way.
+_DUMMY_HASH = _hasher.hash("not a password")
+MIN_PASSWORD = 8
+FORM_MAX_FILES = 10  # more than the photos of a TPS (ocr/web/app.py MAX_PHOTOS says how many are taken)
+FORM_MAX_FIELDS = 200  # the review form: one input per field of the largest template, and a few more
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
+    return _hasher.hash(password)
+
+
+def authenticate(reviews: Reviews, name: str, password: str) -> User | None:
+    """The user whose name and password these are, or None; rehashes a hash made with old parameters."""
+    found = reviews.credentials(name)
+    try:
+        _hasher.verify(found[1] if found else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if found is None:
+        return None
+    user, stored = found
+    if _hasher.check_needs_rehash(stored):
+        reviews.set_password_hash(user, _hasher.hash(password))
+    return user
+
+
+def load_secret(secret: str | None, store_dir: Path) -> str:
+    """The cookie signing key: given, else $FORMC_SECRET, else `<store>/secret.key` (made once, mode 0600)."""
+    secret = secret or os.environ.get("FORMC_SECRET")
+    if secret:
+        return secret
+    path = store_dir / "secret.key"
+    if not path.exists():
+        store_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, made on first use (also for the log-in form of an anonymous visitor)."""
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def log_in(request: Request, user: User) -> None:
+    # A fresh session (new CSRF token) at log-in: nothing from before it carries over.
+    request.session.clear()
+    request.session.update(uid=user.id, csrf=secrets.token_urlsafe(32))
+
+
+def current_user(request: Request) -> User | None:
+    uid = request.session.get("uid")
+    return request.app.state.reviews.user(uid) if isinstance(uid, int) else None
+
+
+async def _csrf_ok(request: Request) -> bool:
+    expected = request.session.get("csrf")
+    if not expected:
+        return False
+    sent = request.headers.get("x-csrf-token")
+    if sent is None:
+        # Parsed once, here, with the app's limits; the endpoint gets the same cached form.
+        form = await request.form(max_files=FORM_MAX_FILES, max_fields=FORM_MAX_FIELDS)
+        sent = form.get("csrf")
+    return isinstance(sent, str) and hmac.compare_digest(sent, expected)
+
+
+def guard(*roles: str, login: bool = True) -> Callable[[Endpoint], Endpoint]:
+    """Wraps an endpoint: log-in (unless `login=False`) and one of `roles` (any when none) required; CSRF on
+    unsafe methods. The user is in `request.state.user` (None on a public page)."""
+
+    def wrap(endpoint: Endpoint) -> Endpoint:
+        @wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            user = current_user(request)
+            request.state.user = user
+            if login and user is None:
+                if request.method != "GET":
+                    return PlainTextResponse("log in first", status_code=401)
+                return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+            if roles and (user is None or user.role not in roles):
+                return PlainTextResponse("your role may not open this page", status_code=403)
+            if request.method not in ("GET", "HEAD") and not await _csrf_ok(request):
+                return PlainTextResponse("missing or wrong CSRF token: reload the page and try again", status_code=403)
+            return await endpoint(request)
+
+        return guarded
+
+    return wrap

@@ -1,0 +1,409 @@
+"""The review web app through Starlette's TestClient: a real SQLite database, photo store and reader.
+
+One module-wide app: the operator uploads the slip sample (samples/kwk-gubernur-3/tps-0002, read
+for real: `review`) once; the tests that change a submission work on copies of its result saved
+under other photo keys, so they do not depend on each other's order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from starlette.routing import Route  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from ocr.result import SubmissionResult  # noqa: E402
+from ocr.review import Reviews, User, box_labels  # noqa: E402
+from ocr.store import default_url  # noqa: E402
+from ocr.web.app import MAX_PHOTOS, MAX_UPLOAD_BYTES, create_app  # noqa: E402
+from ocr.web.auth import hash_password  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "kwk-gubernur-3"
+PASSWORD = "correct horse battery"
+USERS = {"olga": "operator", "rudi": "reviewer", "rina": "reviewer", "ade": "admin"}
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def log_in(client: TestClient, name: str) -> str:
+    """Logs `client` in as `name`; the session's CSRF token."""
+    page = client.get("/login")
+    response = client.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf_of(page.text), "next": "/"},
+                           follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return csrf_of(client.get("/upload").text)
+
+
+def upload(client: TestClient, csrf: str, name: str, folder: Path) -> str:
+    files = [("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in sorted(folder.glob("page-*.jpg"))]
+    response = client.post("/upload", data={"submission": name, "csrf": csrf}, files=files, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return response.headers["location"]
+
+
+def wait_for_submission(client: TestClient, job_url: str, timeout: float = 120) -> int:
+    start = time.time()
+    while time.time() - start < timeout:
+        response = client.get(job_url, follow_redirects=False)
+        if response.status_code == 303:
+            return int(response.headers["location"].rsplit("/", 1)[1])
+        assert response.status_code == 200 and "being read" in response.text
+        time.sleep(0.2)
+    raise AssertionError("the upload was not read in time")
+
+
+class Env:
+    def __init__(self, app, tmp: Path) -> None:
+        self.app, self.tmp = app, tmp
+        self.reviews: Reviews = app.state.reviews
+        self.users = {name: self.reviews.credentials(name)[0] for name in USERS}
+        self.clients: dict[str, tuple[TestClient, str]] = {}
+
+    def client(self, name: str) -> tuple[TestClient, str]:
+        """A logged-in client of `name` and its CSRF token (one per user, kept for the module)."""
+        if name not in self.clients:
+            client = TestClient(self.app)
+            self.clients[name] = (client, log_in(client, name))
+        return self.clients[name]
+
+    def copy(self, name: str, uploader: str | None = None) -> int:
+        """A stored copy of the uploaded slip sample's result under a new photo key (and name); its id."""
+        key = f"{len(self.reviews.store.keys()):064x}"
+        self.reviews.store.save(self.slip.model_copy(update={"submission": name, "photos_key": key}))
+        submission_id = self.reviews.id_of(key)
+        if uploader is not None:
+            self.reviews.record_upload(submission_id, self.users[uploader], ["page-1.jpg"])
+        return submission_id
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> Iterator[Env]:
+    tmp = tmp_path_factory.mktemp("web")
+    app = create_app(default_url(tmp / "results.db"), tmp / "store", secret="test-secret")
+    with TestClient(app) as lifespan:  # runs the app's start-up and shut-down
+        reviews: Reviews = app.state.reviews
+        for name, role in USERS.items():
+            reviews.add_user(name, role, hash_password(PASSWORD))
+        e = Env(app, tmp)
+        client, csrf = e.client("olga")
+        e.slip_id = wait_for_submission(client, upload(client, csrf, "kab-x/tps-0002", SAMPLES / "tps-0002"))
+        e.slip: SubmissionResult = reviews.store.get_by_id(e.slip_id)
+        yield e
+        for c, _ in e.clients.values():
+            c.close()
+        del lifespan
+
+
+# --- the operator's side -------------------------------------------------------------------------------------------
+
+def test_upload_is_read_into_a_preview_with_failed_rules(env):
+    client, _ = env.client("olga")
+    assert env.slip.status == "review" and env.slip.template == "kwk-gubernur-3"
+    page = client.get(f"/submissions/{env.slip_id}")
+    assert page.status_code == 200
+    assert "suara_sah = sum(suara_paslon_#) + sum(suara_kolom_kosong)" in page.text  # a failed rule, listed
+    for n in range(3):
+        image = client.get(f"/submissions/{env.slip_id}/page-{n}.jpg")
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg" and image.content[:3] == b"\xff\xd8\xff"
+    sha = env.slip.pages[0].sha256
+    original = client.get(f"/submissions/{env.slip_id}/photos/{sha}")
+    assert original.content == (SAMPLES / "tps-0002" / "page-1.jpg").read_bytes()
+    assert (env.tmp / "store" / sha[:2] / sha).is_file()  # content-addressed
+
+
+def test_the_same_photos_again_are_not_read_twice(env):
+    client, csrf = env.client("olga")
+    assert upload(client, csrf, "kab-x/tps-0002", SAMPLES / "tps-0002") == f"/submissions/{env.slip_id}"
+
+
+def test_a_refused_photo_gets_a_plain_message(env):
+    client, csrf = env.client("olga")
+    blank = io.BytesIO()
+    from PIL import Image
+
+    Image.new("L", (1200, 1600), 255).save(blank, "JPEG")  # a photo with no form on it
+    response = client.post("/upload", data={"submission": "kab-x/tps-blank", "csrf": csrf},
+                           files=[("photos", ("IMG_1.jpg", blank.getvalue(), "image/jpeg"))], follow_redirects=False)
+    submission_id = wait_for_submission(client, response.headers["location"])
+    page = client.get(f"/submissions/{submission_id}").text
+    assert "Take this photo again" in page and "no_page_found" in page
+    assert client.get(f"/submissions/{submission_id}/page-0.jpg").status_code == 200  # the refusal, drawn
+
+
+def test_an_operator_sees_only_their_own_uploads(env):
+    other = env.copy("kab-y/tps-0100", uploader="rudi")
+    client, _ = env.client("olga")
+    assert client.get(f"/submissions/{other}").status_code == 403
+    assert client.get(f"/submissions/{other}/page-0.jpg").status_code == 403
+    assert client.get(f"/submissions/{other}/photos/{env.slip.pages[0].sha256}").status_code == 403
+
+
+# --- security ------------------------------------------------------------------------------------------------------
+
+def _concrete(path: str, env: Env) -> str:
+    values = {"sid": str(env.slip_id), "n": "0", "kind": "boxes", "field_id": "suara_sah", "sha": env.slip.pages[0].sha256,
+              "job_id": "x"}
+    path = path.replace("/export/{kind:str}", "/export/results.csv")
+    return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
+
+
+def test_every_route_without_log_in_redirects_or_is_refused(env):
+    routes = [r for r in env.app.routes if isinstance(r, Route) and r.path != "/login"]
+    assert len(routes) >= 15
+    with TestClient(env.app) as anonymous:
+        for route in routes:
+            for method in route.methods - {"HEAD"}:
+                response = anonymous.request(method, _concrete(route.path, env), follow_redirects=False)
+                assert response.status_code in (303, 401, 403), (method, route.path, response.status_code)
+                if response.status_code == 303:
+                    assert response.headers["location"].startswith("/login"), route.path
+
+
+def test_a_form_without_its_csrf_token_is_refused(env):
+    client, _ = env.client("ade")
+    target = env.copy("kab-x/tps-csrf")
+    posts = [r for r in env.app.routes if isinstance(r, Route) and "POST" in r.methods]
+    assert {r.path for r in posts} >= {"/login", "/logout", "/upload", "/review/{sid:int}", "/review/{sid:int}/verify",
+                                       "/review/{sid:int}/reopen"}
+    for route in posts:
+        path = _concrete(route.path, env).replace(str(env.slip_id), str(target))
+        for data in ({}, {"csrf": "forged"}):
+            response = client.post(path, data={**data, "reason": "x", "v.suara_sah": "1"}, follow_redirects=False)
+            assert response.status_code == 403, (route.path, data)
+    assert env.reviews.view(target).corrections == []  # nothing changed
+    assert client.get("/queue").status_code == 200  # still logged in: logout was refused too
+
+
+@pytest.mark.parametrize("path", [
+    "/submissions/{sid}/photos/..%2F..%2Fsecret.key",
+    "/submissions/{sid}/photos/%2e%2e%2f%2e%2e%2fresults.db",
+    "/submissions/{sid}/photos/../../secret.key",
+    "/submissions/{sid}/photos/" + "0" * 64,
+    "/submissions/{sid}/boxes/..%2F..%2F..%2Fsecret.key.jpg",
+    "/submissions/{sid}/region/..%2Fsuara_sah.jpg",
+    "/submissions/{sid}/page-..%2F..%2Fsecret.key.jpg",
+    "/static/..%2F..%2F..%2Fsecret.key",
+    "/static/../app.py",
+])
+def test_path_traversal_in_photo_urls_fails(env, path):
+    client, _ = env.client("ade")
+    (env.tmp / "store" / "secret.key").write_text("do-not-leak")
+    response = client.get(path.replace("{sid}", str(env.slip_id)), follow_redirects=False)
+    assert response.status_code in (400, 403, 404), response.status_code
+    assert b"do-not-leak" not in response.content and b"import" not in response.content
+
+
+def test_a_200_mb_upload_is_refused_before_it_is_read(env):
+    client, csrf = env.client("olga")
+    body = bytes(200 * 2**20)
+    start = time.perf_counter()
+    response = client.post("/upload", content=body, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 413 and "MB" in response.text
+    assert time.perf_counter() - start < 10
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is counted on the stream
+        yield b"--x\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"big.jpg\"\r\n\r\n\xff\xd8\xff"
+        for _ in range(200):
+            yield bytes(2**20)
+
+    response = client.post("/upload", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 413
+    assert MAX_UPLOAD_BYTES < 200 * 2**20
+
+
+def test_a_non_image_upload_is_refused_by_content(env):
+    client, csrf = env.client("olga")
+    response = client.post("/upload", data={"submission": "kab-x/tps-9", "csrf": csrf},
+                           files=[("photos", ("page-1.jpg", b"%PDF-1.4 not a photo at all", "image/jpeg"))])
+    assert response.status_code == 415 and "not a photo" in response.text
+    too_many = [("photos", (f"p{i}.jpg", b"\xff\xd8\xff", "image/jpeg")) for i in range(MAX_PHOTOS + 1)]
+    response = client.post("/upload", data={"submission": "kab-x/tps-9", "csrf": csrf}, files=too_many)
+    assert response.status_code == 400 and f"At most {MAX_PHOTOS} photos" in response.text
+    flood = [("photos", (f"p{i}.jpg", b"\xff\xd8\xff", "image/jpeg")) for i in range(50)]
+    assert client.post("/upload", data={"submission": "kab-x/tps-9", "csrf": csrf}, files=flood).status_code == 400
+
+
+def test_an_operator_cannot_reach_review_routes(env):
+    client, csrf = env.client("olga")
+    for path in ["/queue", f"/review/{env.slip_id}", "/dashboard", "/export/results.csv", "/export/results.jsonl",
+                 "/export/crops.zip", f"/submissions/{env.slip_id}/boxes/suara_sah.jpg", "/audit"]:
+        assert client.get(path, follow_redirects=False).status_code == 403, path
+    for path in [f"/review/{env.slip_id}", f"/review/{env.slip_id}/verify", f"/review/{env.slip_id}/reopen"]:
+        response = client.post(path, data={"csrf": csrf, "reason": "x", "v.suara_sah": "171"}, follow_redirects=False)
+        assert response.status_code == 403, path
+    assert env.reviews.view(env.slip_id).state == "open"
+
+
+def test_log_in_cookie_and_password_storage(env):
+    with TestClient(env.app) as client:
+        page = client.get("/login")
+        wrong = client.post("/login", data={"name": "rudi", "password": "guess", "csrf": csrf_of(page.text)})
+        assert wrong.status_code == 401
+        response = client.post("/login", data={"name": "rudi", "password": PASSWORD, "csrf": csrf_of(page.text),
+                                               "next": "https://evil.example/"}, follow_redirects=False)
+        assert response.headers["location"] == "/"  # no open redirect
+        cookie = response.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie
+        assert "content-security-policy" in response.headers
+    _, stored = env.reviews.credentials("rudi")
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert any(e["action"] == "login_failed" and e["detail"]["name"] == "rudi" for e in env.reviews.audit())
+
+
+# --- review --------------------------------------------------------------------------------------------------------
+
+def test_review_page_shows_flagged_fields_with_crops_and_rules(env):
+    client, _ = env.client("rudi")
+    queue = client.get("/queue").text
+    assert f'href="/review/{env.slip_id}"' in queue
+    page = client.get(f"/review/{env.slip_id}").text
+    assert 'id="v-suara_sah"' in page and 'id="v-pengguna_total_l"' in page
+    rules = json.loads(re.search(r'id="rules-data">(.*?)</script>', page, re.S).group(1))
+    sah = next(r for r in rules if r["text"].startswith("suara_sah = sum("))
+    assert sah["l"] == {"f": "suara_sah"} and sah["r"]["l"]["s"] == ["suara_paslon_1", "suara_paslon_2", "suara_paslon_3"]
+    for kind in ("boxes", "region"):
+        image = client.get(f"/submissions/{env.slip_id}/{kind}/suara_sah.jpg")
+        assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"
+
+
+def test_queue_puts_review_first_by_risk(env):
+    ok = env.slip.model_copy(update={"status": "ok", "fields": {f: r.model_copy(update={"status": "ok"})
+                                                                for f, r in env.slip.fields.items()}})
+    env.reviews.store.save(ok.model_copy(update={"submission": "kab-z/tps-ok", "photos_key": "f" * 64}))
+    order = [item.submission for item in env.reviews.queue(1000)]
+    assert order.index("kab-x/tps-0002") < order.index("kab-z/tps-ok")
+    assert all(item.status == "review" for item in env.reviews.queue(1000)[:order.index("kab-z/tps-ok")])
+
+
+def test_correct_verify_lock_reopen_with_an_audit_trail(env):
+    target = env.copy("kab-x/tps-audit", uploader="olga")
+    client, csrf = env.client("rudi")
+    fields = {"v.pengguna_total_l": "79", "v.suara_sah": "171"}
+    response = client.post(f"/review/{target}", data={**fields, "csrf": csrf, "reason": "slip on the form: 71+71+29"},
+                           follow_redirects=False)
+    assert response.status_code == 303
+    view = env.reviews.view(target)
+    assert view.values["suara_sah"] == 171 and view.values["pengguna_total_l"] == 79
+    assert view.result.fields["suara_sah"].value == 181  # the machine's read stays as read
+    assert not [r for r, hard in view.failed_rules() if hard]
+    bad = client.post(f"/review/{target}", data={"v.suara_sah": "17x", "csrf": csrf, "reason": "r"})
+    assert bad.status_code == 422 and "not a number of votes" in bad.text
+
+    assert client.post(f"/review/{target}/verify", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    assert env.reviews.view(target).state == "verified"
+    locked = client.post(f"/review/{target}", data={"v.suara_sah": "170", "csrf": csrf, "reason": "again"})
+    assert locked.status_code == 409 and env.reviews.view(target).values["suara_sah"] == 171
+    assert client.post(f"/review/{target}/reopen", data={"csrf": csrf, "reason": ""}).status_code == 409
+    assert client.post(f"/review/{target}/reopen", data={"csrf": csrf, "reason": "recount ordered"},
+                       follow_redirects=False).status_code == 303
+    assert env.reviews.view(target).state == "open"
+
+    log = [e for e in env.reviews.audit(submission_id=target)][::-1]
+    assert [e["action"] for e in log] == ["upload", "correct", "correct", "verify", "reopen"]
+    changes = {e["detail"]["field"]: (e["detail"]["old"], e["detail"]["new"]) for e in log if e["action"] == "correct"}
+    assert changes == {"pengguna_total_l": (77, 79), "suara_sah": (181, 171)}
+    assert all(e["user"] == "rudi" and e["at"] is not None for e in log[1:])
+    assert log[1]["detail"]["reason"] == "slip on the form: 71+71+29" and log[4]["detail"]["reason"] == "recount ordered"
+
+
+def test_verify_refuses_while_a_hard_rule_fails(env):
+    target = env.copy("kab-x/tps-inconsistent", uploader="olga")
+    client, csrf = env.client("rudi")
+    response = client.post(f"/review/{target}/verify", data={"csrf": csrf})
+    assert response.status_code == 409 and "rule fails" in response.text
+    assert env.reviews.view(target).state == "open"
+
+
+def test_four_eyes_the_uploader_cannot_verify(env):
+    target = env.copy("kab-x/tps-four-eyes", uploader="rudi")
+    rudi, rudi_csrf = env.client("rudi")
+    rudi.post(f"/review/{target}", data={"v.pengguna_total_l": "79", "v.suara_sah": "171", "csrf": rudi_csrf,
+                                         "reason": "checked"})
+    assert "another reviewer must verify it" in rudi.get(f"/review/{target}").text
+    response = rudi.post(f"/review/{target}/verify", data={"csrf": rudi_csrf})
+    assert response.status_code == 403 and env.reviews.view(target).state == "open"
+    assert [e["user"] for e in env.reviews.audit(submission_id=target) if e["action"] == "verify_refused"] == ["rudi"]
+    rina, rina_csrf = env.client("rina")
+    assert rina.post(f"/review/{target}/verify", data={"csrf": rina_csrf}, follow_redirects=False).status_code == 303
+    view = env.reviews.view(target)
+    assert view.state == "verified" and view.verified_by == "rina"
+
+
+def test_exports_hold_the_verified_values_and_labelled_crops(env):
+    target = env.copy("kab-e/tps-export", uploader="olga")
+    client, csrf = env.client("rina")
+    client.post(f"/review/{target}", data={"v.pengguna_total_l": "79", "v.suara_sah": "171", "csrf": csrf, "reason": "r"})
+    client.post(f"/review/{target}/verify", data={"csrf": csrf})
+    rows = list(csv.DictReader(io.StringIO(client.get("/export/results.csv").text)))
+    mine = {r["field"]: r for r in rows if r["submission"] == "kab-e/tps-export"}
+    assert mine["suara_sah"]["value"] == "171" and mine["suara_sah"]["machine_value"] == "181"
+    assert mine["suara_sah"]["corrected"] == "1" and mine["suara_paslon_1"]["corrected"] == "0"
+    assert mine["suara_sah"]["region"] == "kab-e" and mine["suara_sah"]["verified_by"] == "rina"
+    assert len(mine) == len(env.slip.fields)
+    lines = [json.loads(line) for line in client.get("/export/results.jsonl").text.splitlines()]
+    record = next(r for r in lines if r["submission"] == "kab-e/tps-export")
+    assert record["values"]["suara_sah"] == 171 and {c["field"] for c in record["corrections"]} == {"pengguna_total_l",
+                                                                                                       "suara_sah"}
+    assert all(r["verified_by"] for r in lines)
+
+    # The crops come from the uploaded submission's photos: correct it too (the copies share no photo key).
+    client.post(f"/review/{env.slip_id}", data={"v.suara_sah": "171", "csrf": csrf, "reason": "slip"})
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/export/crops.zip").content))
+    labels = list(csv.DictReader(io.StringIO(archive.read("labels.csv").decode())))
+    sah = [r for r in labels if r["field"] == "suara_sah" and r["submission"] == "kab-x/tps-0002"]
+    assert [r["label"] for r in sah][-3:] == ["1", "7", "1"]
+    assert archive.read(sah[-1]["file"])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {e["detail"]["kind"] for e in env.reviews.audit() if e["action"] == "export"} >= {"results.csv", "crops.zip"}
+
+
+def test_box_labels_for_a_correction():
+    assert box_labels(171, ["blank", "1", "8", "1"]) == ["blank", "1", "7", "1"]
+    assert box_labels(71, ["X", "7", "7", "1"]) == ["X", "?", "7", "1"]  # the box read 7 is unknown now
+    assert box_labels(None, ["1", "2"]) == ["?", "?"]
+
+
+def test_dashboard_counts_and_votes(env):
+    client, _ = env.client("ade")
+    page = client.get("/dashboard")
+    assert page.status_code == 200
+    d = env.reviews.dashboard()
+    assert d["total"] == len(env.reviews.store.keys())
+    assert d["by_region"]["kab-x"]["review"] >= 1 and sum(n for _, n in d["per_hour"]) == d["total"]
+    assert dict(d["reasons"])["rule_failed"] >= 1
+    verified = d["votes"]["kab-e"]
+    assert verified["verified_count"] == 1 and verified["verified"]["suara_paslon_1"] == env.slip.fields["suara_paslon_1"].value
+    assert "paslon_1" in page.text and "rule_failed" in page.text
+    assert client.get("/audit").status_code == 200
+
+
+def test_users_add_on_the_command_line(env):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    url = default_url(env.tmp / "cli.db")
+    result = CliRunner().invoke(main, ["users", "add", "sari", "--role", "reviewer", "--db", url, "--password-stdin"],
+                                input="a long password\n")
+    assert result.exit_code == 0, result.output
+    short = CliRunner().invoke(main, ["users", "add", "budi", "--role", "admin", "--db", url, "--password-stdin"],
+                               input="short\n")
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
+    from ocr.store import ResultStore
+
+    with ResultStore(url) as store:
+        user, stored = Reviews(store).credentials("sari")
+    assert user == User(user.id, "sari", "reviewer") and stored.startswith("$argon2id$")

@@ -1,0 +1,156 @@
+"""The review app in a real browser: Debian's chromium, driven by Playwright, against uvicorn on a free port.
+
+The flow of the issue: an operator logs in and uploads the photos of a synthetic TPS (the slip sample,
+read for real), sees the preview; a reviewer opens the queue, corrects two fields with the keyboard only
+(the live rule check turns green), saves with Enter, verifies with Enter, and exports. With
+FORMC_SCREENSHOTS=1 it writes docs/img/web-preview.png and docs/img/web-review.png for the README.
+Skips when Playwright or a chromium binary is missing (Makefile's `test` installs Debian's chromium).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ocr.review import Reviews
+from ocr.store import default_url
+from ocr.web.app import create_app
+from ocr.web.auth import hash_password
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install formc[test])")
+uvicorn = pytest.importorskip("uvicorn")
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0002"
+PASSWORD = "correct horse battery"
+SCREENSHOTS = os.environ.get("FORMC_SCREENSHOTS") == "1"
+
+
+def _chromium() -> str:
+    for candidate in (os.environ.get("FORMC_CHROMIUM"), shutil.which("chromium"), "/usr/lib/chromium/chromium"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.skip("no chromium binary (apt-get install chromium, or set FORMC_CHROMIUM): browser tests skipped")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[str, Reviews]]:
+    """The app served by uvicorn in a thread; its base URL and its review store."""
+    tmp = tmp_path_factory.mktemp("browser")
+    app = create_app(default_url(tmp / "results.db"), tmp / "store", secret="browser-test")
+    reviews: Reviews = app.state.reviews
+    reviews.add_user("olga", "operator", hash_password(PASSWORD))
+    reviews.add_user("rudi", "reviewer", hash_password(PASSWORD))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not uv.started:
+        assert time.time() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", reviews
+    uv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    executable = _chromium()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, headless=True)
+        yield b
+        b.close()
+
+
+def log_in(page, base: str, name: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def tab_to(page, element_id: str, limit: int = 80) -> None:
+    """Presses Tab until the element has the focus: how a keyboard user gets there."""
+    for _ in range(limit):
+        if page.evaluate("document.activeElement && document.activeElement.id") == element_id:
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached #{element_id}")
+
+
+def test_upload_preview_review_with_the_keyboard_verify_export(server, browser):
+    base, reviews = server
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+
+    # The operator: log in, upload the three photos of one TPS, see the preview within seconds.
+    log_in(page, base, "olga")
+    assert page.url.endswith("/upload")
+    page.fill("input[name=submission]", "kab-x/tps-0002")
+    page.set_input_files("input[name=photos]", sorted(str(p) for p in SAMPLE.glob("page-*.jpg")))
+    start = time.perf_counter()
+    page.click("button[type=submit]:has-text('Upload and read')")
+    page.wait_for_url(lambda url: "/submissions/" in url, timeout=120_000)
+    seconds = time.perf_counter() - start
+    assert page.locator("h1 .badge.review").is_visible()
+    assert page.get_by_text("suara_sah = sum(suara_paslon_#) + sum(suara_kolom_kosong)").is_visible()
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator("figure.page img").count() == 3
+    print(f"upload to preview: {seconds:.1f} s")
+    if SCREENSHOTS:
+        page.screenshot(path=str(REPO / "docs" / "img" / "web-preview.png"))
+    submission_id = int(page.url.rsplit("/", 1)[1])
+    page.click("button:has-text('Log out')")
+    page.wait_for_url(lambda url: "/login" in url)
+
+    # The reviewer: the queue, the submission, two corrections typed with the keyboard only.
+    log_in(page, base, "rudi")
+    page.goto(f"{base}/queue")
+    page.click(f"a[href='/review/{submission_id}']")
+    page.wait_for_url(f"{base}/review/{submission_id}")
+    page.wait_for_function("[...document.querySelectorAll('.crops img')].every(i => i.complete && i.naturalWidth > 0)")
+    summary = page.locator("#rules-summary")
+    assert "failing" in summary.inner_text()
+    assert page.evaluate("document.activeElement.id") == "v-pengguna_dpt_l"  # the first flagged field has the focus
+    tab_to(page, "v-pengguna_total_l")
+    page.keyboard.type("79")
+    tab_to(page, "v-suara_sah")
+    page.keyboard.type("171")
+    assert summary.inner_text() == "every hard rule holds"  # re-checked on the page as the numbers are typed
+    if SCREENSHOTS:
+        page.screenshot(path=str(REPO / "docs" / "img" / "web-review.png"))
+    tab_to(page, "reason")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("boxes misread; arithmetic slip on the form (71+71+29)")
+    page.keyboard.press("Enter")  # saves
+    page.wait_for_url(f"{base}/review/{submission_id}?saved=1")
+    assert page.evaluate("document.activeElement.id") == "verify"
+    page.keyboard.press("Enter")  # verifies
+    page.wait_for_url(lambda url: "saved=1" not in url)
+    view = reviews.view(submission_id)
+    assert view.state == "verified" and view.verified_by == "rudi"
+    assert {c.field_id: (c.old_value, c.new_value) for c in view.corrections} == {"pengguna_total_l": (77, 79),
+                                                                                  "suara_sah": (181, 171)}
+
+    # The export of verified results, downloaded through the page's link.
+    page.goto(f"{base}/queue")
+    with page.expect_download() as download:
+        page.click("a[href='/export/results.csv']")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    values = {r["field"]: r["value"] for r in rows if r["submission"] == "kab-x/tps-0002"}
+    assert values["suara_sah"] == "171" and values["pengguna_total_l"] == "79" and values["suara_paslon_1"] == "71"
+    context.close()
