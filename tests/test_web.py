@@ -17,18 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-pytest.importorskip("starlette")
-pytest.importorskip("httpx")
-
-from starlette.routing import Route  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
-
-from ocr.result import SubmissionResult  # noqa: E402
-from ocr.review import Reviews, User, box_labels  # noqa: E402
-from ocr.store import default_url  # noqa: E402
-from ocr.web.app import MAX_PHOTOS, MAX_UPLOAD_BYTES, create_app  # noqa: E402
-from ocr.web.auth import hash_password  # noqa: E402
+from ocr.result import SubmissionResult
+from ocr.review import Reviews, User, box_labels
+from ocr.store import default_url
+from ocr.web.app import MAX_PHOTOS, MAX_UPLOAD_BYTES, create_app
+from ocr.web.auth import hash_password
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "kwk-gubernur-3"
 PASSWORD = "correct horse battery"
