@@ -3,9 +3,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages: Tesseract is the title fallback of page identification; the tests also start a
 # throwaway PostgreSQL server (tests/test_store.py) and drive the review app in Debian's chromium
-# (tests/test_web_browser.py). Tests that need a missing one skip with a message.
+# (tests/test_web_browser.py) and a throwaway redis-server (tests/test_cluster.py). Tests that need a missing one
+# skip with a message.
 DEMO_PACKAGES := tesseract-ocr tesseract-ocr-ind
-TEST_PACKAGES := $(DEMO_PACKAGES) postgresql chromium
+TEST_PACKAGES := $(DEMO_PACKAGES) postgresql chromium redis-server
 
 .PHONY: demo test samples system-packages test-system-packages clean
 

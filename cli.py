@@ -195,8 +195,13 @@ def preview(photos: tuple[Path, ...], out: Path, template_id: str | None) -> Non
 @click.option("--db", "db_url", help="also store the results: sqlite:///results.db or postgresql+psycopg://...")
 @click.option("--previews", type=click.Path(file_okay=False, path_type=Path), help="write a preview PNG of every photo here")
 @click.option("--template", "template_id", help="the template every photo must be")
+@click.option("--engine", type=click.Choice(["local", "celery"]), default="local", show_default=True,
+              help="local: processes on this machine; celery: the `formc worker`s on --broker")
+@click.option("--broker", help="celery engine: redis://host:6379/0 or amqp://... (the workers' broker)")
+@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="celery engine: the photo store the workers share (the same path as their --store)")
 def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, previews: Path | None,
-          template_id: str | None) -> None:
+          template_id: str | None, engine: str, broker: str | None, store_dir: Path | None) -> None:
     """Read every submission in INPUT (a folder with one subfolder per TPS, a zip, or a CSV manifest)."""
     import os
     import time
@@ -209,6 +214,10 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
 
     if template_id:
         _template(template_id)
+    if engine == "celery" and not (broker and db_url and store_dir):
+        raise click.UsageError("--engine celery needs --broker, --db and --store (the same as the workers')")
+    if engine == "celery" and previews:
+        raise click.UsageError("--previews: only the local engine draws previews")
     try:
         found = find_submissions(input_path)
     except InputError as exc:
@@ -232,13 +241,37 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
             read_photos[0] += len(sub.photos) if result is not None else 0  # skipped ones cost no reading
             progress.update(task, advance=len(sub.photos), rate=f"{read_photos[0] / (time.perf_counter() - start):.2f}/s")
 
-        summary = run_batch(found.submissions, out, workers or os.cpu_count() or 1,
-                            ReadSettings(template_id=template_id, previews=previews), store, advance)
+        settings = ReadSettings(template_id=template_id, previews=previews)
+        if engine == "celery":
+            from ocr.cluster import run_cluster_batch
+
+            summary = run_cluster_batch(found.submissions, out, broker, store_dir, store, settings, advance)
+        else:
+            summary = run_batch(found.submissions, out, workers or os.cpu_count() or 1, settings, store, advance)
     if store is not None:
         store.close()
     counts = ", ".join(f"{status} {summary.by_status[status]}" for status in ("ok", "review", "rejected", "error"))
     console.print(f"{summary.submissions} submissions read ({counts}); {summary.already_done} already in {out}; "
                   f"{summary.photos} photos in {summary.seconds:.1f} s = {summary.photos_per_s:.2f} photos/s")
+
+
+@main.command()
+@click.option("--broker", required=True, help="redis://host:6379/0 or amqp://... (where `formc batch --engine celery` sends)")
+@click.option("--db", "db_url", required=True, help="the results database: postgresql+psycopg://... (or sqlite:///...)")
+@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="the shared photo store (the same path as the submitter's --store)")
+@click.option("--concurrency", type=click.IntRange(1), default=None, help="reading processes (default: all cores)")
+@click.option("--redelivery-after", type=click.FloatRange(1), default=600.0, show_default=True,
+              help="seconds after which a Redis broker gives a dead worker's submission to another worker")
+def worker(broker: str, db_url: str, store_dir: Path, concurrency: int | None, redelivery_after: float) -> None:
+    """Read submissions sent by `formc batch --engine celery`, saving each result in --db."""
+    import os
+
+    from ocr.cluster import make_app
+
+    app = make_app(broker, db_url, store_dir, redelivery_after)
+    app.worker_main(["worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                     "--concurrency", str(concurrency or os.cpu_count() or 1)])
 
 
 @main.command()

@@ -38,7 +38,7 @@ class ReadSettings:
     previews: Path | None = None  # write each photo's preview PNG under previews/<submission>/
 
 
-def _load(ref) -> tuple[bytes | Refusal, str]:
+def load_photo(ref) -> tuple[bytes | Refusal, str]:
     """A photo's bytes and their sha256, or the refusal that says why the file cannot be read."""
     try:
         size = ref.size()
@@ -59,7 +59,7 @@ def read_one(sub: SubmissionInput, settings: ReadSettings, classifier: DigitClas
     `on_read` sees the read with its photos kept and the result (the review app draws its images there)."""
     if preview_out is None and settings.previews is not None:
         preview_out = settings.previews / sub.submission
-    loaded = [_load(ref) for ref in sub.photos]
+    loaded = [load_photo(ref) for ref in sub.photos]
     hashes = [sha for _, sha in loaded]
     try:
         if (sub.submission, photos_key(hashes)) in done:
@@ -98,6 +98,15 @@ class BatchSummary:
     already_done: int = 0  # submissions found in the output of an earlier run
     seconds: float = 0.0
 
+    def add(self, sub: SubmissionInput, result: SubmissionResult | None) -> None:
+        """Counts a finished submission (None: found done by an earlier run)."""
+        if result is None:
+            self.already_done += 1
+            return
+        self.submissions += 1
+        self.photos += len(sub.photos)
+        self.by_status[result.status] += 1
+
     @property
     def photos_per_s(self) -> float:
         return self.photos / self.seconds if self.seconds else 0.0
@@ -120,10 +129,22 @@ def done_records(out: Path) -> dict[tuple[str, str], str]:
     return records
 
 
-def _append(fd: int, result: SubmissionResult) -> None:
+def append_record(fd: int, result: SubmissionResult) -> None:
     data = (result.model_dump_json() + "\n").encode()
     while data:  # one record, written whole before the next
         data = data[os.write(fd, data):]
+
+
+def resume(out: Path, store=None) -> dict[tuple[str, str], str]:
+    """`done_records(out)`, each of them also saved in `store` (a ResultStore) where it is missing there."""
+    done = done_records(out)
+    if store is not None:  # a kill between the JSONL line and the database row: the row is written now
+        stored = store.keys()
+        for line in done.values():
+            result = SubmissionResult.model_validate_json(line)
+            if result.photos_key not in stored:
+                store.save(result)
+    return done
 
 
 def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, settings: ReadSettings = ReadSettings(),
@@ -132,13 +153,7 @@ def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, setti
     """Read every submission not already in `out` with `workers` processes; append each result to `out`
     (and save it in `store`, a ResultStore) as it comes. `on_result` sees each finished submission
     (None: it was already done), for a progress bar."""
-    done = done_records(out)
-    if store is not None:  # a kill between the JSONL line and the database row: the row is written now
-        stored = store.keys()
-        for line in done.values():
-            result = SubmissionResult.model_validate_json(line)
-            if result.photos_key not in stored:
-                store.save(result)
+    done = resume(out, store)
     summary = BatchSummary()
     start = time.perf_counter()
     queue = deque(submissions)
@@ -172,15 +187,11 @@ def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, setti
                     else:
                         suspects.append(sub)
                         continue
-                if result is None:
-                    summary.already_done += 1
-                else:
-                    _append(fd, result)
+                if result is not None:
+                    append_record(fd, result)
                     if store is not None:
                         store.save(result)
-                    summary.submissions += 1
-                    summary.photos += len(sub.photos)
-                    summary.by_status[result.status] += 1
+                summary.add(sub, result)
                 on_result(sub, result)
             if broken:
                 suspects.extend(sub for sub, _ in pending.values())
