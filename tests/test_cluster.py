@@ -1,0 +1,127 @@
+"""The Celery engine end to end: a real redis-server and PostgreSQL, two `formc worker` processes, one SIGKILLed
+in the middle of a batch; every submission must come out exactly once, as a local read gives it.
+
+Skips with a message without redis-server (Debian package redis-server) or PostgreSQL. FORMC_CLUSTER_SUBMISSIONS
+sets the batch size (default 8; the issue's acceptance run is 100)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ocr.batch import ReadSettings, read_one
+from ocr.digits import DigitClassifier
+from ocr.inputs import find_submissions
+from ocr.store import ResultStore
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"
+SUBMISSIONS = int(os.environ.get("FORMC_CLUSTER_SUBMISSIONS", "8"))
+REDELIVERY_AFTER_S = 5  # short, so the killed worker's submission is redelivered within the test
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL to a throwaway redis-server on a free port, stopped after the module."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not found: apt-get install redis-server")
+    import redis
+
+    port, root = _free_port(), tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root), "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.skip("redis-server did not answer within 10 s")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _submissions(root: Path, count: int) -> Path:
+    """`count` submissions of the sample's photos, each made distinct by bytes after the JPEG's end (which decoders
+    ignore), so every one has its own photos_key and reads as the sample does."""
+    for n in range(count):
+        folder = root / f"tps-{n:04d}"
+        folder.mkdir(parents=True)
+        for photo in SAMPLE.glob("*.jpg"):
+            (folder / photo.name).write_bytes(photo.read_bytes() + f"formc-test-{n}".encode())
+    return root
+
+
+def _worker(broker: str, db: str, store: Path, log: Path) -> subprocess.Popen:
+    # Its own session: the SIGKILL takes the worker and its pool process at once, as a machine dying would.
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker", "--broker", broker, "--db", db, "--store", str(store),
+                             "--concurrency", "1", "--redelivery-after", str(REDELIVERY_AFTER_S)],
+                            cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _comparable(result) -> dict:
+    """What a read found, without what differs by name, by bytes or by run (timings)."""
+    data = result.model_dump(exclude={"submission", "photos_key", "timings_ms"})
+    for page in data["pages"]:
+        page.pop("sha256")
+        page["source"] = Path(page["source"]).name  # tps-0003/page-1.jpg: the folder is the submission's name
+    return data
+
+
+def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
+    inputs = _submissions(tmp_path / "in", SUBMISSIONS)
+    store, out = tmp_path / "store", tmp_path / "results.jsonl"
+    with ResultStore(postgres_url) as db:  # migrated before two workers race to create the tables
+        assert not db.keys()
+    workers = [_worker(redis_url, postgres_url, store, tmp_path / f"worker-{n}.log") for n in range(2)]
+    try:
+        submit = subprocess.Popen([sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine",
+                                   "celery", "--broker", redis_url, "--db", postgres_url, "--store", str(store)],
+                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(REPO)})
+        with ResultStore(postgres_url) as db:
+            deadline = time.monotonic() + 120
+            while len(db.keys()) < 2 and time.monotonic() < deadline:  # both workers are reading by now
+                time.sleep(0.1)
+        os.killpg(workers[0].pid, signal.SIGKILL)
+        workers[0].wait()
+        _, stderr = submit.communicate(timeout=300)
+        assert submit.returncode == 0, stderr
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGTERM)
+                w.wait(30)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["submission"] for r in lines) == [f"tps-{n:04d}" for n in range(SUBMISSIONS)]
+    found = {s.submission: s for s in find_submissions(inputs).submissions}
+    expected = _comparable(read_one(found["tps-0000"], ReadSettings(), DigitClassifier()))
+    with ResultStore(postgres_url) as db:
+        assert db.keys() == {r["photos_key"] for r in lines}  # one row per submission: none twice
+        for r in lines:
+            stored = db.get(r["photos_key"])
+            assert stored.submission == r["submission"]
+            assert _comparable(stored) == expected
