@@ -50,7 +50,9 @@ def make_app(broker: str, db_url: str | None = None, store_dir: Path | None = No
         task_serializer="json", result_serializer="json", accept_content=["json"],
         # Redis keeps an unacknowledged message invisible this long before giving it to another worker: longer
         # than any read, short enough that a killed worker's submission is not waited on for an hour (the default).
-        broker_transport_options={"visibility_timeout": redelivery_after},
+        # Workers look for such messages every tenth of that (one Redis scan each, not kombu's default of 100 s).
+        broker_transport_options={"visibility_timeout": redelivery_after, "unacked_restore_throttle": 1,
+                                  "unacked_restore_interval": max(1, round(redelivery_after / 10))},
         result_backend_transport_options={"visibility_timeout": redelivery_after},
         broker_connection_retry_on_startup=True, broker_connection_max_retries=None,
         task_publish_retry=True, task_publish_retry_policy={"max_retries": 10, "interval_start": 0.5,

@@ -115,6 +115,9 @@ def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis
             if w.poll() is None:
                 os.killpg(w.pid, signal.SIGTERM)
                 w.wait(30)
+    killed_log = (tmp_path / "worker-0.log").read_text()
+    # The kill came mid-task: a submission received by the killed worker and never finished there.
+    assert killed_log.count("] received") > killed_log.count("] succeeded"), killed_log
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["submission"] for r in lines) == [f"tps-{n:04d}" for n in range(SUBMISSIONS)]
     found = {s.submission: s for s in find_submissions(inputs).submissions}
