@@ -99,6 +99,8 @@ def _read_submission_task(task, payload: dict) -> dict:
         store.save(result)
     except (StoreUnavailable, OperationalError) as exc:
         _worker.pop("store", None)  # reconnect on the retry
+        # A retry is a new delivery of the same submission, but no crash: it must not count towards worker_crashed.
+        (Path(task.app.conf.formc_store) / "attempts" / payload["photos_key"]).unlink(missing_ok=True)
         raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries))
     (store_dir / "attempts" / key).unlink(missing_ok=True)
     return {"photos_key": result.photos_key, "status": result.status}
