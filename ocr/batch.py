@@ -181,7 +181,8 @@ def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, setti
                 except BrokenProcessPool:
                     broken = True
                     if alone:
-                        result = error_result(sub.submission, [r.source for r in sub.photos], [""] * len(sub.photos),
+                        hashes = [sha for _, sha in map(load_photo, sub.photos)]  # its own key, not every crash's
+                        result = error_result(sub.submission, [r.source for r in sub.photos], hashes,
                                               ReasonCode.WORKER_CRASHED, "reading these photos killed the worker "
                                               "process twice (out of memory or a crash in a library)")
                     else:
