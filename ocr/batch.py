@@ -161,8 +161,14 @@ def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, setti
     context = multiprocessing.get_context("spawn")  # no forked copies of a parent's threads or open files
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(settings, frozenset(done)))
+
+    done_keys = frozenset(done)
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                   initargs=(settings, done_keys))
+
+    pool = new_pool()
     pending: dict[Future, tuple[SubmissionInput, bool]] = {}  # future -> (submission, run alone)
     try:
         while queue or suspects or pending:
@@ -198,8 +204,7 @@ def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, setti
                 suspects.extend(sub for sub, _ in pending.values())
                 pending.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                           initargs=(settings, frozenset(done)))
+                pool = new_pool()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         os.close(fd)
