@@ -57,47 +57,44 @@ class BodyLimit:
             await too_large(scope, receive, send)
 
 
-class SecurityHeaders:
-    """CSP, no MIME sniffing, no framing, no referrer leaking ids, no caching of pages by shared caches."""
+class _ResponseHeaders:
+    """Adds headers to every HTTP response as it starts; a subclass says which (`extra`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    def extra(self, started: float, present: set[bytes]) -> list[tuple[bytes, bytes]]:
+        """Headers to add, given when the request came in (perf_counter) and the names already set (lower case)."""
+        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                extra = {b"content-security-policy": CSP.encode(), b"x-content-type-options": b"nosniff",
-                         b"x-frame-options": b"DENY", b"referrer-policy": b"same-origin",
-                         b"cache-control": b"no-store"}
-                headers += [(k, v) for k, v in extra.items() if k not in names]
+                headers += self.extra(started, {k.lower() for k, _ in headers})
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, with_headers)
 
 
-class ServerTiming:
+class SecurityHeaders(_ResponseHeaders):
+    """CSP, no MIME sniffing, no framing, no referrer leaking ids, no caching of pages by shared caches."""
+
+    HEADERS = {b"content-security-policy": CSP.encode(), b"x-content-type-options": b"nosniff",
+               b"x-frame-options": b"DENY", b"referrer-policy": b"same-origin", b"cache-control": b"no-store"}
+
+    def extra(self, started: float, present: set[bytes]) -> list[tuple[bytes, bytes]]:
+        return [(k, v) for k, v in self.HEADERS.items() if k not in present]
+
+
+class ServerTiming(_ResponseHeaders):
     """`Server-Timing: app;dur=<ms>`: time from the request to the response's first byte (bench/web_bench.py reads it)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-
-        async def timed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                ms = (time.perf_counter() - start) * 1000
-                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", f"app;dur={ms:.1f}".encode())]}
-            await send(message)
-
-        await self.app(scope, receive, timed)
+    def extra(self, started: float, present: set[bytes]) -> list[tuple[bytes, bytes]]:
+        return [(b"server-timing", f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode())]
