@@ -142,6 +142,19 @@ def align(photos: tuple[Path, ...], template_id: str | None, page_number: int | 
         click.echo(json.dumps(record))
 
 
+def _read_photos(photos: tuple[Path, ...], template_id: str | None, name: str | None = None,
+                 preview_out: Path | None = None):
+    """The photos of one submission through `read_one` (named by the first photo's folder unless `name`)."""
+    from ocr.batch import ReadSettings, read_one
+    from ocr.digits import DigitClassifier
+    from ocr.inputs import PhotoRef, SubmissionInput
+
+    if template_id:
+        _template(template_id)
+    sub = SubmissionInput(name or photos[0].resolve().parent.name, tuple(PhotoRef(str(p), str(p)) for p in photos))
+    return read_one(sub, ReadSettings(template_id=template_id), DigitClassifier(), preview_out=preview_out)
+
+
 @main.command()
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--template", "template_id", help="the template the photos must be (pages of another are refused)")
@@ -149,14 +162,7 @@ def align(photos: tuple[Path, ...], template_id: str | None, page_number: int | 
 @click.option("--name", "submission", help="the submission's name in the result (default: the first photo's folder)")
 def read(photos: tuple[Path, ...], template_id: str | None, as_json: bool, submission: str | None) -> None:
     """Read the photos of one submission (the pages of one TPS): every field's value, confidence, status."""
-    from ocr.batch import ReadSettings, read_one
-    from ocr.digits import DigitClassifier
-    from ocr.inputs import PhotoRef, SubmissionInput
-
-    if template_id:
-        _template(template_id)
-    sub = SubmissionInput(submission or photos[0].resolve().parent.name, tuple(PhotoRef(str(p), str(p)) for p in photos))
-    result = read_one(sub, ReadSettings(template_id=template_id), DigitClassifier())
+    result = _read_photos(photos, template_id, submission)
     if as_json:
         click.echo(result.model_dump_json(indent=1))
         return
@@ -174,14 +180,7 @@ def read(photos: tuple[Path, ...], template_id: str | None, as_json: bool, submi
 @click.option("--template", "template_id", help="the template the photos must be (pages of another are refused)")
 def preview(photos: tuple[Path, ...], out: Path, template_id: str | None) -> None:
     """What an operator checks before sending: each page with its values drawn by their boxes, or why it was refused."""
-    from ocr.batch import ReadSettings, read_one
-    from ocr.digits import DigitClassifier
-    from ocr.inputs import PhotoRef, SubmissionInput
-
-    if template_id:
-        _template(template_id)
-    sub = SubmissionInput(photos[0].resolve().parent.name, tuple(PhotoRef(str(p), str(p)) for p in photos))
-    result = read_one(sub, ReadSettings(template_id=template_id), DigitClassifier(), preview_out=out)
+    result = _read_photos(photos, template_id, preview_out=out)
     click.echo(f"{result.status}: " + ("; ".join(result.reasons) or "every field confirmed"))
     if result.status == "error":
         raise click.ClickException(result.reasons[0])
