@@ -1,6 +1,7 @@
 """Align: a decoded photo -> which template page it is and where every box lies, with measured quality.
 
-Composes the stages `locate` (markers, tag, homography), `identify` (tag id, or printed title)
+Composes the stages `locate` (markers, tag, homography), `identify` (tag id, or printed title),
+or for a page without markers `reference` (feature matching against reference-image templates),
 and `refine` (each box on its printed frame), measures the quality of the result and refuses it,
 with a reason code and a message a person can act on, whenever it cannot be trusted. It never
 returns a warp it has not checked against the printed page.
@@ -17,7 +18,8 @@ from ocr.decode import Photo
 from ocr.identify import PageId, by_tag, by_title, read_title
 from ocr.locate import Located, find_tags, locate, reduce_for_locating, tag_corners_mm
 from ocr.reasons import ReasonCode, Refusal
-from ocr.refine import BoxFit, box_corners_px, refine_boxes
+from ocr.reference import match_reference
+from ocr.refine import BIG_SEARCH_MM, BoxFit, box_corners_px, refine_boxes
 from ocr.templates import FormTemplate, rect_corners
 
 
@@ -31,17 +33,21 @@ class AlignSettings:
     max_residual_mm: float = 3.5  # tag corners against the marker homography (phone photos: 99th pct 2.3): bent
     min_boxes_seen: float = 0.5  # share of boxes whose printed lines were found where expected
     edge_margin_px: int = 2  # a box this close to the photo's edge counts as cut off
+    reference_search_mm: float = 3.0  # a feature-matched homography is off by a fraction of a box: search less than
+    # half the 8.7 mm pitch of the 2019 forms' boxes, so that a box is never taken for its neighbour
 
 
 @dataclass(frozen=True)
 class AlignmentQuality:
-    markers_found: int  # corner markers used, of 4
+    markers_found: int  # corner markers used, of 4 (0: matched to a reference image)
     tag_read: bool
-    residual_mm: float  # tag corners against the homography of the markers (0 without a tag)
+    residual_mm: float  # tag corners against the homography of the markers (0 without a tag); median feature
+    # reprojection distance for a reference-image match
     page_fraction: float  # share of the photo covered by the page
     sharpness: float  # median darkness of the big boxes' printed frames at 4 px/mm, 0..1
     paper_level: int  # brightness of the paper, 0..255
     boxes_seen: float  # share of big boxes whose printed lines were found where expected
+    inlier_ratio: float | None = None  # reference-image match: feature matches that agree with its homography
 
 
 @dataclass(frozen=True)
@@ -155,12 +161,19 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     pool = tuple(t for t in templates if template_id is None or t.id == template_id)
     if not pool:
         return Refusal(ReasonCode.UNKNOWN_TEMPLATE, f"unknown template {template_id!r}")
-    located, geometry = None, pool[0]
-    for geometry in _geometries(pool):
+    printed = tuple(t for t in pool if not t.by_reference)
+    located, geometry = None, None
+    for geometry in _geometries(printed):
         located = locate(photo.gray, geometry)
         if located is not None:
             break
     if located is None:
+        matched = _by_reference(photo, pool, page_number, settings)
+        if matched is not None:
+            return matched
+        if geometry is None:
+            return Refusal(ReasonCode.NO_PAGE_FOUND, f"{photo.source}: no page of {', '.join(t.id for t in pool)} found: "
+                           "photograph the whole page, flat and sharp")
         return _no_page(photo, geometry)
     title = None
     if located.tag is None:
@@ -168,20 +181,47 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     page_id = _identify(photo, located, title, templates, pool, template_id, page_number)
     if isinstance(page_id, Refusal):
         if page_id.code == ReasonCode.UNKNOWN_TEMPLATE and located.tag is None:
+            # Dark corner squares of an older form can pass for markers: its reference scan may still know it.
+            matched = _by_reference(photo, pool, page_number, settings)
+            if matched is not None:
+                return matched
             sharpness = marker_sharpness(photo.gray, located.page_homography, geometry)
             if sharpness < settings.min_marker_sharpness:  # the tag was unreadable because all is blurred
                 return Refusal(ReasonCode.TOO_BLURRY, f"{photo.source}: the page is too blurred to read (marker "
                                f"sharpness {sharpness:.2f}): hold the phone still, let it focus, and take it again")
         return page_id
     template = next(t for t in templates if t.id == page_id.template_id)
+    return _placed(photo, template, page_id, located.page_homography, settings, BIG_SEARCH_MM,
+                   markers_found=located.markers_found, tag_read=located.tag is not None,
+                   residual_mm=located.residual_mm, inlier_ratio=None)
+
+
+def _by_reference(photo: Photo, pool: tuple[FormTemplate, ...], page_number: int | None,
+                  settings: AlignSettings) -> PageAlignment | Refusal | None:
+    """The page matched to a reference-image template of `pool`, placed and checked; None when none matches."""
+    by_reference = tuple(t for t in pool if t.by_reference)
+    match = match_reference(photo.gray, by_reference) if by_reference else None
+    if match is None:
+        return None
+    if page_number not in (None, match.page_number):
+        return Refusal(ReasonCode.WRONG_PAGE, f"{photo.source}: this is {match.template.id} page {match.page_number}, "
+                       f"not page {page_number}")
+    return _placed(photo, match.template, PageId(match.template.id, match.page_number, "reference"),
+                   match.page_homography, settings, settings.reference_search_mm, markers_found=0, tag_read=False,
+                   residual_mm=match.residual_mm, inlier_ratio=match.inlier_ratio)
+
+
+def _placed(photo: Photo, template: FormTemplate, page_id: PageId, h: np.ndarray, settings: AlignSettings,
+            search_mm: float, markers_found: int, tag_read: bool, residual_mm: float,
+            inlier_ratio: float | None) -> PageAlignment | Refusal:
+    """The identified page's boxes refined on their printed lines, its quality measured, and refused if untrusted."""
     page = template.page(page_id.page_number)
-    h = located.page_homography
     width, height = photo.size
     quad = _page_quad(template, h)
     frame = np.array([(0, 0), (width, 0), (width, height), (0, height)], np.float32)
     visible, _ = cv2.intersectConvexConvex(quad.astype(np.float32), frame)
     page_fraction = float(visible / (width * height))
-    refinement = refine_boxes(photo.gray, h, template, page.number)
+    refinement = refine_boxes(photo.gray, h, template, page.number, search_mm)
     fits = refinement.boxes
     corners = np.array([box_corners_px(h, f) for f in fits])
     margin = settings.edge_margin_px
@@ -192,13 +232,13 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     inside = np.zeros(sampled.shape, np.uint8)
     cv2.fillConvexPoly(inside, np.round(quad / 8).astype(np.int32), 1)
     paper_level = int(np.percentile(sampled[inside > 0], 90)) if inside.any() else 0
-    # Quality is judged on the numbers' main boxes (18-20 mm), not the small row sums inside a tally's column.
+    # Quality is judged on the numbers' main boxes, not the small row sums inside a tally's column.
     big = [f for f in fits if f.field_id in refinement.big_fields]
     darkness = np.array([f.frame_darkness for f in big])
-    quality = AlignmentQuality(markers_found=located.markers_found, tag_read=located.tag is not None,
-                               residual_mm=round(located.residual_mm, 3), page_fraction=round(page_fraction, 4),
+    quality = AlignmentQuality(markers_found=markers_found, tag_read=tag_read,
+                               residual_mm=round(residual_mm, 3), page_fraction=round(page_fraction, 4),
                                sharpness=round(float(np.median(darkness)), 3), paper_level=paper_level,
-                               boxes_seen=round(float(np.mean([f.measured for f in big])), 3))
+                               boxes_seen=round(float(np.mean([f.measured for f in big])), 3), inlier_ratio=inlier_ratio)
     if paper_level < settings.min_paper_level:
         return Refusal(ReasonCode.TOO_DARK, f"{photo.source}: the page is too dark to read (paper at {paper_level}/255): "
                        "take the photo in better light, without shadow on the page")
@@ -206,12 +246,16 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
         return Refusal(ReasonCode.TOO_BLURRY, f"{photo.source}: the boxes are too blurred to read "
                        f"(sharpness {quality.sharpness:.2f}, frames found {quality.boxes_seen:.0%}): hold the phone "
                        "still, let it focus on the page, and take the photo again")
-    if (located.residual_mm > settings.max_residual_mm or quality.boxes_seen < settings.min_boxes_seen
-            or not refinement.trustworthy):
+    # A feature match fits the whole flat scan at once: a box whose thin lines the scan lost keeps the match's place
+    # (its read is flagged box_not_placed), while a marker page's every box must be found (a bend moves them).
+    placed = refinement.regions_at_limit == 0 if template.by_reference else refinement.trustworthy
+    if residual_mm > settings.max_residual_mm or quality.boxes_seen < settings.min_boxes_seen or not placed:
         unplaced = sum(not f.measured for f in big)
+        apart = (f", corner squares and tag {residual_mm:.1f} mm apart" if inlier_ratio is None
+                 else f", features {residual_mm:.1f} mm off the reference scan")
         return Refusal(ReasonCode.PAGE_NOT_FLAT, f"{photo.source}: the page is too bent or folded to place every box "
-                       f"({unplaced} boxes not found on their printed lines, corner squares and tag "
-                       f"{located.residual_mm:.1f} mm apart): lay the page flat and photograph it again")
+                       f"({unplaced} boxes not found on their printed lines{apart}): lay the page flat and "
+                       "photograph it again")
     return PageAlignment(template=template, page_number=page_id.page_number, identified_by=page_id.by,
                          page_homography=h, boxes=tuple(fits), quality=quality, photo_size=(width, height))
 

@@ -10,7 +10,9 @@ file and the key path; `formc template validate FILE` prints them all.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import os
 import re
 from functools import lru_cache
 from importlib import resources
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from PIL import Image
 from pydantic import ValidationError
 
 from ocr.rules import RuleSyntaxError, parse_rule
@@ -29,6 +32,8 @@ from ocr.template_file import (
     FieldGridSpec,
     FieldSpec,
     LayoutSpec,
+    ReferenceFormSpec,
+    RuleSpec,
     TallyGridSpec,
     TemplateFamily,
     VariantSpec,
@@ -43,12 +48,16 @@ from ocr.templates import (
     PrintedRect,
     PrintedText,
     RectMM,
+    ReferenceImage,
     Rule,
     TallyGrid,
     TemplatePage,
 )
 
-__all__ = ["TemplateError", "family_schema", "load_family_file", "load_templates", "get_template", "expand_family"]
+__all__ = ["TemplateError", "family_schema", "load_family_file", "load_reference_file", "load_templates",
+           "unavailable_templates", "get_template", "expand_family"]
+
+REFERENCE_IMAGES_ENV = "FORMC_REFERENCE_IMAGES"  # folders (os.pathsep-separated) holding reference-image scans
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
@@ -60,6 +69,10 @@ class TemplateError(ValueError):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class MissingReferenceImage(TemplateError):
+    """A valid reference-image template whose scan is not on this machine: the template is unavailable."""
 
 
 def _fill(value: Any, names: dict[str, str], where: str, problems: list[str]) -> Any:
@@ -185,10 +198,10 @@ def _variant_instances(variant: VariantSpec, where: str, problems: list[str]) ->
     return out
 
 
-def _expand_rules(family: TemplateFamily, columns: list[ColumnSpec], names: dict[str, str],
+def _expand_rules(specs: list[RuleSpec], columns: list[ColumnSpec], names: dict[str, str],
                   problems: list[str]) -> list[Rule]:
     rules = []
-    for i, spec in enumerate(family.rules):
+    for i, spec in enumerate(specs):
         axes = {k: ([c.key for c in columns] if v == "$columns" else v) for k, v in spec.for_each.items()}
         for combo in itertools.product(*axes.values()):
             expr = _fill(spec.expr, {**names, **dict(zip(axes, combo))}, f"rules.{i}", problems)
@@ -279,7 +292,7 @@ def expand_family(family: TemplateFamily, source: str = "<family>") -> list[Form
                 page_size_mm=family.page_size_mm, markers=family.markers, tag_rect_mm=family.tag_rect_mm,
                 tag_rotation_deg=family.tag_rotation_deg,
                 columns=tuple(c.key for c in columns), pages=tuple(pages),
-                rules=tuple(_expand_rules(family, columns, names, problems)), params=instance.params)
+                rules=tuple(_expand_rules(family.rules, columns, names, problems)), params=instance.params)
             _check(template, where, problems)
             templates.append(template)
     _check_unique(templates, problems)
@@ -296,6 +309,8 @@ def _check_unique(templates: list[FormTemplate], problems: list[str]) -> None:
             problems.append(f"template id {template.id!r} is declared twice")
         ids[template.id] = 1
         for page in template.pages:
+            if page.tag_id is None:
+                continue
             other = tags.get(page.tag_id)
             if other:
                 problems.append(f"tag id {page.tag_id} of {template.id} page {page.number} is also {other}")
@@ -310,6 +325,16 @@ def load_family_file(path: Path | str) -> list[FormTemplate]:
     """Parse, validate and expand one family file; TemplateError names the file and each bad key."""
     path = Path(path)
     source = str(path)
+    data = _read_yaml(path, "family, version, layouts, variants, ...")
+    try:
+        family = TemplateFamily.model_validate(data)
+    except ValidationError as exc:
+        raise TemplateError(source, _format_validation(exc)) from exc
+    return expand_family(family, source)
+
+
+def _read_yaml(path: Path, what: str) -> dict:
+    source = str(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -317,12 +342,53 @@ def load_family_file(path: Path | str) -> list[FormTemplate]:
     except yaml.YAMLError as exc:
         raise TemplateError(source, [f"not valid YAML: {exc}"]) from exc
     if not isinstance(data, dict):
-        raise TemplateError(source, ["<top>: expected a mapping of keys (family, version, layouts, variants, ...)"])
+        raise TemplateError(source, [f"<top>: expected a mapping of keys ({what})"])
+    return data
+
+
+def reference_image_dirs(path: Path) -> list[Path]:
+    """Where a reference file's scans are looked for: beside it, then each folder of FORMC_REFERENCE_IMAGES."""
+    extra = [Path(p) for p in os.environ.get(REFERENCE_IMAGES_ENV, "").split(os.pathsep) if p]
+    return [path.parent, *extra]
+
+
+def load_reference_file(path: Path | str) -> FormTemplate:
+    """One reference-image template: boxes given in the scan's px (x, y) become page mm through `px_per_mm`.
+    MissingReferenceImage when no folder holds a file of the stated name and sha256."""
+    path = Path(path)
+    source = str(path)
     try:
-        family = TemplateFamily.model_validate(data)
+        spec = ReferenceFormSpec.model_validate(_read_yaml(path, "reference_form, pages, rules"))
     except ValidationError as exc:
         raise TemplateError(source, _format_validation(exc)) from exc
-    return expand_family(family, source)
+    pages, problems, size_mm = [], [], None
+    for page in spec.pages:
+        found = [d / page.image for d in reference_image_dirs(path) if (d / page.image).is_file()]
+        image = next((p for p in found if hashlib.sha256(p.read_bytes()).hexdigest() == page.sha256), None)
+        if image is None:
+            why = "has another sha256" if found else "is not found"
+            where = ", ".join(map(str, reference_image_dirs(path)))
+            raise MissingReferenceImage(source, [f"page {page.number}: reference image {page.image} {why} (looked in "
+                                                 f"{where}; set {REFERENCE_IMAGES_ENV})"])
+        with Image.open(image) as im:
+            width_px, height_px = im.size
+        size_mm = size_mm or (width_px / page.px_per_mm, height_px / page.px_per_mm)
+        fields = []
+        for f in page.fields:
+            xs, (top, bottom) = f.box_edges_px.x, f.box_edges_px.y
+            boxes = tuple((a / page.px_per_mm, top / page.px_per_mm, (b - a) / page.px_per_mm, (bottom - top) / page.px_per_mm)
+                          for a, b in zip(xs, xs[1:]))
+            fields.append(NumberField(id=f.id, page=page.number, label=f.label, boxes_mm=boxes,
+                                      stroke_mm=f.stroke_px / page.px_per_mm))
+        reference = ReferenceImage(path=image, sha256=page.sha256, px_per_mm=page.px_per_mm)
+        pages.append(TemplatePage(number=page.number, reference=reference, titles=tuple(page.titles), fields=tuple(fields)))
+    template = FormTemplate(id=spec.reference_form, family=spec.reference_form, version=spec.version,
+                            description=spec.description, page_size_mm=size_mm, columns=(), pages=tuple(pages),
+                            rules=tuple(_expand_rules(spec.rules, [], {}, problems)))
+    _check(template, source, problems)
+    if problems:
+        raise TemplateError(source, problems)
+    return template
 
 
 def family_files() -> list[Path]:
@@ -331,12 +397,35 @@ def family_files() -> list[Path]:
     return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
+def reference_files() -> list[Path]:
+    """The reference-image template files shipped in `templates_forms/reference`."""
+    root = resources.files("templates_forms") / "reference"
+    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")) if root.is_dir() else []
+
+
+@lru_cache(maxsize=1)
+def _reference_templates() -> tuple[tuple[FormTemplate, ...], dict[str, str]]:
+    available, missing = [], {}
+    for path in reference_files():
+        try:
+            available.append(load_reference_file(path))
+        except MissingReferenceImage as exc:
+            missing[path.stem] = "; ".join(exc.problems)
+    return tuple(available), missing
+
+
+def unavailable_templates() -> dict[str, str]:
+    """Shipped reference-image templates whose scan is not on this machine, with why (by file name)."""
+    return dict(_reference_templates()[1])
+
+
 @lru_cache(maxsize=1)
 def load_templates() -> dict[str, FormTemplate]:
-    """Every shipped template by id; tag ids checked unique across families."""
+    """Every shipped template whose files are all here, by id; tag ids checked unique across families."""
     templates: list[FormTemplate] = []
     for path in family_files():
         templates.extend(load_family_file(path))
+    templates.extend(_reference_templates()[0])
     problems: list[str] = []
     _check_unique(templates, problems)
     if problems:

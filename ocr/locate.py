@@ -229,10 +229,10 @@ def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate],
             return False
         if not 0.6 < cand.square_px / (square_mm * _px_per_mm(h, (x, y))) < 1.6:
             return False
-    return _orientation_preserved(h)
+    return orientation_preserved(h)
 
 
-def _orientation_preserved(h: np.ndarray) -> bool:
+def orientation_preserved(h: np.ndarray) -> bool:
     """A photo is not a mirror image: the page's corners keep their clockwise order."""
     quad = cv2.perspectiveTransform(np.array([[[0, 0], [1, 0], [1, 1], [0, 1]]], np.float64) * 100, h)[0]
     area = sum(quad[i][0] * quad[(i + 1) % 4][1] - quad[(i + 1) % 4][0] * quad[i][1] for i in range(4))

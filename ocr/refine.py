@@ -31,7 +31,6 @@ REFINE_PX_PER_MM = 4.0
 BIG_SEARCH_MM = 10.0  # the bend a flat-page homography may leave on a photo of a bent sheet
 WIDE_SEARCH_MM = 7.0  # around the big boxes' field, for the repetitive tally rows
 NARROW_SEARCH_MM = 2.5  # around the smooth field's prediction
-BIG_BOX_MM = 15.0
 CONTEXT_MM = 4.0  # printed lines this far around a box take part: thick rules anchor thin row-sum frames
 MIN_MATCH = 0.5  # correlation of photo and blank-page profiles for a box's lines to count (its edges are checked too)
 MIN_UNIT_MATCH = 0.3  # the same for a pass-1 region (tally rows, full of strokes, correlate less)
@@ -52,16 +51,45 @@ class BoxFit:
 
 
 def big_box_fields(page: TemplatePage) -> set[str]:
-    """Fields written in the big (18-20 mm) boxes, not the small row sums of a tally's column."""
-    return {f.id for f in page.fields if min(f.boxes_mm[0][2:]) >= BIG_BOX_MM}
+    """The page's numbers proper (the big boxes), not the small row sums of a tally's column."""
+    row_sums = tuple(f"{g.field_id}_baris_" for g in page.tally_grids)
+    return {f.id for f in page.fields if not (row_sums and f.id.startswith(row_sums))}
 
 
 def _blank_darkness(template: FormTemplate, page_number: int) -> np.ndarray:
-    """The blank page at REFINE_PX_PER_MM as darkness 0..1 (cached per template page)."""
+    """The blank page at REFINE_PX_PER_MM as darkness 0..1 (cached per template page): rendered from the template,
+    or a reference-image page's scan with the inside of every box wiped (its handwriting is not the photo's)."""
     key = (template.id, template.version, page_number)
     if key not in _blank_cache:
-        page = render_page(template, page_number, REFINE_PX_PER_MM * MM_PER_INCH)
-        _blank_cache[key] = (255 - page.astype(np.float32)) / 255
+        page = template.page(page_number)
+        if page.reference is None:
+            blank = render_page(template, page_number, REFINE_PX_PER_MM * MM_PER_INCH)
+        else:
+            scan = cv2.imread(str(page.reference.path), cv2.IMREAD_GRAYSCALE)
+            scale = REFINE_PX_PER_MM / page.reference.px_per_mm
+            blank = cv2.resize(scan, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            for field in page.fields:
+                for x, y, w, h in field.boxes_mm:
+                    inset = field.stroke_mm * 1.5
+                    x0, y0, x1, y1 = _rect_px((x + inset, y + inset, w - 2 * inset, h - 2 * inset), 0.0)
+                    blank[y0:y1 - 1, x0:x1 - 1] = 255
+        _blank_cache[key] = (255 - blank.astype(np.float32)) / 255
+    return _blank_cache[key]
+
+
+def _checkable_edges(template: FormTemplate, page_number: int) -> np.ndarray | None:
+    """(boxes, 4) which box edges stand out from what is printed beside them on the reference scan (a box edge
+    that touches a black bar cannot be checked in a photo either); None for a rendered page (all can)."""
+    page = template.page(page_number)
+    if page.reference is None:
+        return None
+    key = (template.id, template.version, page_number, "edges")
+    if key not in _blank_cache:
+        scan = cv2.imread(str(page.reference.path), cv2.IMREAD_GRAYSCALE)
+        corners = np.array([rect_corners(b) for f in page.fields for b in f.boxes_mm])
+        strokes = np.array([f.stroke_mm for f in page.fields for _ in f.boxes_mm])
+        mm_to_scan = np.diag([page.reference.px_per_mm, page.reference.px_per_mm, 1.0])
+        _blank_cache[key] = _edges_on_lines(scan, mm_to_scan, corners, strokes)
     return _blank_cache[key]
 
 
@@ -244,14 +272,15 @@ class Refinement:
         return self.regions_at_limit == 0 and all(f.measured for f in self.boxes if f.field_id in self.big_fields)
 
 
-def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTemplate, page_number: int
-                 ) -> Refinement:
-    """Every box of the page with its shift from the template position (mm)."""
+def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTemplate, page_number: int,
+                 search_mm: float = BIG_SEARCH_MM) -> Refinement:
+    """Every box of the page with its shift from the template position (mm); `search_mm`: how far the homography
+    may be off at a big box (a bent sheet's marker homography: BIG_SEARCH_MM; a feature match: less)."""
     blank = _blank_darkness(template, page_number)
     page = template.page(page_number)
     printed = [b for f in page.fields for b in f.boxes_mm] + [g.rect_mm for g in page.tally_grids]
     x, y, w, h = _union(printed)
-    reach = CONTEXT_MM + BIG_SEARCH_MM + 2  # every window pass 1 and 2 may ask for
+    reach = CONTEXT_MM + search_mm + 2  # every window pass 1 and 2 may ask for
     photo = _Photo(gray, page_homography, (x - reach, y - reach, w + 2 * reach, h + 2 * reach))
     centres, shifts, weights = [], [], []
     at_limit = 0
@@ -269,7 +298,7 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
         weights.append(match)
 
     for rect in _stage_a_regions(template, page_number):
-        measure_region(rect, (0.0, 0.0), BIG_SEARCH_MM)
+        measure_region(rect, (0.0, 0.0), search_mm)
     coarse = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     for rect, pitch in _tally_rows(template, page_number):
         # Rows repeat every pitch: search less than half of it around what the big boxes say.
@@ -301,7 +330,9 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
     seen = np.array([match >= MIN_MATCH for _, match, _ in results])
     finals = np.array([shift if ok else prior for (shift, _, _), prior, ok in zip(results, priors, seen)])
     moved = corners + corner_field + (finals - np.array(priors))[:, None, :]
-    on_lines = _edges_on_lines(gray, page_homography, moved, np.array(strokes))
+    edges = _edges_on_lines(gray, page_homography, moved, np.array(strokes))
+    checkable = _checkable_edges(template, page_number)
+    on_lines = (edges if checkable is None else edges | ~checkable).all(axis=1)
     ids = [(f.id, i) for f in fields for i in range(len(f.boxes_mm))]
     fits = tuple(BoxFit(field_id=fid, index=i, shift_mm=(float(final[0]), float(final[1])),
                         corners_mm=tuple(map(tuple, box_corners.round(4).tolist())), match=match,
@@ -313,7 +344,7 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
 
 def _edges_on_lines(gray: np.ndarray, page_homography: np.ndarray, corners_mm: np.ndarray,
                     strokes_mm: np.ndarray) -> np.ndarray:
-    """For each box (corners (n, 4, 2) mm), whether its four edges as placed lie on printed lines: darker
+    """(n, 4): for each box (corners (n, 4, 2) mm), whether each of its edges as placed lies on a printed line: darker
     than what lies just outside them. A box placed 1.5 mm off puts an edge on paper beside its line, or its
     outside on the line."""
     along = np.linspace(0.2, 0.8, 9)[None, None, :, None]
@@ -329,7 +360,7 @@ def _edges_on_lines(gray: np.ndarray, page_homography: np.ndarray, corners_mm: n
     samples = cv2.remap(gray, px[:, 0].reshape(-1, 1), px[:, 1].reshape(-1, 1), cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32).reshape(2, *edge.shape[:3])
     line, outside = np.median(samples[0], axis=2), np.median(samples[1], axis=2)  # (n, 4)
-    return np.all(line < outside - np.maximum(6.0, 0.08 * outside), axis=1)
+    return line < outside - np.maximum(6.0, 0.08 * outside)
 
 
 def box_corners_px(page_homography: np.ndarray, fit: BoxFit) -> np.ndarray:

@@ -158,6 +158,13 @@ def _draw_page(template: FormTemplate, page: TemplatePage, scale: float) -> Imag
     for text in page.texts:
         _text(image, draw, text.text, (text.xy_mm[0] * scale, text.xy_mm[1] * scale), round(text.size_mm * scale),
               text.anchor, text.rotate, text.bold)
+    if template.markers is not None:  # a reference-image template has none: its page is its boxes
+        _draw_markers_and_tag(image, draw, template, page, scale)
+    return image
+
+
+def _draw_markers_and_tag(image: Image.Image, draw: ImageDraw.ImageDraw, template: FormTemplate, page: TemplatePage,
+                          scale: float) -> None:
     square = template.markers.square_mm
     for bx, by in template.markers.blocks_mm:
         for dx, dy in ((0.0, 0.0), (square, square)):
@@ -169,7 +176,6 @@ def _draw_page(template: FormTemplate, page: TemplatePage, scale: float) -> Imag
     tag = cv2.resize(np.ascontiguousarray(tag), (tw, th), interpolation=cv2.INTER_NEAREST)
     image.paste(Image.fromarray(tag), (tx, ty))
     _text(image, draw, str(page.tag_id), (tx - 9.5 * scale, ty + 3 * scale), round(6.0 * scale), "la", 90, True)
-    return image
 
 
 def render_page(template: FormTemplate, page_number: int, dpi: float) -> np.ndarray:

@@ -28,13 +28,16 @@ class ErrorRecord(BaseModel):
 
 
 class PageQuality(BaseModel):
-    markers_found: int = Field(description="corner markers used, of 4")
+    markers_found: int = Field(description="corner markers used, of 4 (0: aligned to a reference-image template)")
     tag_read: bool
-    residual_mm: float = Field(description="tag corners against the markers' homography, mm")
+    residual_mm: float = Field(description="tag corners against the markers' homography, mm; for a reference-image "
+                                           "match the median feature reprojection distance")
     page_fraction: float = Field(description="share of the photo covered by the page")
     sharpness: float = Field(description="darkness of the printed box frames, 0..1")
     paper_level: int = Field(description="brightness of the paper, 0..255")
     boxes_seen: float = Field(description="share of big boxes whose printed lines were found")
+    inlier_ratio: float | None = Field(None, description="reference-image match: share of feature matches that agree "
+                                                          "with its homography")
 
 
 class PageResult(BaseModel):

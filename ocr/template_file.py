@@ -142,6 +142,41 @@ class TemplateFamily(Spec):
     variants: list[VariantSpec] = Field(min_length=1)
 
 
+class BoxEdgesSpec(Spec):
+    """A row of boxes that share their side lines, by the centre lines of its printed frame in reference px."""
+
+    x: list[float] = Field(min_length=2, max_length=9, description="x of each vertical line, left to right (n boxes: n + 1)")
+    y: tuple[float, float] = Field(description="y of the top and the bottom line")
+
+
+class ReferenceFieldSpec(Spec):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str = ""
+    box_edges_px: BoxEdgesSpec
+    stroke_px: float = Field(2.0, gt=0, description="width of the printed frame lines")
+
+
+class ReferencePageSpec(Spec):
+    number: int = Field(ge=1)
+    image: str = Field(description="file name of the scan the boxes were measured on (found beside this file or in "
+                                   "a folder of FORMC_REFERENCE_IMAGES)")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    px_per_mm: float = Field(gt=0, description="scale of the scan: its pixels per page mm")
+    titles: list[str] = []
+    fields: list[ReferenceFieldSpec] = Field(min_length=1)
+
+
+class ReferenceFormSpec(Spec):
+    """A form without markers or tag (older C1 forms): each page a scan plus its boxes in the scan's pixels."""
+
+    reference_form: str = Field(pattern=r"^[a-z0-9-]+$", description="template id")
+    version: int = Field(ge=1)
+    description: str = ""
+    source: str = ""
+    pages: list[ReferencePageSpec] = Field(min_length=1)
+    rules: list[RuleSpec] = []
+
+
 def family_schema() -> dict:
     """JSON Schema of the family file format."""
     return TemplateFamily.model_json_schema()

@@ -9,10 +9,11 @@ frame. Templates are data: they are expanded from the family files in `templates
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ocr.rules import Comparison, parse_rule
 
@@ -90,9 +91,19 @@ class PrintedText(Frozen):
     bold: bool = False
 
 
+class ReferenceImage(Frozen):
+    """A scan of the page on which the template's boxes were measured: pages with no markers or tag (older
+    forms) are aligned to it by feature matching. Its pixels map to page mm by `px_per_mm` (x, y alike)."""
+
+    path: Path
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the image file: the boxes belong to these pixels")
+    px_per_mm: float = Field(gt=0)
+
+
 class TemplatePage(Frozen):
     number: int
-    tag_id: int
+    tag_id: int | None = Field(None, description="page tag id; None on a reference-image page")
+    reference: ReferenceImage | None = None
     titles: tuple[str, ...] = Field(description="printed title lines that identify the page without its tag")
     fields: tuple[NumberField, ...]
     tally_grids: tuple[TallyGrid, ...] = ()
@@ -122,15 +133,27 @@ class FormTemplate(Frozen):
     version: int
     description: str
     page_size_mm: tuple[float, float] = Field(description="(width, height)")
-    markers: Markers
+    markers: Markers | None = Field(None, description="None: a reference-image template (every page has `reference`)")
     tag_family: Literal["tag36h10"] = "tag36h10"
-    tag_rect_mm: RectMM
+    tag_rect_mm: RectMM | None = None
     tag_rotation_deg: Literal[0, 90, 180, 270] = Field(
         0, description="counter-clockwise turn of the printed tag; the official 2024 planos print it turned 180")
     columns: tuple[str, ...] = Field(description="vote columns on the votes page: paslon_1, ..., kolom_kosong")
     pages: tuple[TemplatePage, ...]
     rules: tuple[Rule, ...]
     params: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _located_somehow(self) -> FormTemplate:
+        printed = self.markers is not None and self.tag_rect_mm is not None and all(p.tag_id is not None for p in self.pages)
+        if not printed and not all(p.reference is not None for p in self.pages):
+            raise ValueError("a template needs markers, a tag rectangle and page tag ids, or a reference image on every page")
+        return self
+
+    @property
+    def by_reference(self) -> bool:
+        """Aligned by feature matching against reference images, not by printed markers and tag."""
+        return self.markers is None
 
     def page(self, number: int) -> TemplatePage:
         for page in self.pages:
