@@ -260,14 +260,27 @@ def _placed(photo: Photo, template: FormTemplate, page_id: PageId, h: np.ndarray
                          page_homography=h, boxes=tuple(fits), quality=quality, photo_size=(width, height))
 
 
+def _central_square(corners: np.ndarray) -> np.ndarray:
+    """(4, 2) corners of the square, centred in a box (TL, TR, BR, BL), whose side is the box's shorter side: a tall
+    box (the 2019 forms' 9 x 15 mm) holds its digit in the middle, and squashing it into a square crop would not."""
+    width = np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[2] - corners[3])
+    height = np.linalg.norm(corners[3] - corners[0]) + np.linalg.norm(corners[2] - corners[1])
+    su, sv = min(1.0, height / width), min(1.0, width / height)  # share of each side the square keeps
+    u = np.array([0.5 - su / 2, 0.5 + su / 2, 0.5 + su / 2, 0.5 - su / 2])[:, None]
+    v = np.array([0.5 - sv / 2, 0.5 - sv / 2, 0.5 + sv / 2, 0.5 + sv / 2])[:, None]
+    tl, tr, br, bl = corners
+    return (1 - u) * (1 - v) * tl + u * (1 - v) * tr + u * v * br + (1 - u) * v * bl
+
+
 def cut_boxes(photo: Photo, alignment: PageAlignment, field_id: str, size_px: int = 48,
               margin: float = 0.15) -> np.ndarray:
-    """(n_boxes, size_px, size_px) uint8 crops of a field's boxes, rectified, frame and `margin` (share) included."""
+    """(n_boxes, size_px, size_px) uint8 crops of a field's boxes, rectified, frame and `margin` (share) included;
+    of a box that is not square, its central square."""
     out = []
     for corners in alignment.box_corners(field_id):
         lo, hi = margin * size_px / (1 + 2 * margin), size_px - margin * size_px / (1 + 2 * margin)
         target = np.array([(lo, lo), (hi, lo), (hi, hi), (lo, hi)], np.float32)
-        m = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
+        m = cv2.getPerspectiveTransform(_central_square(corners).astype(np.float32), target)
         out.append(cv2.warpPerspective(photo.gray, m, (size_px, size_px), flags=cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE))
     return np.array(out)
