@@ -18,7 +18,7 @@ from ocr.decode import Photo
 from ocr.identify import PageId, by_tag, by_title, read_title
 from ocr.locate import Located, find_tags, locate, reduce_for_locating, tag_corners_mm
 from ocr.reasons import ReasonCode, Refusal
-from ocr.reference import match_reference
+from ocr.reference import MatchSettings, match_reference
 from ocr.refine import BIG_SEARCH_MM, BoxFit, box_corners_px, refine_boxes
 from ocr.templates import FormTemplate, rect_corners
 
@@ -35,6 +35,7 @@ class AlignSettings:
     edge_margin_px: int = 2  # a box this close to the photo's edge counts as cut off
     reference_search_mm: float = 3.0  # a feature-matched homography is off by a fraction of a box: search less than
     # half the 8.7 mm pitch of the 2019 forms' boxes, so that a box is never taken for its neighbour
+    match: MatchSettings = MatchSettings()
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def _by_reference(photo: Photo, pool: tuple[FormTemplate, ...], page_number: int
                   settings: AlignSettings) -> PageAlignment | Refusal | None:
     """The page matched to a reference-image template of `pool`, placed and checked; None when none matches."""
     by_reference = tuple(t for t in pool if t.by_reference)
-    match = match_reference(photo.gray, by_reference) if by_reference else None
+    match = match_reference(photo.gray, by_reference, settings.match) if by_reference else None
     if match is None:
         return None
     if page_number not in (None, match.page_number):

@@ -375,9 +375,7 @@ def load_reference_file(path: Path | str) -> FormTemplate:
         size_mm = size_mm or (width_px / page.px_per_mm, height_px / page.px_per_mm)
         fields = []
         for f in page.fields:
-            xs, (top, bottom) = f.box_edges_px.x, f.box_edges_px.y
-            boxes = tuple((a / page.px_per_mm, top / page.px_per_mm, (b - a) / page.px_per_mm, (bottom - top) / page.px_per_mm)
-                          for a, b in zip(xs, xs[1:]))
+            boxes = tuple(tuple(v / page.px_per_mm for v in rect) for rect in f.rects_px())
             fields.append(NumberField(id=f.id, page=page.number, label=f.label, boxes_mm=boxes,
                                       stroke_mm=f.stroke_px / page.px_per_mm))
         reference = ReferenceImage(path=image, sha256=page.sha256, px_per_mm=page.px_per_mm)

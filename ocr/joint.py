@@ -20,10 +20,16 @@ from ocr.templates import Rule
 OTHER = None  # the "another value" option
 LOG_FLOOR = -50.0  # log probability given to an option of probability 0
 MARGIN_CAP = 15.0  # runner-ups are searched this many nats below the best: beyond, as good as impossible
+MAX_STATES = 5_000  # rule states at one depth of the runner-up search; past it, the margins are not trusted
+MAX_MEMO = 50_000  # rule states the best-assignment search may visit (~1 s); past it, nothing is decided
 
 
 def _log(p: float) -> float:
     return math.log(p) if p > 0 else LOG_FLOOR
+
+
+class _Undecided(Exception):
+    """The rules tie too many doubtful fields together to search them in time."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,8 @@ class _Search:
             return None
         key = (depth, *((self.partial[e], self.unknown[e]) for e in self.open_at[depth]))
         known = self.memo.get(key)
+        if known is None and len(self.memo) > MAX_MEMO:
+            raise _Undecided
         if known is not None:
             exact, score, values = known
             if exact:
@@ -209,6 +217,8 @@ class _Search:
                     total = score + logp
                     if total + self.rest[d + 1] > floor and total > forward[d + 1].get(nxt, -math.inf):
                         forward[d + 1][nxt] = total
+            if len(forward[d + 1]) > MAX_STATES:
+                raise _Undecided
         backward: dict[tuple, float] = {(): 0.0}
         runner: dict[str, float | None] = {}
         for d in range(n - 1, -1, -1):
@@ -237,11 +247,21 @@ class JointResult:
 
 def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule],
                    all_field_ids: dict[str, object]) -> JointResult:
-    """Best consistent and unconstrained assignments, and each field's margin to its runner-up."""
+    """Best consistent and unconstrained assignments, and each field's margin to its runner-up. When the rules tie
+    too many doubtful fields together (a voters' grid read badly), the search gives up: each field keeps its own
+    best reading with margin 0, so a person sees all of them."""
     search = _Search(candidates, [r for r in rules if r.hard], list(all_field_ids))
-    best = search.run()
     free = {f: search.options[i][0][0] for i, f in enumerate(search.order)}
     unconstrained = Assignment(free, sum(o[0][1] for o in search.options))
+    try:
+        return _decide(candidates, rules, all_field_ids, search, unconstrained)
+    except _Undecided:
+        return JointResult(unconstrained, unconstrained, {f: 0.0 for f in search.order})
+
+
+def _decide(candidates: dict[str, FieldCandidates], rules: list[Rule], all_field_ids: dict[str, object],
+            search: _Search, unconstrained: Assignment) -> JointResult:
+    best = search.run()
     # Runner-ups are searched only within MARGIN_CAP of the best: a value whose own shortfall against
     # the field's top option already exceeds the room left cannot take part, so it is dropped.
     room = best.log_p - MARGIN_CAP - unconstrained.log_p

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ocr.templates import Markers, PointMM, PrintedRect, PrintedText, RectMM
 
@@ -150,10 +150,25 @@ class BoxEdgesSpec(Spec):
 
 
 class ReferenceFieldSpec(Spec):
+    """A number's boxes in reference px: a row sharing side lines (`box_edges_px`) or separate boxes (`boxes_px`)."""
+
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     label: str = ""
-    box_edges_px: BoxEdgesSpec
+    box_edges_px: BoxEdgesSpec | None = None
+    boxes_px: list[tuple[float, float, float, float]] | None = Field(None, description="(x, y, w, h) of each box")
     stroke_px: float = Field(2.0, gt=0, description="width of the printed frame lines")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ReferenceFieldSpec:
+        if (self.box_edges_px is None) == (self.boxes_px is None):
+            raise ValueError(f"field {self.id}: give either box_edges_px or boxes_px")
+        return self
+
+    def rects_px(self) -> list[tuple[float, float, float, float]]:
+        if self.boxes_px is not None:
+            return list(self.boxes_px)
+        xs, (top, bottom) = self.box_edges_px.x, self.box_edges_px.y
+        return [(a, top, b - a, bottom - top) for a, b in zip(xs, xs[1:])]
 
 
 class ReferencePageSpec(Spec):

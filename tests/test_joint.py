@@ -138,3 +138,18 @@ def test_runner_up_margin_is_small_when_two_readings_both_fit():
     result = decode_jointly(cands, [], {"x": None})
     assert result.consistent.values["x"] == 17
     assert result.margins["x"] == pytest.approx(math.log(0.6 / 0.4), abs=0.01)
+
+
+def test_a_search_too_large_to_finish_decides_nothing(monkeypatch):
+    """Past its budget the decoder gives up: each field keeps its own reading with margin 0 (all to a person)."""
+    import ocr.joint as joint
+
+    rules = [Rule(expr="c = a + b"), Rule(expr="f = d + e"), Rule(expr="e = a")]
+    probs = {"a": sure("X12"), "b": sure("X30"), "c": sure("X42"), "d": sure("XX1"), "e": sure("X12"), "f": sure("X13")}
+    candidates = {f: field_candidates(f, p) for f, p in probs.items()}
+    decided = decode_jointly(candidates, rules, candidates)
+    assert min(decided.margins.values()) > 5
+    monkeypatch.setattr(joint, "MAX_STATES", 0)
+    undecided = decode_jointly(candidates, rules, candidates)
+    assert undecided.consistent.values == undecided.unconstrained.values == {"a": 12, "b": 30, "c": 42, "d": 1, "e": 12, "f": 13}
+    assert set(undecided.margins.values()) == {0.0}
