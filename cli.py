@@ -47,12 +47,14 @@ def template() -> None:
 
 @template.command("list")
 def template_list() -> None:
-    """Every shipped template: id, pages with their tag ids, vote columns."""
-    from ocr.family import load_templates
+    """Every shipped template: id, pages with their tag ids (or reference scans), vote columns."""
+    from ocr.family import load_templates, unavailable_templates
 
     for t in load_templates().values():
-        tags = ",".join(str(p.tag_id) for p in t.pages)
-        click.echo(f"{t.id:24s} pages {len(t.pages)}  tags {tags:16s} columns {len(t.columns)}  {t.description}")
+        tags = "reference scan" if t.by_reference else "tags " + ",".join(str(p.tag_id) for p in t.pages)
+        click.echo(f"{t.id:24s} pages {len(t.pages)}  {tags:21s} columns {len(t.columns)}  {t.description}")
+    for template_id, why in unavailable_templates().items():
+        click.echo(f"{template_id:24s} unavailable: {why}")
 
 
 @template.command("validate")

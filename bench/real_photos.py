@@ -1,7 +1,8 @@
 """Align the real photos in ../shared/real and draw what was found.
 
-    .venv/bin/python bench/real_photos.py [--real ../shared/real] [--out docs/img]
+    FORMC_REFERENCE_IMAGES=../shared/real .venv/bin/python bench/real_photos.py [--real ../shared/real] [--out DIR]
 
+With FORMC_REFERENCE_IMAGES=../shared/real the reference-image templates (C1-PPWP 2019) take part.
 Prints one line per photo (aligned with template, page and quality, or the refusal reason) and,
 for each aligned photo, writes <out>/real-<name>.png: the page rectified through the homography
 with every refined box outlined (green: placed on its printed lines, orange: flagged), and a strip
@@ -19,33 +20,37 @@ import numpy as np
 from ocr.align import align_page, cut_boxes
 from ocr.decode import decode_photo
 from ocr.family import load_templates
+from ocr.refine import big_box_fields
 
 PX_PER_MM = 2.0
 
 
 def draw(photo, alignment, out: Path) -> None:
     template, page = alignment.template, alignment.template.page(alignment.page_number)
-    width, height = (int(v * PX_PER_MM) for v in template.page_size_mm)
-    to_page = np.diag([PX_PER_MM, PX_PER_MM, 1.0]) @ np.linalg.inv(alignment.page_homography)
+    scale = PX_PER_MM * (3 if template.by_reference else 1)  # A4 scans: 6 px/mm; 2024 planos: 2 px/mm
+    width, height = (int(v * scale) for v in template.page_size_mm)
+    to_page = np.diag([scale, scale, 1.0]) @ np.linalg.inv(alignment.page_homography)
     rectified = cv2.cvtColor(cv2.warpPerspective(photo.gray, to_page, (width, height)), cv2.COLOR_GRAY2BGR)
     for fit in alignment.boxes:
-        corners = np.array(fit.corners_mm) * PX_PER_MM
+        corners = np.array(fit.corners_mm) * scale
         cv2.polylines(rectified, [np.round(corners).astype(np.int32)], True, (0, 170, 0) if fit.measured else (0, 140, 255), 2)
-    boxes = [f for f in page.fields if min(f.boxes_mm[0][2:]) >= 15]
-    ys = [b[1] for f in boxes for b in f.boxes_mm]
-    top, bottom = int((min(ys) - 25) * PX_PER_MM), int((max(ys) + 45) * PX_PER_MM)
-    crop = rectified[max(0, top):bottom, int(60 * PX_PER_MM):int(540 * PX_PER_MM)]
-    strip = np.hstack([np.pad(c, 2, constant_values=255) for f in boxes[:8] for c in cut_boxes(photo, alignment, f.id, 64)])
+    boxes = [f for f in page.fields if f.id in big_box_fields(page)]
+    xs = [v for f in boxes for b in f.boxes_mm for v in (b[0], b[0] + b[2])]
+    ys = [v for f in boxes for b in f.boxes_mm for v in (b[1], b[1] + b[3])]
+    left = min(xs) - (40 if template.by_reference else 200)
+    crop = rectified[max(0, int((min(ys) - 25) * scale)):int((max(ys) + 25) * scale),
+                     max(0, int(left * scale)):int((max(xs) + 10) * scale)]
+    strip = np.hstack([np.pad(c, 2, constant_values=255) for f in boxes[:12] for c in cut_boxes(photo, alignment, f.id, 64)])
     strip = cv2.cvtColor(strip, cv2.COLOR_GRAY2BGR)
-    scale = crop.shape[1] / strip.shape[1]
-    strip = cv2.resize(strip, (crop.shape[1], max(1, int(strip.shape[0] * scale))))
+    ratio = crop.shape[1] / strip.shape[1]
+    strip = cv2.resize(strip, (crop.shape[1], max(1, int(strip.shape[0] * ratio))))
     cv2.imwrite(str(out), np.vstack([crop, strip]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "real")
-    parser.add_argument("--out", type=Path, default=Path("docs/img"))
+    parser.add_argument("--out", type=Path, default=Path("out/real"))
     args = parser.parse_args()
     templates = tuple(load_templates().values())
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
     FORMC_REFERENCE_IMAGES=../shared/real .venv/bin/python bench/reference_bench.py [--real ../shared/real]
 
-For SIFT and ORB side by side, in one run:
+For SIFT and ORB at two working sizes side by side, in one run:
 - real: every photo in ../shared/real aligned against the reference-image templates only: per form, how many
   aligned (the two scans the boxes were measured on are counted apart), how many refused, and how many photos of
   *other* forms were wrongly taken for one (must be 0); median ms per photo (match + refine);
@@ -73,7 +73,9 @@ def synthetic(templates, settings: AlignSettings, count: int, seed: int) -> tupl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "real")
-    parser.add_argument("--synthetic", type=int, default=10, help="warps per reference scan")
+    parser.add_argument("--synthetic", type=int, default=8, help="warps per reference scan")
+    parser.add_argument("--configs", nargs="+", default=["sift:800", "sift:1200", "orb:800", "orb:1200"],
+                        help="detector:working long side px")
     args = parser.parse_args()
     templates = tuple(load_reference_file(p) for p in reference_files())
     references = {p.reference.path.name for t in templates for p in t.pages}
@@ -81,8 +83,10 @@ def main() -> None:
     photos = [(name, (args.real / name).read_bytes()) for name in sorted(labels)]
     print(f"{len(templates)} reference templates; {len(photos)} real photos; {args.synthetic} warps per scan\n")
     header = f"{'detector':8s} {'form':16s} {'aligned':>8s} {'refused':>8s} {'ref scan':>8s}"
-    for detector in ("sift", "orb"):
-        settings = replace(AlignSettings(), match=MatchSettings(detector=detector, work_long_side_px=1200))
+    for config in args.configs:
+        detector, long_side = config.split(":")
+        settings = replace(AlignSettings(), match=MatchSettings(detector=detector, work_long_side_px=int(long_side)))
+        detector = config
         rows: dict[str, list[int]] = {}
         wrong, times = [], []
         for name, data in photos:

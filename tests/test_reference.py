@@ -135,8 +135,9 @@ def test_real_2019_situng_scans_align_and_refuse_other_forms(monkeypatch):
     templates = tuple(load_reference_file(p) for p in reference_files())
     labels = json.loads((REAL / "labels.json").read_text())
     # Held out: scans other than the two the boxes were measured on.
-    for name, form, page in (("c1ppwp2019-l2-5.png", "c1-ppwp-2019-lembar-2", 2), ("c1ppwp2019-l2-27.png", "c1-ppwp-2019-lembar-2", 2),
-                             ("c1ppwp2019-l1-2.png", "c1-ppwp-2019-lembar-1", 1)):
+    held_out = (("c1ppwp2019-l2-5.png", "c1-ppwp-2019-lembar-2", 2), ("c1ppwp2019-l2-27.png", "c1-ppwp-2019-lembar-2", 2),
+                ("c1ppwp2019-l1-2.png", "c1-ppwp-2019-lembar-1", 1))
+    for name, form, page in held_out:
         assert labels[name]["page"] == page
         result = align_page(decode_photo((REAL / name).read_bytes(), name), templates)
         assert isinstance(result, PageAlignment), (name, result)
