@@ -132,17 +132,23 @@ def _blank_window(blank: np.ndarray, box_px: tuple[int, int, int, int]) -> np.nd
     return out
 
 
-def _correlate(observed: np.ndarray, expected: np.ndarray, search: int, price: float) -> tuple[float, float, int]:
-    """Shift s (px, sub-pixel) maximising the correlation of observed[i + s] with expected[i]; its correlation; the
-    integer shift. `observed` is `expected`'s range grown by `search` on each side."""
-    n = len(expected)
-    e = expected - expected.mean()
+def _centred(profile: np.ndarray) -> tuple[np.ndarray, float]:
+    """A blank page's profile less its mean, and its norm: what `_correlate` compares a photo's profile with."""
+    e = profile - profile.mean()
+    return e, float(np.sqrt((e * e).sum()))
+
+
+def _correlate(observed: np.ndarray, expected: tuple[np.ndarray, float], search: int, price: float) -> tuple[float, float, int]:
+    """Shift s (px, sub-pixel) maximising the correlation of observed[i + s] with expected[i] (centred, with its norm:
+    `_centred`); its correlation; the integer shift. `observed` is `expected`'s range grown by `search` on each side."""
+    e, e_norm = expected
+    n = len(e)
     numerator = np.correlate(observed, e, "valid")  # e sums to 0: the observed window's mean drops out
     sums = np.concatenate([[0.0], np.cumsum(observed, dtype=np.float64)])
     squares = np.concatenate([[0.0], np.cumsum(observed.astype(np.float64) ** 2)])
     window_sum = sums[n:] - sums[:-n]
     spread = np.sqrt(np.maximum(squares[n:] - squares[:-n] - window_sum ** 2 / n, 0.0))
-    scores = numerator / (spread * np.sqrt((e * e).sum()) + 1e-6)
+    scores = numerator / (spread * e_norm + 1e-6)
     shifts = np.arange(-search, search + 1)
     k = int(np.argmax(scores - price * np.abs(shifts) / REFINE_PX_PER_MM))
     offset = 0.0
@@ -153,14 +159,40 @@ def _correlate(observed: np.ndarray, expected: np.ndarray, search: int, price: f
     return float(shifts[k] + offset), float(scores[k]), int(shifts[k])
 
 
+@dataclass(frozen=True)
+class _Expected:
+    """What the blank page shows around a box: its window (page px), profiles and darkest lines; the same for every
+    photo of the template, so made once."""
+
+    inner: tuple[int, int, int, int]
+    shape: tuple[int, int]
+    cols: tuple[np.ndarray, float]  # column profile (mean darkness of each column), centred, and its norm
+    rows: tuple[np.ndarray, float]  # row profile, the same
+    lines: np.ndarray  # bool mask of the window where the blank page is darkest
+
+
+_expected_cache: dict[tuple[int, RectMM], _Expected] = {}
+
+
+def _expected(blank: np.ndarray, rect_mm: RectMM) -> _Expected:
+    key = (id(blank), rect_mm)  # blank pages live in _blank_cache for the process: their ids stay theirs
+    if key not in _expected_cache:
+        inner = _rect_px(rect_mm, CONTEXT_MM)
+        window = _blank_window(blank, inner)
+        lines = window > 0.5 * window.max() if window.max() > 0 else np.zeros_like(window, bool)
+        _expected_cache[key] = _Expected(inner, window.shape, _centred(cv2.reduce(window, 0, cv2.REDUCE_AVG).ravel()),
+                                         _centred(cv2.reduce(window, 1, cv2.REDUCE_AVG).ravel()), lines)
+    return _expected_cache[key]
+
+
 def _measure(photo: _Photo, blank: np.ndarray, rect_mm: RectMM, prior_mm: tuple[float, float], search_mm: float,
              price: float = 0.0) -> tuple[tuple[float, float], float, float]:
     """Shift (mm) of what is printed in `rect_mm`, searched within `search_mm` of `prior_mm`; the weaker of the two
     profile correlations; the darkness the photo shows where the blank page is darkest."""
     r = REFINE_PX_PER_MM
     search = int(round(search_mm * r))
-    inner = _rect_px(rect_mm, CONTEXT_MM)
-    expected = _blank_window(blank, inner)
+    expected = _expected(blank, rect_mm)
+    inner = expected.inner
     n_rows, n_cols = expected.shape
     # The observed window: the expected one moved by the prior (whole pixels), grown by the search on every side.
     prior_px = (int(round(prior_mm[0] * r)), int(round(prior_mm[1] * r)))
@@ -168,13 +200,12 @@ def _measure(photo: _Photo, blank: np.ndarray, rect_mm: RectMM, prior_mm: tuple[
     observed = photo.window(inner[0] + prior_px[0] - search, inner[1] + prior_px[1] - search,
                             n_cols + 2 * search, n_rows + 2 * search)
     rows, cols = slice(search, search + n_rows), slice(search, search + n_cols)
-    dx, match_x, kx = _correlate(cv2.reduce(observed[rows], 0, cv2.REDUCE_AVG).ravel(),
-                                 cv2.reduce(expected, 0, cv2.REDUCE_AVG).ravel(), search, price)
+    dx, match_x, kx = _correlate(cv2.reduce(observed[rows], 0, cv2.REDUCE_AVG).ravel(), expected.cols, search, price)
     dy, match_y, ky = _correlate(cv2.reduce(np.ascontiguousarray(observed[:, cols]), 1, cv2.REDUCE_AVG).ravel(),
-                                 cv2.reduce(expected, 1, cv2.REDUCE_AVG).ravel(), search, price)
-    aligned = observed[search + ky: search + ky + expected.shape[0], search + kx: search + kx + expected.shape[1]]
-    lines = expected > 0.5 * expected.max() if expected.max() > 0 else np.zeros_like(expected, bool)
-    darkness = float(aligned[lines].mean()) if lines.any() and aligned.shape == expected.shape else 0.0
+                                 expected.rows, search, price)
+    aligned = observed[search + ky: search + ky + n_rows, search + kx: search + kx + n_cols]
+    lines = expected.lines
+    darkness = float(aligned[lines].mean()) if lines.any() and aligned.shape == lines.shape else 0.0
     return (prior_mm[0] + dx / r, prior_mm[1] + dy / r), min(match_x, match_y), darkness
 
 
