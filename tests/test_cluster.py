@@ -2,7 +2,7 @@
 in the middle of a batch; every submission must come out exactly once, as a local read gives it.
 
 Skips with a message without redis-server (Debian package redis-server) or PostgreSQL. FORMC_CLUSTER_SUBMISSIONS
-sets the batch size (default 8; the issue's acceptance run is 100)."""
+sets the batch size (default 100, the issue's acceptance run)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from ocr.store import ResultStore
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"
-SUBMISSIONS = int(os.environ.get("FORMC_CLUSTER_SUBMISSIONS", "8"))
+SUBMISSIONS = int(os.environ.get("FORMC_CLUSTER_SUBMISSIONS", "100"))
 REDELIVERY_AFTER_S = 5  # short, so the killed worker's submission is redelivered within the test
 
 
