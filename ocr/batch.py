@@ -62,7 +62,7 @@ def read_one(sub: SubmissionInput, settings: ReadSettings, classifier: DigitClas
     loaded = [load_photo(ref) for ref in sub.photos]
     hashes = [sha for _, sha in loaded]
     try:
-        if (sub.submission, photos_key(hashes)) in done:
+        if (sub.submission, photos_key(hashes, [ref.source for ref in sub.photos])) in done:
             return None
         read = read_submission([(ref.source, data) for ref, (data, _) in zip(sub.photos, loaded)],
                                template_id=settings.template_id, classifier=classifier,

@@ -118,7 +118,8 @@ def _payload(sub: SubmissionInput, photo_store, settings: ReadSettings) -> dict:
         else:
             photos.append([ref.source, ref.path, ref.archive])
         hashes.append(sha)
-    return {"submission": sub.submission, "photos": photos, "hashes": hashes, "photos_key": photos_key(hashes),
+    key = photos_key(hashes, [ref.source for ref in sub.photos])
+    return {"submission": sub.submission, "photos": photos, "hashes": hashes, "photos_key": key,
             "template_id": settings.template_id}
 
 

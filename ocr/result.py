@@ -88,9 +88,12 @@ class SubmissionResult(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
-def photos_key(photo_hashes: list[str]) -> str:
-    """Content key of a submission: independent of names and order, so a resumed batch recognises its work."""
-    return hashlib.sha256("\n".join(sorted(photo_hashes)).encode()).hexdigest()
+def photos_key(photo_hashes: list[str], sources: list[str]) -> str:
+    """Content key of a submission: independent of names and order, so a resumed batch recognises its work. A photo
+    that could not be loaded (empty hash) counts by its source name, so that two submissions of only such photos
+    do not share a key (and a database row)."""
+    parts = [sha or f"unloaded:{source}" for sha, source in zip(photo_hashes, sources, strict=True)]
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
 
 
 def _finite(x: float) -> float:
@@ -123,7 +126,8 @@ def submission_result(submission: str, read: SubmissionRead, photo_hashes: list[
                               if value != v.value][:ALTERNATIVES])
         checks = [RuleCheck(rule=rule, ok=ok, hard=hard) for rule, ok, hard in read.verdict.checks]
         reasons += list(read.verdict.reasons)
-    return SubmissionResult(submission=submission, photos_key=photos_key(photo_hashes), template=read.template_id,
+    return SubmissionResult(submission=submission, photos_key=photos_key(photo_hashes, [p.source for p in read.pages]),
+                            template=read.template_id,
                             status=read.status, reasons=reasons, pages=pages, fields=fields, checks=checks,
                             timings_ms=read.timings_ms)
 
@@ -132,5 +136,5 @@ def error_result(submission: str, sources: list[str], photo_hashes: list[str], c
     """The record of a submission the pipeline failed on (a bug or a crashed worker): kept, never dropped."""
     pages = [PageResult(source=s, sha256=h, page=None, status="refused", errors=[ErrorRecord(code=str(code), message=message)])
              for s, h in zip(sources, photo_hashes)]
-    return SubmissionResult(submission=submission, photos_key=photos_key(photo_hashes), template=None, status="error",
+    return SubmissionResult(submission=submission, photos_key=photos_key(photo_hashes, sources), template=None, status="error",
                             reasons=[f"{code}: {message}"], pages=pages)

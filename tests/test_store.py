@@ -24,6 +24,13 @@ from ocr.result import (
 from ocr.store import Base, FieldRow, PageRow, ResultStore, StoreUnavailable, SubmissionRow, default_url
 
 PHOTOS = ["a" * 64, "b" * 64]
+SOURCES = ["page-2.jpg", "page-3.jpg"]
+
+
+def test_photos_key_ignores_names_and_order_but_keeps_unloaded_photos_apart():
+    assert photos_key(PHOTOS, SOURCES) == photos_key(PHOTOS[::-1], ["x.jpg", "y.jpg"])
+    # Photos that could not be loaded have no hash: their names keep two such submissions in two rows.
+    assert photos_key(["", ""], ["tps-1/a.jpg", "tps-1/b.jpg"]) != photos_key(["", ""], ["tps-2/a.jpg", "tps-2/b.jpg"])
 
 
 def digits(*labels: str) -> list[DigitRead]:
@@ -51,7 +58,8 @@ def tally(status: str = "review", paslon_1: int | None = 74) -> SubmissionResult
     ]
     checks = [RuleCheck(rule="suara_sah = sum(suara_paslon_*)", ok=False, hard=True),
               RuleCheck(rule="suara_total <= surat_diterima", ok=True, hard=False)]
-    return SubmissionResult(submission="tps-0001", photos_key=photos_key(PHOTOS), template="kwk-gubernur-3", status=status,
+    return SubmissionResult(submission="tps-0001", photos_key=photos_key(PHOTOS, SOURCES), template="kwk-gubernur-3",
+                            status=status,
                             reasons=["too_blurry: tps-0001/page-3.jpg", "suara_sah = sum(suara_paslon_*)"], pages=pages,
                             fields=fields, checks=checks, timings_ms={"align": 812.5, "classify": 97.25, "total": 1003.0})
 
@@ -121,7 +129,7 @@ def test_workers_saving_one_submission_at_once_leave_one_copy(url):
     with ResultStore(url) as store, ThreadPoolExecutor(4) as pool:
         list(pool.map(store.save, [tally(paslon_1=n) for n in range(20)]))
         assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (1, 2, 4)
-        assert store.get(photos_key(PHOTOS)).fields["suara_paslon_1"].value in range(20)
+        assert store.get(photos_key(PHOTOS, SOURCES)).fields["suara_paslon_1"].value in range(20)
 
 
 def test_deleting_a_submission_deletes_its_pages_and_fields(url):
