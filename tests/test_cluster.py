@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import ServerUnavailable, redis_server
 from ocr.batch import ReadSettings, read_one
 from ocr.digits import DigitClassifier
 from ocr.inputs import find_submissions
@@ -30,37 +29,14 @@ SUBMISSIONS = int(os.environ.get("FORMC_CLUSTER_SUBMISSIONS", "100"))
 REDELIVERY_AFTER_S = 5  # short, so the killed worker's submission is redelivered within the test
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_url() -> Iterator[str]:
     """A URL to a throwaway redis-server on a free port, stopped after the module."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not found: apt-get install redis-server")
-    import redis
-
-    port, root = _free_port(), tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root), "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        else:
-            pytest.skip("redis-server did not answer within 10 s")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
+        with redis_server() as url:
+            yield url
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def _submissions(root: Path, count: int) -> Path:

@@ -1,0 +1,101 @@
+"""Throwaway redis-server and PostgreSQL servers from the Debian packages, for the tests and the benches.
+
+Each is a context manager yielding a URL and removing everything when it ends; `ServerUnavailable` says why one
+cannot be started (the tests skip with that message).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class ServerUnavailable(RuntimeError):
+    """The server's package is missing or it would not start: the message says which and what to install."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A redis:// URL to a throwaway redis-server on a free port (no persistence)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServerUnavailable("redis-server not found: apt-get install redis-server")
+    import redis
+
+    port, root = free_port(), Path(tempfile.mkdtemp(prefix="formc-redis-"))
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root), "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        else:
+            raise ServerUnavailable("redis-server did not answer within 10 s")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _postgres_bin() -> Path | None:
+    """The newest Debian PostgreSQL server's bin/ (package postgresql), or None."""
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb") if p.parent.joinpath("pg_ctl").exists()]
+    return max(found, key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0, default=None)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A URL to a fresh database on a throwaway PostgreSQL server (socket only, no fsync: the data is thrown away)."""
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        raise ServerUnavailable("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): "
+                                "apt-get install postgresql")
+    as_server_user: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="formc-postgres-"))
+    if os.geteuid() == 0:
+        # initdb refuses to run as root: the cluster belongs to the unprivileged `postgres` user.
+        try:
+            shutil.chown(root, "postgres", "postgres")
+        except LookupError:
+            shutil.rmtree(root)
+            raise ServerUnavailable("running as root and there is no `postgres` user to run the PostgreSQL server as")
+        as_server_user = ["runuser", "-u", "postgres", "--"]
+    data, log = root / "data", root / "server.log"
+    port = free_port()
+    options = f"-c listen_addresses='' -k {root} -p {port} -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    pg_ctl = [*as_server_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
+    steps = {"initdb": [*as_server_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                        "-E", "UTF8", "--no-locale", "-N"],
+             "pg_ctl start": [*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "30", "start"],
+             "createdb": [*as_server_user, str(bin_dir / "createdb"), "-h", str(root), "-p", str(port), "-U", "postgres",
+                          "formc_test"]}
+    try:
+        for name, step in steps.items():
+            # cwd: the server user may not be allowed into the checkout.
+            run = subprocess.run(step, cwd=root, capture_output=True, text=True)
+            if run.returncode != 0:
+                detail = (run.stderr or run.stdout).strip() + (f"\n{log.read_text()}" if log.exists() else "")
+                raise ServerUnavailable(f"could not start a PostgreSQL server ({name} failed): {detail[-1500:]}")
+        yield f"postgresql+psycopg://postgres@/formc_test?host={root}&port={port}"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], cwd=root, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
