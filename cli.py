@@ -276,6 +276,24 @@ def worker(broker: str, db_url: str, store_dir: Path, concurrency: int | None, r
 
 
 @main.command()
+@click.option("--broker", required=True, help="redis://host:6379/0 or amqp://... (the workers' broker)")
+@click.option("--db", "db_url", help="also count the stored results by status")
+def status(broker: str, db_url: str | None) -> None:
+    """Cluster health: the workers that answer and what they read, submissions waiting; exit 1 when no worker answers."""
+    from ocr.cluster import cluster_status
+
+    state = cluster_status(broker, db_url)
+    click.echo(f"workers answering: {len(state.workers)}")
+    for name, reading in state.workers.items():
+        click.echo(f"  {name}  reading {reading}")
+    click.echo(f"submissions waiting in the queue: {state.queued}")
+    if db_url is not None:
+        click.echo("results: " + (", ".join(f"{k} {v}" for k, v in sorted(state.results.items())) or "none yet"))
+    if not state.workers:
+        raise SystemExit(1)
+
+
+@main.command()
 def schema() -> None:
     """JSON Schema of a result (one line of `formc batch` output, `formc read --json`)."""
     from ocr.result import SubmissionResult

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 from sqlalchemy.exc import OperationalError
 
 from ocr.batch import BatchSummary, ReadSettings, append_record, load_photo, read_one, resume
@@ -170,3 +172,26 @@ def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str
         os.close(fd)
         summary.seconds = time.perf_counter() - start
     return summary
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    workers: dict[str, int]  # each answering worker -> submissions it is reading now
+    queued: int  # submissions waiting in the broker's queue
+    results: dict[str, int] = field(default_factory=dict)  # stored submissions by status (when a database was given)
+
+
+def cluster_status(broker: str, db_url: str | None = None, timeout_s: float = 2.0) -> ClusterStatus:
+    """Health and load of the cluster on `broker`: workers that answer within `timeout_s`, what they read, what waits."""
+    app = make_app(broker)
+    active = app.control.inspect(timeout=timeout_s).active() or {}
+    with app.connection_for_read() as connection:
+        try:
+            queued = connection.default_channel.queue_declare(app.conf.task_default_queue, passive=True).message_count
+        except ChannelError:  # the queue does not exist until a first task is sent: nothing waits
+            queued = 0
+    results = {}
+    if db_url is not None:
+        with ResultStore(db_url) as store:
+            results = store.count_by_status()
+    return ClusterStatus({name: len(tasks) for name, tasks in sorted(active.items())}, queued, results)

@@ -104,3 +104,33 @@ def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis
             stored = db.get(r["photos_key"])
             assert stored.submission == r["submission"]
             assert _comparable(stored) == expected
+
+
+def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
+    from ocr.cluster import TASK, make_app
+
+    def status() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cli", "status", "--broker", redis_url, "--db", postgres_url],
+                              cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    app = make_app(redis_url)
+    app.control.purge()  # what the killed-worker test may have left unread
+    idle = status()
+    assert idle.returncode == 1 and "workers answering: 0" in idle.stdout, idle.stdout + idle.stderr
+    for n in range(3):  # no worker yet: they wait in the queue
+        app.send_task(TASK, args=[{"submission": f"waiting-{n}"}])
+    waiting = status()
+    assert "submissions waiting in the queue: 3" in waiting.stdout, waiting.stdout
+    app.control.purge()
+    worker = _worker(redis_url, postgres_url, tmp_path / "store", tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=1.0) and time.monotonic() < deadline:
+            pass
+        up = status()
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "workers answering: 1" in up.stdout and "reading 0" in up.stdout
+        assert "submissions waiting in the queue: 0" in up.stdout and "results: " in up.stdout
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
