@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench.batch_bench import make_data
-from bench.servers import postgres_server, redis_server
+from bench.servers import postgres_server, redis_server, start_worker
 from ocr.batch import run_batch
 from ocr.cluster import run_cluster_batch
 from ocr.inputs import find_submissions
 from ocr.store import ResultStore
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _subset(data: Path, count: int, root: Path) -> Path:
@@ -40,13 +36,6 @@ def _subset(data: Path, count: int, root: Path) -> Path:
         for photo in folder.glob("*.jpg"):
             os.link(photo, target / photo.name)
     return root
-
-
-def _start_workers(n: int, broker: str, db: str, store: Path, logs: Path) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-m", "cli", "worker", "--broker", broker, "--db", db, "--store", str(store),
-                              "--concurrency", "1"], cwd=REPO, stdout=(logs / f"worker-{i}.log").open("w"),
-                             stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-            for i in range(n)]
 
 
 def _warm(broker: str, workers: int) -> None:
@@ -66,6 +55,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=40, help="submissions (three photos each)")
     parser.add_argument("--data", type=Path, default=Path("/tmp/formc-batch-bench"))
     args = parser.parse_args()
+    if args.count < 20:  # the marginal rate subtracts a batch of one submission per process: too few and noise rules
+        parser.error("--count: at least 20 submissions, or the timings are noise")
     make_data(args.data, args.count, os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -81,7 +72,7 @@ def main() -> None:
                 warm_photos = sum(len(s.photos) for s in submissions[:workers])
                 rates[f"local {workers}"] = (photos - warm_photos) / (summary.seconds - warm.seconds)
             for workers in (1, 2):
-                procs = _start_workers(workers, broker, db_url, tmp / "store", tmp)
+                procs = [start_worker(broker, db_url, tmp / "store", tmp / f"worker-{i}.log") for i in range(workers)]
                 try:
                     _warm(broker, workers)
                     # A first task per worker outside the clock: each loads its classifier then.

@@ -1,4 +1,5 @@
-"""Throwaway redis-server and PostgreSQL servers from the Debian packages, for the tests and the benches.
+"""Throwaway redis-server and PostgreSQL servers from the Debian packages, and `formc worker` processes, for the
+tests and the benches.
 
 Each is a context manager yielding a URL and removing everything when it ends; `ServerUnavailable` says why one
 cannot be started (the tests skip with that message).
@@ -10,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -99,3 +101,15 @@ def postgres_server() -> Iterator[str]:
         if (data / "postmaster.pid").exists():
             subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], cwd=root, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_worker(broker: str, db_url: str, store: Path, log: Path, redelivery_after_s: float = 600.0) -> subprocess.Popen:
+    """A `formc worker --concurrency 1` of this checkout, output to `log`. Its own session: a SIGKILL of its group
+    takes the worker and its pool process at once, as a machine dying would."""
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker", "--broker", broker, "--db", db_url, "--store",
+                             str(store), "--concurrency", "1", "--redelivery-after", str(redelivery_after_s)],
+                            cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})

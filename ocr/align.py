@@ -252,8 +252,8 @@ def _placed(photo: Photo, template: FormTemplate, page_id: PageId, h: np.ndarray
     placed = refinement.regions_at_limit == 0 if template.by_reference else refinement.trustworthy
     if residual_mm > settings.max_residual_mm or quality.boxes_seen < settings.min_boxes_seen or not placed:
         unplaced = sum(not f.measured for f in big)
-        apart = (f", corner squares and tag {residual_mm:.1f} mm apart" if inlier_ratio is None
-                 else f", features {residual_mm:.1f} mm off the reference scan")
+        apart = (f", features {residual_mm:.1f} mm off the reference scan" if template.by_reference
+                 else f", corner squares and tag {residual_mm:.1f} mm apart")
         return Refusal(ReasonCode.PAGE_NOT_FLAT, f"{photo.source}: the page is too bent or folded to place every box "
                        f"({unplaced} boxes not found on their printed lines{apart}): lay the page flat and "
                        "photograph it again")

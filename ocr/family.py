@@ -362,12 +362,13 @@ def load_reference_file(path: Path | str) -> FormTemplate:
     except ValidationError as exc:
         raise TemplateError(source, _format_validation(exc)) from exc
     pages, problems, size_mm = [], [], None
+    folders = reference_image_dirs(path)
     for page in spec.pages:
-        found = [d / page.image for d in reference_image_dirs(path) if (d / page.image).is_file()]
+        found = [d / page.image for d in folders if (d / page.image).is_file()]
         image = next((p for p in found if hashlib.sha256(p.read_bytes()).hexdigest() == page.sha256), None)
         if image is None:
             why = "has another sha256" if found else "is not found"
-            where = ", ".join(map(str, reference_image_dirs(path)))
+            where = ", ".join(map(str, folders))
             raise MissingReferenceImage(source, [f"page {page.number}: reference image {page.image} {why} (looked in "
                                                  f"{where}; set {REFERENCE_IMAGES_ENV})"])
         with Image.open(image) as im:

@@ -14,13 +14,15 @@ Coordinates: reference px and photo px are (x, y); the result maps page mm -> ph
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
 
 from ocr.locate import orientation_preserved
-from ocr.templates import FormTemplate
+from ocr.templates import FormTemplate, ReferenceImage
 
 Detector = Literal["sift", "orb"]
 
@@ -59,6 +61,19 @@ class _Features:
 _reference_cache: dict[tuple, _Features] = {}
 
 
+def reference_scan(reference: ReferenceImage) -> np.ndarray:
+    """The reference page's scan in greyscale (x, y px as its boxes were measured), decoded once per process."""
+    return _decode_scan(reference.path)
+
+
+@lru_cache(maxsize=8)
+def _decode_scan(path: Path) -> np.ndarray:
+    scan = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if scan is None:  # checked by sha256 when the template was loaded: gone or changed since
+        raise FileNotFoundError(f"reference scan {path} cannot be read")
+    return scan
+
+
 def _describe(gray: np.ndarray, settings: MatchSettings) -> _Features:
     scale = min(1.0, settings.work_long_side_px / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
@@ -74,7 +89,7 @@ def _reference_features(template: FormTemplate, page_number: int, settings: Matc
     key = (template.id, template.version, page_number, settings.detector, settings.work_long_side_px,
            settings.max_features)
     if key not in _reference_cache:
-        _reference_cache[key] = _describe(cv2.imread(str(reference.path), cv2.IMREAD_GRAYSCALE), settings)
+        _reference_cache[key] = _describe(reference_scan(reference), settings)
     return _reference_cache[key]
 
 

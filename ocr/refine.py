@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ocr.reference import reference_scan
 from ocr.render import MM_PER_INCH, render_page
 from ocr.templates import FormTemplate, RectMM, TemplatePage, rect_corners
 
@@ -37,6 +38,7 @@ MIN_UNIT_MATCH = 0.3  # the same for a pass-1 region (tally rows, full of stroke
 PRIOR_PRICE_PER_MM = 0.02  # pass 2: correlation a shift must gain per mm it moves away from the smooth field
 
 _blank_cache: dict[tuple[str, int, int], np.ndarray] = {}
+_checkable_cache: dict[tuple[str, int, int], np.ndarray] = {}
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def _blank_darkness(template: FormTemplate, page_number: int) -> np.ndarray:
         if page.reference is None:
             blank = render_page(template, page_number, REFINE_PX_PER_MM * MM_PER_INCH)
         else:
-            scan = cv2.imread(str(page.reference.path), cv2.IMREAD_GRAYSCALE)
+            scan = reference_scan(page.reference)
             scale = REFINE_PX_PER_MM / page.reference.px_per_mm
             blank = cv2.resize(scan, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             for field in page.fields:
@@ -83,14 +85,13 @@ def _checkable_edges(template: FormTemplate, page_number: int) -> np.ndarray | N
     page = template.page(page_number)
     if page.reference is None:
         return None
-    key = (template.id, template.version, page_number, "edges")
-    if key not in _blank_cache:
-        scan = cv2.imread(str(page.reference.path), cv2.IMREAD_GRAYSCALE)
+    key = (template.id, template.version, page_number)
+    if key not in _checkable_cache:
         corners = np.array([rect_corners(b) for f in page.fields for b in f.boxes_mm])
         strokes = np.array([f.stroke_mm for f in page.fields for _ in f.boxes_mm])
         mm_to_scan = np.diag([page.reference.px_per_mm, page.reference.px_per_mm, 1.0])
-        _blank_cache[key] = _edges_on_lines(scan, mm_to_scan, corners, strokes)
-    return _blank_cache[key]
+        _checkable_cache[key] = _edges_on_lines(reference_scan(page.reference), mm_to_scan, corners, strokes)
+    return _checkable_cache[key]
 
 
 def _rect_px(rect_mm: RectMM, margin_mm: float) -> tuple[int, int, int, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.servers import ServerUnavailable, redis_server
+from bench.servers import ServerUnavailable, redis_server, start_worker
 from ocr.batch import ReadSettings, read_one
 from ocr.digits import DigitClassifier
 from ocr.inputs import find_submissions
@@ -50,14 +50,6 @@ def _submissions(root: Path, count: int) -> Path:
     return root
 
 
-def _worker(broker: str, db: str, store: Path, log: Path) -> subprocess.Popen:
-    # Its own session: the SIGKILL takes the worker and its pool process at once, as a machine dying would.
-    return subprocess.Popen([sys.executable, "-m", "cli", "worker", "--broker", broker, "--db", db, "--store", str(store),
-                             "--concurrency", "1", "--redelivery-after", str(REDELIVERY_AFTER_S)],
-                            cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-
-
 def _comparable(result) -> dict:
     """What a read found, without what differs by name, by bytes or by run (timings)."""
     data = result.model_dump(exclude={"submission", "photos_key", "timings_ms"})
@@ -72,7 +64,8 @@ def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis
     store, out = tmp_path / "store", tmp_path / "results.jsonl"
     with ResultStore(postgres_url) as db:  # migrated before two workers race to create the tables
         assert not db.keys()
-    workers = [_worker(redis_url, postgres_url, store, tmp_path / f"worker-{n}.log") for n in range(2)]
+    workers = [start_worker(redis_url, postgres_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S)
+               for n in range(2)]
     try:
         submit = subprocess.Popen([sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine",
                                    "celery", "--broker", redis_url, "--db", postgres_url, "--store", str(store)],
@@ -122,7 +115,7 @@ def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url:
     waiting = status()
     assert "submissions waiting in the queue: 3" in waiting.stdout, waiting.stdout
     app.control.purge()
-    worker = _worker(redis_url, postgres_url, tmp_path / "store", tmp_path / "worker.log")
+    worker = start_worker(redis_url, postgres_url, tmp_path / "store", tmp_path / "worker.log", REDELIVERY_AFTER_S)
     try:
         deadline = time.monotonic() + 60
         while not app.control.ping(timeout=1.0) and time.monotonic() < deadline:
