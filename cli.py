@@ -246,7 +246,8 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
         if engine == "celery":
             from ocr.cluster import run_cluster_batch
 
-            summary = run_cluster_batch(found.submissions, out, broker, store_dir, store, settings, advance)
+            summary = run_cluster_batch(found.submissions, out, broker, store_dir, store, settings, advance,
+                                        on_wait=lambda message: progress.console.print(f"waiting: {message}"))
         else:
             summary = run_batch(found.submissions, out, workers or os.cpu_count() or 1, settings, store, advance)
     if store is not None:
@@ -264,15 +265,18 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
 @click.option("--concurrency", type=click.IntRange(1), default=None, help="reading processes (default: all cores)")
 @click.option("--redelivery-after", type=click.FloatRange(1), default=600.0, show_default=True,
               help="seconds after which a Redis broker gives a dead worker's submission to another worker")
-def worker(broker: str, db_url: str, store_dir: Path, concurrency: int | None, redelivery_after: float) -> None:
+@click.option("--name", help="this worker's name in `formc status` (default: formc-<pid>@<host>, unique per process)")
+def worker(broker: str, db_url: str, store_dir: Path, concurrency: int | None, redelivery_after: float,
+           name: str | None) -> None:
     """Read submissions sent by `formc batch --engine celery`, saving each result in --db."""
     import os
 
     from ocr.cluster import make_app
 
     app = make_app(broker, db_url, store_dir, redelivery_after)
-    app.worker_main(["worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                     "--concurrency", str(concurrency or os.cpu_count() or 1)])
+    # Workers sharing a name (Celery's default is the host's) answer `status` as one.
+    app.worker_main(["worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--hostname",
+                     name or f"formc-{os.getpid()}@%h", "--concurrency", str(concurrency or os.cpu_count() or 1)])
 
 
 @main.command()

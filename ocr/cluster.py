@@ -1,4 +1,5 @@
-"""The distributed engine: `formc batch --engine celery` sends submissions to `formc worker` processes.
+"""The distributed engine: `formc batch --engine celery` (and `formc serve --broker`) send submissions to
+`formc worker` processes.
 
 Messages carry only names and paths: the submitter copies every photo into the shared
 content-addressed store (`PhotoStore`, `<store>/<sha[:2]>/<sha>`) and the worker reads it from
@@ -9,9 +10,10 @@ database itself. Nothing is lost and nothing is kept twice:
   leaves its message unacknowledged and the broker hands it to another worker (Redis: after
   `redelivery_after` seconds; a pool child that dies is requeued at once);
 - saving is an upsert by the photos' content key, so a redelivered task rewrites the same rows;
-- every delivery is counted in `<store>/attempts/<photos_key>`: a submission whose reading
-  killed a worker twice is recorded as `error: worker_crashed` on its third delivery;
-- a database that is down is retried with exponential backoff; the broker connection retries on its own.
+- every delivery is counted in the database (`ResultStore.count_delivery`): a submission whose
+  reading killed a worker twice is recorded as `error: worker_crashed` on its third delivery;
+- a database that is down is retried with exponential backoff; the broker connection retries on its own;
+  the submitter waits out an outage of either for up to `OUTAGE_S`.
 
 The submitter waits for each task, takes its result from the database and feeds the same JSONL
 file, resume and progress callback as `run_batch`.
@@ -26,8 +28,12 @@ from pathlib import Path
 from typing import Callable
 
 from celery import Celery
+from celery.result import AsyncResult
 from kombu.exceptions import ChannelError
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from redis.exceptions import ConnectionError as RedisUnavailable
 from sqlalchemy.exc import OperationalError
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from ocr.batch import BatchSummary, ReadSettings, append_record, load_photo, read_one, resume
 from ocr.inputs import PhotoRef, SubmissionInput
@@ -39,6 +45,17 @@ TASK = "formc.read_submission"
 MAX_DELIVERIES = 3  # the third delivery of a submission that killed two workers records it as an error
 DB_RETRIES = 8  # with backoff capped at 60 s: a database down for several minutes loses nothing
 POLL_S = 0.2
+OUTAGE_S = 600.0  # the submitter waits this long for a broker or database that went away, then gives up
+# What an unreachable broker, result backend or database raises (a Redis result backend raises redis' own error).
+OUTAGES = (OperationalError, StoreUnavailable, BrokerUnavailable, RedisUnavailable, ConnectionError, TimeoutError)
+
+
+def outlasting(what: str, on_wait: Callable[[str], None] = lambda message: None) -> Retrying:
+    """Retries a call through an outage of the broker or the database (backoff up to 10 s, for `OUTAGE_S`);
+    `on_wait` hears why it waits."""
+    return Retrying(retry=retry_if_exception_type(OUTAGES), wait=wait_exponential(multiplier=0.5, max=10),
+                    stop=stop_after_delay(OUTAGE_S), reraise=True,
+                    before_sleep=lambda state: on_wait(f"{what}: {state.outcome.exception()!r}; retrying"))
 
 
 def make_app(broker: str, db_url: str | None = None, store_dir: Path | None = None,
@@ -77,38 +94,46 @@ def _in_worker(app: Celery) -> tuple[ResultStore, Path]:
     return _worker["store"], Path(app.conf.formc_store)
 
 
-def _count_delivery(store_dir: Path, key: str) -> int:
-    """This delivery's number for the submission `key` (1 for the first), kept in the shared store."""
-    path = store_dir / "attempts" / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:  # one byte per delivery: appends from two workers never overwrite each other
-        f.write(".")
-    return path.stat().st_size
-
-
 def _read_submission_task(task, payload: dict) -> dict:
-    """Reads one submission (photos by path in the shared store) and saves its result; {photos_key, status}."""
+    """Reads one submission (photos by path in the shared store) and saves its result; {photos_key, status}.
+    With `draw`, also draws the review app's page images and box crops into the store."""
+    from ocr.web.photos import PhotoStore
+
     try:
         store, store_dir = _in_worker(task.app)
         sub = SubmissionInput(payload["submission"], tuple(PhotoRef(*p) for p in payload["photos"]))
         key = payload["photos_key"]
-        if _count_delivery(store_dir, key) >= MAX_DELIVERIES:
+        # A retry (database down) is a new message: its deliveries count afresh, so only crashes count.
+        if store.count_delivery(key, task.request.retries) >= MAX_DELIVERIES:
             result = error_result(sub.submission, [r.source for r in sub.photos], payload["hashes"],
                                   ReasonCode.WORKER_CRASHED, "reading these photos killed the worker process twice "
                                   "(out of memory or a crash in a library)")
         else:
-            result = read_one(sub, ReadSettings(template_id=payload["template_id"]), _worker["classifier"])
+            on_read = PhotoStore(store_dir).draw if payload.get("draw") else None
+            result = read_one(sub, ReadSettings(template_id=payload["template_id"]), _worker["classifier"],
+                              on_read=on_read)
         store.save(result)
+        store.clear_deliveries(key)
     except (StoreUnavailable, OperationalError) as exc:
         _worker.pop("store", None)  # reconnect on the retry
-        # A retry is a new delivery of the same submission, but no crash: it must not count towards worker_crashed.
-        (Path(task.app.conf.formc_store) / "attempts" / payload["photos_key"]).unlink(missing_ok=True)
         raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries))
-    (store_dir / "attempts" / key).unlink(missing_ok=True)
     return {"photos_key": result.photos_key, "status": result.status}
 
 
-def _payload(sub: SubmissionInput, photo_store, settings: ReadSettings) -> dict:
+def payload(submission: str, photos: list[list[str | None]], hashes: list[str], template_id: str | None = None,
+            draw: bool = False) -> dict:
+    """The message reading `submission`: its photos as [source, path, archive] (paths the workers can open) and
+    their sha256 (None: not loadable)."""
+    return {"submission": submission, "photos": photos, "hashes": hashes, "template_id": template_id, "draw": draw,
+            "photos_key": photos_key(hashes, [p[0] for p in photos])}
+
+
+def send(app: Celery, message: dict) -> AsyncResult:
+    """Queues `message` (from `payload`) for the workers."""
+    return app.send_task(TASK, args=[message])
+
+
+def _stored(sub: SubmissionInput, photo_store, settings: ReadSettings) -> dict:
     """The message for `sub`: its photos copied into the shared store, named there by content. A photo that cannot
     be loaded keeps its original place, so the worker refuses it with the same reason as the local engine."""
     photos, hashes = [], []
@@ -120,51 +145,43 @@ def _payload(sub: SubmissionInput, photo_store, settings: ReadSettings) -> dict:
         else:
             photos.append([ref.source, ref.path, ref.archive])
         hashes.append(sha)
-    key = photos_key(hashes, [ref.source for ref in sub.photos])
-    return {"submission": sub.submission, "photos": photos, "hashes": hashes, "photos_key": key,
-            "template_id": settings.template_id}
+    return payload(sub.submission, photos, hashes, settings.template_id)
 
 
 def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str, store_dir: Path, store: ResultStore,
                       settings: ReadSettings = ReadSettings(),
-                      on_result: Callable[[SubmissionInput, SubmissionResult | None], None] = lambda s, r: None
-                      ) -> BatchSummary:
+                      on_result: Callable[[SubmissionInput, SubmissionResult | None], None] = lambda s, r: None,
+                      on_wait: Callable[[str], None] = lambda message: None) -> BatchSummary:
     """`run_batch` on a cluster: every submission not already in `out` is read by a `formc worker` on `broker`, which
-    saves it in `store`'s database; each result is appended to `out` as it comes."""
+    saves it in `store`'s database; each result is appended to `out` as it comes. Outages of the broker or the
+    database are waited out (`on_wait` says so)."""
     from ocr.web.photos import PhotoStore
 
     if settings.previews is not None:
         raise ValueError("previews are drawn by the local engine only")
     app = make_app(broker)
     photo_store = PhotoStore(store_dir)
-    done = resume(out, store)
+    done = outlasting("opening the results", on_wait)(resume, out, store)
     summary = BatchSummary()
     start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    pending = {}  # AsyncResult -> (submission, payload)
+    pending = {}  # AsyncResult -> (submission, message)
     try:
         for sub in submissions:
-            payload = _payload(sub, photo_store, settings)
-            if (sub.submission, payload["photos_key"]) in done:
+            message = _stored(sub, photo_store, settings)
+            if (sub.submission, message["photos_key"]) in done:
                 summary.add(sub, None)
                 on_result(sub, None)
                 continue
-            pending[app.send_task(TASK, args=[payload])] = (sub, payload)
+            pending[outlasting("sending to the broker", on_wait)(send, app, message)] = (sub, message)
         while pending:
-            finished = [r for r in pending if r.ready()]
+            finished = [r for r in pending if outlasting("asking the broker", on_wait)(r.ready)]
             if not finished:
                 time.sleep(POLL_S)
             for async_result in finished:
-                sub, payload = pending.pop(async_result)
-                result = None
-                if async_result.successful():
-                    result = store.get(async_result.result["photos_key"])
-                if result is None:  # the task gave up (the database stayed down): the record says why
-                    result = error_result(sub.submission, [p[0] for p in payload["photos"]], payload["hashes"],
-                                          ReasonCode.INTERNAL_ERROR, f"cluster task failed: {async_result.result!r}")
-                    store.save(result)
-                async_result.forget()
+                sub, message = pending.pop(async_result)
+                result = outlasting("fetching a result", on_wait)(_outcome, async_result, message, store)
                 append_record(fd, result)
                 summary.add(sub, result)
                 on_result(sub, result)
@@ -172,6 +189,17 @@ def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str
         os.close(fd)
         summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _outcome(async_result: AsyncResult, message: dict, store: ResultStore) -> SubmissionResult:
+    """The stored result of a finished task; a task that gave up (the database stayed down) is recorded as an error."""
+    result = store.get(async_result.result["photos_key"]) if async_result.successful() else None
+    if result is None:
+        result = error_result(message["submission"], [p[0] for p in message["photos"]], message["hashes"],
+                              ReasonCode.INTERNAL_ERROR, f"cluster task failed: {async_result.result!r}")
+        store.save(result)
+    async_result.forget()
+    return result
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,17 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class DeliveryRow(Base):
+    """How often the cluster's task for a submission was delivered without finishing, per retry of that task: a
+    worker killed mid-read leaves its count up; a finished read deletes the submission's rows."""
+
+    __tablename__ = "deliveries"
+
+    photos_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    retry: Mapped[int] = mapped_column(Integer, primary_key=True)  # a retry after a database error counts afresh
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class StoreUnavailable(RuntimeError):
     """The database could not be reached or migrated."""
 
@@ -200,7 +211,8 @@ class ResultStore:
     """Results by `photos_key` in the database at `url` (`sqlite:///...` or `postgresql+psycopg://...`)."""
 
     def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
+        # pre_ping: a connection the server dropped (restart, failover) is replaced instead of failing the next query.
+        self.engine = create_engine(url, pool_pre_ping=True)
         dialect = self.engine.dialect.name
         if dialect not in UPSERTS:
             self.engine.dispose()
@@ -279,6 +291,19 @@ class ResultStore:
                 fields={f.field_id: dict(value=f.value, confidence=f.confidence, status=f.status, reasons=f.reasons,
                                          read_value=f.read_value, digits=f.digits, alternatives=f.alternatives, page=f.page)
                         for f in row.fields}))
+
+    def count_delivery(self, photos_key: str, retry: int = 0) -> int:
+        """Counts one more delivery of the task reading `photos_key` (its `retry`-th retry); this delivery's number."""
+        upsert = self._upsert(DeliveryRow).values(photos_key=photos_key, retry=retry, count=1)
+        upsert = upsert.on_conflict_do_update(index_elements=[DeliveryRow.photos_key, DeliveryRow.retry],
+                                              set_={"count": DeliveryRow.count + 1})
+        with self.engine.begin() as connection:  # one statement: two workers counting at once both count
+            return connection.execute(upsert.returning(DeliveryRow.count)).scalar_one()
+
+    def clear_deliveries(self, photos_key: str) -> None:
+        """Forgets the deliveries of `photos_key`: its read finished."""
+        with self.engine.begin() as connection:
+            connection.execute(delete(DeliveryRow).where(DeliveryRow.photos_key == photos_key))
 
     def keys(self) -> set[str]:
         """The `photos_key` of every stored submission: what a resumed batch can skip."""

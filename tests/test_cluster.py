@@ -127,3 +127,51 @@ def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url:
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
+
+
+def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path: Path, redis_url: str,
+                                                                        postgres_url: str) -> None:
+    """The kernel's OOM killer, played by the test: each time a pool process is reading the poison submission it is
+    SIGKILLed. The first two deliveries die; the third records `worker_crashed` instead of reading, and the batch
+    goes on."""
+    from ocr.cluster import make_app
+
+    inputs = _submissions(tmp_path / "in", 4)
+    poison = inputs / "poison"
+    poison.mkdir()
+    for copy in range(8):  # 24 photos: long enough to read that the test sees which process is reading it
+        for photo in SAMPLE.glob("*.jpg"):
+            (poison / f"{copy}-{photo.name}").write_bytes(photo.read_bytes() + f"poison-{copy}".encode())
+    store, out = tmp_path / "store", tmp_path / "results.jsonl"
+    make_app(redis_url).control.purge()
+    workers = [start_worker(redis_url, postgres_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S)
+               for n in range(2)]
+    killed: set[int] = set()
+    try:
+        submit = subprocess.Popen([sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine",
+                                   "celery", "--broker", redis_url, "--db", postgres_url, "--store", str(store)],
+                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(REPO)})
+        inspect = make_app(redis_url).control.inspect(timeout=0.5)
+        deadline = time.monotonic() + 180
+        while len(killed) < 2 and time.monotonic() < deadline:
+            for tasks in (inspect.active() or {}).values():
+                for task in tasks:
+                    if task["args"][0]["submission"] == "poison" and task["worker_pid"] not in killed:
+                        os.kill(task["worker_pid"], signal.SIGKILL)  # a new pool process replaces it
+                        killed.add(task["worker_pid"])
+        assert len(killed) == 2, "the poison submission was not seen being read twice"
+        _, stderr = submit.communicate(timeout=300)
+        assert submit.returncode == 0, stderr
+    finally:
+        for w in workers:
+            os.killpg(w.pid, signal.SIGTERM)
+            w.wait(30)
+    lines = {r["submission"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert sorted(lines) == ["poison"] + [f"tps-{n:04d}" for n in range(4)]  # each once
+    assert lines["poison"]["status"] == "error" and lines["poison"]["reasons"][0].startswith("worker_crashed: ")
+    assert all(lines[f"tps-{n:04d}"]["status"] != "error" for n in range(4))
+    with ResultStore(postgres_url) as db:
+        assert db.get(lines["poison"]["photos_key"]).reasons == lines["poison"]["reasons"]
+        with db.engine.connect() as connection:  # every finished read forgot its deliveries
+            assert connection.exec_driver_sql("SELECT count(*) FROM deliveries").scalar_one() == 0
