@@ -63,7 +63,8 @@ def main() -> None:
         submissions = find_submissions(_subset(args.data, args.count, tmp / "in")).submissions
         photos = sum(len(s.photos) for s in submissions)
         rates: dict[str, float] = {}
-        with redis_server() as broker, postgres_server() as db_url, ResultStore(db_url) as store:
+        with redis_server() as redis, postgres_server() as postgres, ResultStore(postgres.url) as store:
+            broker, db_url = redis.url, postgres.url
             for workers in (1, 2):  # the local engine saves into the same database, as the cluster's workers do
                 # Its marginal rate: the whole batch less a batch of one submission per process (pool start and
                 # classifier load), as the cluster's workers are timed warm.

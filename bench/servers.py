@@ -1,8 +1,8 @@
 """Throwaway redis-server and PostgreSQL servers from the Debian packages, and `formc worker` processes, for the
 tests and the benches.
 
-Each is a context manager yielding a URL and removing everything when it ends; `ServerUnavailable` says why one
-cannot be started (the tests skip with that message).
+Each is a context manager yielding a `Server` (its URL; stop and start for outages) and removing everything when
+it ends; `ServerUnavailable` says why one cannot be started (the tests skip with that message).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -29,31 +30,52 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class Server:
+    """A running throwaway server: `url` to reach it; `stop()` and `start()` take it down and bring it back on the same
+    address with its data (an outage)."""
+
+    url: str
+    stop: Callable[[], None]
+    start: Callable[[], None]
+
+
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """A redis:// URL to a throwaway redis-server on a free port (no persistence)."""
+def redis_server() -> Iterator[Server]:
+    """A throwaway redis-server on a free port, its queue kept in an append-only file (as in production: a restart
+    loses no queued submission)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerUnavailable("redis-server not found: apt-get install redis-server")
     import redis
 
     port, root = free_port(), Path(tempfile.mkdtemp(prefix="formc-redis-"))
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root), "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    running: list[subprocess.Popen] = []
+
+    def start() -> None:
+        running.append(subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
+                                         "--save", "", "--appendonly", "yes"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         client = redis.Redis(port=port)
         for _ in range(100):
             try:
                 client.ping()
-                break
-            except redis.ConnectionError:
+                return
+            except (redis.ConnectionError, redis.BusyLoadingError):
                 time.sleep(0.1)
-        else:
-            raise ServerUnavailable("redis-server did not answer within 10 s")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
+        raise ServerUnavailable("redis-server did not answer within 10 s")
+
+    def stop() -> None:
+        server = running.pop()
+        server.terminate()  # SIGTERM: redis writes the append-only file out before exiting
         server.wait(10)
+
+    try:
+        start()
+        yield Server(f"redis://127.0.0.1:{port}/0", stop, start)
+    finally:
+        while running:
+            stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -64,8 +86,8 @@ def _postgres_bin() -> Path | None:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """A URL to a fresh database on a throwaway PostgreSQL server (socket only, no fsync: the data is thrown away)."""
+def postgres_server() -> Iterator[Server]:
+    """A fresh database on a throwaway PostgreSQL server (socket only, no fsync: the data is thrown away)."""
     bin_dir = _postgres_bin()
     if bin_dir is None:
         raise ServerUnavailable("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): "
@@ -84,19 +106,27 @@ def postgres_server() -> Iterator[str]:
     port = free_port()
     options = f"-c listen_addresses='' -k {root} -p {port} -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
     pg_ctl = [*as_server_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
-    steps = {"initdb": [*as_server_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                        "-E", "UTF8", "--no-locale", "-N"],
-             "pg_ctl start": [*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "30", "start"],
-             "createdb": [*as_server_user, str(bin_dir / "createdb"), "-h", str(root), "-p", str(port), "-U", "postgres",
-                          "formc_test"]}
+
+    def run(name: str, step: list[str]) -> None:
+        # cwd: the server user may not be allowed into the checkout.
+        done = subprocess.run(step, cwd=root, capture_output=True, text=True)
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip() + (f"\n{log.read_text()}" if log.exists() else "")
+            raise ServerUnavailable(f"could not start a PostgreSQL server ({name} failed): {detail[-1500:]}")
+
+    def start() -> None:
+        run("pg_ctl start", [*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "30", "start"])
+
+    def stop() -> None:
+        run("pg_ctl stop", [*pg_ctl, "-m", "fast", "-w", "stop"])  # fast: open connections are cut, as in a crash
+
     try:
-        for name, step in steps.items():
-            # cwd: the server user may not be allowed into the checkout.
-            run = subprocess.run(step, cwd=root, capture_output=True, text=True)
-            if run.returncode != 0:
-                detail = (run.stderr or run.stdout).strip() + (f"\n{log.read_text()}" if log.exists() else "")
-                raise ServerUnavailable(f"could not start a PostgreSQL server ({name} failed): {detail[-1500:]}")
-        yield f"postgresql+psycopg://postgres@/formc_test?host={root}&port={port}"
+        run("initdb", [*as_server_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                       "-E", "UTF8", "--no-locale", "-N"])
+        start()
+        run("createdb", [*as_server_user, str(bin_dir / "createdb"), "-h", str(root), "-p", str(port), "-U", "postgres",
+                         "formc_test"])
+        yield Server(f"postgresql+psycopg://postgres@/formc_test?host={root}&port={port}", stop, start)
     finally:
         if (data / "postmaster.pid").exists():
             subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], cwd=root, capture_output=True)

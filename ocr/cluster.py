@@ -115,7 +115,8 @@ def _read_submission_task(task, payload: dict) -> dict:
         store.save(result)
         store.clear_deliveries(key)
     except (StoreUnavailable, OperationalError) as exc:
-        _worker.pop("store", None)  # reconnect on the retry
+        if (stale := _worker.pop("store", None)) is not None:  # reconnect on the retry
+            stale.close()
         raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries))
     return {"photos_key": result.photos_key, "status": result.status}
 

@@ -32,7 +32,7 @@ def family_text() -> str:
 def postgres_url() -> Iterator[str]:
     """A URL to a fresh database on a throwaway PostgreSQL server, started for this test session and stopped after."""
     try:
-        with postgres_server() as url:
-            yield url
+        with postgres_server() as server:
+            yield server.url
     except ServerUnavailable as exc:
         pytest.skip(str(exc))

@@ -12,12 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from bench.servers import ServerUnavailable, redis_server, start_worker
+from bench.servers import ServerUnavailable, postgres_server, redis_server, start_worker
 from ocr.batch import ReadSettings, read_one
 from ocr.digits import DigitClassifier
 from ocr.inputs import find_submissions
@@ -27,14 +28,15 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"
 SUBMISSIONS = int(os.environ.get("FORMC_CLUSTER_SUBMISSIONS", "100"))
 REDELIVERY_AFTER_S = 5  # short, so the killed worker's submission is redelivered within the test
+OUTAGE_S = 5
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     """A URL to a throwaway redis-server on a free port, stopped after the module."""
     try:
-        with redis_server() as url:
-            yield url
+        with redis_server() as server:
+            yield server.url
     except ServerUnavailable as exc:
         pytest.skip(str(exc))
 
@@ -59,24 +61,24 @@ def _comparable(result) -> dict:
     return data
 
 
-def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
-    inputs = _submissions(tmp_path / "in", SUBMISSIONS)
+def _batch_through(tmp_path: Path, broker: str, db_url: str, count: int, meanwhile: Callable[[list], None]) -> Path:
+    """Submits `count` submissions to two workers and, once both are reading, calls `meanwhile(workers)` (the
+    mishap); the batch's JSONL output once the submitter exits."""
+    inputs = _submissions(tmp_path / "in", count)
     store, out = tmp_path / "store", tmp_path / "results.jsonl"
-    with ResultStore(postgres_url) as db:  # migrated before two workers race to create the tables
+    with ResultStore(db_url) as db:  # migrated before two workers race to create the tables
         assert not db.keys()
-    workers = [start_worker(redis_url, postgres_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S)
-               for n in range(2)]
+    workers = [start_worker(broker, db_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S) for n in range(2)]
     try:
         submit = subprocess.Popen([sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine",
-                                   "celery", "--broker", redis_url, "--db", postgres_url, "--store", str(store)],
+                                   "celery", "--broker", broker, "--db", db_url, "--store", str(store)],
                                   cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env={**os.environ, "PYTHONPATH": str(REPO)})
-        with ResultStore(postgres_url) as db:
+        with ResultStore(db_url) as db:
             deadline = time.monotonic() + 120
             while len(db.keys()) < 2 and time.monotonic() < deadline:  # both workers are reading by now
                 time.sleep(0.1)
-        os.killpg(workers[0].pid, signal.SIGKILL)
-        workers[0].wait()
+        meanwhile(workers)
         _, stderr = submit.communicate(timeout=300)
         assert submit.returncode == 0, stderr
     finally:
@@ -84,19 +86,55 @@ def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis
             if w.poll() is None:
                 os.killpg(w.pid, signal.SIGTERM)
                 w.wait(30)
-    killed_log = (tmp_path / "worker-0.log").read_text()
-    # The kill came mid-task: a submission received by the killed worker and never finished there.
-    assert killed_log.count("] received") > killed_log.count("] succeeded"), killed_log
+    return out
+
+
+def _assert_each_once_as_read_locally(out: Path, db_url: str, count: int) -> None:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(r["submission"] for r in lines) == [f"tps-{n:04d}" for n in range(SUBMISSIONS)]
-    found = {s.submission: s for s in find_submissions(inputs).submissions}
+    assert sorted(r["submission"] for r in lines) == [f"tps-{n:04d}" for n in range(count)]
+    found = {s.submission: s for s in find_submissions(out.parent / "in").submissions}
     expected = _comparable(read_one(found["tps-0000"], ReadSettings(), DigitClassifier()))
-    with ResultStore(postgres_url) as db:
+    with ResultStore(db_url) as db:
         assert db.keys() == {r["photos_key"] for r in lines}  # one row per submission: none twice
         for r in lines:
             stored = db.get(r["photos_key"])
             assert stored.submission == r["submission"]
             assert _comparable(stored) == expected
+
+
+def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
+    def kill_one(workers: list) -> None:
+        os.killpg(workers[0].pid, signal.SIGKILL)
+        workers[0].wait()
+
+    out = _batch_through(tmp_path, redis_url, postgres_url, SUBMISSIONS, kill_one)
+    killed_log = (tmp_path / "worker-0.log").read_text()
+    # The kill came mid-task: a submission received by the killed worker and never finished there.
+    assert killed_log.count("] received") > killed_log.count("] succeeded"), killed_log
+    _assert_each_once_as_read_locally(out, postgres_url, SUBMISSIONS)
+
+
+@pytest.mark.parametrize("down", ["database", "broker"])
+def test_a_brief_outage_loses_nothing_and_doubles_nothing(tmp_path: Path, down: str) -> None:
+    """PostgreSQL or redis-server stopped for 5 s mid-batch and started again: workers retry with backoff, the
+    submitter waits, and the batch completes with every submission once."""
+    with ExitStack() as servers:
+        try:  # servers of their own: stopping the session's would fail other tests
+            redis, postgres = servers.enter_context(redis_server()), servers.enter_context(postgres_server())
+        except ServerUnavailable as exc:
+            pytest.skip(str(exc))
+        server = postgres if down == "database" else redis
+
+        def outage(_workers: list) -> None:
+            server.stop()
+            time.sleep(OUTAGE_S)
+            server.start()
+
+        out = _batch_through(tmp_path, redis.url, postgres.url, 30, outage)
+        _assert_each_once_as_read_locally(out, postgres.url, 30)
+    logs = "".join(log.read_text() for log in tmp_path.glob("worker-*.log"))
+    # The outage came mid-batch: the workers met it (a task retried, or the broker connection re-established).
+    assert ("retry: Retry in" if down == "database" else "Connection to broker lost") in logs
 
 
 def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
