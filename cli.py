@@ -370,9 +370,12 @@ def _db_url(db_url: str | None) -> str:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--secret", help="cookie signing key (default: $FORMC_SECRET, else one kept in the store)")
 @click.option("--https", "https_only", is_flag=True, help="mark the session cookie Secure (serve behind TLS)")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="uploads read at once")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="uploads read at once in this process (without --broker)")
+@click.option("--broker", help="hand uploads to the `formc worker`s on this broker (their --store must be this --store, "
+              "their --db this --db)")
 def serve(db_url: str | None, store_dir: Path, host: str, port: int, secret: str | None, https_only: bool,
-          workers: int) -> None:
+          workers: int, broker: str | None) -> None:
     """The review web app: upload and preview, review queue, corrections, verification, exports, dashboard."""
     import uvicorn
 
@@ -380,7 +383,8 @@ def serve(db_url: str | None, store_dir: Path, host: str, port: int, secret: str
     from ocr.web.app import create_app
 
     try:
-        app = create_app(_db_url(db_url), store_dir, secret=secret, https_only=https_only, workers=workers)
+        app = create_app(_db_url(db_url), store_dir, secret=secret, https_only=https_only, workers=workers,
+                         broker=broker)
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     uvicorn.run(app, host=host, port=port, log_level="info")

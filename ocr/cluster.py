@@ -113,6 +113,12 @@ def _read_submission_task(task, payload: dict) -> dict:
             result = read_one(sub, ReadSettings(template_id=payload["template_id"]), _worker["classifier"],
                               on_read=on_read)
         store.save(result)
+        if (upload := payload.get("upload")) is not None:  # from the review app: who uploaded it, as it does locally
+            from ocr.review import Reviews, User
+
+            reviews = Reviews(store)
+            reviews.record_upload(reviews.id_of(key), User(*upload["user"]), [p[0] for p in payload["photos"]],
+                                  upload["id"])
         store.clear_deliveries(key)
     except (StoreUnavailable, OperationalError) as exc:
         if (stale := _worker.pop("store", None)) is not None:  # reconnect on the retry

@@ -232,12 +232,18 @@ class Reviews:
         with Session(self.engine) as session:
             return session.scalar(select(SubmissionRow.id).where(SubmissionRow.photos_key == photos_key))
 
-    def record_upload(self, submission_id: int, user: User, photos: list[str]) -> None:
-        """Who uploaded the submission (the first uploader stays when the same photos come again)."""
+    def record_upload(self, submission_id: int, user: User, photos: list[str], upload_id: str | None = None) -> None:
+        """Who uploaded the submission (the first uploader stays when the same photos come again). An `upload_id`
+        already recorded for this submission is not logged again (a cluster task redelivered after a crash)."""
         with Session(self.engine) as session, session.begin():
             if session.get(ReviewRow, submission_id) is None:
                 session.add(ReviewRow(submission_id=submission_id, uploaded_by=user.id, state="open"))
-            self._log(session, user, "upload", submission_id, {"photos": photos})
+            if upload_id is not None and upload_id in session.scalars(
+                    select(AuditRow.detail["upload"].as_string())
+                    .where(AuditRow.action == "upload", AuditRow.submission_id == submission_id)):
+                return
+            detail = {"photos": photos} | ({"upload": upload_id} if upload_id else {})
+            self._log(session, user, "upload", submission_id, detail)
 
     def view(self, submission_id: int) -> SubmissionView | None:
         result = self.store.get_by_id(submission_id)

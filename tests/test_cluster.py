@@ -213,3 +213,35 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
         assert db.get(lines["poison"]["photos_key"]).reasons == lines["poison"]["reasons"]
         with db.engine.connect() as connection:  # every finished read forgot its deliveries
             assert connection.exec_driver_sql("SELECT count(*) FROM deliveries").scalar_one() == 0
+
+
+def test_the_review_app_hands_uploads_to_the_cluster(tmp_path: Path, redis_url: str) -> None:
+    """`formc serve --broker`: an upload is read by a worker (not the web process), which draws the review images
+    into the shared store and records the uploader; the page shows what a local read gives."""
+    from starlette.testclient import TestClient
+
+    from ocr.store import default_url
+    from ocr.web.app import create_app
+    from ocr.web.auth import hash_password
+    from tests.test_web import PASSWORD, log_in, upload, wait_for_submission
+
+    db_url, store = default_url(tmp_path / "results.db"), tmp_path / "store"
+    app = create_app(db_url, store, secret="test-secret", broker=redis_url)
+    worker = start_worker(redis_url, db_url, store, tmp_path / "worker.log", REDELIVERY_AFTER_S)
+    try:
+        with TestClient(app) as client:
+            app.state.reviews.add_user("olga", "operator", hash_password(PASSWORD))
+            submission_id = wait_for_submission(client, upload(client, log_in(client, "olga"), "kab-x/tps-0001", SAMPLE))
+            view = app.state.reviews.view(submission_id)
+            assert view.uploaded_by is not None and view.uploaded_by.name == "olga"
+            uploads = [e for e in app.state.reviews.audit(submission_id=submission_id) if e["action"] == "upload"]
+            assert len(uploads) == 1
+            for n in range(3):  # drawn by the worker into the shared store
+                image = client.get(f"/submissions/{submission_id}/page-{n}.jpg")
+                assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+    assert "formc.read_submission" in (tmp_path / "worker.log").read_text()
+    found = {s.submission: s for s in find_submissions(SAMPLE.parent).submissions}
+    assert _comparable(view.result) == _comparable(read_one(found["tps-0001"], ReadSettings(), DigitClassifier()))

@@ -42,7 +42,7 @@ from ocr.review import FLAGGED, ROLES, FourEyes, Locked, ReviewError, Reviews, S
 from ocr.rules import BinOp, Ceil, Expr, FieldRef, Num, SumOf
 from ocr.store import ResultStore
 from ocr.web.auth import authenticate, csrf_token, guard, load_secret, log_in
-from ocr.web.jobs import Reader
+from ocr.web.jobs import ClusterReader, LocalReader
 from ocr.web.middleware import BodyLimit, SecurityHeaders, ServerTiming
 from ocr.web.photos import FIELD_ID, SHA, PhotoStore, sniff
 
@@ -414,13 +414,14 @@ async def audit(request: Request) -> Response:
 # --- the app ----------------------------------------------------------------------------------------------------
 
 def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_only: bool = False,
-               workers: int = 1) -> Starlette:
+               workers: int = 1, broker: str | None = None) -> Starlette:
     """The app on the results database at `db_url` and the photo store in `store_dir`; cookies signed with `secret`
-    (else $FORMC_SECRET, else a key kept in the store); `https_only` marks the cookie Secure (behind TLS)."""
+    (else $FORMC_SECRET, else a key kept in the store); `https_only` marks the cookie Secure (behind TLS). Uploads
+    are read by `workers` threads here, or, given a `broker`, by the cluster's `formc worker`s."""
     store = ResultStore(db_url)
     reviews = Reviews(store)
     photos = PhotoStore(store_dir)
-    reader = Reader(store, reviews, photos, workers)
+    reader = ClusterReader(broker, reviews, photos) if broker else LocalReader(store, reviews, photos, workers)
     routes = [
         Route("/", home),
         Route("/login", login, methods=["GET", "POST"]),

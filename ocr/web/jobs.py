@@ -1,9 +1,17 @@
-"""Uploads read in the background: a small thread pool runs `read_one`, the batch's code path, on stored photos.
+"""Uploads read in the background, by `read_one`, the batch's code path, on the stored photos.
 
 The upload request returns at once with a job id; the job page polls until the result is saved
-and then redirects to the submission. Threads suffice: decoding, alignment and the classifier run
-in OpenCV, NumPy and onnxruntime, which release the GIL, so the server keeps answering meanwhile.
-Jobs are kept in memory: after a restart an unfinished upload is simply uploaded again.
+and then redirects to the submission. Two readers:
+
+- `LocalReader` (no broker: one laptop, no server to run): a small thread pool in the web process.
+  Threads suffice: decoding, alignment and the classifier run in OpenCV, NumPy and onnxruntime,
+  which release the GIL, so the server keeps answering meanwhile.
+- `ClusterReader` (`formc serve --broker`): each upload is a task for the `formc worker`s, which
+  read the photos from the shared store, draw the review images there, save the result and
+  record the upload; the web process only asks the task's state.
+
+Jobs are kept in memory: after a restart an unfinished upload is simply uploaded again (on the
+cluster its result still arrives and lists under the uploader's recent uploads).
 """
 
 from __future__ import annotations
@@ -36,11 +44,46 @@ class Job:
 
 
 class Reader:
-    def __init__(self, store: ResultStore, reviews: Reviews, photos: PhotoStore, workers: int = 1) -> None:
-        self.store, self.reviews, self.photos = store, reviews, photos
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="formc-read")
+    """The jobs of one web process; subclasses say how a job's photos are read."""
+
+    def __init__(self, reviews: Reviews, photos: PhotoStore) -> None:
+        self.reviews, self.photos = reviews, photos
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+
+    def submit(self, submission: str, photos: list[tuple[str, str]], user: User) -> str:
+        """Reads the stored photos [(name, sha256)] as one submission uploaded by `user`; the job id."""
+        job_id = secrets.token_urlsafe(16)
+        with self._lock:
+            now = time.time()
+            for old in [k for k, j in self._jobs.items() if j.finished and now - j.finished > KEEP_JOBS_S]:
+                del self._jobs[old]
+            self._jobs[job_id] = Job(owner=user.id, submission=submission, started=now)
+        self._start(job_id, submission, photos, user)
+        return job_id
+
+    def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
+        raise NotImplementedError
+
+    def _finish(self, job_id: str, submission_id: int | None, error: str = "") -> None:
+        with self._lock:
+            job = self._jobs[job_id]
+            job.state = "done" if submission_id is not None else "failed"
+            job.submission_id, job.error, job.finished = submission_id, error, time.time()
+
+    def job(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def close(self) -> None:
+        pass
+
+
+class LocalReader(Reader):
+    def __init__(self, store: ResultStore, reviews: Reviews, photos: PhotoStore, workers: int = 1) -> None:
+        super().__init__(reviews, photos)
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="formc-read")
         self._classifier: DigitClassifier | None = None
 
     def _classify(self) -> DigitClassifier:
@@ -49,16 +92,8 @@ class Reader:
                 self._classifier = DigitClassifier(threads=1)
             return self._classifier
 
-    def submit(self, submission: str, photos: list[tuple[str, str]], user: User) -> str:
-        """Reads the stored photos [(name, sha256)] as one submission; the job id."""
-        job_id = secrets.token_urlsafe(16)
-        with self._lock:
-            now = time.time()
-            for old in [k for k, j in self._jobs.items() if j.finished and now - j.finished > KEEP_JOBS_S]:
-                del self._jobs[old]
-            self._jobs[job_id] = Job(owner=user.id, submission=submission, started=now)
+    def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
         self._pool.submit(self._run, job_id, submission, photos, user)
-        return job_id
 
     def _run(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
         sub = SubmissionInput(submission, tuple(PhotoRef(name, str(self.photos.photo_path(sha))) for name, sha in photos))
@@ -66,17 +101,49 @@ class Reader:
             result = read_one(sub, ReadSettings(), self._classify(), on_read=self.photos.draw)
             self.store.save(result)
             submission_id = self.reviews.id_of(result.photos_key)
-            self.reviews.record_upload(submission_id, user, [name for name, _ in photos])
-            state, error = "done", ""
+            self.reviews.record_upload(submission_id, user, [name for name, _ in photos], job_id)
+            self._finish(job_id, submission_id)
         except Exception as exc:
-            submission_id, state, error = None, "failed", f"{type(exc).__name__}: {exc}"
-        with self._lock:
-            job = self._jobs[job_id]
-            job.state, job.submission_id, job.error, job.finished = state, submission_id, error, time.time()
-
-    def job(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+            self._finish(job_id, None, f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ClusterReader(Reader):
+    """Uploads read by the `formc worker`s on `broker`, whose --store is this app's photo store (the same path)."""
+
+    def __init__(self, broker: str, reviews: Reviews, photos: PhotoStore) -> None:
+        from ocr.cluster import make_app
+
+        super().__init__(reviews, photos)
+        self.app = make_app(broker)
+        self._tasks: dict[str, object] = {}  # job id -> its AsyncResult, while reading
+
+    def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
+        from ocr.cluster import payload, send
+
+        message = payload(submission, [[name, str(self.photos.photo_path(sha)), None] for name, sha in photos],
+                          [sha for _, sha in photos], draw=True)
+        message["upload"] = {"id": job_id, "user": [user.id, user.name, user.role]}
+        self._tasks[job_id] = send(self.app, message)
+
+    def job(self, job_id: str) -> Job | None:
+        from ocr.cluster import OUTAGES
+
+        found = super().job(job_id)
+        task = self._tasks.get(job_id)
+        if found is None or task is None:
+            return found
+        try:
+            if not task.ready():
+                return found
+            if task.successful():
+                self._finish(job_id, self.reviews.id_of(task.result["photos_key"]))
+            else:  # the workers gave up: the database stayed down
+                self._finish(job_id, None, f"the reading task failed: {task.result!r}")
+        except OUTAGES:  # broker or database away for a moment: still reading, as far as the page can tell
+            return found
+        if self._tasks.pop(job_id, None) is not None:  # two polls at once: one forgets the task
+            task.forget()
+        return super().job(job_id)
