@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from celery import Celery
-from celery.result import AsyncResult
+from celery.result import AsyncResult, ResultSet
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from redis.exceptions import ConnectionError as RedisUnavailable
@@ -44,10 +44,10 @@ from ocr.store import ResultStore, StoreUnavailable
 TASK = "formc.read_submission"
 MAX_DELIVERIES = 3  # the third delivery of a submission that killed two workers records it as an error
 DB_RETRIES = 8  # with backoff capped at 60 s: a database down for several minutes loses nothing
-POLL_S = 0.2
 OUTAGE_S = 600.0  # the submitter waits this long for a broker or database that went away, then gives up
-# What an unreachable broker, result backend or database raises (a Redis result backend raises redis' own error).
-OUTAGES = (OperationalError, StoreUnavailable, BrokerUnavailable, RedisUnavailable, ConnectionError, TimeoutError)
+# What an unreachable broker or result backend raises (a Redis result backend raises redis' own error), and a database.
+BROKER_OUTAGES = (BrokerUnavailable, RedisUnavailable, ConnectionError, TimeoutError)
+OUTAGES = (OperationalError, StoreUnavailable, *BROKER_OUTAGES)
 
 
 def outlasting(what: str, on_wait: Callable[[str], None] = lambda message: None) -> Retrying:
@@ -173,7 +173,16 @@ def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str
     start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    pending = {}  # AsyncResult -> (submission, message)
+    pending: dict[str, tuple[AsyncResult, SubmissionInput, dict]] = {}  # task id -> its result, submission, message
+
+    def finished(task_id: str, _value: object) -> None:
+        async_result, sub, message = pending[task_id]  # kept until recorded: a database outage past OUTAGE_S loses
+        result = outlasting("fetching a result", on_wait)(_outcome, async_result, message, store)  # nothing
+        append_record(fd, result)
+        del pending[task_id]
+        summary.add(sub, result)
+        on_result(sub, result)
+
     try:
         for sub in submissions:
             message = _stored(sub, photo_store, settings)
@@ -181,17 +190,14 @@ def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str
                 summary.add(sub, None)
                 on_result(sub, None)
                 continue
-            pending[outlasting("sending to the broker", on_wait)(send, app, message)] = (sub, message)
+            async_result = outlasting("sending to the broker", on_wait)(send, app, message)
+            pending[async_result.id] = (async_result, sub, message)
         while pending:
-            finished = [r for r in pending if outlasting("asking the broker", on_wait)(r.ready)]
-            if not finished:
-                time.sleep(POLL_S)
-            for async_result in finished:
-                sub, message = pending.pop(async_result)
-                result = outlasting("fetching a result", on_wait)(_outcome, async_result, message, store)
-                append_record(fd, result)
-                summary.add(sub, result)
-                on_result(sub, result)
+            try:  # results are pushed as they are stored (Redis pub/sub, RabbitMQ replies): no polling
+                ResultSet([r for r, _, _ in pending.values()], app=app).join_native(callback=finished, propagate=False)
+            except BROKER_OUTAGES as exc:  # the wait for the broker to come back starts now
+                on_wait(f"waiting for results: {exc!r}")
+                outlasting("reaching the broker", on_wait)(next(iter(pending.values()))[0].ready)
     finally:
         os.close(fd)
         summary.seconds = time.perf_counter() - start
@@ -199,9 +205,10 @@ def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str
 
 
 def _outcome(async_result: AsyncResult, message: dict, store: ResultStore) -> SubmissionResult:
-    """The stored result of a finished task; a task that gave up (the database stayed down) is recorded as an error."""
-    result = store.get(async_result.result["photos_key"]) if async_result.successful() else None
-    if result is None:
+    """The stored result of a finished task. Looked up even when the task failed: a worker that saved the result
+    and then lost the broker reports a failure for a read that is done. No row: recorded as an error."""
+    result = store.get(message["photos_key"])
+    if result is None:  # the task gave up before saving (the database stayed down)
         result = error_result(message["submission"], [p[0] for p in message["photos"]], message["hashes"],
                               ReasonCode.INTERNAL_ERROR, f"cluster task failed: {async_result.result!r}")
         store.save(result)

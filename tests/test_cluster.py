@@ -22,6 +22,7 @@ from bench.servers import ServerUnavailable, postgres_server, redis_server, star
 from ocr.batch import ReadSettings, read_one
 from ocr.digits import DigitClassifier
 from ocr.inputs import find_submissions
+from ocr.result import SubmissionResult
 from ocr.store import ResultStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,9 +62,10 @@ def _comparable(result) -> dict:
     return data
 
 
-def _batch_through(tmp_path: Path, broker: str, db_url: str, count: int, meanwhile: Callable[[list], None]) -> Path:
+def _batch_through(tmp_path: Path, broker: str, db_url: str, count: int,
+                   meanwhile: Callable[[list], None]) -> tuple[Path, str]:
     """Submits `count` submissions to two workers and, once both are reading, calls `meanwhile(workers)` (the
-    mishap); the batch's JSONL output once the submitter exits."""
+    mishap); the batch's JSONL output and what the submitter printed, once it exits."""
     inputs = _submissions(tmp_path / "in", count)
     store, out = tmp_path / "store", tmp_path / "results.jsonl"
     with ResultStore(db_url) as db:  # migrated before two workers race to create the tables
@@ -86,7 +88,7 @@ def _batch_through(tmp_path: Path, broker: str, db_url: str, count: int, meanwhi
             if w.poll() is None:
                 os.killpg(w.pid, signal.SIGTERM)
                 w.wait(30)
-    return out
+    return out, stderr
 
 
 def _assert_each_once_as_read_locally(out: Path, db_url: str, count: int) -> None:
@@ -97,6 +99,7 @@ def _assert_each_once_as_read_locally(out: Path, db_url: str, count: int) -> Non
     with ResultStore(db_url) as db:
         assert db.keys() == {r["photos_key"] for r in lines}  # one row per submission: none twice
         for r in lines:
+            assert _comparable(SubmissionResult.model_validate(r)) == expected, r["submission"]  # the JSONL line
             stored = db.get(r["photos_key"])
             assert stored.submission == r["submission"]
             assert _comparable(stored) == expected
@@ -107,7 +110,7 @@ def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis
         os.killpg(workers[0].pid, signal.SIGKILL)
         workers[0].wait()
 
-    out = _batch_through(tmp_path, redis_url, postgres_url, SUBMISSIONS, kill_one)
+    out, _ = _batch_through(tmp_path, redis_url, postgres_url, SUBMISSIONS, kill_one)
     killed_log = (tmp_path / "worker-0.log").read_text()
     # The kill came mid-task: a submission received by the killed worker and never finished there.
     assert killed_log.count("] received") > killed_log.count("] succeeded"), killed_log
@@ -130,7 +133,7 @@ def test_a_brief_outage_loses_nothing_and_doubles_nothing(tmp_path: Path, down: 
             time.sleep(OUTAGE_S)
             server.start()
 
-        out = _batch_through(tmp_path, redis.url, postgres.url, 30, outage)
+        out, _ = _batch_through(tmp_path, redis.url, postgres.url, 30, outage)
         _assert_each_once_as_read_locally(out, postgres.url, 30)
     logs = "".join(log.read_text() for log in tmp_path.glob("worker-*.log"))
     # The outage came mid-batch: the workers met it (a task retried, or the broker connection re-established).
