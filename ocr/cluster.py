@@ -95,7 +95,7 @@ def _in_worker(app: Celery) -> tuple[ResultStore, Path]:
 
 
 def _read_submission_task(task, payload: dict) -> dict:
-    """Reads one submission (photos by path in the shared store) and saves its result; {photos_key, status}.
+    """Reads one submission (photos by path in the shared store) and saves its result; {photos_key, status, record}.
     With `draw`, also draws the review app's page images and box crops into the store."""
     from ocr.web.photos import PhotoStore
 
@@ -124,7 +124,8 @@ def _read_submission_task(task, payload: dict) -> dict:
         if (stale := _worker.pop("store", None)) is not None:  # reconnect on the retry
             stale.close()
         raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries))
-    return {"photos_key": result.photos_key, "status": result.status}
+    # The record itself (~15 KB) rides back with the task's result: the submitter need not query the database for it.
+    return {"photos_key": result.photos_key, "status": result.status, "record": result.model_dump_json()}
 
 
 def payload(submission: str, photos: list[list[str | None]], hashes: list[str], template_id: str | None = None,
@@ -147,7 +148,7 @@ def _stored(sub: SubmissionInput, photo_store, settings: ReadSettings) -> dict:
     for ref in sub.photos:
         data, sha = load_photo(ref)
         if isinstance(data, bytes):
-            photo_store.put(data)
+            photo_store.put(data, sha)
             photos.append([ref.source, str(photo_store.photo_path(sha)), None])
         else:
             photos.append([ref.source, ref.path, ref.archive])
@@ -205,9 +206,13 @@ def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str
 
 
 def _outcome(async_result: AsyncResult, message: dict, store: ResultStore) -> SubmissionResult:
-    """The stored result of a finished task. Looked up even when the task failed: a worker that saved the result
-    and then lost the broker reports a failure for a read that is done. No row: recorded as an error."""
-    result = store.get(message["photos_key"])
+    """The result of a finished task: the record it returned, as saved. A failed task's is looked up in the database:
+    a worker that saved the result and then lost the broker reports a failure for a read that is done. No row:
+    recorded as an error."""
+    if async_result.successful():
+        result = SubmissionResult.model_validate_json(async_result.result["record"])
+    else:
+        result = store.get(message["photos_key"])
     if result is None:  # the task gave up before saving (the database stayed down)
         result = error_result(message["submission"], [p[0] for p in message["photos"]], message["hashes"],
                               ReasonCode.INTERNAL_ERROR, f"cluster task failed: {async_result.result!r}")

@@ -70,9 +70,9 @@ class PhotoStore:
             raise ValueError("not a sha256 hex digest")
         return self.root / sha[:2] / sha
 
-    def put(self, data: bytes) -> str:
-        """Keeps the photo; its sha256."""
-        sha = hashlib.sha256(data).hexdigest()
+    def put(self, data: bytes, sha: str | None = None) -> str:
+        """Keeps the photo; its sha256 (`sha`: the caller hashed `data` already)."""
+        sha = sha or hashlib.sha256(data).hexdigest()
         path = self.photo_path(sha)
         if not path.exists():
             _write_atomic(path, data)
