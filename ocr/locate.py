@@ -186,6 +186,27 @@ def _clockwise(points: np.ndarray) -> list[int]:
     return list(np.argsort(np.arctan2(centred[:, 1], centred[:, 0])))
 
 
+def _plausible_combos(cands: list[MarkerCandidate], n: int) -> np.ndarray:
+    """(k, n) indices of the sets of `n` candidates that could be the page's corner markers, each set in clockwise
+    order. All sets are tested at once: twelve candidates make 495 sets of four."""
+    if len(cands) < n:
+        return np.empty((0, n), int)
+    combos = np.array(list(itertools.combinations(range(len(cands)), n)), int).reshape(-1, n)
+    sizes = np.array([c.square_px for c in cands])[combos]
+    centres = np.array([c.centre for c in cands])[combos]  # (sets, n, 2)
+    centred = centres - centres.mean(axis=1, keepdims=True)
+    order = np.argsort(np.arctan2(centred[..., 1], centred[..., 0]), axis=1)  # clockwise on the image (y down)
+    combos = np.take_along_axis(combos, order, axis=1)
+    pts = np.take_along_axis(centres, order[..., None], axis=1).astype(np.float32)
+    # Markers are ~70 squares apart along the page's short side: nearer ones are not the page's corners;
+    # and no tilt makes one side of the marker quadrilateral over 4 times another.
+    sides = np.linalg.norm(pts - np.roll(pts, -1, axis=1), axis=2)[:, : n if n == 4 else n - 1]
+    smallest = sizes.min(axis=1)
+    plausible = ((sizes.max(axis=1) <= 2.0 * smallest)  # perspective up to ~35 degrees changes a marker's size less
+                 & (sides.min(axis=1) >= 25 * smallest) & (sides.max(axis=1) <= 4 * sides.min(axis=1)))
+    return combos[plausible]
+
+
 def _assignments(cands: list[MarkerCandidate], template: FormTemplate, n: int):
     """(slots, candidates, homography or affine) for every plausible assignment of markers to page corners.
 
@@ -194,17 +215,9 @@ def _assignments(cands: list[MarkerCandidate], template: FormTemplate, n: int):
     """
     corners_mm = _page_corners_mm(template)
     square_mm = template.markers.square_mm
-    for combo in itertools.combinations(range(len(cands)), n):
-        sizes = [cands[i].square_px for i in combo]
-        if max(sizes) > 2.0 * min(sizes):  # perspective up to ~35 degrees changes a marker's size less
-            continue
-        chosen = [cands[combo[i]] for i in _clockwise(np.array([cands[i].centre for i in combo]))]
+    for combo in _plausible_combos(cands, n):
+        chosen = [cands[i] for i in combo]
         pts = np.array([c.centre for c in chosen], np.float32)
-        # Markers are ~70 squares apart along the page's short side: nearer ones are not the page's corners;
-        # and no tilt makes one side of the marker quadrilateral over 4 times another.
-        sides = np.linalg.norm(pts - np.roll(pts, -1, axis=0), axis=1)[: n if n == 4 else n - 1]
-        if sides.min() < 25 * min(sizes) or sides.max() > 4 * sides.min():
-            continue
         for missing in ([None] if n == 4 else range(4)):
             order = [k for k in range(4) if k != missing]
             for turn in range(n):

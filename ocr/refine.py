@@ -115,9 +115,11 @@ class _Photo:
         paper, ink = np.percentile(page[::4, ::4], [90, 1])
         self.dark = np.clip((np.float32(paper) - page.astype(np.float32)) / np.float32(max(paper - ink, 10.0)), 0, 1)
 
-    def window(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
-        """`width` x `height` px from (x0, y0) in page px at REFINE_PX_PER_MM (zeros outside the region)."""
-        return _blank_window(self.dark, (x0 - self.x0, y0 - self.y0, x0 - self.x0 + width, y0 - self.y0 + height))
+    def windows(self, origins_px: np.ndarray, width: int, height: int) -> list[np.ndarray]:
+        """The `height` x `width` windows whose top-left corners are `origins_px` (k, 2: x, y page px at
+        REFINE_PX_PER_MM); zeros outside the region."""
+        return [_blank_window(self.dark, (x - self.x0, y - self.y0, x - self.x0 + width, y - self.y0 + height))
+                for x, y in origins_px]
 
 
 def _blank_window(blank: np.ndarray, box_px: tuple[int, int, int, int]) -> np.ndarray:
@@ -139,25 +141,29 @@ def _centred(profile: np.ndarray) -> tuple[np.ndarray, float]:
     return e, float(np.sqrt((e * e).sum()))
 
 
-def _correlate(observed: np.ndarray, expected: tuple[np.ndarray, float], search: int, price: float) -> tuple[float, float, int]:
-    """Shift s (px, sub-pixel) maximising the correlation of observed[i + s] with expected[i] (centred, with its norm:
-    `_centred`); its correlation; the integer shift. `observed` is `expected`'s range grown by `search` on each side."""
-    e, e_norm = expected
-    n = len(e)
-    numerator = np.correlate(observed, e, "valid")  # e sums to 0: the observed window's mean drops out
-    sums = np.concatenate([[0.0], np.cumsum(observed, dtype=np.float64)])
-    squares = np.concatenate([[0.0], np.cumsum(observed.astype(np.float64) ** 2)])
-    window_sum = sums[n:] - sums[:-n]
-    spread = np.sqrt(np.maximum(squares[n:] - squares[:-n] - window_sum ** 2 / n, 0.0))
-    scores = numerator / (spread * e_norm + 1e-6)
+def _correlate(observed: np.ndarray, expected: np.ndarray, norms: np.ndarray, search: int,
+               price: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of k profiles: the shift s (px, sub-pixel) maximising the correlation of observed[i + s] with
+    expected[i] (centred, with its norm: `_centred`), its correlation, and the integer shift. observed (k, n + 2 search),
+    expected (k, n), norms (k,)."""
+    n = expected.shape[1]
+    # Each expected profile sums to 0: the observed window's mean drops out of the numerator.
+    numerator = np.stack([np.correlate(o, e, "valid") for o, e in zip(observed, expected)])
+    zero = np.zeros((len(observed), 1))
+    sums = np.concatenate([zero, np.cumsum(observed, axis=1, dtype=np.float64)], axis=1)
+    squares = np.concatenate([zero, np.cumsum(observed.astype(np.float64) ** 2, axis=1)], axis=1)
+    window_sum = sums[:, n:] - sums[:, :-n]
+    spread = np.sqrt(np.maximum(squares[:, n:] - squares[:, :-n] - window_sum ** 2 / n, 0.0))
+    scores = numerator / (spread * norms[:, None] + 1e-6)
     shifts = np.arange(-search, search + 1)
-    k = int(np.argmax(scores - price * np.abs(shifts) / REFINE_PX_PER_MM))
-    offset = 0.0
-    if 0 < k < len(scores) - 1:
-        a, b, c = scores[k - 1], scores[k], scores[k + 1]
-        denom = a - 2 * b + c
-        offset = 0.5 * (a - c) / denom if denom < 0 else 0.0
-    return float(shifts[k] + offset), float(scores[k]), int(shifts[k])
+    k = np.argmax(scores - price * np.abs(shifts) / REFINE_PX_PER_MM, axis=1)
+    rows, last = np.arange(len(scores)), scores.shape[1] - 1
+    a, b, c = scores[rows, np.maximum(k - 1, 0)], scores[rows, k], scores[rows, np.minimum(k + 1, last)]
+    denom = a - 2 * b + c
+    peak = (k > 0) & (k < last) & (denom < 0)  # a parabola through the best and its neighbours, where it has a top
+    offset = np.zeros(len(k))
+    offset[peak] = 0.5 * (a[peak] - c[peak]) / denom[peak]
+    return shifts[k] + offset, b, shifts[k]
 
 
 @dataclass(frozen=True)
@@ -186,28 +192,37 @@ def _expected(blank: np.ndarray, rect_mm: RectMM) -> _Expected:
     return _expected_cache[key]
 
 
-def _measure(photo: _Photo, blank: np.ndarray, rect_mm: RectMM, prior_mm: tuple[float, float], search_mm: float,
-             price: float = 0.0) -> tuple[tuple[float, float], float, float]:
-    """Shift (mm) of what is printed in `rect_mm`, searched within `search_mm` of `prior_mm`; the weaker of the two
-    profile correlations; the darkness the photo shows where the blank page is darkest."""
+def _measure(photo: _Photo, blank: np.ndarray, rects_mm: list[RectMM], priors_mm: list[tuple[float, float]],
+             search_mm: float, price: float = 0.0) -> list[tuple[tuple[float, float], float, float]]:
+    """For each rectangle: the shift (mm) of what is printed in it, searched within `search_mm` of its prior; the
+    weaker of the two profile correlations; the darkness the photo shows where the blank page is darkest. Windows of
+    one size are measured together, in a few array operations."""
     r = REFINE_PX_PER_MM
     search = int(round(search_mm * r))
-    expected = _expected(blank, rect_mm)
-    inner = expected.inner
-    n_rows, n_cols = expected.shape
-    # The observed window: the expected one moved by the prior (whole pixels), grown by the search on every side.
-    prior_px = (int(round(prior_mm[0] * r)), int(round(prior_mm[1] * r)))
-    prior_mm = (prior_px[0] / r, prior_px[1] / r)
-    observed = photo.window(inner[0] + prior_px[0] - search, inner[1] + prior_px[1] - search,
-                            n_cols + 2 * search, n_rows + 2 * search)
-    rows, cols = slice(search, search + n_rows), slice(search, search + n_cols)
-    dx, match_x, kx = _correlate(cv2.reduce(observed[rows], 0, cv2.REDUCE_AVG).ravel(), expected.cols, search, price)
-    dy, match_y, ky = _correlate(cv2.reduce(np.ascontiguousarray(observed[:, cols]), 1, cv2.REDUCE_AVG).ravel(),
-                                 expected.rows, search, price)
-    aligned = observed[search + ky: search + ky + n_rows, search + kx: search + kx + n_cols]
-    lines = expected.lines
-    darkness = float(aligned[lines].mean()) if lines.any() and aligned.shape == lines.shape else 0.0
-    return (prior_mm[0] + dx / r, prior_mm[1] + dy / r), min(match_x, match_y), darkness
+    expected = [_expected(blank, rect) for rect in rects_mm]
+    # Priors to whole pixels: the observed window is the expected one moved by the prior, grown by the search.
+    prior_px = np.rint(np.array(priors_mm, np.float64).reshape(-1, 2) * r).astype(int)
+    out: list = [None] * len(rects_mm)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, e in enumerate(expected):
+        groups.setdefault(e.shape, []).append(i)
+    for (n_rows, n_cols), members in groups.items():
+        origin = np.array([expected[i].inner[:2] for i in members]) + prior_px[members] - search
+        observed = photo.windows(origin, n_cols + 2 * search, n_rows + 2 * search)
+        col_profiles = np.stack([cv2.reduce(w[search:search + n_rows], 0, cv2.REDUCE_AVG).ravel() for w in observed])
+        row_profiles = np.stack([cv2.reduce(np.ascontiguousarray(w[:, search:search + n_cols]), 1, cv2.REDUCE_AVG).ravel()
+                                 for w in observed])
+        dx, match_x, kx = _correlate(col_profiles, np.stack([expected[i].cols[0] for i in members]),
+                                     np.array([expected[i].cols[1] for i in members]), search, price)
+        dy, match_y, ky = _correlate(row_profiles, np.stack([expected[i].rows[0] for i in members]),
+                                     np.array([expected[i].rows[1] for i in members]), search, price)
+        for j, i in enumerate(members):
+            lines = expected[i].lines
+            aligned = observed[j][search + ky[j]:search + ky[j] + n_rows, search + kx[j]:search + kx[j] + n_cols]
+            prior = prior_px[i] / r
+            out[i] = ((float(prior[0] + dx[j] / r), float(prior[1] + dy[j] / r)), float(min(match_x[j], match_y[j])),
+                      float(aligned[lines].mean()) if lines.any() else 0.0)
+    return out
 
 
 class SmoothField:
@@ -319,7 +334,7 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
 
     def measure_region(rect: RectMM, prior: tuple[float, float], search: float) -> None:
         nonlocal at_limit
-        shift, match, _ = _measure(photo, blank, rect, prior, search)
+        [(shift, match, _)] = _measure(photo, blank, [rect], [prior], search)
         if match < MIN_UNIT_MATCH:
             return
         if max(abs(shift[0] - prior[0]), abs(shift[1] - prior[1])) > search - 0.5:
@@ -344,21 +359,22 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
     # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
     # measurement moves all four by what it adds to the field at its centre.
     corner_field = smooth(corners.reshape(-1, 2)).reshape(corners.shape)
-    results, priors, strokes, first = [], [], [], 0
+    rects, rect_priors, of_box, strokes, first = [], [], [], [], 0  # of_box: each box's measurement
     for field in fields:
         n = len(field.boxes_mm)
         if field.id not in big:
             # Small boxes (row sums) hold little printed line for their ink: measured as one field.
-            prior = tuple(float(v) for v in predicted[first:first + n].mean(axis=0))
-            result = _measure(photo, blank, _union(field.boxes_mm), prior, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
-            results += [result] * n
-            priors += [prior] * n
+            of_box += [len(rects)] * n
+            rects.append(_union(field.boxes_mm))
+            rect_priors.append(tuple(float(v) for v in predicted[first:first + n].mean(axis=0)))
         else:
-            for box, p in zip(field.boxes_mm, predicted[first:first + n]):
-                priors.append((float(p[0]), float(p[1])))
-                results.append(_measure(photo, blank, box, priors[-1], NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM))
+            of_box += range(len(rects), len(rects) + n)
+            rects += field.boxes_mm
+            rect_priors += [(float(p[0]), float(p[1])) for p in predicted[first:first + n]]
         strokes += [field.stroke_mm] * n
         first += n
+    measured = _measure(photo, blank, rects, rect_priors, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
+    results, priors = [measured[i] for i in of_box], [rect_priors[i] for i in of_box]
     seen = np.array([match >= MIN_MATCH for _, match, _ in results])
     finals = np.array([shift if ok else prior for (shift, _, _), prior, ok in zip(results, priors, seen)])
     moved = corners + corner_field + (finals - np.array(priors))[:, None, :]
