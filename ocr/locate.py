@@ -235,14 +235,16 @@ def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate],
     """The pose explains each marker's diagonal direction and square size, and keeps the page convex."""
     if abs(np.linalg.det(h[:2, :2])) < 1e-9:
         return False
-    for (x, y), cand in zip(src_mm, cands):
-        p = cv2.perspectiveTransform(np.array([[[x, y], [x + 1, y + 1]]], np.float64), h)[0]
-        diag = p[1] - p[0]
-        if abs(diag @ cand.diagonal) / (np.linalg.norm(diag) + 1e-12) < 0.85:
-            return False
-        if not 0.6 < cand.square_px / (square_mm * _px_per_mm(h, (x, y))) < 1.6:
-            return False
-    return orientation_preserved(h)
+    # Around each marker's centre: itself, one mm along the diagonal, along x and along y (one transform for all).
+    at = src_mm.astype(np.float64)[:, None, :] + np.array([[0, 0], [1, 1], [1, 0], [0, 1]], np.float64)[None]
+    p = cv2.perspectiveTransform(at.reshape(1, -1, 2), h)[0].reshape(-1, 4, 2)
+    diag, along_x, along_y = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
+    diagonals = np.array([c.diagonal for c in cands])
+    if (np.abs((diag * diagonals).sum(axis=1)) / (np.linalg.norm(diag, axis=1) + 1e-12) < 0.85).any():
+        return False
+    px_per_mm = np.sqrt(np.abs(along_x[:, 0] * along_y[:, 1] - along_x[:, 1] * along_y[:, 0]))
+    size_ratio = np.array([c.square_px for c in cands]) / (square_mm * px_per_mm)
+    return bool(((size_ratio > 0.6) & (size_ratio < 1.6)).all()) and orientation_preserved(h)
 
 
 def orientation_preserved(h: np.ndarray) -> bool:

@@ -240,17 +240,17 @@ class SmoothField:
 
     def __init__(self, points: np.ndarray, shifts: np.ndarray, weights: np.ndarray):
         self.points, self.shifts, self.weights = points, shifts, weights
-        if len(points) >= 3:
-            keep = np.array([np.linalg.norm(self._predict(points[i:i + 1], exclude=i)[0] - shifts[i]) < self.OUTLIER_MM
-                             for i in range(len(points))])
+        if len(points) >= 3:  # each point against the fit of all the others
+            keep = np.linalg.norm(self._predict(points, leave_one_out=True) - shifts, axis=1) < self.OUTLIER_MM
             if keep.sum() >= max(2, len(points) // 2):
                 self.points, self.shifts, self.weights = points[keep], shifts[keep], weights[keep]
 
-    def _predict(self, at: np.ndarray, exclude: int | None = None) -> np.ndarray:
+    def _predict(self, at: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
+        """The field at `at` (queries, 2); `leave_one_out`: the queries are the points, each fitted without itself."""
         offsets = (self.points[None] - at[:, None, :]) / self.KERNEL_MM  # (queries, points, 2)
         w = self.weights[None] * np.exp(-(offsets ** 2).sum(axis=2) / 2) + 1e-9
-        if exclude is not None:
-            w[:, exclude] = 1e-9
+        if leave_one_out:
+            np.fill_diagonal(w, 1e-9)
         design = np.concatenate([np.ones(offsets.shape[:2] + (1,)), offsets], axis=2)  # 1, dx, dy
         # A ridge on the slopes: where few or lined-up points cannot pin a slope, it stays flat
         # instead of extrapolating wildly.
