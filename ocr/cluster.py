@@ -15,8 +15,8 @@ database itself. Nothing is lost and nothing is kept twice:
 - a database that is down is retried with exponential backoff; the broker connection retries on its own;
   the submitter waits out an outage of either for up to `OUTAGE_S`.
 
-The submitter waits for each task, takes its result from the database and feeds the same JSONL
-file, resume and progress callback as `run_batch`.
+The submitter is told of each finished task (no polling), takes the record the task returns and
+feeds the same JSONL file, resume and progress callback as `run_batch`.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _read_submission_task(task, payload: dict) -> dict:
 def payload(submission: str, photos: list[list[str | None]], hashes: list[str], template_id: str | None = None,
             draw: bool = False) -> dict:
     """The message reading `submission`: its photos as [source, path, archive] (paths the workers can open) and
-    their sha256 (None: not loadable)."""
+    their sha256 ("": not loadable)."""
     return {"submission": submission, "photos": photos, "hashes": hashes, "template_id": template_id, "draw": draw,
             "photos_key": photos_key(hashes, [p[0] for p in photos])}
 
@@ -177,8 +177,9 @@ def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str
     pending: dict[str, tuple[AsyncResult, SubmissionInput, dict]] = {}  # task id -> its result, submission, message
 
     def finished(task_id: str, _value: object) -> None:
-        async_result, sub, message = pending[task_id]  # kept until recorded: a database outage past OUTAGE_S loses
-        result = outlasting("fetching a result", on_wait)(_outcome, async_result, message, store)  # nothing
+        # Kept in `pending` until recorded: a database outage longer than OUTAGE_S stops the batch, loses nothing.
+        async_result, sub, message = pending[task_id]
+        result = outlasting("fetching a result", on_wait)(_outcome, async_result, message, store)
         append_record(fd, result)
         del pending[task_id]
         summary.add(sub, result)
@@ -209,7 +210,7 @@ def _outcome(async_result: AsyncResult, message: dict, store: ResultStore) -> Su
     """The result of a finished task: the record it returned, as saved. A failed task's is looked up in the database:
     a worker that saved the result and then lost the broker reports a failure for a read that is done. No row:
     recorded as an error."""
-    if async_result.successful():
+    if async_result.successful() and "record" in async_result.result:  # a worker of an older formc returns none
         result = SubmissionResult.model_validate_json(async_result.result["record"])
     else:
         result = store.get(message["photos_key"])

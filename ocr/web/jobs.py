@@ -30,6 +30,7 @@ from ocr.store import ResultStore
 from ocr.web.photos import PhotoStore
 
 KEEP_JOBS_S = 3600.0  # a finished job's page answers for an hour
+GIVE_UP_JOBS_S = 24 * 3600.0  # a job nobody asked about for a day is forgotten (its result is saved all the same)
 
 
 @dataclass
@@ -56,7 +57,8 @@ class Reader:
         job_id = secrets.token_urlsafe(16)
         with self._lock:
             now = time.time()
-            for old in [k for k, j in self._jobs.items() if j.finished and now - j.finished > KEEP_JOBS_S]:
+            for old in [k for k, j in self._jobs.items()
+                        if (j.finished and now - j.finished > KEEP_JOBS_S) or now - j.started > GIVE_UP_JOBS_S]:
                 del self._jobs[old]
             self._jobs[job_id] = Job(owner=user.id, submission=submission, started=now)
         self._start(job_id, submission, photos, user)
@@ -118,32 +120,39 @@ class ClusterReader(Reader):
 
         super().__init__(reviews, photos)
         self.app = make_app(broker)
-        self._tasks: dict[str, object] = {}  # job id -> its AsyncResult, while reading
+        self._tasks: dict[str, tuple] = {}  # job id -> its AsyncResult and photos_key, while reading
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
-        from ocr.cluster import payload, send
+        from ocr.cluster import OUTAGES, payload, send
 
         message = payload(submission, [[name, str(self.photos.photo_path(sha)), None] for name, sha in photos],
                           [sha for _, sha in photos], draw=True)
         message["upload"] = {"id": job_id, "user": [user.id, user.name, user.role]}
-        self._tasks[job_id] = send(self.app, message)
+        for gone in [k for k in self._tasks if super().job(k) is None]:  # forgotten jobs
+            del self._tasks[gone]
+        try:
+            self._tasks[job_id] = (send(self.app, message), message["photos_key"])
+        except OUTAGES as exc:
+            self._finish(job_id, None, f"the reading cluster's broker cannot be reached ({exc!r})")
 
     def job(self, job_id: str) -> Job | None:
         from ocr.cluster import OUTAGES
 
         found = super().job(job_id)
-        task = self._tasks.get(job_id)
-        if found is None or task is None:
+        if found is None or job_id not in self._tasks:
             return found
+        task, key = self._tasks[job_id]
         try:
             if not task.ready():
                 return found
-            if task.successful():
-                self._finish(job_id, self.reviews.id_of(task.result["photos_key"]))
-            else:  # the workers gave up: the database stayed down
-                self._finish(job_id, None, f"the reading task failed: {task.result!r}")
+            # Looked up even for a failed task: a worker that saved the result and then lost the broker reports one.
+            submission_id = self.reviews.id_of(key)
         except OUTAGES:  # broker or database away for a moment: still reading, as far as the page can tell
             return found
+        if submission_id is not None:
+            self._finish(job_id, submission_id)
+        else:  # the workers gave up: the database stayed down
+            self._finish(job_id, None, f"the reading task failed: {task.result!r}")
         if self._tasks.pop(job_id, None) is not None:  # two polls at once: one forgets the task
             task.forget()
         return super().job(job_id)
