@@ -140,6 +140,44 @@ def test_a_brief_outage_loses_nothing_and_doubles_nothing(tmp_path: Path, down: 
     assert ("retry: Retry in" if down == "database" else "Connection to broker lost") in logs
 
 
+def test_a_killed_submitter_resumes_without_doubles(tmp_path: Path, redis_url: str) -> None:
+    """`formc batch --engine celery` SIGKILLed mid-batch and run again on the same output: what it recorded is kept,
+    the rest is read, every submission once in the JSONL and the database."""
+    from ocr.cluster import make_app
+
+    count = 30
+    inputs = _submissions(tmp_path / "in", count)
+    store, out = tmp_path / "store", tmp_path / "results.jsonl"
+    make_app(redis_url).control.purge()
+    with ExitStack() as stack:
+        try:
+            db_url = stack.enter_context(postgres_server()).url
+        except ServerUnavailable as exc:
+            pytest.skip(str(exc))
+        workers = [start_worker(redis_url, db_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S)
+                   for n in range(2)]
+        try:
+            command = [sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine", "celery",
+                       "--broker", redis_url, "--db", db_url, "--store", str(store)]
+            env = {**os.environ, "PYTHONPATH": str(REPO)}
+            first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            deadline = time.monotonic() + 120
+            while (not out.exists() or out.read_text().count("\n") < 5) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            first.kill()
+            first.wait()
+            recorded = out.read_text().count("\n")
+            assert 5 <= recorded < count, recorded
+            again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+            assert again.returncode == 0, again.stderr
+            assert f"{recorded} already in" in again.stderr.replace("\n", " "), again.stderr
+        finally:
+            for w in workers:
+                os.killpg(w.pid, signal.SIGTERM)
+                w.wait(30)
+        _assert_each_once_as_read_locally(out, db_url, count)
+
+
 def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
     from ocr.cluster import TASK, make_app
 
