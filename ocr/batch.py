@@ -11,6 +11,7 @@ worker again is recorded as `error: worker_crashed`.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -84,6 +85,7 @@ _worker: dict = {}
 
 def _init_worker(settings: ReadSettings, done: frozenset[tuple[str, str]]) -> None:
     _worker.update(settings=settings, done=done, classifier=DigitClassifier(threads=1))
+    gc.freeze()  # modules, classifier and `done` (a tuple per record of a resumed batch) live as long as the process
 
 
 def _read_in_worker(sub: SubmissionInput) -> SubmissionResult | None:

@@ -21,6 +21,7 @@ feeds the same JSONL file, resume and progress callback as `run_batch`.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass, field
@@ -91,6 +92,9 @@ def _in_worker(app: Celery) -> tuple[ResultStore, Path]:
 
         _worker["classifier"] = DigitClassifier(threads=1)
         _worker["store"] = ResultStore(app.conf.formc_db)
+        # What exists now lives as long as the process: hidden from the garbage collector, which otherwise walks the
+        # worker's inherited objects at every full collection (reads in the pool process were 18 % slower).
+        gc.freeze()
     return _worker["store"], Path(app.conf.formc_store)
 
 
