@@ -107,6 +107,13 @@ def _assert_each_once_as_read_locally(out: Path, db_url: str, count: int) -> Non
 
 def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
     def kill_one(workers: list) -> None:
+        log = tmp_path / "worker-0.log"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # mid-task: a submission received and not finished yet
+            text = log.read_text()
+            if text.count("] received") > text.count("] succeeded"):
+                break
+            time.sleep(0.02)
         os.killpg(workers[0].pid, signal.SIGKILL)
         workers[0].wait()
 
@@ -225,7 +232,7 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
     make_app(redis_url).control.purge()
     workers = [start_worker(redis_url, postgres_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S)
                for n in range(2)]
-    killed: set[int] = set()
+    killed: set[float] = set()  # the start times of the deliveries killed
     try:
         submit = subprocess.Popen([sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine",
                                    "celery", "--broker", redis_url, "--db", postgres_url, "--store", str(store)],
@@ -236,9 +243,14 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
         while len(killed) < 2 and time.monotonic() < deadline:
             for tasks in (inspect.active() or {}).values():
                 for task in tasks:
-                    if task["args"][0]["submission"] == "poison" and task["worker_pid"] not in killed:
-                        os.kill(task["worker_pid"], signal.SIGKILL)  # a new pool process replaces it
-                        killed.add(task["worker_pid"])
+                    # One kill per delivery: a reply may still list the delivery just killed, by its start time.
+                    if task["args"][0]["submission"] == "poison" and task["time_start"] not in killed \
+                            and len(killed) < 2:
+                        try:
+                            os.kill(task["worker_pid"], signal.SIGKILL)  # a new pool process replaces it
+                        except ProcessLookupError:  # it finished and was replaced meanwhile: look again
+                            continue
+                        killed.add(task["time_start"])
         assert len(killed) == 2, "the poison submission was not seen being read twice"
         _, stderr = submit.communicate(timeout=300)
         assert submit.returncode == 0, stderr
