@@ -168,22 +168,16 @@ def refine_marker(gray: np.ndarray, cand: MarkerCandidate) -> np.ndarray:
     return refined if np.linalg.norm(refined - cand.centre) < cand.square_px * 0.5 else cand.centre
 
 
-def _px_per_mm(h: np.ndarray, point_mm: tuple[float, float]) -> float:
-    """Photo px per page mm at `point_mm` under `h` (square root of the local area scale)."""
-    x, y = point_mm
-    p = cv2.perspectiveTransform(np.array([[[x, y], [x + 1, y], [x, y + 1]]], np.float64), h)[0]
-    (ux, uy), (vx, vy) = p[1] - p[0], p[2] - p[0]
-    return float(np.sqrt(abs(ux * vy - uy * vx)))
+def _px_per_mm(h: np.ndarray, points_mm: np.ndarray) -> np.ndarray:
+    """Photo px per page mm at each of `points_mm` (n, 2) under `h` (square root of the local area scale)."""
+    at = np.asarray(points_mm, np.float64)[:, None, :] + np.array([[0, 0], [1, 0], [0, 1]], np.float64)[None]
+    p = cv2.perspectiveTransform(at.reshape(1, -1, 2), h)[0].reshape(-1, 3, 2)
+    u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    return np.sqrt(np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]))
 
 
 def _page_corners_mm(template: FormTemplate) -> np.ndarray:
     return np.array(template.markers.centres_mm(), dtype=np.float64)
-
-
-def _clockwise(points: np.ndarray) -> list[int]:
-    """Indices of `points` in clockwise order on the image (y down) around their centroid."""
-    centred = points - points.mean(axis=0)
-    return list(np.argsort(np.arctan2(centred[:, 1], centred[:, 0])))
 
 
 def _plausible_combos(cands: list[MarkerCandidate], n: int) -> np.ndarray:
@@ -235,15 +229,14 @@ def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate],
     """The pose explains each marker's diagonal direction and square size, and keeps the page convex."""
     if abs(np.linalg.det(h[:2, :2])) < 1e-9:
         return False
-    # Around each marker's centre: itself, one mm along the diagonal, along x and along y (one transform for all).
-    at = src_mm.astype(np.float64)[:, None, :] + np.array([[0, 0], [1, 1], [1, 0], [0, 1]], np.float64)[None]
-    p = cv2.perspectiveTransform(at.reshape(1, -1, 2), h)[0].reshape(-1, 4, 2)
-    diag, along_x, along_y = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
+    # Each marker's centre and one mm along its diagonal, all in one transform.
+    at = src_mm.astype(np.float64)[:, None, :] + np.array([[0, 0], [1, 1]], np.float64)[None]
+    p = cv2.perspectiveTransform(at.reshape(1, -1, 2), h)[0].reshape(-1, 2, 2)
+    diag = p[:, 1] - p[:, 0]
     diagonals = np.array([c.diagonal for c in cands])
     if (np.abs((diag * diagonals).sum(axis=1)) / (np.linalg.norm(diag, axis=1) + 1e-12) < 0.85).any():
         return False
-    px_per_mm = np.sqrt(np.abs(along_x[:, 0] * along_y[:, 1] - along_x[:, 1] * along_y[:, 0]))
-    size_ratio = np.array([c.square_px for c in cands]) / (square_mm * px_per_mm)
+    size_ratio = np.array([c.square_px for c in cands]) / (square_mm * _px_per_mm(h, src_mm))
     return bool(((size_ratio > 0.6) & (size_ratio < 1.6)).all()) and orientation_preserved(h)
 
 
@@ -312,7 +305,7 @@ def find_marker_near(gray: np.ndarray, template: FormTemplate, h: np.ndarray, sl
         return None
     centre_mm = np.array([[(x + s) / r + cx - half, (y + s) / r + cy - half]])
     guess = cv2.perspectiveTransform(centre_mm[None], h)[0][0]
-    square_px = _px_per_mm(h, (cx, cy)) * side
+    square_px = float(_px_per_mm(h, [(cx, cy)])[0]) * side
     return refine_marker(gray, MarkerCandidate(centre=guess, square_px=square_px, diagonal=np.array([1.0, 0.0])))
 
 
