@@ -83,6 +83,12 @@ def read_one(sub: SubmissionInput, settings: ReadSettings, classifier: DigitClas
 _worker: dict = {}
 
 
+def crashed_result(sub: SubmissionInput, hashes: list[str]) -> SubmissionResult:
+    """The record of a submission whose reading killed the worker process twice: not read a third time."""
+    return error_result(sub.submission, [r.source for r in sub.photos], hashes, ReasonCode.WORKER_CRASHED,
+                        "reading these photos killed the worker process twice (out of memory or a crash in a library)")
+
+
 def _init_worker(settings: ReadSettings, done: frozenset[tuple[str, str]]) -> None:
     _worker.update(settings=settings, done=done, classifier=DigitClassifier(threads=1))
     gc.freeze()  # modules, classifier and `done` (a tuple per record of a resumed batch) live as long as the process
@@ -190,9 +196,7 @@ def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, setti
                     broken = True
                     if alone:
                         hashes = [sha for _, sha in map(load_photo, sub.photos)]  # its own key, not every crash's
-                        result = error_result(sub.submission, [r.source for r in sub.photos], hashes,
-                                              ReasonCode.WORKER_CRASHED, "reading these photos killed the worker "
-                                              "process twice (out of memory or a crash in a library)")
+                        result = crashed_result(sub, hashes)
                     else:
                         suspects.append(sub)
                         continue

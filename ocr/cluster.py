@@ -36,7 +36,7 @@ from redis.exceptions import ConnectionError as RedisUnavailable
 from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from ocr.batch import BatchSummary, ReadSettings, append_record, load_photo, read_one, resume
+from ocr.batch import BatchSummary, ReadSettings, append_record, crashed_result, load_photo, read_one, resume
 from ocr.inputs import PhotoRef, SubmissionInput
 from ocr.reasons import ReasonCode
 from ocr.result import SubmissionResult, error_result, photos_key
@@ -109,9 +109,7 @@ def _read_submission_task(task, payload: dict) -> dict:
         key = payload["photos_key"]
         # A retry (database down) is a new message: its deliveries count afresh, so only crashes count.
         if store.count_delivery(key, task.request.retries) >= MAX_DELIVERIES:
-            result = error_result(sub.submission, [r.source for r in sub.photos], payload["hashes"],
-                                  ReasonCode.WORKER_CRASHED, "reading these photos killed the worker process twice "
-                                  "(out of memory or a crash in a library)")
+            result = crashed_result(sub, payload["hashes"])
         else:
             on_read = PhotoStore(store_dir).draw if payload.get("draw") else None
             result = read_one(sub, ReadSettings(template_id=payload["template_id"]), _worker["classifier"],
