@@ -30,6 +30,13 @@ SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"
 SUBMISSIONS = int(os.environ.get("FORMC_CLUSTER_SUBMISSIONS", "100"))
 REDELIVERY_AFTER_S = 5  # short, so the killed worker's submission is redelivered within the test
 OUTAGE_S = 5
+CLI_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # `python -m cli` of this checkout
+
+
+def _submit_command(inputs: Path, out: Path, broker: str, db_url: str, store: Path) -> list[str]:
+    """`formc batch INPUTS --engine celery` onto `broker`, recording into `out`."""
+    return [sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine", "celery", "--broker",
+            broker, "--db", db_url, "--store", str(store)]
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +79,8 @@ def _batch_through(tmp_path: Path, broker: str, db_url: str, count: int,
         assert not db.keys()
     workers = [start_worker(broker, db_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S) for n in range(2)]
     try:
-        submit = subprocess.Popen([sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine",
-                                   "celery", "--broker", broker, "--db", db_url, "--store", str(store)],
-                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env={**os.environ, "PYTHONPATH": str(REPO)})
+        submit = subprocess.Popen(_submit_command(inputs, out, broker, db_url, store), cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLI_ENV)
         with ResultStore(db_url) as db:
             deadline = time.monotonic() + 120
             while len(db.keys()) < 2 and time.monotonic() < deadline:  # both workers are reading by now
@@ -164,10 +169,9 @@ def test_a_killed_submitter_resumes_without_doubles(tmp_path: Path, redis_url: s
         workers = [start_worker(redis_url, db_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S)
                    for n in range(2)]
         try:
-            command = [sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine", "celery",
-                       "--broker", redis_url, "--db", db_url, "--store", str(store)]
-            env = {**os.environ, "PYTHONPATH": str(REPO)}
-            first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            command = _submit_command(inputs, out, redis_url, db_url, store)
+            first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=CLI_ENV)
             deadline = time.monotonic() + 120
             while (not out.exists() or out.read_text().count("\n") < 5) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -175,7 +179,7 @@ def test_a_killed_submitter_resumes_without_doubles(tmp_path: Path, redis_url: s
             first.wait()
             recorded = out.read_text().count("\n")
             assert 5 <= recorded < count, recorded
-            again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+            again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=CLI_ENV, timeout=300)
             assert again.returncode == 0, again.stderr
             assert f"{recorded} already in" in again.stderr.replace("\n", " "), again.stderr
         finally:
@@ -190,7 +194,7 @@ def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url:
 
     def status() -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "cli", "status", "--broker", redis_url, "--db", postgres_url],
-                              cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                              cwd=REPO, capture_output=True, text=True, env=CLI_ENV)
 
     app = make_app(redis_url)
     app.control.purge()  # what the killed-worker test may have left unread
@@ -234,10 +238,8 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
                for n in range(2)]
     killed: set[float] = set()  # the start times of the deliveries killed
     try:
-        submit = subprocess.Popen([sys.executable, "-m", "cli", "batch", str(inputs), "--out", str(out), "--engine",
-                                   "celery", "--broker", redis_url, "--db", postgres_url, "--store", str(store)],
-                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env={**os.environ, "PYTHONPATH": str(REPO)})
+        submit = subprocess.Popen(_submit_command(inputs, out, redis_url, postgres_url, store), cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLI_ENV)
         inspect = make_app(redis_url).control.inspect(timeout=0.5)
         deadline = time.monotonic() + 180
         while len(killed) < 2 and time.monotonic() < deadline:
