@@ -20,7 +20,7 @@ class ExitCode(IntEnum):
 
 
 def _template(template_id: str):
-    from ocr.family import get_template
+    from ocr.templates.family import get_template
 
     try:
         return get_template(template_id)
@@ -48,7 +48,7 @@ def template() -> None:
 @template.command("list")
 def template_list() -> None:
     """Every shipped template: id, pages with their tag ids (or reference scans), vote columns."""
-    from ocr.family import load_templates, unavailable_templates
+    from ocr.templates.family import load_templates, unavailable_templates
 
     for t in load_templates().values():
         tags = "reference scan" if t.by_reference else "tags " + ",".join(str(p.tag_id) for p in t.pages)
@@ -61,7 +61,7 @@ def template_list() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def template_validate(files: tuple[Path, ...]) -> None:
     """Check family files; print every problem with its file and key path."""
-    from ocr.family import TemplateError, load_family_file
+    from ocr.templates.family import TemplateError, load_family_file
 
     failed = False
     for path in files:
@@ -79,7 +79,7 @@ def template_validate(files: tuple[Path, ...]) -> None:
 @template.command("schema")
 def template_schema() -> None:
     """JSON Schema of the family file format."""
-    from ocr.family import family_schema
+    from ocr.templates.family import family_schema
 
     click.echo(json.dumps(family_schema(), indent=1))
 
@@ -95,7 +95,7 @@ def template_render(template_id: str, page: int, dpi: float, out: Path, pdf: boo
     """Draw the blank page of a template."""
     import cv2
 
-    from ocr.render import render_page, render_pdf
+    from ocr.templates.render import render_page, render_pdf
 
     tmpl = _template(template_id)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,7 @@ def template_render(template_id: str, page: int, dpi: float, out: Path, pdf: boo
 @click.option("--dpi", type=float, default=100, show_default=True)
 def template_boxes(template_id: str, page: int, dpi: float) -> None:
     """Boxes and bubbles of a page in px of `template render` at the same --dpi, as JSON."""
-    from ocr.render import page_boxes
+    from ocr.templates.render import page_boxes
 
     tmpl = _template(template_id)
     click.echo(json.dumps(page_boxes(tmpl, _page(tmpl, page), dpi)))
@@ -126,9 +126,9 @@ def align(photos: tuple[Path, ...], template_id: str | None, page_number: int | 
     """Find, identify and align the form page in each photo: one JSON line per photo."""
     from dataclasses import asdict
 
-    from ocr.align import align_page
-    from ocr.decode import decode_photo
-    from ocr.family import load_templates
+    from ocr.reader.align import align_page
+    from ocr.reader.decode import decode_photo
+    from ocr.templates.family import load_templates
 
     templates = tuple(load_templates().values())
     for path in photos:
@@ -147,9 +147,9 @@ def align(photos: tuple[Path, ...], template_id: str | None, page_number: int | 
 def _read_photos(photos: tuple[Path, ...], template_id: str | None, name: str | None = None,
                  preview_out: Path | None = None):
     """The photos of one submission through `read_one` (named by the first photo's folder unless `name`)."""
-    from ocr.batch import ReadSettings, read_one
-    from ocr.digits import DigitClassifier
-    from ocr.inputs import PhotoRef, SubmissionInput
+    from ocr.run.local import ReadSettings, read_one
+    from ocr.reader.digits import DigitClassifier
+    from ocr.run.inputs import PhotoRef, SubmissionInput
 
     if template_id:
         _template(template_id)
@@ -170,7 +170,7 @@ def read(photos: tuple[Path, ...], template_id: str | None, as_json: bool, submi
         return
     from rich.console import Console
 
-    from ocr.report import result_table
+    from ocr.eval.report import result_table
 
     Console(width=None if sys.stdout.isatty() else 160).print(result_table(result))  # a pipe gets whole lines
 
@@ -210,8 +210,8 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ocr.batch import ReadSettings, run_batch
-    from ocr.inputs import InputError, find_submissions
+    from ocr.run.local import ReadSettings, run_batch
+    from ocr.run.inputs import InputError, find_submissions
 
     if template_id:
         _template(template_id)
@@ -225,7 +225,7 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
         raise click.ClickException(str(exc)) from exc
     store = None
     if db_url:
-        from ocr.store import ResultStore
+        from ocr.db.store import ResultStore
 
         store = ResultStore(db_url)
     console = Console(stderr=True)
@@ -244,7 +244,7 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
 
         settings = ReadSettings(template_id=template_id, previews=previews)
         if engine == "celery":
-            from ocr.cluster import run_cluster_batch
+            from ocr.run.cluster import run_cluster_batch
 
             summary = run_cluster_batch(found.submissions, out, broker, store_dir, store, settings, advance,
                                         on_wait=lambda message: progress.console.print(f"waiting: {message}"))
@@ -271,7 +271,7 @@ def worker(broker: str, db_url: str, store_dir: Path, concurrency: int | None, r
     """Read submissions sent by `formc batch --engine celery`, saving each result in --db."""
     import os
 
-    from ocr.cluster import make_app
+    from ocr.run.cluster import make_app
 
     app = make_app(broker, db_url, store_dir, redelivery_after)
     # Workers sharing a name (Celery's default is the host's) answer `status` as one.
@@ -284,7 +284,7 @@ def worker(broker: str, db_url: str, store_dir: Path, concurrency: int | None, r
 @click.option("--db", "db_url", help="also count the stored results by status")
 def status(broker: str, db_url: str | None) -> None:
     """Cluster health: the workers that answer and what they read, submissions waiting; exit 1 when no worker answers."""
-    from ocr.cluster import cluster_status
+    from ocr.run.cluster import cluster_status
 
     state = cluster_status(broker, db_url)
     click.echo(f"workers answering: {len(state.workers)}")
@@ -300,7 +300,7 @@ def status(broker: str, db_url: str | None) -> None:
 @main.command()
 def schema() -> None:
     """JSON Schema of a result (one line of `formc batch` output, `formc read --json`)."""
-    from ocr.result import SubmissionResult
+    from ocr.record import SubmissionResult
 
     click.echo(json.dumps(SubmissionResult.model_json_schema(), indent=1))
 
@@ -312,8 +312,8 @@ def evaluate(results: Path, truth_dir: Path) -> None:
     """Score a batch's RESULTS.jsonl against the truth.json of each submission folder in TRUTH_DIR."""
     from rich.console import Console
 
-    from ocr.evaluate import evaluate_results, load_results
-    from ocr.report import evaluation_table
+    from ocr.eval.score import evaluate_results, load_results
+    from ocr.eval.report import evaluation_table
 
     Console().print(evaluation_table(evaluate_results(load_results(results), truth_dir)))
 
@@ -335,8 +335,8 @@ def synth(template_id: str, count: int, out: Path, seed: int, handwriting: tuple
     """Synthetic phone photos of filled forms, one folder per TPS with truth.json."""
     import os
 
-    from ocr.handwriting import HandwritingError
-    from ocr.synth import SynthJob, synthesize
+    from ocr.synth.handwriting import HandwritingError
+    from ocr.synth.job import SynthJob, synthesize
 
     _template(template_id)
     job = SynthJob(template_id=template_id, count=count, out_dir=out, seed=seed, profile=profile,
@@ -357,7 +357,7 @@ DEFAULT_STORE = "photos"
 
 
 def _db_url(db_url: str | None) -> str:
-    from ocr.store import default_url
+    from ocr.db.store import default_url
 
     return db_url or default_url(DEFAULT_DB)
 
@@ -379,7 +379,7 @@ def serve(db_url: str | None, store_dir: Path, host: str, port: int, secret: str
     """The review web app: upload and preview, review queue, corrections, verification, exports, dashboard."""
     import uvicorn
 
-    from ocr.store import StoreUnavailable
+    from ocr.db.store import StoreUnavailable
     from ocr.web.app import create_app
 
     try:
@@ -402,8 +402,8 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin (no prompt)")
 def users_add(name: str, role: str, db_url: str | None, password_stdin: bool) -> None:
     """Add an account; the password is asked for (twice), or read from stdin with --password-stdin."""
-    from ocr.review import ReviewError, Reviews
-    from ocr.store import ResultStore
+    from ocr.review.workflow import ReviewError, Reviews
+    from ocr.db.store import ResultStore
     from ocr.web.auth import hash_password
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(

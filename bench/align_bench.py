@@ -24,15 +24,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocr.align import align_page, cut_boxes
-from ocr.camera import PROFILES, photograph, plan_photo
-from ocr.decode import decode_photo
-from ocr.family import get_template, load_templates
-from ocr.handwriting import load_bank
-from ocr.ink import WriterStyle, write_page
-from ocr.refine import box_corners_px
-from ocr.render import render_page
-from ocr.synth_values import realistic_values
+from ocr.reader.align import align_page, cut_boxes
+from ocr.synth.camera import PROFILES, photograph, plan_photo
+from ocr.reader.decode import decode_photo
+from ocr.templates.family import get_template, load_templates
+from ocr.synth.handwriting import load_bank
+from ocr.synth.ink import WriterStyle, write_page
+from ocr.reader.refine import box_corners_px
+from ocr.templates.render import render_page
+from ocr.synth.values import realistic_values
 
 TEMPLATES = tuple(load_templates().values())
 CLI = Path(__file__).resolve().parents[1] / "cli.py"

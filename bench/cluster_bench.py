@@ -32,10 +32,10 @@ import psutil
 
 from bench.batch_bench import make_data
 from bench.servers import postgres_server, redis_server, start_worker
-from ocr.batch import run_batch
-from ocr.cluster import run_cluster_batch
-from ocr.inputs import find_submissions
-from ocr.store import ResultStore
+from ocr.run.local import run_batch
+from ocr.run.cluster import run_cluster_batch
+from ocr.run.inputs import find_submissions
+from ocr.db.store import ResultStore
 
 
 def _subset(data: Path, count: int, root: Path) -> Path:
@@ -51,7 +51,7 @@ def _subset(data: Path, count: int, root: Path) -> Path:
 
 def _warm(broker: str, workers: int) -> None:
     """Until `workers` workers answer a ping (their pool started, the classifier loads on the first task)."""
-    from ocr.cluster import make_app
+    from ocr.run.cluster import make_app
 
     app = make_app(broker)
     deadline = time.monotonic() + 120

@@ -3,7 +3,7 @@
     python bench/decode_bench.py --count 1000 [--inconsistent 0.05] [--workers 2] [--data DIR] [--reads FILE]
 
 Makes `--count` phone submissions with `formc synth` (templates in turn, seed 2024; a share
-deliberately inconsistent as written), reads each with ocr/read.py, and prints, with the rules on
+deliberately inconsistent as written), reads each with ocr/pipeline.py, and prints, with the rules on
 and off: field accuracy of the emitted values, silently wrong fields (value != truth while the
 field is ok/corrected and the submission ok), submissions sent to review, and the share of the
 inconsistent ones sent to review; then the trade-off curve over the `ok` margin. `--reads` keeps
@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ocr.digits import DigitClassifier  # noqa: E402
-from ocr.family import get_template, load_templates  # noqa: E402
-from ocr.read import decode_fields, read_submission  # noqa: E402
-from ocr.synth import SynthJob, synthesize  # noqa: E402
-from ocr.verdict import Policy, judge  # noqa: E402
+from ocr.reader.digits import DigitClassifier  # noqa: E402
+from ocr.templates.family import get_template, load_templates  # noqa: E402
+from ocr.pipeline import decode_fields, read_submission  # noqa: E402
+from ocr.synth.job import SynthJob, synthesize  # noqa: E402
+from ocr.reader.verdict import Policy, judge  # noqa: E402
 
 _classifier: DigitClassifier | None = None
 

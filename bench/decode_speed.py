@@ -17,9 +17,9 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
-from ocr.camera import PROFILES, photograph, plan_photo
-from ocr.family import get_template
-from ocr.render import render_page
+from ocr.synth.camera import PROFILES, photograph, plan_photo
+from ocr.templates.family import get_template
+from ocr.templates.render import render_page
 
 
 def make_photos(count: int) -> list[bytes]:

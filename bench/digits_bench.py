@@ -2,7 +2,7 @@
 
     python bench/digits_bench.py [--data ../shared/data] [--tps 200] [--workers 2] [--tesseract 1500]
 
-Held-out sets, all cut by the reader from synthetic `phone` photos (ocr/synth_crops.py) written
+Held-out sets, all cut by the reader from synthetic `phone` photos (ocr/synth/crops.py) written
 with handwriting never used in training (MNIST's test split; training used its train split), at
 seeds the training never drew:
   mnist         every template, plain MNIST hands (no flagged 1s, no crossed 7s)
@@ -31,12 +31,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ocr.digits import BLANK, CLASSES, DASH, X_FILLER, DigitClassifier, prepare  # noqa: E402
-from ocr.digits import expected_calibration_error as ece  # noqa: E402
-from ocr.family import load_templates  # noqa: E402
-from ocr.handwriting import GlyphBank  # noqa: E402
-from ocr.synth import SynthJob  # noqa: E402
-from ocr.synth_crops import GLYPH_CLASS, CropSet, tps_crops  # noqa: E402
+from ocr.reader.digits import BLANK, CLASSES, DASH, X_FILLER, DigitClassifier, prepare  # noqa: E402
+from ocr.reader.digits import expected_calibration_error as ece  # noqa: E402
+from ocr.templates.family import load_templates  # noqa: E402
+from ocr.synth.handwriting import GlyphBank  # noqa: E402
+from ocr.synth.job import SynthJob  # noqa: E402
+from ocr.synth.crops import GLYPH_CLASS, CropSet, tps_crops  # noqa: E402
 
 SETS = {
     "mnist": ((("flags_ones", False), ("crosses_sevens", False)), None),
@@ -131,8 +131,8 @@ def kawalc1_crops(path: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]
 
 def real_photo_crops(real: Path) -> tuple[list[np.ndarray], np.ndarray]:
     """Boxes of the real 2024 photos that the reader aligns, labelled from labels.json."""
-    from ocr.align import PageAlignment, align_page, cut_boxes
-    from ocr.decode import decode_photo
+    from ocr.reader.align import PageAlignment, align_page, cut_boxes
+    from ocr.reader.decode import decode_photo
 
     labels_json = json.loads((real / "labels.json").read_text())
     crops, labels = [], []

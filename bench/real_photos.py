@@ -17,10 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocr.align import align_page, cut_boxes
-from ocr.decode import decode_photo
-from ocr.family import load_templates
-from ocr.refine import big_box_fields
+from ocr.reader.align import align_page, cut_boxes
+from ocr.reader.decode import decode_photo
+from ocr.templates.family import load_templates
+from ocr.reader.refine import big_box_fields
 
 PX_PER_MM = 2.0
 

@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from ocr.batch import ReadSettings, read_one  # noqa: E402
-from ocr.digits import DigitClassifier  # noqa: E402
-from ocr.inputs import PhotoRef, SubmissionInput  # noqa: E402
-from ocr.result import SubmissionResult  # noqa: E402
-from ocr.review import Reviews  # noqa: E402
-from ocr.store import CorrectionRow, ResultStore, ReviewRow, default_url  # noqa: E402
+from ocr.run.local import ReadSettings, read_one  # noqa: E402
+from ocr.reader.digits import DigitClassifier  # noqa: E402
+from ocr.run.inputs import PhotoRef, SubmissionInput  # noqa: E402
+from ocr.record import SubmissionResult  # noqa: E402
+from ocr.review.workflow import Reviews  # noqa: E402
+from ocr.db.store import CorrectionRow, ResultStore, ReviewRow, default_url  # noqa: E402
 from ocr.web.app import create_app  # noqa: E402
 from ocr.web.auth import hash_password  # noqa: E402
 

@@ -1,1 +1,1 @@
-"""Form template families (YAML data), shipped as package data; see ocr.family for the format."""
+"""Form template families (YAML data), shipped as package data; see ocr.templates.family for the format."""

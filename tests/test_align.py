@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import yaml
 
-from ocr.align import align_page, cut_boxes
-from ocr.decode import decode_photo
-from ocr.family import expand_family, get_template, load_templates
-from ocr.handwriting import load_bank
-from ocr.identify import tesseract_available
-from ocr.reasons import ReasonCode
-from ocr.render import render_page
-from ocr.synth import SynthJob, synthesize_tps
-from ocr.template_file import TemplateFamily
+from ocr.reader.align import align_page, cut_boxes
+from ocr.reader.decode import decode_photo
+from ocr.templates.family import expand_family, get_template, load_templates
+from ocr.synth.handwriting import load_bank
+from ocr.reader.identify import tesseract_available
+from ocr.reader.reasons import ReasonCode
+from ocr.templates.render import render_page
+from ocr.synth.job import SynthJob, synthesize_tps
+from ocr.templates.file import TemplateFamily
 from tests.conftest import REPO
 
 TEMPLATES = tuple(load_templates().values())
@@ -172,9 +172,9 @@ def test_quality_is_reported(scan):
 
 
 def test_strongly_bent_page_is_refused_not_misread(bank):
-    from ocr.camera import PROFILES, photograph, plan_photo
-    from ocr.ink import WriterStyle, write_page
-    from ocr.synth_values import realistic_values
+    from ocr.synth.camera import PROFILES, photograph, plan_photo
+    from ocr.synth.ink import WriterStyle, write_page
+    from ocr.synth.values import realistic_values
 
     template = get_template("ppwp-2024")
     rng = np.random.default_rng(5)

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.evaluate import evaluate_results, load_results
-from ocr.inputs import InputError, find_submissions
-from ocr.result import SubmissionResult
-from ocr.store import ResultStore
+from ocr.eval.score import evaluate_results, load_results
+from ocr.run.inputs import InputError, find_submissions
+from ocr.record import SubmissionResult
+from ocr.db.store import ResultStore
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"

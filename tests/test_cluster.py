@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from bench.servers import ServerUnavailable, postgres_server, redis_server, start_worker
-from ocr.batch import ReadSettings, read_one
-from ocr.digits import DigitClassifier
-from ocr.inputs import find_submissions
-from ocr.result import SubmissionResult
-from ocr.store import ResultStore
+from ocr.run.local import ReadSettings, read_one
+from ocr.reader.digits import DigitClassifier
+from ocr.run.inputs import find_submissions
+from ocr.record import SubmissionResult
+from ocr.db.store import ResultStore
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"
@@ -155,7 +155,7 @@ def test_a_brief_outage_loses_nothing_and_doubles_nothing(tmp_path: Path, down: 
 def test_a_killed_submitter_resumes_without_doubles(tmp_path: Path, redis_url: str) -> None:
     """`formc batch --engine celery` SIGKILLed mid-batch and run again on the same output: what it recorded is kept,
     the rest is read, every submission once in the JSONL and the database."""
-    from ocr.cluster import make_app
+    from ocr.run.cluster import make_app
 
     count = 30
     inputs = _submissions(tmp_path / "in", count)
@@ -190,7 +190,7 @@ def test_a_killed_submitter_resumes_without_doubles(tmp_path: Path, redis_url: s
 
 
 def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
-    from ocr.cluster import TASK, make_app
+    from ocr.run.cluster import TASK, make_app
 
     def status() -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "cli", "status", "--broker", redis_url, "--db", postgres_url],
@@ -224,7 +224,7 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
     """The kernel's OOM killer, played by the test: each time a pool process is reading the poison submission it is
     SIGKILLed. The first two deliveries die; the third records `worker_crashed` instead of reading, and the batch
     goes on."""
-    from ocr.cluster import make_app
+    from ocr.run.cluster import make_app
 
     inputs = _submissions(tmp_path / "in", 4)
     poison = inputs / "poison"
@@ -275,7 +275,7 @@ def test_the_review_app_hands_uploads_to_the_cluster(tmp_path: Path, redis_url: 
     into the shared store and records the uploader; the page shows what a local read gives."""
     from starlette.testclient import TestClient
 
-    from ocr.store import default_url
+    from ocr.db.store import default_url
     from ocr.web.app import create_app
     from ocr.web.auth import hash_password
     from tests.test_web import PASSWORD, log_in, upload, wait_for_submission

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ocr.decode import decode_photo
-from ocr.reasons import ReasonCode
+from ocr.reader.decode import decode_photo
+from ocr.reader.reasons import ReasonCode
 
 
 def _jpeg(image: np.ndarray, quality: int = 90) -> bytes:

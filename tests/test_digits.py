@@ -6,15 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.align import align_page
-from ocr.bubbles import FILLED, decide, read_bubbles
-from ocr.decode import decode_photo
-from ocr.digits import BLANK, CLASSES, X_FILLER, DigitClassifier, prepare
-from ocr.family import get_template, load_templates
-from ocr.handwriting import cross_seven, flag_one, load_bank
-from ocr.render import rect_px, render_page
-from ocr.synth import SynthJob, synthesize_tps
-from ocr.synth_crops import tps_crops
+from ocr.reader.align import align_page
+from ocr.reader.bubbles import FILLED, decide, read_bubbles
+from ocr.reader.decode import decode_photo
+from ocr.reader.digits import BLANK, CLASSES, X_FILLER, DigitClassifier, prepare
+from ocr.templates.family import get_template, load_templates
+from ocr.synth.handwriting import cross_seven, flag_one, load_bank
+from ocr.templates.render import rect_px, render_page
+from ocr.synth.job import SynthJob, synthesize_tps
+from ocr.synth.crops import tps_crops
 
 TEMPLATES = tuple(load_templates().values())
 

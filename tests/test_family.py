@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ocr.family import TemplateError, family_schema, load_family_file, load_templates
+from ocr.templates.family import TemplateError, family_schema, load_family_file, load_templates
 from tests.conftest import REPO
 
 ELECTIONS = ("gubernur", "bupati", "walikota")

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from ocr.digits import CLASSES
-from ocr.fields import field_candidates, read_string, value_probability
-from ocr.joint import decode_jointly
-from ocr.templates import Rule
+from ocr.reader.digits import CLASSES
+from ocr.reader.fields import field_candidates, read_string, value_probability
+from ocr.reader.joint import decode_jointly
+from ocr.templates.model import Rule
 
 C = {c: i for i, c in enumerate(CLASSES)}
 
@@ -142,7 +142,7 @@ def test_runner_up_margin_is_small_when_two_readings_both_fit():
 
 def test_a_search_too_large_to_finish_decides_nothing(monkeypatch):
     """Past its budget the decoder gives up: each field keeps its own reading with margin 0 (all to a person)."""
-    import ocr.joint as joint
+    import ocr.reader.joint as joint
 
     rules = [Rule(expr="c = a + b"), Rule(expr="f = d + e"), Rule(expr="e = a")]
     probs = {"a": sure("X12"), "b": sure("X30"), "c": sure("X42"), "d": sure("XX1"), "e": sure("X12"), "f": sure("X13")}

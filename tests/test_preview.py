@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.preview import (
+from ocr.draw.preview import (
     STATUS_RGB,
     field_crop,
     render_page_preview,
@@ -15,9 +15,9 @@ from ocr.preview import (
     render_submission_preview,
     warp_page,
 )
-from ocr.read import read_submission
-from ocr.render import page_size_px, rect_px
-from ocr.result import submission_result
+from ocr.pipeline import read_submission
+from ocr.templates.render import page_size_px, rect_px
+from ocr.record import submission_result
 from tests.conftest import REPO
 
 SCALE = 4.0  # px per page mm

@@ -2,11 +2,11 @@
 
 import pytest
 
-from ocr.family import get_template
-from ocr.handwriting import load_bank
-from ocr.read import read_submission
-from ocr.reasons import ReasonCode
-from ocr.synth import SynthJob, synthesize_tps
+from ocr.templates.family import get_template
+from ocr.synth.handwriting import load_bank
+from ocr.pipeline import read_submission
+from ocr.reader.reasons import ReasonCode
+from ocr.synth.job import SynthJob, synthesize_tps
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import yaml
 
-from ocr.align import PageAlignment, align_page, cut_boxes
-from ocr.decode import decode_photo
-from ocr.family import MissingReferenceImage, TemplateError, get_template, load_reference_file, reference_files
-from ocr.reasons import ReasonCode, Refusal
-from ocr.render import render_page
+from ocr.reader.align import PageAlignment, align_page, cut_boxes
+from ocr.reader.decode import decode_photo
+from ocr.templates.family import MissingReferenceImage, TemplateError, get_template, load_reference_file, reference_files
+from ocr.reader.reasons import ReasonCode, Refusal
+from ocr.templates.render import render_page
 
 PX_PER_MM = 3.0
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.family import get_template
-from ocr.render import page_boxes, render_page, render_pdf
+from ocr.templates.family import get_template
+from ocr.templates.render import page_boxes, render_page, render_pdf
 from tests.conftest import REPO
 
 CASES = [("ppwp-2024", 1, 60), ("ppwp-2024", 2, 75), ("kwk-gubernur-6", 2, 50), ("kwk-bupati-tunggal", 3, 100)]

@@ -1,6 +1,6 @@
 import pytest
 
-from ocr.rules import RuleSyntaxError, SumOf, parse_rule
+from ocr.templates.rules import RuleSyntaxError, SumOf, parse_rule
 
 VALUES = {"suara_paslon_1": 40, "suara_paslon_2": 44, "suara_paslon_1_baris_1": 40, "suara_sah": 84,
           "suara_tidak_sah": 3, "suara_total": 87, "dpt_j": 200, "surat_diterima": 205}

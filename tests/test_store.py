@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import delete, func, select, text
 
-from ocr.result import (
+from ocr.record import (
     Alternative,
     DigitRead,
     ErrorRecord,
@@ -21,7 +21,7 @@ from ocr.result import (
     error_result,
     photos_key,
 )
-from ocr.store import Base, FieldRow, PageRow, ResultStore, StoreUnavailable, SubmissionRow, default_url
+from ocr.db.store import Base, FieldRow, PageRow, ResultStore, StoreUnavailable, SubmissionRow, default_url
 
 PHOTOS = ["a" * 64, "b" * 64]
 SOURCES = ["page-2.jpg", "page-3.jpg"]

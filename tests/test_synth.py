@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from ocr.camera import PROFILES, PhotoGeometry, plan_photo
-from ocr.family import get_template, load_templates
-from ocr.handwriting import GlyphBank, HandwritingError, load_bank
-from ocr.synth import SynthJob, synthesize, synthesize_tps
-from ocr.synth_values import make_inconsistent, realistic_values, tally_rows
+from ocr.synth.camera import PROFILES, PhotoGeometry, plan_photo
+from ocr.templates.family import get_template, load_templates
+from ocr.synth.handwriting import GlyphBank, HandwritingError, load_bank
+from ocr.synth.job import SynthJob, synthesize, synthesize_tps
+from ocr.synth.values import make_inconsistent, realistic_values, tally_rows
 
 
 @pytest.fixture(scope="session")
@@ -184,7 +184,7 @@ def test_development_handwriting_from_shared(shared_dir):
 
 def test_realistic_values_survive_extreme_turnout_draws():
     """Found at 1,000 submissions: turnout plus its jitter above 1 made numpy refuse the binomial."""
-    from ocr.synth_values import _binomial
+    from ocr.synth.values import _binomial
 
     rng = np.random.default_rng(0)
     assert _binomial(rng, 50, 1.04) == 50 and _binomial(rng, 50, -0.01) == 0

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from ocr.digits import CLASSES
-from ocr.family import get_template
-from ocr.ink import glyph_string
-from ocr.read import decode_fields
-from ocr.synth_values import make_inconsistent, realistic_values
-from ocr.verdict import Policy, judge
+from ocr.reader.digits import CLASSES
+from ocr.templates.family import get_template
+from ocr.synth.ink import glyph_string
+from ocr.pipeline import decode_fields
+from ocr.synth.values import make_inconsistent, realistic_values
+from ocr.reader.verdict import Policy, judge
 
 TEMPLATE = get_template("kwk-bupati-2")
 C = {c: i for i, c in enumerate(CLASSES)}

@@ -20,9 +20,9 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from ocr.result import SubmissionResult
-from ocr.review import Reviews, User, box_labels
-from ocr.store import default_url
+from ocr.record import SubmissionResult
+from ocr.review.workflow import Reviews, User, box_labels
+from ocr.db.store import default_url
 from ocr.web.app import MAX_PHOTOS, MAX_UPLOAD_BYTES, create_app
 from ocr.web.auth import hash_password
 
@@ -398,7 +398,7 @@ def test_users_add_on_the_command_line(env):
     short = CliRunner().invoke(main, ["users", "add", "budi", "--role", "admin", "--db", url, "--password-stdin"],
                                input="short\n")
     assert short.exit_code == 1 and "at least 8 characters" in short.output
-    from ocr.store import ResultStore
+    from ocr.db.store import ResultStore
 
     with ResultStore(url) as store:
         user, stored = Reviews(store).credentials("sari")

@@ -1,8 +1,8 @@
-"""Train the box classifier on crops from train/make_crops.py; export ONNX + calibration to ocr/models/.
+"""Train the box classifier on crops from train/make_crops.py; export ONNX + calibration to ocr/reader/models/.
 
     python train/train_digits.py --train .traindata/crops --val .traindata/val --seed 1 --epochs 14
 
-Crops go through `ocr.digits.prepare`, the very cleaning the reader runs; the network then sees
+Crops go through `ocr.reader.digits.prepare`, the very cleaning the reader runs; the network then sees
 them with light random geometry, contrast, noise, smudges and frame remnants (on the GPU when
 there is one). Temperature scaling on the held-out split calibrates the probabilities; the
 expected calibration error before and after is printed and stored in digits.json.
@@ -24,8 +24,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ocr.digits import BLANK, CLASSES, INPUT_PX, expected_calibration_error, prepare  # noqa: E402
-from ocr.synth_crops import CropSet  # noqa: E402
+from ocr.reader.digits import BLANK, CLASSES, INPUT_PX, expected_calibration_error, prepare  # noqa: E402
+from ocr.synth.crops import CropSet  # noqa: E402
 
 
 def load_prepared(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:

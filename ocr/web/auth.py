@@ -22,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from ocr.review import Reviews, User
+from ocr.review.workflow import Reviews, User
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Checked against when the user name is unknown, so a log-in takes as long either way.

@@ -22,12 +22,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ocr.batch import ReadSettings, read_one
-from ocr.digits import DigitClassifier
-from ocr.inputs import PhotoRef, SubmissionInput
-from ocr.review import Reviews, User
-from ocr.store import ResultStore
-from ocr.web.photos import PhotoStore
+from ocr.run.local import ReadSettings, read_one
+from ocr.reader.digits import DigitClassifier
+from ocr.run.inputs import PhotoRef, SubmissionInput
+from ocr.review.workflow import Reviews, User
+from ocr.db.store import ResultStore
+from ocr.run.photo_store import PhotoStore
 
 KEEP_JOBS_S = 3600.0  # a finished job's page answers for an hour
 GIVE_UP_JOBS_S = 24 * 3600.0  # a job nobody asked about for a day is forgotten (its result is saved all the same)
@@ -116,14 +116,14 @@ class ClusterReader(Reader):
     """Uploads read by the `formc worker`s on `broker`, whose --store is this app's photo store (the same path)."""
 
     def __init__(self, broker: str, reviews: Reviews, photos: PhotoStore) -> None:
-        from ocr.cluster import make_app
+        from ocr.run.cluster import make_app
 
         super().__init__(reviews, photos)
         self.app = make_app(broker)
         self._tasks: dict[str, tuple] = {}  # job id -> its AsyncResult and photos_key, while reading
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
-        from ocr.cluster import OUTAGES, payload, send
+        from ocr.run.cluster import OUTAGES, payload, send
 
         message = payload(submission, [[name, str(self.photos.photo_path(sha)), None] for name, sha in photos],
                           [sha for _, sha in photos], draw=True)
@@ -136,7 +136,7 @@ class ClusterReader(Reader):
             self._finish(job_id, None, f"the reading cluster's broker cannot be reached ({exc!r})")
 
     def job(self, job_id: str) -> Job | None:
-        from ocr.cluster import OUTAGES
+        from ocr.run.cluster import OUTAGES
 
         found = super().job(job_id)
         if found is None or job_id not in self._tasks:

@@ -1,0 +1,317 @@
+"""The results database: `SubmissionResult`s kept in SQLite or PostgreSQL, one submission per `photos_key`.
+
+Saving a key again replaces that submission's pages and fields, so a resumed batch or a redelivered task
+never adds a second copy. The schema comes from the Alembic migrations in `ocr/db/migrations`, run on open.
+What people add (accounts, corrections, verification, the audit log: the review app, `ocr/review/workflow.py`) lives in
+tables of its own, which a save never touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    DateTime,
+    Double,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
+
+from ocr.record import SubmissionResult
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Dialects with INSERT .. ON CONFLICT: the upsert that keeps two workers saving one key from colliding.
+UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+MIGRATION_LOCK = 0x666F726D63  # "formc": the PostgreSQL advisory lock held while migrating
+
+
+class Base(DeclarativeBase):
+    # Fixed constraint names, so the migrations can name (and later drop) exactly what the models declare.
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+class SubmissionRow(Base):
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photos_key: Mapped[str] = mapped_column(String(64), unique=True)
+    submission: Mapped[str] = mapped_column(Text)
+    template: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    timings_ms: Mapped[dict[str, float]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    # The database deletes a submission's pages and fields (ON DELETE CASCADE); the ORM need not load them first.
+    pages: Mapped[list[PageRow]] = relationship(order_by="PageRow.position", cascade="all, delete-orphan",
+                                                passive_deletes=True)
+    fields: Mapped[list[FieldRow]] = relationship(order_by="FieldRow.id", cascade="all, delete-orphan",
+                                                  passive_deletes=True)
+
+
+class PageRow(Base):
+    __tablename__ = "pages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    page: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    # SQL NULL rather than JSON 'null' for a page that was never measured.
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class FieldRow(Base):
+    __tablename__ = "fields"
+    __table_args__ = (UniqueConstraint("submission_id", "field_id"),)
+
+    # Rows are inserted in the result's field order, so `id` keeps that order for the round trip.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    field_id: Mapped[str] = mapped_column(String(100))
+    value: Mapped[int | None] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    read_value: Mapped[int | None] = mapped_column(Integer)
+    digits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    alternatives: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    page: Mapped[int] = mapped_column(Integer)
+
+
+class UserRow(Base):
+    """An account of the review app; never deleted (the audit log names it), only deactivated."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # operator | reviewer | admin
+    password_hash: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReviewRow(Base):
+    """The people's side of a submission: who uploaded it, and whether (and by whom) it was verified and locked.
+
+    A submission without a row (saved by `formc batch`) is open and has no uploader."""
+
+    __tablename__ = "reviews"
+
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # open | verified
+    verified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CorrectionRow(Base):
+    """A reviewer's value for a field; the newest one per field is its effective value, the machine's stays as read."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    field_id: Mapped[str] = mapped_column(String(100))
+    old_value: Mapped[int | None] = mapped_column(Integer)
+    new_value: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AuditRow(Base):
+    """One action by a person (log-in, upload, correction, verification, reopening, export, new account).
+
+    `submission_id` has no foreign key: the log outlives what it names; `detail` repeats what changed."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    submission_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DeliveryRow(Base):
+    """How often the cluster's task for a submission was delivered without finishing, per retry of that task: a
+    worker killed mid-read leaves its count up; a finished read deletes the submission's rows."""
+
+    __tablename__ = "deliveries"
+
+    photos_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    retry: Mapped[int] = mapped_column(Integer, primary_key=True)  # a retry after a database error counts afresh
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class StoreUnavailable(RuntimeError):
+    """The database could not be reached or migrated."""
+
+
+def default_url(path: str | Path) -> str:
+    """SQLAlchemy URL of an SQLite file, e.g. `default_url("out/results.db")`."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def migrate(connection: Connection) -> None:
+    """Brings the schema on `connection` to the newest migration (a no-op when it is there already)."""
+    if connection.dialect.name == "postgresql":
+        # Workers opening a fresh database at once: one migrates, the others wait for its commit and find it done.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Foreign keys are off by default in SQLite (the cascade needs them); WAL lets readers run beside a writer.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+class ResultStore:
+    """Results by `photos_key` in the database at `url` (`sqlite:///...` or `postgresql+psycopg://...`)."""
+
+    def __init__(self, url: str) -> None:
+        # pre_ping: a connection the server dropped (restart, failover) is replaced instead of failing the next query.
+        self.engine = create_engine(url, pool_pre_ping=True)
+        dialect = self.engine.dialect.name
+        if dialect not in UPSERTS:
+            self.engine.dispose()
+            raise ValueError(f"results database must be SQLite or PostgreSQL, not {dialect} ({self.engine.url!r})")
+        if dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._upsert = UPSERTS[dialect]
+        try:
+            with self.engine.begin() as connection:
+                migrate(connection)
+        except OperationalError as e:
+            self.engine.dispose()
+            raise StoreUnavailable(f"cannot open the results database {self.engine.url!r}: {e.orig}") from e
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def save(self, result: SubmissionResult) -> None:
+        """Stores `result`, replacing whatever was stored under its `photos_key`."""
+        self.save_many([result])
+
+    def save_many(self, results: Iterable[SubmissionResult]) -> None:
+        """Stores every result in one transaction: all of them or, on an error, none."""
+        with Session(self.engine) as session, session.begin():
+            for result in results:
+                self._replace(session, result)
+
+    def _replace(self, session: Session, result: SubmissionResult) -> None:
+        row = dict(submission=result.submission, template=result.template, status=result.status, reasons=result.reasons,
+                   checks=[c.model_dump() for c in result.checks], timings_ms=result.timings_ms)
+        upsert = self._upsert(SubmissionRow).values(photos_key=result.photos_key, **row)
+        # Updating in place keeps the submission's id (and created_at) stable across saves.
+        upsert = upsert.on_conflict_do_update(index_elements=[SubmissionRow.photos_key],
+                                              set_=dict(row, updated_at=func.now()))
+        submission_id = session.execute(upsert.returning(SubmissionRow.id)).scalar_one()
+        session.execute(delete(PageRow).where(PageRow.submission_id == submission_id))
+        session.execute(delete(FieldRow).where(FieldRow.submission_id == submission_id))
+        if result.pages:
+            session.execute(insert(PageRow), [
+                dict(submission_id=submission_id, position=i, source=p.source, sha256=p.sha256, page=p.page,
+                     status=p.status, quality=p.quality.model_dump() if p.quality else None,
+                     errors=[e.model_dump() for e in p.errors])
+                for i, p in enumerate(result.pages)])
+        if result.fields:
+            session.execute(insert(FieldRow), [
+                dict(submission_id=submission_id, field_id=field_id, value=f.value, confidence=f.confidence,
+                     status=f.status, reasons=f.reasons, read_value=f.read_value, page=f.page,
+                     digits=[d.model_dump() for d in f.digits], alternatives=[a.model_dump() for a in f.alternatives])
+                for field_id, f in result.fields.items()])
+
+    def get(self, photos_key: str) -> SubmissionResult | None:
+        """The result stored under `photos_key`, equal to the one saved; None when there is none."""
+        return self._get(SubmissionRow.photos_key == photos_key)
+
+    def get_by_id(self, submission_id: int) -> SubmissionResult | None:
+        """The result of the submission row `submission_id` (the review app's handle on it); None when there is none."""
+        return self._get(SubmissionRow.id == submission_id)
+
+    def _get(self, where: Any) -> SubmissionResult | None:
+        with Session(self.engine) as session:
+            row = session.scalar(select(SubmissionRow).where(where)
+                                 .options(selectinload(SubmissionRow.pages), selectinload(SubmissionRow.fields)))
+            if row is None:
+                return None
+            return SubmissionResult.model_validate(dict(
+                submission=row.submission, photos_key=row.photos_key, template=row.template, status=row.status,
+                reasons=row.reasons, checks=row.checks, timings_ms=row.timings_ms,
+                pages=[dict(source=p.source, sha256=p.sha256, page=p.page, status=p.status, quality=p.quality,
+                            errors=p.errors) for p in row.pages],
+                fields={f.field_id: dict(value=f.value, confidence=f.confidence, status=f.status, reasons=f.reasons,
+                                         read_value=f.read_value, digits=f.digits, alternatives=f.alternatives, page=f.page)
+                        for f in row.fields}))
+
+    def count_delivery(self, photos_key: str, retry: int = 0) -> int:
+        """Counts one more delivery of the task reading `photos_key` (its `retry`-th retry); this delivery's number."""
+        upsert = self._upsert(DeliveryRow).values(photos_key=photos_key, retry=retry, count=1)
+        upsert = upsert.on_conflict_do_update(index_elements=[DeliveryRow.photos_key, DeliveryRow.retry],
+                                              set_={"count": DeliveryRow.count + 1})
+        with self.engine.begin() as connection:  # one statement: two workers counting at once both count
+            return connection.execute(upsert.returning(DeliveryRow.count)).scalar_one()
+
+    def clear_deliveries(self, photos_key: str) -> None:
+        """Forgets the deliveries of `photos_key`: its read finished."""
+        with self.engine.begin() as connection:
+            connection.execute(delete(DeliveryRow).where(DeliveryRow.photos_key == photos_key))
+
+    def keys(self) -> set[str]:
+        """The `photos_key` of every stored submission: what a resumed batch can skip."""
+        with Session(self.engine) as session:
+            return set(session.scalars(select(SubmissionRow.photos_key)))
+
+    def count_by_status(self) -> dict[str, int]:
+        """Stored submissions per status (ok, review, rejected, error); statuses with none are left out."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(SubmissionRow.status, func.count()).group_by(SubmissionRow.status))
+            return {status: count for status, count in rows}

@@ -1,0 +1,360 @@
+"""Previews: what an operator checks before sending a photo, and what a reviewer sees beside a flagged field.
+
+A page preview is the photo warped onto its template page (page px = page mm x `px_per_mm`, so the
+template's geometry maps straight onto it), every field of that page outlined in its status colour
+with its value in a label beside its boxes, and a side panel on the right: the submission's status,
+a legend, the failed rules with the values of both sides, and the page's fields to check with their
+reasons. A refused photo gets its reason in large letters over a dimmed thumbnail instead. Images are
+BGR uint8 (OpenCV's order); text is drawn by Pillow in the font of ocr/templates/render.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ocr.reader.align import PageAlignment
+from ocr.pipeline import SubmissionRead
+from ocr.templates.render import bold_stroke, bubble_rects_px, font, page_size_px, rect_px
+from ocr.record import SubmissionResult
+from ocr.templates.rules import evaluate, parse_rule
+from ocr.templates.model import NumberField, TemplatePage
+
+RGB = tuple[int, int, int]
+Rect = tuple[int, int, int, int]  # (x0, y0, x1, y1) px, end exclusive
+
+STATUS_RGB: dict[str, RGB] = {"ok": (0, 150, 70), "corrected": (30, 100, 230), "review": (240, 120, 0),
+                              "unreadable": (215, 20, 20)}
+SUBMISSION_RGB: dict[str, RGB] = {"ok": STATUS_RGB["ok"], "review": STATUS_RGB["review"],
+                                  "rejected": STATUS_RGB["unreadable"], "error": STATUS_RGB["unreadable"]}
+NOT_JUDGED_RGB: RGB = (120, 120, 120)  # a field the result does not carry (a result of another submission)
+INK_RGB: RGB = (20, 20, 20)
+MUTED_RGB: RGB = (95, 95, 95)
+WHITE: RGB = (255, 255, 255)
+PANEL_MM = 280.0  # side panel width in page mm, so that it scales with the page
+REFUSAL_WIDTH_PX = 1600
+_VERDICT = {"ok": "every number passed the checks", "review": "a person must check the marked fields",
+            "rejected": "a photo was refused: take it again", "error": "the reader failed on this submission"}
+
+
+def _page_px_to_photo_px(alignment: PageAlignment, origin_mm: tuple[float, float], px_per_mm: float) -> np.ndarray:
+    """(3, 3): px of a page region whose top-left is `origin_mm`, drawn at `px_per_mm` -> photo px."""
+    page_mm_from_px = np.array([[1 / px_per_mm, 0, origin_mm[0]], [0, 1 / px_per_mm, origin_mm[1]], [0, 0, 1]])
+    return alignment.page_homography @ page_mm_from_px
+
+
+def _warp(photo_gray: np.ndarray, alignment: PageAlignment, origin_mm: tuple[float, float], size_px: tuple[int, int],
+          px_per_mm: float) -> np.ndarray:
+    # The map goes output -> photo, so no inversion and no hole in the output.
+    return cv2.warpPerspective(photo_gray, _page_px_to_photo_px(alignment, origin_mm, px_per_mm), size_px,
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=255)
+
+
+def warp_page(photo_gray: np.ndarray, alignment: PageAlignment, px_per_mm: float = 4.0) -> np.ndarray:
+    """(H, W) uint8: the photo resampled onto its whole page, page px = page mm x `px_per_mm`."""
+    return _warp(photo_gray, alignment, (0.0, 0.0), page_size_px(alignment.template, px_per_mm), px_per_mm)
+
+
+def field_crop(photo_gray: np.ndarray, alignment: PageAlignment, field_id: str, px_per_mm: float = 12.0,
+               margin_mm: float = 3.0) -> np.ndarray:
+    """(H, W) uint8: a field's boxes and `margin_mm` around them, cut from the page and enlarged to `px_per_mm`."""
+    field = alignment.template.fields[field_id]
+    if field.page != alignment.page_number:
+        raise ValueError(f"{field_id} is on page {field.page}, this photo is page {alignment.page_number}")
+    boxes = np.array(field.boxes_mm)
+    x0, y0 = boxes[:, :2].min(axis=0) - margin_mm
+    x1, y1 = (boxes[:, :2] + boxes[:, 2:]).max(axis=0) + margin_mm
+    size = (round((x1 - x0) * px_per_mm), round((y1 - y0) * px_per_mm))
+    return _warp(photo_gray, alignment, (float(x0), float(y0)), size, px_per_mm)
+
+
+def _corners(rect: tuple[int, int, int, int], pad: int = 0) -> Rect:
+    x, y, w, h = rect
+    return x - pad, y - pad, x + w + pad, y + h + pad
+
+
+def _union(rects: list[Rect]) -> Rect:
+    return min(r[0] for r in rects), min(r[1] for r in rects), max(r[2] for r in rects), max(r[3] for r in rects)
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _printed_obstacles(page: TemplatePage, px_per_mm: float) -> list[Rect]:
+    """What a value label must not cover: every box (frame included), bubble and tally grid of the page."""
+    pad = round(0.8 * px_per_mm)
+    rects = [_corners(rect_px(b, px_per_mm), pad) for f in page.fields for b in f.boxes_mm]
+    rects += [_corners(r, pad) for f in page.fields for column in bubble_rects_px(f, px_per_mm) for r in column]
+    rects += [_corners(rect_px(g.rect_mm, px_per_mm), pad) for g in page.tally_grids]
+    return rects
+
+
+def _label_box(text: str, size: int) -> tuple[int, int, int, int, int]:
+    """(width, height, padding, glyph left, glyph top) px of a value label in bold at `size`."""
+    left, _, right, _ = font(size).getbbox(text, stroke_width=bold_stroke(size))
+    _, top, _, bottom = font(size).getbbox("0123456789?", stroke_width=bold_stroke(size))  # one height for all values
+    pad = max(2, round(0.16 * size))
+    return right - left + 2 * pad, bottom - top + 2 * pad, pad, left, top
+
+
+def _place_label(text: str, field: NumberField, taken: list[Rect], bounds: Rect, px_per_mm: float) -> tuple[Rect, int]:
+    """The label's rectangle and font size: the largest that fits right of, left of, above or below the boxes
+    without covering print that matters or another label; the smallest, on the right, when none does."""
+    group = _union([_corners(rect_px(b, px_per_mm)) for b in field.boxes_mm])
+    gap = round(1.2 * px_per_mm)
+    mid = (group[1] + group[3]) // 2
+    size = round(0.75 * rect_px(field.boxes_mm[0], px_per_mm)[3])
+    smallest = round(4.0 * px_per_mm)
+    while True:
+        w, h, *_ = _label_box(text, size)
+        spots = [(group[2] + gap, mid - h // 2), (group[0] - gap - w, mid - h // 2),
+                 (group[2] - w, group[1] - gap - h), (group[2] - w, group[3] + gap)]
+        for x, y in spots:
+            rect = (x, y, x + w, y + h)
+            inside = bounds[0] <= x and bounds[1] <= y and x + w <= bounds[2] and y + h <= bounds[3]
+            if inside and not any(_overlaps(rect, t) for t in taken):
+                return rect, size
+        if size <= smallest:
+            x, y = spots[0]
+            return (x, y, x + w, y + h), size
+        size = max(smallest, int(size * 0.9))
+
+
+def _draw_label(draw: ImageDraw.ImageDraw, text: str, rect: Rect, size: int, fill: RGB) -> None:
+    _, _, pad, left, top = _label_box(text, size)
+    draw.rounded_rectangle(rect, radius=pad, fill=fill, outline=WHITE, width=max(1, size // 20))
+    draw.text((rect[0] + pad - left, rect[1] + pad - top), text, fill=WHITE, font=font(size),
+              stroke_width=bold_stroke(size), stroke_fill=WHITE)
+
+
+def _wrap(text: str, face: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """Greedy word wrap to `width` px; a word longer than the line (a path) is cut."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and face.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+            continue
+        while len(word) > 1 and face.getlength(word) > width:
+            cut = next((i for i in range(len(word) - 1, 0, -1) if face.getlength(word[:i]) <= width), 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    return lines
+
+
+class _Column:
+    """Text written top-down into a column of an image: wrapped lines, swatches, badges."""
+
+    def __init__(self, image: Image.Image, x: int, y: int, width: int):
+        self.draw = ImageDraw.Draw(image)
+        self.x, self.y, self.width = x, y, width
+
+    def text(self, text: str, size: int, fill: RGB = INK_RGB, bold: bool = False, indent: int = 0) -> None:
+        stroke = bold_stroke(size, bold)
+        for line in _wrap(text, font(size), self.width - indent):
+            self.draw.text((self.x + indent, self.y), line, fill=fill, font=font(size), stroke_width=stroke,
+                           stroke_fill=fill)
+            self.y += round(1.25 * size)
+
+    def badge(self, text: str, size: int, fill: RGB) -> None:
+        w, h, pad, left, top = _label_box(text, size)
+        rect = (self.x, self.y, self.x + w + 2 * pad, self.y + h)
+        self.draw.rounded_rectangle(rect, radius=pad, fill=fill)
+        self.draw.text((self.x + 2 * pad - left, self.y + pad - top), text, fill=WHITE, font=font(size),
+                       stroke_width=bold_stroke(size), stroke_fill=WHITE)
+        self.y += h + size // 3
+
+    def swatches(self, items: list[tuple[str, RGB]], size: int) -> None:
+        x = self.x
+        for name, colour in items:
+            width = size + size // 3 + round(font(size).getlength(name))
+            if x > self.x and x + width > self.x + self.width:
+                x, self.y = self.x, self.y + round(1.4 * size)
+            self.draw.rectangle((x, self.y + size // 8, x + size, self.y + size + size // 8), fill=colour)
+            self.draw.text((x + size + size // 3, self.y), name, fill=INK_RGB, font=font(size))
+            x += width + size
+        self.y += round(1.6 * size)
+
+    def space(self, px: int) -> None:
+        self.y += px
+
+
+def _sides(rule: str, result: SubmissionResult) -> str | None:
+    """'181 vs 171': both sides of a rule with the values read, or None when one of its fields has none."""
+    comparison = parse_rule(rule)
+    values = {f: r.value for f, r in result.fields.items()}
+    if any(values.get(f) is None for f in comparison.field_ids(values)):
+        return None
+    known = {f: v for f, v in values.items() if v is not None}
+    return f"{evaluate(comparison.left, known):g} vs {evaluate(comparison.right, known):g}"
+
+
+def _write_panel(image: Image.Image, result: SubmissionResult, alignment: PageAlignment, px_per_mm: float) -> int:
+    """The side panel's content: who and what, the verdict, a legend, failed rules, the fields to check; its height."""
+    body, small, big = round(13 * px_per_mm), round(10.5 * px_per_mm), round(28 * px_per_mm)
+    margin = round(8 * px_per_mm)
+    col = _Column(image, margin, margin, image.width - 2 * margin)
+    template, number = alignment.template, alignment.page_number
+    source = next((p.source for p in result.pages if p.page == number and p.status == "read"), "")
+    col.text(result.submission, body, bold=True)
+    col.text(f"{template.id} - page {number} of {len(template.pages)} - {source}", small, MUTED_RGB)
+    q = alignment.quality
+    col.text(f"photo: {q.markers_found}/4 corner markers, tag {'read' if q.tag_read else 'not read'}, "
+             f"sharpness {q.sharpness:.2f}, paper {q.paper_level}/255", small, MUTED_RGB)
+    col.space(small)
+    col.badge(result.status.upper(), big, SUBMISSION_RGB[result.status])
+    col.text(_VERDICT[result.status], small, MUTED_RGB)
+    col.space(small)
+    col.swatches([(status, colour) for status, colour in STATUS_RGB.items()], small)
+
+    failed = [c for c in result.checks if not c.ok]
+    numbering = {c.rule: f"R{i}" for i, c in enumerate(sorted(failed, key=lambda c: not c.hard), 1)}
+    for hard in (True, False):
+        rules = [c.rule for c in failed if c.hard == hard]
+        col.text(f"Failed {'hard' if hard else 'soft'} rules: {len(rules) or 'none'}", body, bold=True,
+                 fill=STATUS_RGB["unreadable" if hard and rules else "review" if rules else "ok"])
+        for rule in rules:
+            col.text(f"{numbering[rule]}  {rule}", small, indent=small)
+            sides = _sides(rule, result)
+            if sides:
+                col.text(sides, small, bold=True, indent=3 * small)
+        col.space(small // 2)
+
+    flagged = [f for f in template.page(number).fields if f.id in result.fields and result.fields[f.id].status != "ok"]
+    col.space(small // 2)
+    col.text(f"Fields to check on this page: {len(flagged) or 'none'}", body, bold=True)
+    for field in flagged:
+        read = result.fields[field.id]
+        value = "?" if read.value is None else str(read.value)
+        col.text(f"{field.id} = {value}  ({read.status})", small, STATUS_RGB[read.status], bold=True, indent=small)
+        # A failed rule is named by its number above rather than written out again (ocr/reader/verdict.py's wording).
+        notes = [f"fails {numbering[r.removeprefix('rule_failed: ')]}" if r.removeprefix("rule_failed: ") in numbering
+                 else r for r in read.reasons]
+        if read.read_value != read.value:
+            notes.append(f"boxes read {read.read_value}")
+        if read.alternatives:
+            notes.append("other readings: " + ", ".join(str(a.value) for a in read.alternatives))
+        col.text("; ".join(notes), small, MUTED_RGB, indent=3 * small)
+    elsewhere = sorted({r.page for r in result.fields.values() if r.status != "ok" and r.page != number})
+    if elsewhere:
+        count = sum(r.status != "ok" and r.page != number for r in result.fields.values())
+        col.space(small // 2)
+        col.text(f"Other pages: {count} fields to check (page {', '.join(map(str, elsewhere))})", small, MUTED_RGB)
+    refused = [p for p in result.pages if p.status == "refused"]
+    if refused:
+        col.space(small // 2)
+        col.text("Refused photos:", body, STATUS_RGB["unreadable"], bold=True)
+        for p in refused:
+            col.text(f"{p.source}: {', '.join(e.code for e in p.errors)}", small, indent=small)
+    return col.y + margin
+
+
+def _panel(result: SubmissionResult, alignment: PageAlignment, width: int, min_height: int,
+           px_per_mm: float) -> Image.Image:
+    # A dry run on a one-row image measures the height: Pillow clips what falls outside.
+    height = _write_panel(Image.new("RGB", (width, 1)), result, alignment, px_per_mm)
+    image = Image.new("RGB", (width, max(min_height, height)), WHITE)
+    _write_panel(image, result, alignment, px_per_mm)
+    return image
+
+
+def render_page_preview(photo_gray: np.ndarray, alignment: PageAlignment, result: SubmissionResult,
+                        px_per_mm: float = 4.0) -> np.ndarray:
+    """BGR uint8: the photo on its page with this page's fields outlined and labelled, the side panel at the right.
+
+    Page px (x, y) = page mm x `px_per_mm` from the image's top-left: the panel adds width, not an offset."""
+    page = alignment.template.page(alignment.page_number)
+    image = Image.fromarray(warp_page(photo_gray, alignment, px_per_mm)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    photo_px_to_page_px = np.linalg.inv(_page_px_to_photo_px(alignment, (0.0, 0.0), px_per_mm))
+    line = max(2, round(0.7 * px_per_mm))
+    taken = _printed_obstacles(page, px_per_mm)
+    bounds = (0, 0, *image.size)
+    for field in page.fields:
+        read = result.fields.get(field.id)
+        colour = STATUS_RGB[read.status] if read else NOT_JUDGED_RGB
+        corners = cv2.perspectiveTransform(alignment.box_corners(field.id).reshape(-1, 1, 2), photo_px_to_page_px)
+        for box in corners.reshape(-1, 4, 2):
+            points = [(float(x), float(y)) for x, y in box]
+            draw.line(points + points[:1], fill=colour, width=line, joint="curve")
+        if read is None:
+            continue
+        text = "?" if read.value is None else str(read.value)
+        rect, size = _place_label(text, field, taken, bounds, px_per_mm)
+        taken.append(_corners((rect[0], rect[1], rect[2] - rect[0], rect[3] - rect[1]), round(0.5 * px_per_mm)))
+        _draw_label(draw, text, rect, size, colour)
+    panel = _panel(result, alignment, round(PANEL_MM * px_per_mm), image.height, px_per_mm)
+    canvas = Image.new("RGB", (image.width + panel.width, panel.height), WHITE)
+    canvas.paste(image, (0, 0))
+    canvas.paste(panel, (image.width, 0))
+    ImageDraw.Draw(canvas).rectangle((image.width, 0, image.width + line - 1, canvas.height), fill=MUTED_RGB)
+    return np.ascontiguousarray(np.asarray(canvas)[:, :, ::-1])
+
+
+def _write_refusal(image: Image.Image, source: str, code: str, message: str) -> int:
+    """The refusal's text, light on dark; its height (a dry run on a one-row image measures it)."""
+    margin = image.width // 20
+    col = _Column(image, margin, margin, image.width - 2 * margin)
+    col.text("PHOTO REFUSED", 56, (255, 120, 110), bold=True)
+    col.space(20)
+    col.text(code.replace("_", " ").upper(), 120, WHITE, bold=True)
+    col.text(source, 44, (200, 200, 200))
+    col.space(40)
+    col.text(message, 64, WHITE)
+    return col.y + margin
+
+
+def render_refusal(source: str, code: str, message: str, photo_gray: np.ndarray | None = None) -> np.ndarray:
+    """BGR uint8: why a photo was refused, in large letters, over a dimmed thumbnail of the photo when there is one."""
+    width = REFUSAL_WIDTH_PX
+    text = Image.new("RGBA", (width, _write_refusal(Image.new("RGBA", (width, 1)), source, code, message)), (0, 0, 0, 0))
+    _write_refusal(text, source, code, message)
+    if photo_gray is None:
+        background = np.full((text.height, width), 45, np.uint8)
+    else:
+        scale = min(width / photo_gray.shape[1], 2 * width / photo_gray.shape[0])
+        size = (round(photo_gray.shape[1] * scale), max(1, round(photo_gray.shape[0] * scale)))
+        thumb = (cv2.resize(photo_gray, size, interpolation=cv2.INTER_AREA) * 0.3).astype(np.uint8)  # white reads over it
+        background = np.zeros((max(text.height, size[1]), width), np.uint8)
+        x0 = (width - size[0]) // 2
+        background[:size[1], x0:x0 + size[0]] = thumb
+    canvas = Image.fromarray(background).convert("RGBA")
+    canvas.alpha_composite(text)
+    return np.ascontiguousarray(np.asarray(canvas.convert("RGB"))[:, :, ::-1])
+
+
+def render_submission_preview(read: SubmissionRead, result: SubmissionResult,
+                              px_per_mm: float = 4.0) -> list[tuple[str, np.ndarray]]:
+    """(source, BGR image) per photo, in order: a page preview for a read page, the refusal for a refused one.
+    The read must keep its photos (`read_submission(..., keep_photos=True)`)."""
+    images = []
+    for page in read.pages:
+        gray = page.photo.gray if page.photo is not None else None
+        if page.refusal is not None:  # a Refusal is falsy
+            images.append((page.source, render_refusal(page.source, str(page.refusal.code), page.refusal.message, gray)))
+        elif gray is None or page.alignment is None:
+            raise ValueError(f"{page.source}: no photo kept: read with read_submission(..., keep_photos=True)")
+        else:
+            images.append((page.source, render_page_preview(gray, page.alignment, result, px_per_mm)))
+    return images
+
+
+def write_previews(read: SubmissionRead, result: SubmissionResult, out: Path, px_per_mm: float = 4.0) -> list[Path]:
+    """Each photo's preview as a PNG: `out` named *.png is the file (`<out stem>-<photo stem>.png` for several
+    photos), any other `out` is a folder of `<photo stem>.png`."""
+    images = render_submission_preview(read, result, px_per_mm)
+    stems = [Path(source.split(":")[-1]).stem for source, _ in images]  # a zip member's name after the colon
+    if out.suffix.lower() != ".png":
+        paths = [out / f"{stem}.png" for stem in stems]
+    elif len(images) == 1:
+        paths = [out]
+    else:
+        paths = [out.with_name(f"{out.stem}-{stem}.png") for stem in stems]
+    for path, (_, image) in zip(paths, images):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), image)
+    return paths

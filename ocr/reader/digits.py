@@ -1,0 +1,152 @@
+"""Read digit boxes: clean each crop, then a small CNN gives calibrated probabilities over 13 classes.
+
+Public contract (outside tools rely on it): `DigitClassifier().predict(crops)` takes grayscale
+uint8 crops of single boxes (dark ink on light paper, any size, printed frame included as a
+reader cuts it) and returns an (n, 13) float32 array of probabilities in the order of `CLASSES`:
+'0'..'9', 'X' (filler in unused leading boxes), '-' (dash filler), 'blank'.
+
+The network was trained by train/train_digits.py on boxes cut by the reader from synthetic
+photos (ocr/synth/crops.py); it runs with onnxruntime, which reads these small batches about
+four times faster than OpenCV's DNN module (bench/digits_bench.py measures both).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import cv2
+import numpy as np
+
+CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "X", "-", "blank")
+BLANK, X_FILLER, DASH = 12, 10, 11
+CROP_PX = 48  # crops are brought to this size before cleaning (the reader cuts at this size)
+INPUT_PX = 32  # network input, ink = 1.0 on paper = 0.0
+MIN_INK_SHARE = 0.4  # ink must be this much darker than paper (share of paper level) to count fully
+# A crop cut without its frame has no printed black to scale by: a faint watermark or shadow must not become ink.
+FRAME_LINE = 0.6  # a straight run this share of the crop long, near the border, is printed frame
+
+
+def _resized(crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """(n, CROP_PX, CROP_PX) uint8 stack of the crops at the reader's cut size."""
+    out = np.empty((len(crops), CROP_PX, CROP_PX), np.uint8)
+    for i, crop in enumerate(crops):
+        crop = np.asarray(crop, dtype=np.uint8)
+        if crop.ndim != 2:
+            raise ValueError(f"expected 2-D grayscale crops, got shape {crop.shape}")
+        if crop.shape != (CROP_PX, CROP_PX):
+            shrink = min(crop.shape) > CROP_PX
+            crop = cv2.resize(crop, (CROP_PX, CROP_PX), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        out[i] = crop
+    return out
+
+
+def _quantile(values: np.ndarray, q: float) -> np.ndarray:
+    """Per-row q-quantile (lower) of an (n, m) array; a partial sort, cheaper than np.percentile."""
+    k = int(q * (values.shape[1] - 1))
+    return np.partition(values, k, axis=1)[:, k]
+
+
+def ink_maps(crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Ink coverage per crop, uint8 (n, CROP_PX, CROP_PX): the box's own paper 0, as dark as the frame 255.
+
+    Paper is measured inside the box, whose print may be shaded, so that an empty box reads as no ink.
+    """
+    gray = _resized(crops)
+    n, q = len(gray), CROP_PX // 4
+    paper = _quantile(gray[:, q:-q, q:-q].reshape(n, -1), 0.9).astype(np.float32)
+    darkest = _quantile(gray.reshape(n, -1), 0.005).astype(np.float32)
+    gain = (255.0 / np.maximum(paper - darkest, MIN_INK_SHARE * paper))[:, None, None]
+    return np.clip((paper[:, None, None] - gray) * gain, 0, 255).astype(np.uint8)
+
+
+_BAND = np.ones((CROP_PX, CROP_PX), bool)
+_BAND[CROP_PX // 4: -CROP_PX // 4, CROP_PX // 4: -CROP_PX // 4] = False  # a long stroke in the middle is writing
+_LINE_PX = int(CROP_PX * FRAME_LINE) | 1  # odd: an even-length opening drops a line's last pixel
+_LINE_KERNELS = (np.ones((1, _LINE_PX), np.uint8), np.ones((_LINE_PX, 1), np.uint8))
+
+
+def remove_frame(inks: np.ndarray) -> np.ndarray:
+    """Ink (n, CROP_PX, CROP_PX) uint8 minus long straight lines near each border (the printed frame).
+
+    Strokes crossing the frame lose only the overlap. Row-wise openings run on the crops stacked
+    top to bottom and column-wise ones on them side by side, so that no line runs across two crops.
+    """
+    n = len(inks)
+    across = cv2.morphologyEx(inks.reshape(n * CROP_PX, CROP_PX), cv2.MORPH_OPEN, _LINE_KERNELS[0]).reshape(inks.shape)
+    side_by_side = np.ascontiguousarray(inks.transpose(1, 0, 2)).reshape(CROP_PX, n * CROP_PX)
+    down = cv2.morphologyEx(side_by_side, cv2.MORPH_OPEN, _LINE_KERNELS[1]).reshape(CROP_PX, n, CROP_PX)
+    lines = np.maximum(across, down.transpose(1, 0, 2))
+    return np.where(_BAND, cv2.subtract(inks, lines), inks)
+
+
+def prepare(crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """(n, 1, INPUT_PX, INPUT_PX) float32 network input in [0, 1] from grayscale uint8 crops."""
+    clean = remove_frame(ink_maps(crops))
+    n = len(clean)
+    # CROP_PX / INPUT_PX = 1.5 exactly, so area resampling of the stack never mixes two crops.
+    small = cv2.resize(clean.reshape(n * CROP_PX, CROP_PX), (INPUT_PX, n * INPUT_PX), interpolation=cv2.INTER_AREA)
+    return (small.astype(np.float32) * (1 / 255)).reshape(n, 1, INPUT_PX, INPUT_PX)
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Mean gap between confidence and accuracy over equal-width confidence bins, weighted by count."""
+    conf, pred = probs.max(1), probs.argmax(1)
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            ece += inside.mean() * abs(conf[inside].mean() - (pred[inside] == labels[inside]).mean())
+    return float(ece)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What train/train_digits.py wrote beside the weights."""
+
+    temperature: float
+    classes: tuple[str, ...]
+    input_px: int
+    trained: dict
+
+    @classmethod
+    def load(cls) -> "ModelInfo":
+        raw = json.loads(resources.files("ocr.reader.models").joinpath("digits.json").read_text())
+        return cls(float(raw["temperature"]), tuple(raw["classes"]), int(raw["input_px"]), raw.get("trained", {}))
+
+
+@lru_cache(maxsize=2)
+def _session(threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    model = resources.files("ocr.reader.models").joinpath("digits.onnx").read_bytes()
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+class DigitClassifier:
+    """Calibrated 13-class probabilities for box crops; see the module docstring for the contract."""
+
+    classes = CLASSES
+
+    def __init__(self, threads: int = 1) -> None:
+        self.info = ModelInfo.load()
+        if self.info.classes != CLASSES or self.info.input_px != INPUT_PX:
+            raise RuntimeError("ocr/reader/models/digits.json does not match this reader (classes or input size)")
+        self._session = _session(threads)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Raw network outputs for prepared input (see `prepare`)."""
+        return self._session.run(None, {"crops": batch})[0]
+
+    def predict(self, crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, len(CLASSES)), np.float32)
+        z = self.logits(prepare(crops)) / self.info.temperature
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -1,0 +1,277 @@
+"""Joint decoding: the most probable values of all fields of a submission that satisfy every hard rule.
+
+Each field offers its candidate values (ocr/reader/fields.py) and one more option, "another value",
+whose probability is the field's residual mass: the most any value not listed can have. The
+search maximises the sum of log probabilities over fields, subject to the hard rules. A field
+that closes a rule takes the value the rule names, scored exactly whether listed or not; a free
+field set to "another value" leaves its rules unjudged. So the result is exact: any assignment
+using an unlisted free value scores at most what the same assignment with "another value"
+scores, and that one was searched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ocr.reader.fields import FieldCandidates
+from ocr.templates.model import Rule
+
+OTHER = None  # the "another value" option
+LOG_FLOOR = -50.0  # log probability given to an option of probability 0
+MARGIN_CAP = 15.0  # runner-ups are searched this many nats below the best: beyond, as good as impossible
+MAX_STATES = 5_000  # rule states at one depth of the runner-up search; past it, the margins are not trusted
+MAX_MEMO = 50_000  # rule states the best-assignment search may visit (~1 s); past it, nothing is decided
+
+
+def _log(p: float) -> float:
+    return math.log(p) if p > 0 else LOG_FLOOR
+
+
+class _Undecided(Exception):
+    """The rules tie too many doubtful fields together to search them in time."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    values: dict[str, int | None]  # None: "another value" (unreadable as any listed value)
+    log_p: float
+
+
+@dataclass(frozen=True)
+class _Equation:
+    """A hard rule compiled to sum(coef * field) + const = 0 (within tolerance), closed by its last field."""
+
+    rule: Rule
+    terms: tuple[tuple[int, float], ...]  # (position in the search order, coefficient), last one closing
+    const: float
+
+
+class _Search:
+    """Exact dynamic programme over the fields in a fixed order. The state after the first d fields
+    is, for every rule still open, the partial sum of its assigned terms (or that one is "another
+    value"): what the remaining fields need to know, so equal states are solved once."""
+
+    def __init__(self, candidates: dict[str, FieldCandidates], rules: list[Rule], known: list[str]):
+        linear = [(r, r.parsed.linear(known)) for r in rules]
+        unsupported = [r.expr for r, lin in linear if lin is None or r.parsed.cmp != "="]
+        if unsupported:
+            raise ValueError(f"hard rules must be linear equalities for joint decoding: {unsupported}")
+        usable = [(r, lin) for r, lin in linear if lin[0] and lin[0].keys() <= candidates.keys()]
+        self.order = self._order(list(candidates), [set(lin[0]) for _, lin in usable])
+        self.candidates = [candidates[f] for f in self.order]
+        self.options = [self._options(candidates[f]) for f in self.order]
+        self.log_p = [dict(opts) for opts in self.options]
+        position = {f: i for i, f in enumerate(self.order)}
+        self.equations: list[_Equation] = []
+        self.terms_at: list[list[tuple[int, float]]] = [[] for _ in self.order]  # (equation, coefficient)
+        self.closing: list[list[int]] = [[] for _ in range(len(self.order) + 1)]
+        for rule, (coefs, const) in usable:
+            terms = tuple(sorted(((position[f], c) for f, c in coefs.items()), key=lambda t: t[0]))
+            e = len(self.equations)
+            self.equations.append(_Equation(rule, terms, const))
+            self.closing[terms[-1][0]].append(e)
+            for pos, coef in terms[:-1]:
+                self.terms_at[pos].append((e, coef))
+        best = [opts[0][1] for opts in self.options]
+        self.rest = [sum(best[d:]) for d in range(len(best) + 1)]  # the most fields d.. can score
+        self.open_at = [tuple(e for e, eq in enumerate(self.equations) if eq.terms[0][0] < d <= eq.terms[-1][0])
+                        for d in range(len(self.order) + 1)]
+        # Where each equation's state comes from when a state tuple is stepped (index in the tuple, or
+        # None: not open yet, so its constant and no unknown term), for the max-marginal passes.
+        slot = [{e: i for i, e in enumerate(open_eqs)} for open_eqs in self.open_at]
+        self.closing_from = [[(slot[d].get(e), self.equations[e].const) for e in self.closing[d]]
+                             for d in range(len(self.order))]
+        self.next_from = [[(slot[d].get(e), self.equations[e].const, dict(self.terms_at[d]).get(e))
+                           for e in self.open_at[d + 1]] for d in range(len(self.order))]
+
+    @staticmethod
+    def _options(c: FieldCandidates) -> list[tuple[int | None, float]]:
+        options = [(v, _log(p)) for v, p in zip(c.values, c.probs)]
+        if c.residual > 0 or not options:
+            options.append((OTHER, _log(c.residual)))
+        return sorted(options, key=lambda o: -o[1])
+
+    @staticmethod
+    def _order(fields: list[str], groups: list[set[str]]) -> list[str]:
+        """Greedy: next the field that leaves the fewest rules open, then the one closing the most."""
+        order: list[str] = []
+        placed: set[str] = set()
+        remaining = set(fields)
+        while remaining:
+            def cost(f: str) -> tuple:
+                after = placed | {f}
+                still_open = sum(1 for g in groups if g & after and not g <= after)
+                closes = sum(1 for g in groups if f in g and g <= after)
+                return (still_open, -closes, f)
+            pick = min(remaining, key=cost)
+            order.append(pick)
+            placed.add(pick)
+            remaining.discard(pick)
+        return order
+
+    def run(self) -> Assignment:
+        """The best assignment (one always exists: "another value" satisfies any rule)."""
+        self.partial = [eq.const for eq in self.equations]
+        self.unknown = [0] * len(self.equations)  # terms that are "another value"
+        self.memo: dict[tuple, tuple[bool, float, tuple]] = {}
+        found = self._complete(0, -math.inf)
+        return Assignment(dict(zip(self.order, found[1])), found[0])
+
+    def _required(self, depth: int, closing: list[tuple[float, int]]) -> tuple[bool, int | None]:
+        """(constrained, value) for the field at `depth` from the rules it closes, given their (partial sum,
+        unknown terms) in `self.closing[depth]` order; value None: no value fits."""
+        need = None
+        constrained = False
+        for e, (partial, unknown) in zip(self.closing[depth], closing):
+            if unknown:
+                continue  # an unknown value can make it hold: a person judges it
+            eq = self.equations[e]
+            coef = eq.terms[-1][1]
+            x = -partial / coef
+            value = round(x)
+            if abs(x - value) * abs(coef) > eq.rule.tolerance + 1e-9 or value < 0 or (constrained and need != value):
+                return True, None
+            constrained, need = True, value
+        return constrained, need
+
+    def _choices(self, depth: int, closing: list[tuple[float, int]]) -> list[tuple[int | None, float]]:
+        """The options of the field at `depth` given the state of the rules it closes."""
+        constrained, need = self._required(depth, closing)
+        if not constrained:
+            return self.options[depth]
+        if need is None:
+            return []
+        # The rules name the value: score it exactly, listed or not (a rule is never satisfied for free).
+        logp = self.log_p[depth].get(need)
+        return [(need, logp if logp is not None else _log(self.candidates[depth].probability(need)))]
+
+    def _complete(self, depth: int, floor: float) -> tuple[float, tuple] | None:
+        """Best (score, values) of the fields from `depth` on if it scores above `floor`, else None.
+
+        Memoised on the state of the open rules: an exact best, or a bound it was found not to beat
+        (alpha-beta style), so equal states are solved once and hopeless branches are cut early."""
+        if depth == len(self.order):
+            return (0.0, ()) if floor < 0.0 else None
+        if self.rest[depth] <= floor:
+            return None
+        key = (depth, *((self.partial[e], self.unknown[e]) for e in self.open_at[depth]))
+        known = self.memo.get(key)
+        if known is None and len(self.memo) > MAX_MEMO:
+            raise _Undecided
+        if known is not None:
+            exact, score, values = known
+            if exact:
+                return (score, values) if score > floor else None
+            if score <= floor:  # proven: nothing here beats `score`
+                return None
+        best = None
+        closing = [(self.partial[e], self.unknown[e]) for e in self.closing[depth]]
+        for value, logp in self._choices(depth, closing):
+            bar = max(floor, best[0]) if best else floor
+            for e, coef in self.terms_at[depth]:
+                if value is OTHER:
+                    self.unknown[e] += 1
+                else:
+                    self.partial[e] += coef * value
+            rest = self._complete(depth + 1, bar - logp)
+            for e, coef in self.terms_at[depth]:
+                if value is OTHER:
+                    self.unknown[e] -= 1
+                else:
+                    self.partial[e] -= coef * value
+            if rest is not None:
+                best = (logp + rest[0], (value, *rest[1]))
+        # Above the floor, the best is exact: every branch cut could not beat it.
+        self.memo[key] = (True, *best) if best else (False, floor, ())
+        return best
+
+    def _expand(self, depth: int, state: tuple) -> list[tuple[int | None, float, tuple]]:
+        """(value, log p, next state) for each option of the field at `depth` from `state` (as in the memo keys)."""
+        closing = [state[i] if i is not None else (c, 0) for i, c in self.closing_from[depth]]
+        moves = []
+        for value, logp in self._choices(depth, closing):
+            nxt = []
+            for i, const, coef in self.next_from[depth]:
+                partial, unknown = state[i] if i is not None else (const, 0)
+                if coef is not None:
+                    if value is OTHER:
+                        unknown += 1
+                    else:
+                        partial += coef * value
+                nxt.append((partial, unknown))
+            moves.append((value, logp, tuple(nxt)))
+        return moves
+
+    def runner_ups(self, best: Assignment, floor: float) -> dict[str, float | None]:
+        """Per field: the best score of an assignment that gives it another value than `best` does, if above
+        `floor` (else None). Max-marginals by one forward and one backward pass over the states the rules
+        can be in, keeping only states from which some assignment can still score above `floor`."""
+        n = len(self.order)
+        forward: list[dict[tuple, float]] = [{(): 0.0}] + [{} for _ in range(n)]
+        moves: list[dict[tuple, list]] = [{} for _ in range(n)]
+        for d in range(n):
+            for state, score in forward[d].items():
+                moves[d][state] = self._expand(d, state)
+                for _, logp, nxt in moves[d][state]:
+                    total = score + logp
+                    if total + self.rest[d + 1] > floor and total > forward[d + 1].get(nxt, -math.inf):
+                        forward[d + 1][nxt] = total
+            if len(forward[d + 1]) > MAX_STATES:
+                raise _Undecided
+        backward: dict[tuple, float] = {(): 0.0}
+        runner: dict[str, float | None] = {}
+        for d in range(n - 1, -1, -1):
+            chosen = best.values[self.order[d]]
+            here: dict[tuple, float] = {}
+            second = -math.inf
+            for state, score in forward[d].items():
+                for value, logp, nxt in moves[d][state]:
+                    tail = backward.get(nxt)
+                    if tail is None:
+                        continue
+                    here[state] = max(here.get(state, -math.inf), logp + tail)
+                    if value != chosen:
+                        second = max(second, score + logp + tail)
+            backward = here
+            runner[self.order[d]] = second if second > floor else None
+        return runner
+
+
+@dataclass(frozen=True)
+class JointResult:
+    consistent: Assignment  # best assignment under the hard rules
+    unconstrained: Assignment  # each field's own most probable option
+    margins: dict[str, float]  # per field: log p of the best minus the best with that field's value changed (at most MARGIN_CAP)
+
+
+def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule],
+                   all_field_ids: dict[str, object]) -> JointResult:
+    """Best consistent and unconstrained assignments, and each field's margin to its runner-up. When the rules tie
+    too many doubtful fields together (a voters' grid read badly), the search gives up: each field keeps its own
+    best reading with margin 0, so a person sees all of them."""
+    search = _Search(candidates, [r for r in rules if r.hard], list(all_field_ids))
+    free = {f: search.options[i][0][0] for i, f in enumerate(search.order)}
+    unconstrained = Assignment(free, sum(o[0][1] for o in search.options))
+    try:
+        return _decide(candidates, rules, all_field_ids, search, unconstrained)
+    except _Undecided:
+        return JointResult(unconstrained, unconstrained, {f: 0.0 for f in search.order})
+
+
+def _decide(candidates: dict[str, FieldCandidates], rules: list[Rule], all_field_ids: dict[str, object],
+            search: _Search, unconstrained: Assignment) -> JointResult:
+    best = search.run()
+    # Runner-ups are searched only within MARGIN_CAP of the best: a value whose own shortfall against
+    # the field's top option already exceeds the room left cannot take part, so it is dropped.
+    room = best.log_p - MARGIN_CAP - unconstrained.log_p
+    narrowed = {}
+    for f, c in candidates.items():
+        top = _log(c.probs[0]) if c.probs else LOG_FLOOR
+        keep = [i for i, p in enumerate(c.probs) if _log(p) - top >= room]
+        narrowed[f] = replace(c, values=tuple(c.values[i] for i in keep), probs=tuple(c.probs[i] for i in keep),
+                              labels=tuple(c.labels[i] for i in keep))
+    search = _Search(narrowed, [r for r in rules if r.hard], list(all_field_ids))
+    runner = search.runner_ups(best, best.log_p - MARGIN_CAP)
+    margins = {f: MARGIN_CAP if r is None else best.log_p - r for f, r in runner.items()}
+    return JointResult(best, unconstrained, margins)

@@ -1,0 +1,393 @@
+"""Locate: find the page in a photo from its corner markers and page tag, as a homography page mm -> photo px.
+
+Markers are found on a reduced copy of the photo: black squares (contours of an adaptive
+threshold, slightly eroded so that a marker's two squares come apart) paired when they touch at a
+corner, or one bow-tie blob where blur kept them joined. Four (or three) markers are assigned to
+the page corners by the direction of their diagonal, which rules out 90-degree mistakes; the
+180-degree ambiguity is settled by the page tag, decoded in a small rectified window where each
+hypothesis puts it. Marker centres are refined to sub-pixel on the full-resolution image
+(`cv2.cornerSubPix` on the checker saddle). Four markers define the homography; the tag's
+corners check it (three markers: all seven points are fitted, and the fourth is looked for again).
+
+Pixel coordinates are (x, y) in the photo as displayed; page coordinates are mm from the page's
+top-left. `page_homography` maps page mm to photo px.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ocr.templates.model import FormTemplate, rect_corners
+
+LOCATE_MIN_LONG_SIDE_PX = 1200  # markers (7.2 mm squares) stay >= 6 px at 35 % page fill of 12 MP
+TAG_WINDOW_PX_PER_MM = 4.0  # 16 px per tag cell
+TAG_MARGIN_MM = 10.0
+TAG_MARGIN_AFFINE_MM = 30.0  # three markers only give an affine guess of where the tag is
+MAX_CANDIDATES = 12  # the largest marker-like blobs; more only slow the search for four
+GOOD_RESIDUAL_MM = 1.5  # tag corners this close to the markers' homography: no need to try other hypotheses
+
+
+def _tag_detector() -> cv2.aruco.ArucoDetector:
+    """The tag fills a known share of a small rectified window: one threshold pass, big candidates only."""
+    params = cv2.aruco.DetectorParameters()
+    params.adaptiveThreshWinSizeMin = params.adaptiveThreshWinSizeMax = 31
+    params.minMarkerPerimeterRate = 1.0  # rates are perimeter / the window's side; the tag's is about 2.5
+    params.maxMarkerPerimeterRate = 4.0
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    return cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_APRILTAG_36h10), params)
+
+
+_ARUCO = _tag_detector()
+
+
+@dataclass(frozen=True)
+class MarkerCandidate:
+    """Two black squares touching at a corner, in full-resolution px."""
+
+    centre: np.ndarray  # (x, y)
+    square_px: float  # side of one square
+    diagonal: np.ndarray  # unit vector from one square's centre to the other's
+
+
+@dataclass(frozen=True)
+class TagRead:
+    tag_id: int
+    corners_px: np.ndarray  # (4, 2) in the detector's order: the tag's own top-left first, clockwise
+
+
+@dataclass(frozen=True)
+class Located:
+    """The page's pose in the photo, before the template is known for sure."""
+
+    page_homography: np.ndarray  # (3, 3): page mm -> photo px
+    markers_found: int  # of 4
+    corner_slots: tuple[int, ...]  # which page corners (0 TL, 1 TR, 2 BR, 3 BL) have a marker
+    tag: TagRead | None
+    residual_mm: float  # largest distance (mm) between a checking point and where the homography puts it
+    tag_darkness: float  # share of dark pixels where the tag should be: high on the right orientation
+
+
+def reduce_for_locating(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """A copy reduced by a power of two (OpenCV's fast path) to no less than LOCATE_MIN_LONG_SIDE_PX, and its scale."""
+    factor = 1
+    while max(gray.shape) / (factor * 2) >= LOCATE_MIN_LONG_SIDE_PX:
+        factor *= 2
+    if factor == 1:
+        return gray, 1.0
+    return cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA), 1 / factor
+
+
+def _blob_axes(m: dict) -> tuple[float, float, np.ndarray]:
+    """Variances along the major and minor axes of a blob, and the major axis' unit vector."""
+    mu20, mu02, mu11 = m["mu20"] / m["m00"], m["mu02"] / m["m00"], m["mu11"] / m["m00"]
+    spread = np.sqrt(((mu20 - mu02) / 2) ** 2 + mu11 ** 2)
+    angle = 0.5 * np.arctan2(2 * mu11, mu20 - mu02)
+    return (mu20 + mu02) / 2 + spread, (mu20 + mu02) / 2 - spread, np.array([np.cos(angle), np.sin(angle)])
+
+
+def _is_paper(dark: np.ndarray, point: np.ndarray) -> bool:
+    x, y = np.round(point).astype(int)
+    return 0 <= x < dark.shape[1] and 0 <= y < dark.shape[0] and not dark[y, x]
+
+
+def find_marker_candidates(small: np.ndarray, scale: float) -> list[MarkerCandidate]:
+    """Checker markers in the reduced image, returned in full-resolution px (not yet sub-pixel).
+
+    After a light erosion a marker is either two solid squares that touch at a corner (paired
+    here) or, where blur kept them joined, one bow-tie blob whose centroid is the checker point.
+    """
+    block = max(15, int(max(small.shape) / 25) | 1)
+    dark = cv2.adaptiveThreshold(small, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 20)
+    eroded = cv2.erode(dark, np.ones((3, 3), np.uint8))
+    # Every contour, not only outer ones: a shadow band round the page would otherwise hide what it encloses.
+    contours, _ = cv2.findContours(eroded, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    max_area = small.size / 200
+    squares: list[tuple[np.ndarray, float, np.ndarray]] = []  # (centre, side, outline points)
+    found: list[tuple[np.ndarray, float, np.ndarray]] = []  # (centre, side, diagonal) in small px
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        if w * h < 9 or w * h > 4 * max_area:
+            continue
+        m = cv2.moments(contour)
+        if m["m00"] < 4:
+            continue
+        inked = np.count_nonzero(eroded[y:y + h, x:x + w])
+        if inked < 0.8 * m["m00"]:  # hollow (a box frame) or holed (the tag)
+            continue
+        centre = np.array([m["m10"] / m["m00"], m["m01"] / m["m00"]])
+        major, minor, axis = _blob_axes(m)
+        if major < 3.5 * minor and inked > 0.45 * w * h:  # a square, or the parallelogram a tilt makes of it
+            squares.append((centre, np.sqrt(inked) + 2.0, contour.reshape(-1, 2)))  # erosion took ~1 px off each edge
+            continue
+        # Bow tie: two squares of side s along the major axis (variances 7 s^2/12 and s^2/12).
+        side = np.sqrt(inked / 2) + 1.0
+        if 4 < major / max(minor, 1e-6) < 20 and not _is_paper(dark, centre):
+            lobes = [centre + k * 0.6 * side * axis for k in (-1, 1)]
+            across = [centre + k * 0.6 * side * np.array([-axis[1], axis[0]]) for k in (-1, 1)]
+            if all(not _is_paper(dark, p) for p in lobes) and all(_is_paper(dark, p) for p in across):
+                found.append((centre, side, axis))
+    if len(squares) >= 2:
+        pts, side = np.array([c for c, _, _ in squares]), np.array([s for _, s, _ in squares])
+        d = np.linalg.norm(pts[:, None] - pts[None], axis=2)
+        mean_side = (side[:, None] + side[None]) / 2
+        ratio = np.maximum(side[:, None], side[None]) / np.minimum(side[:, None], side[None])
+        # Loose on distance (a tilted page shears squares into parallelograms), strict on touching corners.
+        pairs = np.argwhere((d > 0.9 * mean_side) & (d < 2.2 * mean_side) & (ratio < 1.6))
+        for i, j in pairs[pairs[:, 0] < pairs[:, 1]]:
+            gap = np.linalg.norm(squares[i][2][:, None] - squares[j][2][None], axis=2).min()
+            if gap > max(6.0, 0.5 * mean_side[i, j]):  # eroded, blurred corners of touching squares: 3-6 px apart
+                continue
+            a, b = pts[i], pts[j]
+            mid, perp = (a + b) / 2, np.array([b[1] - a[1], a[0] - b[0]]) / 2
+            # The other two quadrants are paper (probed on the eroded map: shear skews them off the perpendicular).
+            if all(_is_paper(eroded, mid + k * 0.7 * perp) for k in (-1, 1)):
+                found.append((mid, mean_side[i, j], (b - a) / np.linalg.norm(b - a)))
+    return _dedupe([MarkerCandidate(centre=(c + 0.5) / scale - 0.5, square_px=s / scale, diagonal=v)
+                    for c, s, v in found])
+
+
+def _dedupe(cands: list[MarkerCandidate]) -> list[MarkerCandidate]:
+    kept: list[MarkerCandidate] = []
+    for c in sorted(cands, key=lambda c: -c.square_px):
+        if all(np.linalg.norm(c.centre - k.centre) > k.square_px for k in kept):
+            kept.append(c)
+    return kept
+
+
+def refine_marker(gray: np.ndarray, cand: MarkerCandidate) -> np.ndarray:
+    """Sub-pixel checker saddle point near `cand.centre` on the full-resolution image."""
+    half = int(np.clip(cand.square_px * 0.4, 2, 30))
+    point = cand.centre.reshape(1, 1, 2).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 40, 0.01)
+    refined = cv2.cornerSubPix(gray, point.copy(), (half, half), (-1, -1), criteria)[0, 0]
+    # A refinement that wandered off the saddle keeps the coarse estimate.
+    return refined if np.linalg.norm(refined - cand.centre) < cand.square_px * 0.5 else cand.centre
+
+
+def _px_per_mm(h: np.ndarray, points_mm: np.ndarray) -> np.ndarray:
+    """Photo px per page mm at each of `points_mm` (n, 2) under `h` (square root of the local area scale)."""
+    at = np.asarray(points_mm, np.float64)[:, None, :] + np.array([[0, 0], [1, 0], [0, 1]], np.float64)[None]
+    p = cv2.perspectiveTransform(at.reshape(1, -1, 2), h)[0].reshape(-1, 3, 2)
+    u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    return np.sqrt(np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]))
+
+
+def _page_corners_mm(template: FormTemplate) -> np.ndarray:
+    return np.array(template.markers.centres_mm(), dtype=np.float64)
+
+
+def _plausible_combos(cands: list[MarkerCandidate], n: int) -> np.ndarray:
+    """(k, n) indices of the sets of `n` candidates that could be the page's corner markers, each set in clockwise
+    order. All sets are tested at once: twelve candidates make 495 sets of four."""
+    if len(cands) < n:
+        return np.empty((0, n), int)
+    combos = np.array(list(itertools.combinations(range(len(cands)), n)), int).reshape(-1, n)
+    sizes = np.array([c.square_px for c in cands])[combos]
+    centres = np.array([c.centre for c in cands])[combos]  # (sets, n, 2)
+    centred = centres - centres.mean(axis=1, keepdims=True)
+    order = np.argsort(np.arctan2(centred[..., 1], centred[..., 0]), axis=1)  # clockwise on the image (y down)
+    combos = np.take_along_axis(combos, order, axis=1)
+    pts = np.take_along_axis(centres, order[..., None], axis=1).astype(np.float32)
+    # Markers are ~70 squares apart along the page's short side: nearer ones are not the page's corners;
+    # and no tilt makes one side of the marker quadrilateral over 4 times another.
+    sides = np.linalg.norm(pts - np.roll(pts, -1, axis=1), axis=2)[:, : n if n == 4 else n - 1]
+    smallest = sizes.min(axis=1)
+    plausible = ((sizes.max(axis=1) <= 2.0 * smallest)  # perspective up to ~35 degrees changes a marker's size less
+                 & (sides.min(axis=1) >= 25 * smallest) & (sides.max(axis=1) <= 4 * sides.min(axis=1)))
+    return combos[plausible]
+
+
+def _assignments(cands: list[MarkerCandidate], template: FormTemplate, n: int):
+    """(slots, candidates, homography or affine) for every plausible assignment of markers to page corners.
+
+    A photo is no mirror image, so markers keep the page's clockwise order: four markers have four
+    assignments (one per rotation), three have twelve (which corner is hidden x rotation).
+    """
+    corners_mm = _page_corners_mm(template)
+    square_mm = template.markers.square_mm
+    for combo in _plausible_combos(cands, n):
+        chosen = [cands[i] for i in combo]
+        pts = np.array([c.centre for c in chosen], np.float32)
+        for missing in ([None] if n == 4 else range(4)):
+            order = [k for k in range(4) if k != missing]
+            for turn in range(n):
+                slots = tuple(order[(j + turn) % n] for j in range(n))
+                src = corners_mm[list(slots)].astype(np.float32)
+                if n == 4:
+                    h = cv2.getPerspectiveTransform(src, pts)
+                else:
+                    h = np.vstack([cv2.getAffineTransform(src, pts), [0, 0, 1]])
+                if _consistent(h, src, chosen, square_mm):
+                    yield slots, chosen, h
+
+
+def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate], square_mm: float) -> bool:
+    """The pose explains each marker's diagonal direction and square size, and keeps the page convex."""
+    if abs(np.linalg.det(h[:2, :2])) < 1e-9:
+        return False
+    # Each marker's centre and one mm along its diagonal, all in one transform.
+    at = src_mm.astype(np.float64)[:, None, :] + np.array([[0, 0], [1, 1]], np.float64)[None]
+    p = cv2.perspectiveTransform(at.reshape(1, -1, 2), h)[0].reshape(-1, 2, 2)
+    diag = p[:, 1] - p[:, 0]
+    diagonals = np.array([c.diagonal for c in cands])
+    if (np.abs((diag * diagonals).sum(axis=1)) / (np.linalg.norm(diag, axis=1) + 1e-12) < 0.85).any():
+        return False
+    size_ratio = np.array([c.square_px for c in cands]) / (square_mm * _px_per_mm(h, src_mm))
+    return bool(((size_ratio > 0.6) & (size_ratio < 1.6)).all()) and orientation_preserved(h)
+
+
+def orientation_preserved(h: np.ndarray) -> bool:
+    """A photo is not a mirror image: the page's corners keep their clockwise order."""
+    quad = cv2.perspectiveTransform(np.array([[[0, 0], [1, 0], [1, 1], [0, 1]]], np.float64) * 100, h)[0]
+    area = sum(quad[i][0] * quad[(i + 1) % 4][1] - quad[(i + 1) % 4][0] * quad[i][1] for i in range(4))
+    return area > 0
+
+
+def _window_to_photo(template: FormTemplate, h: np.ndarray, margin_mm: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """Transform (window px -> photo px) and size of a rectified window around the page tag."""
+    x, y, w, side = template.tag_rect_mm
+    r = TAG_WINDOW_PX_PER_MM
+    origin = np.array([[1 / r, 0, x - margin_mm], [0, 1 / r, y - margin_mm], [0, 0, 1]])
+    size = int((w + 2 * margin_mm) * r)
+    return h @ origin, (size, size)
+
+
+def _tag_window(gray: np.ndarray, template: FormTemplate, h: np.ndarray,
+                margin_mm: float = TAG_MARGIN_MM) -> tuple[np.ndarray, np.ndarray]:
+    to_photo, size = _window_to_photo(template, h, margin_mm)
+    window = cv2.warpPerspective(gray, to_photo, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    return window, to_photo
+
+
+def tag_darkness(small: np.ndarray, scale: float, template: FormTemplate, h: np.ndarray) -> float:
+    """Share of dark pixels where `h` (page mm -> full px) puts the tag, measured on the reduced image:
+    about half on the tag, little on blank paper or text."""
+    window, _ = _tag_window(small, template, np.diag([scale, scale, 1.0]) @ h)
+    m = int(TAG_MARGIN_MM * TAG_WINDOW_PX_PER_MM)
+    inner = window[m:-m, m:-m]
+    return float(np.mean(inner < (int(np.percentile(window, 90)) + int(inner.min())) / 2))
+
+
+def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray, margin_mm: float = TAG_MARGIN_MM) -> TagRead | None:
+    """Decode the page tag in a small window rectified where `h` puts it."""
+    window, to_photo = _tag_window(gray, template, h, margin_mm)
+    corners, ids, _ = _ARUCO.detectMarkers(window)
+    if ids is None or len(ids) != 1:
+        return None
+    in_photo = cv2.perspectiveTransform(corners[0].astype(np.float64), to_photo)[0]
+    return TagRead(tag_id=int(np.ravel(ids)[0]), corners_px=in_photo)
+
+
+def find_marker_near(gray: np.ndarray, template: FormTemplate, h: np.ndarray, slot: int) -> np.ndarray | None:
+    """The checker point of corner marker `slot` (0 TL .. 3 BL) searched within 12 mm of where `h` puts it:
+    the photo rectified around it is matched with the printed marker, then refined to sub-pixel. None when
+    nothing there looks like the marker (hidden by a finger, outside the photo)."""
+    r, reach = 4.0, 12.0
+    side = template.markers.square_mm
+    cx, cy = template.markers.centres_mm()[slot]
+    half = side + reach
+    to_photo = h @ np.array([[1 / r, 0, cx - half], [0, 1 / r, cy - half], [0, 0, 1]])
+    size = int(2 * half * r)
+    window = cv2.warpPerspective(gray, to_photo, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=128)
+    s = int(side * r)
+    checker = np.full((2 * s, 2 * s), 255, np.uint8)
+    checker[:s, :s] = 0
+    checker[s:, s:] = 0
+    scores = cv2.matchTemplate(window, checker, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (x, y) = cv2.minMaxLoc(scores)
+    if best < 0.6:
+        return None
+    centre_mm = np.array([[(x + s) / r + cx - half, (y + s) / r + cy - half]])
+    guess = cv2.perspectiveTransform(centre_mm[None], h)[0][0]
+    square_px = float(_px_per_mm(h, [(cx, cy)])[0]) * side
+    return refine_marker(gray, MarkerCandidate(centre=guess, square_px=square_px, diagonal=np.array([1.0, 0.0])))
+
+
+def find_tags(image: np.ndarray) -> list[TagRead]:
+    """Every page tag anywhere in `image` (slow on a whole photo: for diagnosing a page not located)."""
+    corners, ids, _ = cv2.aruco.ArucoDetector(_ARUCO.getDictionary()).detectMarkers(image)
+    if ids is None:
+        return []
+    return [TagRead(tag_id=int(i), corners_px=c[0].astype(np.float64)) for c, i in zip(corners, np.ravel(ids))]
+
+
+def tag_corners_mm(template: FormTemplate) -> np.ndarray:
+    """The tag's corners in page mm in the detector's order (the tag's own top-left first, clockwise)."""
+    shift = (4 - template.tag_rotation_deg // 90) % 4
+    return np.roll(rect_corners(template.tag_rect_mm), -shift, axis=0)
+
+
+def fit_homography(markers_mm: np.ndarray, markers_px: np.ndarray, tag_mm: np.ndarray | None,
+                   tag_px: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """Page mm -> photo px homography, and the largest residual (mm) of the points that check it.
+
+    Four markers span the page and define the homography exactly; the tag's corners, close
+    together in one corner of the page, then only check it (a fit that weighed them equally
+    could tilt the far side of a bent page). With three markers, all seven points are fitted by
+    least squares.
+    """
+    if len(markers_mm) == 4:
+        h = cv2.getPerspectiveTransform(markers_mm.astype(np.float32), markers_px.astype(np.float32)).astype(np.float64)
+        check_mm, check_px = tag_mm, tag_px
+    else:
+        if tag_mm is None:
+            raise ValueError("three markers need the tag's corners to fix the homography")
+        check_mm, check_px = np.vstack([markers_mm, tag_mm]), np.vstack([markers_px, tag_px])
+        h, _ = cv2.findHomography(check_mm, check_px, 0)
+    if check_mm is None:
+        return h, 0.0
+    back = cv2.perspectiveTransform(check_px.reshape(-1, 1, 2).astype(np.float64), np.linalg.inv(h)).reshape(-1, 2)
+    return h, float(np.max(np.linalg.norm(back - check_mm, axis=1)))
+
+
+def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
+    """The best pose of a page drawn like `template` (markers and tag layout), or None.
+
+    Hypotheses are tried where they put the most ink on the tag; among those whose tag reads, the
+    one whose tag corners agree best with its markers wins (a false marker shows as a large residual).
+    """
+    small, scale = reduce_for_locating(gray)
+    cands = find_marker_candidates(small, scale)[:MAX_CANDIDATES]
+    corners_mm = _page_corners_mm(template)
+    tag_mm = tag_corners_mm(template)
+    best: Located | None = None
+    untagged: tuple | None = None
+    for n in (4, 3):  # three markers only when no four explain the photo with a readable tag
+        hypotheses = sorted(((slots, chosen, h, tag_darkness(small, scale, template, h))
+                             for slots, chosen, h in _assignments(cands, template, n)), key=lambda hyp: -hyp[3])
+        for slots, chosen, h, darkness in hypotheses:
+            tag = read_tag(gray, template, h, TAG_MARGIN_MM if n == 4 else TAG_MARGIN_AFFINE_MM)
+            if tag is None:
+                if untagged is None and n == 4:
+                    untagged = (slots, chosen, darkness)
+                continue
+            markers_px = np.array([refine_marker(gray, c) for c in chosen])
+            fitted, residual = fit_homography(corners_mm[list(slots)], markers_px, tag_mm, tag.corners_px)
+            if n == 3:  # look again for the fourth where the other three and the tag put it
+                missing = next(k for k in range(4) if k not in slots)
+                found = find_marker_near(gray, template, fitted, missing)
+                if found is not None:
+                    slots = tuple(slots) + (missing,)
+                    markers_px = np.vstack([markers_px, found])
+                    fitted, residual = fit_homography(corners_mm[list(slots)], markers_px, tag_mm, tag.corners_px)
+            if best is None or residual < best.residual_mm:
+                best = Located(page_homography=fitted, markers_found=len(slots), corner_slots=slots, tag=tag,
+                               residual_mm=residual, tag_darkness=darkness)
+            if residual < GOOD_RESIDUAL_MM:
+                return best
+        if best is not None:
+            return best
+    if untagged is None:
+        return None
+    # Four markers and no readable tag: the darkest tag place gives the orientation; identify by title.
+    slots, chosen, darkness = untagged
+    markers_px = np.array([refine_marker(gray, c) for c in chosen])
+    fitted, residual = fit_homography(corners_mm[list(slots)], markers_px, None, None)
+    return Located(page_homography=fitted, markers_found=4, corner_slots=slots, tag=None, residual_mm=residual,
+                   tag_darkness=darkness)

@@ -1,0 +1,146 @@
+"""Match: align a photo to the scan of a reference-image template page by feature matching.
+
+Older forms (the C1 pages of 2014-2019) print no corner markers and no page tag. Their template
+carries a scan of the page instead (`ReferenceImage`); the photo and every reference scan are
+reduced to a working size, described by local features (ORB; bench/reference_bench.py measures
+SIFT against it), matched with Lowe's ratio test, and the page is the reference whose matches agree
+on one homography (USAC MAGSAC++) with the most inliers. Handwriting and the paper's watermark
+differ between copies and are left out as outliers; the boxes are then refined on their printed
+lines by `ocr.reader.refine`, as for marker pages.
+
+Coordinates: reference px and photo px are (x, y); the result maps page mm -> photo px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from ocr.reader.locate import orientation_preserved
+from ocr.templates.model import FormTemplate, ReferenceImage
+
+Detector = Literal["sift", "orb"]
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    detector: Detector = "orb"  # bench/reference_bench.py: as many real scans aligned as SIFT, 2-3x faster
+    work_long_side_px: int = 800  # both images are matched at this size: enough for the print, cheap to describe
+    max_features: int = 3000
+    ratio: float = 0.8  # Lowe's ratio test: a match must beat the second-nearest descriptor by this factor
+    ransac_px: float = 3.0  # inlier distance at the working size
+    # Another page of the same form shares its header, title and watermark: up to ~40 inliers, a fifth of the
+    # matches; the real 2019 scans of the right page give 76-3000 inliers, 39-100 % of the matches.
+    min_inliers: int = 60
+    min_inlier_ratio: float = 0.3
+    min_margin: float = 1.5  # the best page's inliers over the runner-up's
+
+
+@dataclass(frozen=True)
+class ReferenceMatch:
+    template: FormTemplate
+    page_number: int
+    page_homography: np.ndarray  # (3, 3): page mm -> photo px
+    inliers: int
+    inlier_ratio: float  # inliers over ratio-test matches
+    residual_mm: float  # median distance of the inliers from where the homography puts them, in page mm
+
+
+@dataclass(frozen=True)
+class _Features:
+    points: np.ndarray  # (n, 2) float32 at the working size
+    descriptors: np.ndarray
+    to_work: float  # working px per image px
+
+
+_reference_cache: dict[tuple, _Features] = {}
+
+
+def reference_scan(reference: ReferenceImage) -> np.ndarray:
+    """The reference page's scan in greyscale (x, y px as its boxes were measured), decoded once per process."""
+    return _decode_scan(reference.path)
+
+
+@lru_cache(maxsize=8)
+def _decode_scan(path: Path) -> np.ndarray:
+    scan = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if scan is None:  # checked by sha256 when the template was loaded: gone or changed since
+        raise FileNotFoundError(f"reference scan {path} cannot be read")
+    return scan
+
+
+def _describe(gray: np.ndarray, settings: MatchSettings) -> _Features:
+    scale = min(1.0, settings.work_long_side_px / max(gray.shape))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    detector = (cv2.SIFT_create(settings.max_features) if settings.detector == "sift"
+                else cv2.ORB_create(settings.max_features))
+    keypoints, descriptors = detector.detectAndCompute(small, None)
+    points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
+    return _Features(points, descriptors if descriptors is not None else np.zeros((0, 128), np.float32), scale)
+
+
+def _reference_features(template: FormTemplate, page_number: int, settings: MatchSettings) -> _Features:
+    reference = template.page(page_number).reference
+    key = (template.id, template.version, page_number, settings.detector, settings.work_long_side_px,
+           settings.max_features)
+    if key not in _reference_cache:
+        _reference_cache[key] = _describe(reference_scan(reference), settings)
+    return _reference_cache[key]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    h: np.ndarray  # reference working px -> photo working px
+    ref_points: np.ndarray  # (inliers, 2) reference working px
+    photo_points: np.ndarray  # (inliers, 2) photo working px
+    matches: int  # ratio-test matches the inliers were drawn from
+
+
+def _fit(photo: _Features, ref: _Features, settings: MatchSettings) -> _Fit | None:
+    if len(photo.points) < 4 or len(ref.points) < 4:
+        return None
+    matcher = cv2.BFMatcher(cv2.NORM_L2 if settings.detector == "sift" else cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(photo.descriptors, ref.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < settings.ratio * p[1].distance]
+    if len(good) < settings.min_inliers:
+        return None
+    src = ref.points[[m.trainIdx for m in good]]
+    dst = photo.points[[m.queryIdx for m in good]]
+    h, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, settings.ransac_px)
+    if h is None or not orientation_preserved(h):
+        return None
+    keep = mask.ravel().astype(bool)
+    return _Fit(h, src[keep], dst[keep], len(good))
+
+
+def match_reference(gray: np.ndarray, templates: tuple[FormTemplate, ...],
+                    settings: MatchSettings = MatchSettings()) -> ReferenceMatch | None:
+    """The reference page the photo shows, and where; None when no page is matched clearly enough."""
+    photo = _describe(gray, settings)
+    scored = []
+    for template in templates:
+        for page in template.pages:
+            ref = _reference_features(template, page.number, settings)
+            fit = _fit(photo, ref, settings)
+            if fit is not None:
+                scored.append((len(fit.ref_points), template, page.number, fit, ref))
+    if not scored:
+        return None
+    scored.sort(key=lambda s: -s[0])
+    inliers, template, page_number, fit, ref = scored[0]
+    runner_up = scored[1][0] if len(scored) > 1 else 0
+    if (inliers < settings.min_inliers or inliers < settings.min_inlier_ratio * fit.matches
+            or inliers < settings.min_margin * runner_up):
+        return None
+    px_per_mm = template.page(page_number).reference.px_per_mm
+    ref_work_per_mm = px_per_mm * ref.to_work
+    page_homography = np.diag([1 / photo.to_work, 1 / photo.to_work, 1.0]) @ fit.h @ np.diag([ref_work_per_mm] * 2 + [1.0])
+    back = cv2.perspectiveTransform(fit.photo_points[None].astype(np.float64), np.linalg.inv(fit.h))[0]
+    residual_mm = float(np.median(np.linalg.norm(back - fit.ref_points, axis=1))) / ref_work_per_mm
+    return ReferenceMatch(template=template, page_number=page_number, page_homography=page_homography / page_homography[2, 2],
+                          inliers=inliers, inlier_ratio=round(inliers / fit.matches, 3), residual_mm=round(residual_mm, 3))
