@@ -36,8 +36,15 @@ def _page(template, page: int) -> int:
 
 @click.group()
 @click.version_option(package_name="formc")
-def main() -> None:
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
+              show_default=True, help="what goes to stderr's log (tracebacks of internal errors are warnings and up)")
+def main(log_level: str) -> None:
     """Read the handwritten numbers on photos of Indonesian election result forms (Form C)."""
+    import logging
+
+    from ocr import LOG_FORMAT
+
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
 
 
 @main.group()
@@ -147,14 +154,16 @@ def align(photos: tuple[Path, ...], template_id: str | None, page_number: int | 
 def _read_photos(photos: tuple[Path, ...], template_id: str | None, name: str | None = None,
                  preview_out: Path | None = None):
     """The photos of one submission through `read_one` (named by the first photo's folder unless `name`)."""
-    from ocr.run.local import ReadSettings, read_one
-    from ocr.reader.digits import DigitClassifier
+    from ocr.pipeline import ReaderSettings
     from ocr.run.inputs import PhotoRef, SubmissionInput
+    from ocr.run.local import BatchSettings, read_one
+    from ocr.templates.family import load_templates
 
     if template_id:
         _template(template_id)
     sub = SubmissionInput(name or photos[0].resolve().parent.name, tuple(PhotoRef(str(p), str(p)) for p in photos))
-    return read_one(sub, ReadSettings(template_id=template_id), DigitClassifier(), preview_out=preview_out)
+    return read_one(sub, tuple(load_templates().values()), BatchSettings(ReaderSettings(template_id=template_id)),
+                    preview_out=preview_out)
 
 
 @main.command()
@@ -183,9 +192,9 @@ def read(photos: tuple[Path, ...], template_id: str | None, as_json: bool, submi
 def preview(photos: tuple[Path, ...], out: Path, template_id: str | None) -> None:
     """What an operator checks before sending: each page with its values drawn by their boxes, or why it was refused."""
     result = _read_photos(photos, template_id, preview_out=out)
-    click.echo(f"{result.status}: " + ("; ".join(result.reasons) or "every field confirmed"))
+    click.echo(f"{result.status}: " + ("; ".join(map(str, result.reasons)) or "every field confirmed"))
     if result.status == "error":
-        raise click.ClickException(result.reasons[0])
+        raise click.ClickException(str(result.reasons[0]))
 
 
 @main.command()
@@ -210,8 +219,9 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ocr.run.local import ReadSettings, run_batch
+    from ocr.pipeline import ReaderSettings
     from ocr.run.inputs import InputError, find_submissions
+    from ocr.run.local import BatchSettings, run_batch
 
     if template_id:
         _template(template_id)
@@ -242,7 +252,7 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
             read_photos[0] += len(sub.photos) if result is not None else 0  # skipped ones cost no reading
             progress.update(task, advance=len(sub.photos), rate=f"{read_photos[0] / (time.perf_counter() - start):.2f}/s")
 
-        settings = ReadSettings(template_id=template_id, previews=previews)
+        settings = BatchSettings(ReaderSettings(template_id=template_id), previews)
         if engine == "celery":
             from ocr.run.cluster import run_cluster_batch
 
@@ -255,6 +265,9 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
     counts = ", ".join(f"{status} {summary.by_status[status]}" for status in ("ok", "review", "rejected", "error"))
     console.print(f"{summary.submissions} submissions read ({counts}); {summary.already_done} already in {out}; "
                   f"{summary.photos} photos in {summary.seconds:.1f} s = {summary.photos_per_s:.2f} photos/s")
+    if summary.by_status["error"]:  # a failure (README's exit codes): the records and the log say which and why
+        raise click.ClickException(f"{summary.by_status['error']} submission(s) could not be read (status error, see "
+                                   f"their reasons in {out}; tracebacks above)")
 
 
 @main.command()
@@ -312,8 +325,8 @@ def evaluate(results: Path, truth_dir: Path) -> None:
     """Score a batch's RESULTS.jsonl against the truth.json of each submission folder in TRUTH_DIR."""
     from rich.console import Console
 
-    from ocr.eval.score import evaluate_results, load_results
     from ocr.eval.report import evaluation_table
+    from ocr.eval.score import evaluate_results, load_results
 
     Console().print(evaluation_table(evaluate_results(load_results(results), truth_dir)))
 
@@ -402,8 +415,8 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin (no prompt)")
 def users_add(name: str, role: str, db_url: str | None, password_stdin: bool) -> None:
     """Add an account; the password is asked for (twice), or read from stdin with --password-stdin."""
-    from ocr.review.workflow import ReviewError, Reviews
     from ocr.db.store import ResultStore
+    from ocr.review.workflow import ReviewError, Reviews
     from ocr.web.auth import hash_password
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(

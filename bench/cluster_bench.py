@@ -32,10 +32,10 @@ import psutil
 
 from bench.batch_bench import make_data
 from bench.servers import postgres_server, redis_server, start_worker
-from ocr.run.local import run_batch
+from ocr.db.store import ResultStore
 from ocr.run.cluster import run_cluster_batch
 from ocr.run.inputs import find_submissions
-from ocr.db.store import ResultStore
+from ocr.run.local import run_batch
 
 
 def _subset(data: Path, count: int, root: Path) -> Path:

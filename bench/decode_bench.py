@@ -7,7 +7,7 @@ deliberately inconsistent as written), reads each with ocr/pipeline.py, and prin
 and off: field accuracy of the emitted values, silently wrong fields (value != truth while the
 field is ok/corrected and the submission ok), submissions sent to review, and the share of the
 inconsistent ones sent to review; then the trade-off curve over the `ok` margin. `--reads` keeps
-the reads (box probabilities, flags, doubts) in a pickle so that a policy is re-judged in seconds.
+the reads (each field's probabilities, candidates and findings) in a pickle so that a policy is re-judged in seconds.
 """
 
 from __future__ import annotations
@@ -25,35 +25,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ocr.reader.digits import DigitClassifier  # noqa: E402
-from ocr.templates.family import get_template, load_templates  # noqa: E402
-from ocr.pipeline import decode_fields, read_submission  # noqa: E402
-from ocr.synth.job import SynthJob, synthesize  # noqa: E402
+from ocr.pipeline import PhotoInput, ReaderSettings, read_pages  # noqa: E402
+from ocr.reader.joint import decode_jointly  # noqa: E402
 from ocr.reader.verdict import Policy, judge  # noqa: E402
-
-_classifier: DigitClassifier | None = None
+from ocr.synth.job import SynthJob, synthesize  # noqa: E402
+from ocr.templates.family import get_template, load_templates  # noqa: E402
 
 
 def _read(folder: Path) -> tuple[dict, object]:
-    global _classifier
-    _classifier = _classifier or DigitClassifier()
     truth = json.loads((folder / "truth.json").read_text())
-    photos = [(str(folder / name), (folder / name).read_bytes()) for name in truth["pages"].values()]
-    read = read_submission(photos, classifier=_classifier)
+    photos = [PhotoInput(str(folder / name), (folder / name).read_bytes(), f"{i:064x}")
+              for i, name in enumerate(truth["pages"].values())]
+    read = read_pages(photos, tuple(load_templates().values()), ReaderSettings())
     for page in read.pages:
-        page.alignment = None  # the template inside would be pickled once per page
+        page.alignment = page.photo = None  # the template and the 12 MP photo would be pickled once per page
+    read.template = None
     return truth, read
 
 
 def decoded(results: list, use_rules: bool) -> list:
-    """Candidates and joint result per submission (policy-independent: decoded once, judged per policy)."""
+    """Joint result per submission (policy-independent: decoded once, judged per policy)."""
     out = []
     for truth, read in results:
         template = get_template(truth["template"])
-        if read.verdict is None:
+        if not read.fields:
             out.append(None)
             continue
-        out.append(decode_fields(template, read.box_probs, use_rules))
+        rules = list(template.rules) if use_rules else []
+        out.append(decode_jointly({f: r.candidates for f, r in read.fields.items()}, rules, template.fields))
     return out
 
 
@@ -65,8 +64,7 @@ def evaluate(results: list, joints: list, policy: Policy) -> dict:
         if decoding is None:
             review += 1
             continue
-        candidates, joint = decoding
-        verdict = judge(template, candidates, joint, policy, read.flags, read.doubts)
+        verdict = judge(template, read.fields, decoding, policy)
         status = "rejected" if read.status == "rejected" else verdict.status
         review += status != "ok"
         if not truth["consistent"]:

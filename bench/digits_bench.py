@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from ocr.reader.digits import BLANK, CLASSES, DASH, X_FILLER, DigitClassifier, prepare  # noqa: E402
 from ocr.reader.digits import expected_calibration_error as ece  # noqa: E402
-from ocr.templates.family import load_templates  # noqa: E402
+from ocr.synth.crops import GLYPH_CLASS, CropSet, tps_crops  # noqa: E402
 from ocr.synth.handwriting import GlyphBank  # noqa: E402
 from ocr.synth.job import SynthJob  # noqa: E402
-from ocr.synth.crops import GLYPH_CLASS, CropSet, tps_crops  # noqa: E402
+from ocr.templates.family import load_templates  # noqa: E402
 
 SETS = {
     "mnist": ((("flags_ones", False), ("crosses_sevens", False)), None),
@@ -145,7 +145,7 @@ def real_photo_crops(real: Path) -> tuple[list[np.ndarray], np.ndarray]:
             print(f"  {name}: not aligned ({alignment.code})")
             continue
         for field_id, glyphs in entry["glyphs"].items():
-            crops.extend(cut_boxes(photo, alignment, field_id))
+            crops.extend(cut_boxes(photo.gray, alignment, field_id))
             labels.extend(GLYPH_CLASS[c] for c in glyphs)
     return crops, np.array(labels)
 

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from ocr.templates.family import get_template
-from ocr.templates.render import render_page
 from ocr.templates.model import FormTemplate
+from ocr.templates.render import render_page
 
 # SIREKAP's field names -> ours (FORM_SPEC.md ids).
 SIREKAP_NAMES = {"pemilih_dpt": "dpt", "pemilih_disabilitas": "disabilitas", "surat_dikembalikan": "surat_rusak",

@@ -19,8 +19,8 @@ import numpy as np
 
 from ocr.reader.align import align_page, cut_boxes
 from ocr.reader.decode import decode_photo
-from ocr.templates.family import load_templates
 from ocr.reader.refine import big_box_fields
+from ocr.templates.family import load_templates
 
 PX_PER_MM = 2.0
 
@@ -40,7 +40,7 @@ def draw(photo, alignment, out: Path) -> None:
     left = min(xs) - (40 if template.by_reference else 200)
     crop = rectified[max(0, int((min(ys) - 25) * scale)):int((max(ys) + 25) * scale),
                      max(0, int(left * scale)):int((max(xs) + 10) * scale)]
-    strip = np.hstack([np.pad(c, 2, constant_values=255) for f in boxes[:12] for c in cut_boxes(photo, alignment, f.id, 64)])
+    strip = np.hstack([np.pad(c, 2, constant_values=255) for f in boxes[:12] for c in cut_boxes(photo.gray, alignment, f.id, 64)])
     strip = cv2.cvtColor(strip, cv2.COLOR_GRAY2BGR)
     ratio = crop.shape[1] / strip.shape[1]
     strip = cv2.resize(strip, (crop.shape[1], max(1, int(strip.shape[0] * ratio))))

@@ -30,23 +30,24 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from ocr.run.local import ReadSettings, read_one  # noqa: E402
-from ocr.reader.digits import DigitClassifier  # noqa: E402
-from ocr.run.inputs import PhotoRef, SubmissionInput  # noqa: E402
+from ocr.db.store import CorrectionRow, ResultStore, ReviewRow, default_url  # noqa: E402
 from ocr.record import SubmissionResult  # noqa: E402
 from ocr.review.workflow import Reviews  # noqa: E402
-from ocr.db.store import CorrectionRow, ResultStore, ReviewRow, default_url  # noqa: E402
+from ocr.run.inputs import PhotoRef, SubmissionInput  # noqa: E402
+from ocr.run.local import BatchSettings, read_one  # noqa: E402
+from ocr.templates.family import load_templates  # noqa: E402
 from ocr.web.app import create_app  # noqa: E402
 from ocr.web.auth import hash_password  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "kwk-gubernur-3" / "tps-0002"
+TEMPLATES = tuple(load_templates().values())
 PASSWORD = "bench password"
 CHUNK = 500  # results per transaction while filling
 
 
 def real_result() -> SubmissionResult:
     sub = SubmissionInput("tps-0002", tuple(PhotoRef(p.name, str(p)) for p in sorted(SAMPLE.glob("page-*.jpg"))))
-    return read_one(sub, ReadSettings(), DigitClassifier())
+    return read_one(sub, TEMPLATES, BatchSettings())
 
 
 def synthetic(base: SubmissionResult, i: int, rng: random.Random) -> SubmissionResult:

@@ -1,28 +1,73 @@
-"""Read one submission (the photos of one TPS): every stage in order, one result.
+"""The one door: the photos of one submission (one TPS) in, its `SubmissionResult` out.
 
-decode -> align (find, identify, refine) -> cut boxes -> classify (one batch for all pages) ->
-bubbles fused into their boxes -> field candidates -> joint decoding under the hard rules ->
-statuses. A refused photo makes the submission `rejected`, with the fields of the other pages
-still read (within-page rules only judge what was read).
+    read_submission(photos, templates, settings) -> SubmissionResult
+
+Stages, in order (each a module of ocr/reader/): decode -> align (locate, identify or match a
+reference scan, refine) -> cut boxes -> classify (one batch for all pages) -> bubbles fused into
+their boxes -> field candidates -> joint decoding under the hard rules -> verdict. The CLI, the
+local pool, the Celery task and the web app all read through here. It never raises: a photo that
+cannot be used is a refused page with its reason, a bug is an `error` record whose traceback is
+in the log. A refused photo makes the submission `rejected`, with the other pages still read.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
-from ocr.reader.align import AlignmentQuality, PageAlignment, align_page, cut_boxes
+from ocr.reader.align import AlignSettings, PageAlignment, align_page, cut_boxes
 from ocr.reader.bubbles import bubble_likelihood, read_bubbles
 from ocr.reader.decode import Photo, decode_photo
-from ocr.reader.digits import DigitClassifier
-from ocr.templates.family import load_templates
-from ocr.reader.fields import FieldCandidates, field_candidates
-from ocr.reader.joint import JointResult, decode_jointly
-from ocr.reader.reasons import ReasonCode, Refusal
+from ocr.reader.digits import CLASSES, DigitClassifier
+from ocr.reader.fields import FieldRead
+from ocr.reader.reasons import FindingCode, ReasonCode, Refusal
+from ocr.reader.verdict import Policy, decide
+from ocr.record import (
+    SCHEMA_VERSION,
+    Alternative,
+    BoxPlace,
+    DigitRead,
+    ErrorRecord,
+    FieldResult,
+    PageGeometry,
+    PageQuality,
+    PageResult,
+    Reason,
+    RuleCheck,
+    SubmissionResult,
+    error_result,
+    photos_key,
+    reader_version,
+)
 from ocr.templates.model import FormTemplate
-from ocr.reader.verdict import Policy, Verdict, judge
+
+log = logging.getLogger(__name__)
+ALTERNATIVES = 3  # values a reviewer is offered beside the chosen one
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    """Everything a caller may choose about one read; the same for the CLI, the batch, the cluster and the web app."""
+
+    template_id: str | None = None  # force the template: pages of another are refused as wrong_page
+    align: AlignSettings = AlignSettings()  # refusal thresholds and reference matching
+    policy: Policy = Policy()  # margins for ok / corrected, use of the rules
+    threads: int = 1  # classifier threads (one per process where processes are many)
+
+
+@dataclass(frozen=True)
+class PhotoInput:
+    """One photo of a submission as the caller loaded it: its bytes and their sha256 (hashed once, by the loader),
+    or the refusal that says why its file could not be read."""
+
+    source: str
+    data: bytes | Refusal
+    sha256: str = ""
 
 
 @dataclass
@@ -31,98 +76,158 @@ class PageRead:
     sha256: str
     page: int | None
     refusal: Refusal | None = None
-    quality: AlignmentQuality | None = None
-    alignment: PageAlignment | None = field(default=None, repr=False)  # for previews: page mm -> photo px
-    photo: Photo | None = field(default=None, repr=False)  # kept only when asked (previews): 12 MP each
+    alignment: PageAlignment | None = field(default=None, repr=False)
+    photo: Photo | None = field(default=None, repr=False)  # the decoded photo, for drawing (12 MP each)
 
 
 @dataclass
 class SubmissionRead:
-    template_id: str | None
+    """What the stages made of one submission, before it is published as a `SubmissionResult`."""
+
+    template: FormTemplate | None
     status: str  # ok | review | rejected
     pages: list[PageRead]
-    verdict: Verdict | None
-    box_probs: dict[str, np.ndarray] = field(default_factory=dict)  # per field (n_boxes, 13), bubbles fused
-    candidates: dict[str, FieldCandidates] = field(default_factory=dict, repr=False)
-    flags: dict[str, list[str]] = field(default_factory=dict)  # per field: findings that force review
-    doubts: dict[str, list[str]] = field(default_factory=dict)  # per field: findings that raise the bar
+    fields: dict[str, FieldRead] = field(default_factory=dict)  # in template order, verdicts judged
+    reasons: tuple = ()  # the submission's findings (FieldReason), from the verdict
+    checks: tuple[tuple[str, bool, bool], ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def read_submission(photos: list[tuple[str, bytes | Refusal]], template_id: str | None = None, policy: Policy = Policy(),
-                    classifier: DigitClassifier | None = None, keep_photos: bool = False) -> SubmissionRead:
-    """Read the photos of one TPS; `template_id` forces the template (a page of another is refused).
-    A photo given as a Refusal (its file could not be loaded) is recorded as refused, in its place.
-    `keep_photos` keeps each decoded photo on its page (for drawing previews without decoding twice)."""
-    classifier = classifier or DigitClassifier()
-    templates = tuple(load_templates().values())
+@lru_cache(maxsize=4)
+def classifier(threads: int = 1) -> DigitClassifier:
+    """The digit classifier, loaded once per process and thread count."""
+    return DigitClassifier(threads=threads)
+
+
+def read_submission(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], settings: ReaderSettings,
+                    submission: str = "") -> SubmissionResult:
+    """The result of reading `photos` as one submission named `submission`; never raises."""
+    return read_submission_and_photos(photos, templates, settings, submission)[0]
+
+
+def read_submission_and_photos(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], settings: ReaderSettings,
+                               submission: str = "") -> tuple[SubmissionResult, list[np.ndarray | None]]:
+    """`read_submission`, and each photo's decoded greyscale image (None where it could not be decoded), for the
+    callers that draw previews or review images without decoding twice."""
+    hashes = [p.sha256 for p in photos]
+    try:
+        read = read_pages(photos, templates, settings)
+        return submission_result(submission, read), [
+            p.photo.gray if p.photo is not None else None for p in read.pages]
+    except Exception as exc:  # a bug must cost one record, not the batch; the traceback goes to the log
+        log.exception("internal error reading submission %r (%s)", submission, ", ".join(p.source for p in photos))
+        return error_result(submission, [p.source for p in photos], hashes, ReasonCode.INTERNAL_ERROR,
+                            f"{type(exc).__name__}: {exc} (traceback in the log of {log.name})"), [None] * len(photos)
+
+
+def _align_one(photo: PhotoInput, templates: tuple[FormTemplate, ...], settings: ReaderSettings,
+               template: FormTemplate | None, pages: list[PageRead], timings: dict[str, float]) -> PageRead:
+    t = time.perf_counter()
+    decoded = photo.data if isinstance(photo.data, Refusal) else decode_photo(photo.data, photo.source, photo.sha256)
+    timings["decode"] += time.perf_counter() - t
+    if isinstance(decoded, Refusal):
+        return PageRead(photo.source, photo.sha256, None, decoded)
+    t = time.perf_counter()
+    forced = settings.template_id or (template.id if template else None)
+    alignment = align_page(decoded, templates, template_id=forced, settings=settings.align)
+    timings["align"] += time.perf_counter() - t
+    if not isinstance(alignment, PageAlignment):
+        return PageRead(photo.source, photo.sha256, None, alignment, photo=decoded)
+    if any(p.page == alignment.page_number for p in pages):
+        return PageRead(photo.source, photo.sha256, alignment.page_number, Refusal(
+            ReasonCode.WRONG_PAGE, f"{photo.source}: page {alignment.page_number} was already read in this submission"),
+            photo=decoded)
+    return PageRead(photo.source, photo.sha256, alignment.page_number, None, alignment, decoded)
+
+
+def _cut_fields(page: PageRead, fields: dict[str, FieldRead]) -> list[np.ndarray]:
+    """Each field of an aligned page gets its FieldRead (bubble likelihoods and findings); its box crops, in order."""
+    alignment, crops = page.alignment, []
+    for f in alignment.template.page(page.page).fields:
+        boxes = cut_boxes(page.photo.gray, alignment, f.id)
+        crops.extend(boxes)
+        read = fields[f.id] = FieldRead(f.id, page.page, n_boxes=len(boxes))
+        if any(not b.measured for b in alignment.boxes if b.field_id == f.id):
+            read.doubts.append(FindingCode.BOX_NOT_PLACED)
+        if f.bubbles is not None:
+            columns = read_bubbles(page.photo, alignment, f.id)
+            read.bubbles = np.array([bubble_likelihood(c) for c in columns])
+            if any(c.status == "conflict" for c in columns):
+                read.flags.append(FindingCode.BUBBLE_CONFLICT)
+    return crops
+
+
+def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], settings: ReaderSettings) -> SubmissionRead:
+    """Every stage over the photos of one submission (may raise on a bug: `read_submission` catches it)."""
     timings = {"decode": 0.0, "align": 0.0, "classify": 0.0, "decode_rules": 0.0}
     pages: list[PageRead] = []
+    fields: dict[str, FieldRead] = {}
     crops: list[np.ndarray] = []
-    owners: list[str] = []
-    likelihoods: dict[str, list[np.ndarray]] = {}
-    flags: dict[str, list[str]] = {}
-    doubts: dict[str, list[str]] = {}
     template = None
-    for source, data in photos:
-        t = time.perf_counter()
-        photo = data if isinstance(data, Refusal) else decode_photo(data, source)
-        timings["decode"] += time.perf_counter() - t
-        if isinstance(photo, Refusal):
-            pages.append(PageRead(source, "", None, photo))
-            continue
-        t = time.perf_counter()
-        alignment = align_page(photo, templates, template_id=template_id or (template.id if template else None))
-        timings["align"] += time.perf_counter() - t
-        kept = photo if keep_photos else None
-        if not isinstance(alignment, PageAlignment):
-            pages.append(PageRead(source, photo.sha256, None, alignment, photo=kept))
-            continue
-        if any(p.page == alignment.page_number for p in pages):
-            pages.append(PageRead(source, photo.sha256, alignment.page_number, Refusal(
-                ReasonCode.WRONG_PAGE, f"{source}: page {alignment.page_number} was already read in this submission")))
-            continue
-        template = alignment.template
-        pages.append(PageRead(source, photo.sha256, alignment.page_number, None, alignment.quality, alignment, kept))
-        for f in template.page(alignment.page_number).fields:
-            boxes = cut_boxes(photo, alignment, f.id)
-            crops.extend(boxes)
-            owners.extend([f.id] * len(boxes))
-            if any(not b.measured for b in alignment.boxes if b.field_id == f.id):
-                doubts.setdefault(f.id, []).append("box_not_placed")
-            if f.bubbles is not None:
-                columns = read_bubbles(photo, alignment, f.id)
-                likelihoods[f.id] = [bubble_likelihood(c) for c in columns]
-                if any(c.status == "conflict" for c in columns):
-                    flags.setdefault(f.id, []).append("bubble_conflict")
-    refused = any(p.refusal is not None for p in pages)  # a Refusal is falsy
+    for photo in photos:
+        pages.append(_align_one(photo, templates, settings, template, pages, timings))
+        if pages[-1].alignment is not None:
+            template = pages[-1].alignment.template
+            crops.extend(_cut_fields(pages[-1], fields))
     if template is None:
-        return SubmissionRead(None, "rejected", pages, None, timings_ms=_ms(timings))
+        return SubmissionRead(None, "rejected", pages, timings_ms=_ms(timings))
     t = time.perf_counter()
-    probs = classifier.predict(crops)
+    probs = classifier(settings.threads).predict(crops).astype(np.float64)
     timings["classify"] = time.perf_counter() - t
     t = time.perf_counter()
-    owners_arr = np.array(owners)
-    box_probs: dict[str, np.ndarray] = {}
-    for field_id in dict.fromkeys(owners):
-        p = probs[owners_arr == field_id].astype(np.float64)
-        if field_id in likelihoods:
-            p = p * np.array(likelihoods[field_id])
-            p /= p.sum(axis=1, keepdims=True)
-        box_probs[field_id] = p
-    candidates, joint = decode_fields(template, box_probs, policy.use_rules)
-    verdict = judge(template, candidates, joint, policy, flags, doubts)
+    start = 0
+    for read in fields.values():
+        read.set_probs(probs[start: start + read.n_boxes])
+        start += read.n_boxes
+    verdict = decide(template, fields, settings.policy)
     timings["decode_rules"] = time.perf_counter() - t
-    status = "rejected" if refused else verdict.status
-    return SubmissionRead(template.id, status, pages, verdict, box_probs, candidates, flags, doubts, _ms(timings))
-
-
-def decode_fields(template: FormTemplate, box_probs: dict[str, np.ndarray],
-                  use_rules: bool) -> tuple[dict[str, FieldCandidates], JointResult]:
-    """Each field's candidates and the joint decoding of them (under the template's rules, or none)."""
-    candidates = {f: field_candidates(f, p) for f, p in box_probs.items()}
-    return candidates, decode_jointly(candidates, list(template.rules) if use_rules else [], template.fields)
+    status = "rejected" if any(p.refusal is not None for p in pages) else verdict.status  # a Refusal is falsy
+    return SubmissionRead(template, status, pages, fields, verdict.reasons, verdict.checks, _ms(timings))
 
 
 def _ms(timings: dict[str, float]) -> dict[str, float]:
     return {k: round(v * 1000, 1) for k, v in timings.items()}
+
+
+def _finite(x: float) -> float:
+    return round(float(x), 6) if math.isfinite(x) else 0.0
+
+
+def _geometry(alignment: PageAlignment) -> PageGeometry:
+    return PageGeometry(page_homography=alignment.page_homography.tolist(), photo_size_px=alignment.photo_size,
+                        boxes=[BoxPlace(field_id=b.field_id, index=b.index, placed=b.measured,
+                                        corners_mm=[[round(float(x), 4), round(float(y), 4)] for x, y in b.corners_mm])
+                               for b in alignment.boxes])
+
+
+def _page_result(page: PageRead) -> PageResult:
+    refusal, alignment = page.refusal, page.alignment
+    return PageResult(source=page.source, sha256=page.sha256, page=page.page,
+                      status="refused" if refusal is not None else "read",
+                      quality=PageQuality(**asdict(alignment.quality)) if alignment is not None else None,
+                      errors=[ErrorRecord(code=refusal.code, message=refusal.message)] if refusal is not None else [],
+                      geometry=_geometry(alignment) if alignment is not None and refusal is None else None)
+
+
+def _field_result(read: FieldRead) -> FieldResult:
+    v, top = read.verdict, read.probs.argmax(axis=1)
+    return FieldResult(
+        value=v.value, confidence=_finite(v.confidence), status=v.status, read_value=v.read_value, page=read.page,
+        reasons=[Reason(code=r.code, detail=r.detail) for r in v.reasons],
+        digits=[DigitRead(label=CLASSES[c], p=_finite(read.probs[i, c])) for i, c in enumerate(top)],
+        alternatives=[Alternative(value=value, p=_finite(p)) for value, p in zip(read.candidates.values,
+                                                                                 read.candidates.probs)
+                      if value != v.value][:ALTERNATIVES])
+
+
+def submission_result(submission: str, read: SubmissionRead) -> SubmissionResult:
+    """The published record of a read."""
+    pages = [_page_result(p) for p in read.pages]
+    reasons = [Reason(code=e.code, detail=p.source) for p in pages for e in p.errors]
+    reasons += [Reason(code=r.code, detail=r.detail) for r in read.reasons]
+    return SubmissionResult(
+        schema_version=SCHEMA_VERSION, reader_version=reader_version((read.template,) if read.template else ()),
+        submission=submission, photos_key=photos_key([p.sha256 for p in read.pages], [p.source for p in read.pages]),
+        template=read.template.id if read.template else None, status=read.status, reasons=reasons, pages=pages,
+        fields={f: _field_result(r) for f, r in read.fields.items()},
+        checks=[RuleCheck(rule=rule, ok=ok, hard=hard) for rule, ok, hard in read.checks], timings_ms=read.timings_ms)

@@ -1,29 +1,52 @@
 """The result of reading one submission: one pydantic model family for the CLI, JSONL, the database and the web app.
 
 `formc schema` prints its JSON Schema. A result is data only (no photos, no arrays): what is
-published, reviewed and stored. `submission_result` turns the pipeline's `SubmissionRead` into it.
+published, reviewed and stored. It carries the page geometry (each page's homography and every
+box's corners in page mm), so that previews and review images are drawn from the record, the
+template and the photo alone; and `reader_version`, the model and template versions that read it.
+`ocr/pipeline.py` makes it from what the stages read.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-from dataclasses import asdict
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from ocr.reader.digits import CLASSES
-from ocr.templates.family import get_template
-from ocr.pipeline import SubmissionRead
+from ocr.reader.digits import weights_sha256
+from ocr.reader.reasons import FindingCode, ReasonCode
+from ocr.templates.model import FormTemplate
 
 SubmissionStatus = Literal["ok", "review", "rejected", "error"]
 FieldStatus = Literal["ok", "corrected", "review", "unreadable"]
-ALTERNATIVES = 3  # values a reviewer is offered beside the chosen one
+SCHEMA_VERSION = 2  # 2: typed reasons (code + detail), reader_version, page geometry
+
+
+class Reason(BaseModel):
+    """Why: a code for programs (a refusal's ReasonCode or a finding's FindingCode) and a detail for people."""
+
+    code: ReasonCode | FindingCode = Field(description="refusal codes (a photo or page not read) and finding codes "
+                                                       "(what the verdict found about a field or the rules)")
+    detail: str = Field("", description="the rule, margin, value or photo the code is about")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: object) -> object:
+        """Records of schema 1 wrote a reason as text, `code: detail`: still read (resumed batches, old rows)."""
+        if isinstance(data, str):
+            code, _, detail = data.partition(": ")
+            return {"code": code, "detail": detail}
+        return data
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else str(self.code)
 
 
 class ErrorRecord(BaseModel):
-    code: str = Field(description="reason code (ocr/reader/reasons.py), e.g. too_blurry, not_an_image, internal_error")
+    code: ReasonCode = Field(description="reason code (ocr/reader/reasons.py), e.g. too_blurry, not_an_image")
     message: str = Field(description="what happened and what to do, for a person")
 
 
@@ -40,6 +63,21 @@ class PageQuality(BaseModel):
                                                           "with its homography")
 
 
+class BoxPlace(BaseModel):
+    field_id: str
+    index: int = Field(description="the box's place in its field, 0 = leftmost")
+    corners_mm: list[list[float]] = Field(description="TL, TR, BR, BL as (x, y) page mm from the page's top-left, "
+                                                      "where the page homography sees them (the sheet's bend undone)")
+    placed: bool = Field(description="found on its own printed lines, all four edges checked; false: its read is "
+                                     "flagged box_not_placed")
+
+
+class PageGeometry(BaseModel):
+    page_homography: list[list[float]] = Field(description="(3, 3): page mm (x, y) -> photo px (x, y)")
+    photo_size_px: tuple[int, int] = Field(description="(width, height) of the decoded photo, EXIF orientation applied")
+    boxes: list[BoxPlace]
+
+
 class PageResult(BaseModel):
     source: str = Field(description="the photo's name as given (path, zip member or upload name)")
     sha256: str = Field(description="of the photo's bytes")
@@ -47,6 +85,7 @@ class PageResult(BaseModel):
     status: Literal["read", "refused"]
     quality: PageQuality | None = None
     errors: list[ErrorRecord] = Field(default_factory=list)
+    geometry: PageGeometry | None = Field(None, description="where the template's boxes lie in the photo (read pages)")
 
 
 class DigitRead(BaseModel):
@@ -63,7 +102,7 @@ class FieldResult(BaseModel):
     value: int | None
     confidence: float = Field(description="P(value) against its runner-up under the rules, 0..1")
     status: FieldStatus
-    reasons: list[str] = Field(default_factory=list)
+    reasons: list[Reason] = Field(default_factory=list)
     read_value: int | None = Field(default=None, description="the boxes' own most probable value, before the rules")
     digits: list[DigitRead] = Field(default_factory=list, description="per box, left to right")
     alternatives: list[Alternative] = Field(default_factory=list)
@@ -76,12 +115,20 @@ class RuleCheck(BaseModel):
     hard: bool
 
 
+class ReaderVersion(BaseModel):
+    formc: str = Field(description="the formc package version")
+    model: str = Field(description="sha256 of the digit model's weights, first 12 hex digits")
+    templates: dict[str, int] = Field(default_factory=dict, description="template id -> version, of the templates read")
+
+
 class SubmissionResult(BaseModel):
+    schema_version: int = Field(1, description="of this record's format (1: before typed reasons; missing = 1)")
+    reader_version: ReaderVersion | None = None
     submission: str = Field(description="the caller's name for the submission (the TPS folder, a manifest id)")
     photos_key: str = Field(description="sha256 over the photos' sha256s, sorted: the same photos give the same key")
     template: str | None
     status: SubmissionStatus
-    reasons: list[str] = Field(default_factory=list)
+    reasons: list[Reason] = Field(default_factory=list)
     pages: list[PageResult]
     fields: dict[str, FieldResult] = Field(default_factory=dict)
     checks: list[RuleCheck] = Field(default_factory=list)
@@ -96,45 +143,25 @@ def photos_key(photo_hashes: list[str], sources: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
 
 
-def _finite(x: float) -> float:
-    return round(float(x), 6) if math.isfinite(x) else 0.0
+@lru_cache(maxsize=1)
+def _package_version() -> str:
+    try:
+        return version("formc")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "source"
 
 
-def submission_result(submission: str, read: SubmissionRead, photo_hashes: list[str]) -> SubmissionResult:
-    """The published form of a read; `photo_hashes` are the sha256 of every photo's bytes, in order."""
-    pages = []
-    for page, sha in zip(read.pages, photo_hashes):
-        refusal = page.refusal
-        errors = [ErrorRecord(code=str(refusal.code), message=refusal.message)] if refusal is not None else []
-        quality = PageQuality(**asdict(page.quality)) if page.quality else None
-        pages.append(PageResult(source=page.source, sha256=sha, page=page.page, quality=quality, errors=errors,
-                                status="refused" if page.refusal is not None else "read"))
-    fields: dict[str, FieldResult] = {}
-    checks: list[RuleCheck] = []
-    reasons = [f"{e.code}: {p.source}" for p in pages for e in p.errors]
-    if read.verdict is not None:
-        page_of = {f.id: p.number for p in get_template(read.template_id).pages for f in p.fields}
-        for field_id, v in read.verdict.fields.items():
-            box_probs = read.box_probs[field_id]
-            top = box_probs.argmax(axis=1)
-            cand = read.candidates[field_id]
-            fields[field_id] = FieldResult(
-                value=v.value, confidence=_finite(v.confidence), status=v.status, reasons=list(v.reasons),
-                read_value=v.read_value, page=page_of[field_id],
-                digits=[DigitRead(label=CLASSES[c], p=_finite(box_probs[i, c])) for i, c in enumerate(top)],
-                alternatives=[Alternative(value=value, p=_finite(p)) for value, p in zip(cand.values, cand.probs)
-                              if value != v.value][:ALTERNATIVES])
-        checks = [RuleCheck(rule=rule, ok=ok, hard=hard) for rule, ok, hard in read.verdict.checks]
-        reasons += list(read.verdict.reasons)
-    return SubmissionResult(submission=submission, photos_key=photos_key(photo_hashes, [p.source for p in read.pages]),
-                            template=read.template_id,
-                            status=read.status, reasons=reasons, pages=pages, fields=fields, checks=checks,
-                            timings_ms=read.timings_ms)
+def reader_version(templates: tuple[FormTemplate, ...] = ()) -> ReaderVersion:
+    """What read a submission: the package, the model's weights and the versions of `templates`."""
+    return ReaderVersion(formc=_package_version(), model=weights_sha256()[:12],
+                         templates={t.id: t.version for t in templates})
 
 
-def error_result(submission: str, sources: list[str], photo_hashes: list[str], code: str, message: str) -> SubmissionResult:
+def error_result(submission: str, sources: list[str], photo_hashes: list[str], code: ReasonCode,
+                 message: str) -> SubmissionResult:
     """The record of a submission the pipeline failed on (a bug or a crashed worker): kept, never dropped."""
-    pages = [PageResult(source=s, sha256=h, page=None, status="refused", errors=[ErrorRecord(code=str(code), message=message)])
+    pages = [PageResult(source=s, sha256=h, page=None, status="refused", errors=[ErrorRecord(code=code, message=message)])
              for s, h in zip(sources, photo_hashes)]
-    return SubmissionResult(submission=submission, photos_key=photos_key(photo_hashes, sources), template=None, status="error",
-                            reasons=[f"{code}: {message}"], pages=pages)
+    return SubmissionResult(schema_version=SCHEMA_VERSION, reader_version=reader_version(), submission=submission,
+                            photos_key=photos_key(photo_hashes, sources), template=None, status="error",
+                            reasons=[Reason(code=code, detail=message)], pages=pages)

@@ -7,13 +7,13 @@ import yaml
 
 from ocr.reader.align import align_page, cut_boxes
 from ocr.reader.decode import decode_photo
-from ocr.templates.family import expand_family, get_template, load_templates
-from ocr.synth.handwriting import load_bank
 from ocr.reader.identify import tesseract_available
 from ocr.reader.reasons import ReasonCode
-from ocr.templates.render import render_page
+from ocr.synth.handwriting import load_bank
 from ocr.synth.job import SynthJob, synthesize_tps
+from ocr.templates.family import expand_family, get_template, load_templates
 from ocr.templates.file import TemplateFamily
+from ocr.templates.render import render_page
 from tests.conftest import REPO
 
 TEMPLATES = tuple(load_templates().values())
@@ -156,7 +156,7 @@ def test_unreadable_tag_falls_back_to_the_printed_title(scan):
 def test_cut_boxes_are_rectified_crops_with_their_frame(scan):
     photo, truth = scan
     alignment = align_page(photo, TEMPLATES)
-    crops = cut_boxes(photo, alignment, "suara_paslon_2", size_px=48)
+    crops = cut_boxes(photo.gray, alignment, "suara_paslon_2", size_px=48)
     assert crops.shape == (3, 48, 48) and crops.dtype == np.uint8
     # The printed frame runs along the crop's border region, the paper inside is lighter.
     for crop in crops:

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.eval.score import evaluate_results, load_results
-from ocr.run.inputs import InputError, find_submissions
-from ocr.record import SubmissionResult
 from ocr.db.store import ResultStore
+from ocr.eval.score import evaluate_results, load_results
+from ocr.record import SubmissionResult
+from ocr.run.inputs import InputError, find_submissions
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"

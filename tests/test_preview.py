@@ -1,6 +1,5 @@
 """Previews drawn from real reads of the bundled samples: status colours on the boxes, values beside them, refusals."""
 
-import dataclasses
 import hashlib
 
 import cv2
@@ -15,17 +14,25 @@ from ocr.draw.preview import (
     render_submission_preview,
     warp_page,
 )
-from ocr.pipeline import read_submission
+from ocr.pipeline import PhotoInput, ReaderSettings, read_pages, submission_result
+from ocr.record import SubmissionResult
+from ocr.templates.family import load_templates
 from ocr.templates.render import page_size_px, rect_px
-from ocr.record import submission_result
 from tests.conftest import REPO
 
 SCALE = 4.0  # px per page mm
 
 
+TEMPLATES = tuple(load_templates().values())
+
+
 def _read(photos):
-    read = read_submission(photos, keep_photos=True)
-    return read, submission_result("tps", read, [hashlib.sha256(d).hexdigest() for _, d in photos])
+    read = read_pages([PhotoInput(n, d, hashlib.sha256(d).hexdigest()) for n, d in photos], TEMPLATES, ReaderSettings())
+    return read, submission_result("tps", read)
+
+
+def _grays(read):
+    return [p.photo.gray if p.photo is not None else None for p in read.pages]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +41,7 @@ def review():
     folder = REPO / "samples" / "kwk-gubernur-3" / "tps-0002"
     read, result = _read([(p.name, p.read_bytes()) for p in sorted(folder.glob("page-*.jpg"))])
     assert result.status == "review"
-    return read, result, render_submission_preview(read, result, SCALE)
+    return read, result, render_submission_preview(result, TEMPLATES, _grays(read), SCALE)
 
 
 def _page(read, number):
@@ -131,7 +138,7 @@ def test_refused_photos_get_their_reason_over_a_dimmed_thumbnail():
     blank = cv2.imencode(".jpg", np.full((900, 1200), 200, np.uint8))[1].tobytes()
     read, result = _read([("notes.txt", b"minutes of the count, not a photo"), ("wall.jpg", blank)])
     assert result.status == "rejected" and [p.refusal.code for p in read.pages] == ["not_an_image", "no_page_found"]
-    previews = render_submission_preview(read, result)
+    previews = render_submission_preview(result, TEMPLATES, _grays(read))
     assert [s for s, _ in previews] == ["notes.txt", "wall.jpg"]
     for _, image in previews:
         assert image.dtype == np.uint8 and image.shape[2] == 3 and image.shape[1] >= 1000
@@ -161,6 +168,17 @@ def test_field_crop_is_the_fields_boxes_enlarged(review):
 
 def test_a_read_without_its_photos_cannot_be_previewed(review):
     read, result, _ = review
-    bare = dataclasses.replace(read, pages=[dataclasses.replace(p, photo=None) for p in read.pages])
-    with pytest.raises(ValueError, match="keep_photos=True"):
-        render_submission_preview(bare, result)
+    with pytest.raises(ValueError, match="needs the photo"):
+        render_submission_preview(result, TEMPLATES, [None] * len(read.pages))
+
+
+def test_the_preview_is_drawn_from_the_record_alone(review):
+    """The JSON record, its template and the photo draw what the reader's own alignment draws."""
+    read, result, previews = review
+    record = SubmissionResult.model_validate_json(result.model_dump_json())
+    assert all(p.geometry is not None for p in record.pages)
+    page = _page(read, 3)
+    from_alignment = render_page_preview(page.photo.gray, page.alignment, result, SCALE)
+    from_record = dict(render_submission_preview(record, TEMPLATES, _grays(read), SCALE))[page.source]
+    assert from_record.shape == from_alignment.shape
+    assert (np.abs(from_record.astype(int) - from_alignment).max(axis=-1) > 8).mean() < 1e-4

@@ -2,11 +2,18 @@
 
 import pytest
 
-from ocr.templates.family import get_template
-from ocr.synth.handwriting import load_bank
-from ocr.pipeline import read_submission
+from ocr.pipeline import PhotoInput, ReaderSettings, read_submission
 from ocr.reader.reasons import ReasonCode
+from ocr.synth.handwriting import load_bank
 from ocr.synth.job import SynthJob, synthesize_tps
+from ocr.templates.family import get_template, load_templates
+
+TEMPLATES = tuple(load_templates().values())
+
+
+def read(photos: list[tuple[str, bytes]]):
+    return read_submission([PhotoInput(name, data, f"{i:064x}") for i, (name, data) in enumerate(photos)], TEMPLATES,
+                           ReaderSettings(), "tps")
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +28,12 @@ def tps(tmp_path_factory):
 
 def test_a_clean_submission_reads_right_or_flags(tps):
     truth, photos = tps
-    result = read_submission(photos)
-    assert result.template_id == "kwk-walikota-2" and result.status in ("ok", "review")
-    assert [p.page for p in result.pages] == [1, 2, 3] and all(p.refusal is None for p in result.pages)
-    fields = result.verdict.fields
+    result = read(photos)
+    assert result.template == "kwk-walikota-2" and result.status in ("ok", "review")
+    assert [p.page for p in result.pages] == [1, 2, 3] and all(p.status == "read" for p in result.pages)
+    assert all(len(p.geometry.boxes) > 0 for p in result.pages) and result.schema_version == 2
+    assert result.reader_version.templates == {"kwk-walikota-2": get_template("kwk-walikota-2").version}
+    fields = result.fields
     assert fields.keys() == get_template("kwk-walikota-2").fields.keys()
     wrong_but_trusted = [f for f, v in fields.items()
                          if v.status in ("ok", "corrected") and v.value != truth["fields"][f]]
@@ -35,13 +44,26 @@ def test_a_clean_submission_reads_right_or_flags(tps):
 
 def test_a_refused_photo_rejects_the_submission_but_the_other_pages_are_read(tps):
     _, photos = tps
-    result = read_submission([photos[0], ("notes.jpg", b"not a photo at all"), photos[2]])
+    result = read([photos[0], ("notes.jpg", b"not a photo at all"), photos[2]])
     assert result.status == "rejected"
-    assert result.pages[1].refusal.code == ReasonCode.NOT_AN_IMAGE
-    assert result.verdict is not None and "dpt_j" in result.verdict.fields
+    assert result.pages[1].errors[0].code == ReasonCode.NOT_AN_IMAGE and result.pages[1].geometry is None
+    assert "dpt_j" in result.fields and result.reasons[0].code == ReasonCode.NOT_AN_IMAGE
 
 
 def test_the_same_page_twice_is_refused_as_wrong_page(tps):
     _, photos = tps
-    result = read_submission([photos[0], photos[0]])
-    assert result.pages[1].refusal.code == ReasonCode.WRONG_PAGE
+    result = read([photos[0], photos[0]])
+    assert result.pages[1].errors[0].code == ReasonCode.WRONG_PAGE
+
+
+def test_a_bug_in_a_stage_is_an_error_record_with_its_traceback_in_the_log(tps, monkeypatch, caplog):
+    import ocr.pipeline
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("planted")
+
+    monkeypatch.setattr(ocr.pipeline, "decide", broken)
+    result = read(tps[1])
+    assert result.status == "error" and result.reasons[0].code == ReasonCode.INTERNAL_ERROR
+    assert "ZeroDivisionError: planted" in result.reasons[0].detail
+    assert "Traceback" in caplog.text and "planted" in caplog.text

@@ -17,8 +17,8 @@ import yaml
 
 from ocr.reader.align import PageAlignment, align_page, cut_boxes
 from ocr.reader.decode import decode_photo
-from ocr.templates.family import MissingReferenceImage, TemplateError, get_template, load_reference_file, reference_files
 from ocr.reader.reasons import ReasonCode, Refusal
+from ocr.templates.family import MissingReferenceImage, TemplateError, get_template, load_reference_file, reference_files
 from ocr.templates.render import render_page
 
 PX_PER_MM = 3.0
@@ -88,7 +88,7 @@ def test_page_without_markers_aligns_by_features_to_half_a_millimetre(votes_page
         photo_px_per_mm = np.linalg.norm(truth[1] - truth[0]) / f.boxes_mm[0][2]
         errors.extend(np.linalg.norm(found - truth, axis=1) / photo_px_per_mm)
     assert np.mean(errors) <= 0.5 and np.max(errors) <= 1.5, (np.mean(errors), np.max(errors))
-    assert cut_boxes(photo, result, "suara_total").shape == (3, 48, 48)
+    assert cut_boxes(photo.gray, result, "suara_total").shape == (3, 48, 48)
 
 
 def test_another_page_and_a_blank_photo_are_refused(votes_page):

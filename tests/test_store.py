@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import delete, func, select, text
 
+from ocr.db.store import Base, FieldRow, PageRow, ResultStore, StoreUnavailable, SubmissionRow, default_url
 from ocr.record import (
     Alternative,
     DigitRead,
@@ -21,7 +22,6 @@ from ocr.record import (
     error_result,
     photos_key,
 )
-from ocr.db.store import Base, FieldRow, PageRow, ResultStore, StoreUnavailable, SubmissionRow, default_url
 
 PHOTOS = ["a" * 64, "b" * 64]
 SOURCES = ["page-2.jpg", "page-3.jpg"]
@@ -40,14 +40,14 @@ def digits(*labels: str) -> list[DigitRead]:
 def tally(status: str = "review", paslon_1: int | None = 74) -> SubmissionResult:
     """A kwk-gubernur-3 read: page 2 read, page 3 refused as blurred, one field left for a reviewer."""
     fields = {
-        "suara_paslon_1": FieldResult(value=paslon_1, confidence=0.41, status="review", reasons=["low_confidence"],
+        "suara_paslon_1": FieldResult(value=paslon_1, confidence=0.41, status="review", reasons=["low_margin: 2.1"],
                                       read_value=71, digits=digits("blank", "7", "1"), page=2,
                                       alternatives=[Alternative(value=71, p=0.3312), Alternative(value=14, p=0.05)]),
         "suara_paslon_2": FieldResult(value=244, confidence=0.999871, status="ok", read_value=244,
                                       digits=digits("2", "4", "4"), alternatives=[Alternative(value=214, p=1.2e-05)], page=2),
-        "suara_paslon_3": FieldResult(value=2, confidence=0.93, status="corrected", reasons=["sum_rule"], read_value=7,
+        "suara_paslon_3": FieldResult(value=2, confidence=0.93, status="corrected", reasons=["corrected_by_rules: read 7"], read_value=7,
                                       digits=digits("-", "-", "7"), page=2),
-        "suara_sah": FieldResult(value=None, confidence=0.0, status="unreadable", reasons=["page_refused"], page=3),
+        "suara_sah": FieldResult(value=None, confidence=0.0, status="unreadable", reasons=["unreadable"], page=3),
     }
     pages = [
         PageResult(source="tps-0001/page-2.jpg", sha256=PHOTOS[0], page=2, status="read",
@@ -60,7 +60,7 @@ def tally(status: str = "review", paslon_1: int | None = 74) -> SubmissionResult
               RuleCheck(rule="suara_total <= surat_diterima", ok=True, hard=False)]
     return SubmissionResult(submission="tps-0001", photos_key=photos_key(PHOTOS, SOURCES), template="kwk-gubernur-3",
                             status=status,
-                            reasons=["too_blurry: tps-0001/page-3.jpg", "suara_sah = sum(suara_paslon_*)"], pages=pages,
+                            reasons=["too_blurry: tps-0001/page-3.jpg", "rule_failed: suara_sah = sum(suara_paslon_*)"], pages=pages,
                             fields=fields, checks=checks, timings_ms={"align": 812.5, "classify": 97.25, "total": 1003.0})
 
 

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from ocr.reader.digits import CLASSES
-from ocr.templates.family import get_template
+from ocr.reader.fields import FieldRead
+from ocr.reader.reasons import Finding, FindingCode
+from ocr.reader.verdict import Policy, decide
 from ocr.synth.ink import glyph_string
-from ocr.pipeline import decode_fields
 from ocr.synth.values import make_inconsistent, realistic_values
-from ocr.reader.verdict import Policy, judge
+from ocr.templates.family import get_template
 
 TEMPLATE = get_template("kwk-bupati-2")
 C = {c: i for i, c in enumerate(CLASSES)}
@@ -26,11 +27,16 @@ def values():
     return realistic_values(TEMPLATE, np.random.default_rng(5))
 
 
-def read(values: dict, override: dict | None = None, policy: Policy = Policy(), **judge_kw):
+def read(values: dict, override: dict | None = None, policy: Policy = Policy(), flags: dict | None = None,
+         doubts: dict | None = None):
     probs = {f: box_probs(glyph_string(values[f], len(TEMPLATE.fields[f].boxes_mm), "X")) for f in values}
     probs.update(override or {})
-    cands, joint = decode_fields(TEMPLATE, probs, policy.use_rules)
-    return judge(TEMPLATE, cands, joint, policy, **judge_kw)
+    fields = {}
+    for f, p in probs.items():
+        fields[f] = FieldRead(f, TEMPLATE.fields[f].page, len(p), flags=list((flags or {}).get(f, [])),
+                              doubts=list((doubts or {}).get(f, [])))
+        fields[f].set_probs(p)
+    return decide(TEMPLATE, fields, policy)
 
 
 def test_clean_form_is_ok(values):
@@ -49,7 +55,7 @@ def test_misread_box_is_corrected_by_the_rules_and_both_values_kept(values):
     verdict = read(values, {field: probs})
     v = verdict.fields[field]
     assert (v.status, v.value) == ("corrected", values[field])
-    assert v.read_value != values[field] and f"corrected_by_rules: read {v.read_value}" in v.reasons
+    assert v.read_value != values[field] and Finding(FindingCode.CORRECTED_BY_RULES, f"read {v.read_value}") in v.reasons
     assert verdict.status == "ok"
 
 
@@ -61,7 +67,7 @@ def test_doubtful_read_without_rules_goes_to_review(values):
     probs[2, C[written[2]]], probs[2, C[other]] = 0.6, 0.4
     verdict = read(values, {field: probs}, Policy(use_rules=False))
     v = verdict.fields[field]
-    assert v.status == "review" and v.value == values[field] and any(r.startswith("low_margin") for r in v.reasons)
+    assert v.status == "review" and v.value == values[field] and any(r.code == FindingCode.LOW_MARGIN for r in v.reasons)
     assert verdict.status == "review"
     assert read(values, {field: probs}).fields[field].status in ("ok", "corrected")  # the sums settle it
 
@@ -69,7 +75,7 @@ def test_doubtful_read_without_rules_goes_to_review(values):
 def test_empty_field_is_unreadable(values):
     verdict = read(values, {"suara_tidak_sah": box_probs("   ")})
     v = verdict.fields["suara_tidak_sah"]
-    assert (v.status, v.value) == ("unreadable", None) and "empty_field" in v.reasons
+    assert (v.status, v.value) == ("unreadable", None) and Finding(FindingCode.EMPTY_FIELD) in v.reasons
     assert verdict.status == "review"
 
 
@@ -78,9 +84,9 @@ def test_honestly_inconsistent_form_is_reported_as_written_and_reviewed():
     values, slip = make_inconsistent(TEMPLATE, realistic_values(TEMPLATE, rng), rng)
     verdict = read(values)
     assert verdict.status == "review"
-    assert any(r.startswith("rule_failed: ") for r in verdict.reasons)
+    assert any(r.code == FindingCode.RULE_FAILED and r.detail for r in verdict.reasons)
     assert all(v.value == values[f] for f, v in verdict.fields.items())  # never "fixed" into consistency
-    assert any(v.status == "review" and any(r.startswith("rule_failed") for r in v.reasons)
+    assert any(v.status == "review" and any(r.code == FindingCode.RULE_FAILED for r in v.reasons)
                for v in verdict.fields.values())
 
 
@@ -90,23 +96,24 @@ def test_soft_rule_sends_the_submission_to_review(values):
     values["surat_diterima"] += 300
     verdict = read(values)
     assert verdict.status == "review"
-    assert any(r.startswith("soft_rule: surat_diterima") for r in verdict.reasons)
+    assert any(r.code == FindingCode.SOFT_RULE and r.detail.startswith("surat_diterima") for r in verdict.reasons)
     assert all(v.status == "ok" for v in verdict.fields.values())  # soft rules never change a read
 
 
 def test_upstream_flags_and_doubts(values):
-    verdict = read(values, flags={"suara_paslon_1": ["bubble_conflict"]}, doubts={"dpt_l": ["box_not_placed"]})
+    verdict = read(values, flags={"suara_paslon_1": [FindingCode.BUBBLE_CONFLICT]},
+                   doubts={"dpt_l": [FindingCode.BOX_NOT_PLACED]})
     assert verdict.fields["suara_paslon_1"].status == "review"
-    assert "bubble_conflict" in verdict.fields["suara_paslon_1"].reasons
+    assert Finding(FindingCode.BUBBLE_CONFLICT) in verdict.fields["suara_paslon_1"].reasons
     assert verdict.fields["dpt_l"].status == "ok"  # confirmed by the sums well beyond the bar
-    assert "box_not_placed" in verdict.fields["dpt_l"].reasons
+    assert Finding(FindingCode.BOX_NOT_PLACED) in verdict.fields["dpt_l"].reasons
 
 
 def test_zero_written_as_fillers_only_is_flagged(values):
     values = {**values, "disabilitas_l": 0, "disabilitas_p": 0, "disabilitas_j": 0}
     verdict = read(values, {f"disabilitas_{k}": box_probs("XXX") for k in "lpj"})
     v = verdict.fields["disabilitas_j"]
-    assert v.value == 0 and "no_digit_written" in v.reasons
+    assert v.value == 0 and Finding(FindingCode.NO_DIGIT_WRITTEN) in v.reasons
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -20,9 +20,9 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from ocr.db.store import default_url
 from ocr.record import SubmissionResult
 from ocr.review.workflow import Reviews, User, box_labels
-from ocr.db.store import default_url
 from ocr.web.app import MAX_PHOTOS, MAX_UPLOAD_BYTES, create_app
 from ocr.web.auth import hash_password
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from ocr.review.workflow import Reviews
 from ocr.db.store import default_url
+from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
 from ocr.web.auth import hash_password
 

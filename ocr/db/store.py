@@ -57,6 +57,16 @@ class Base(DeclarativeBase):
     })
 
 
+def _columns(table: type, record: dict[str, Any], skip: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+    """The values of `table`'s columns in a record (or one of its pages or fields), by name."""
+    return {c: record[c] for c in table.__table__.columns.keys() if c in record and c not in skip}
+
+
+def _values(row: Base) -> dict[str, Any]:
+    """A row's columns by name, as the record reads them back."""
+    return {c: getattr(row, c) for c in row.__table__.columns.keys()}
+
+
 class SubmissionRow(Base):
     __tablename__ = "submissions"
 
@@ -65,7 +75,9 @@ class SubmissionRow(Base):
     submission: Mapped[str] = mapped_column(Text)
     template: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), index=True)
-    reasons: Mapped[list[str]] = mapped_column(JSON)
+    reasons: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    schema_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    reader_version: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     timings_ms: Mapped[dict[str, float]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -91,6 +103,7 @@ class PageRow(Base):
     # SQL NULL rather than JSON 'null' for a page that was never measured.
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    geometry: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class FieldRow(Base):
@@ -104,7 +117,7 @@ class FieldRow(Base):
     value: Mapped[int | None] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Double)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    reasons: Mapped[list[str]] = mapped_column(JSON)
+    reasons: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     read_value: Mapped[int | None] = mapped_column(Integer)
     digits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     alternatives: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
@@ -247,8 +260,8 @@ class ResultStore:
                 self._replace(session, result)
 
     def _replace(self, session: Session, result: SubmissionResult) -> None:
-        row = dict(submission=result.submission, template=result.template, status=result.status, reasons=result.reasons,
-                   checks=[c.model_dump() for c in result.checks], timings_ms=result.timings_ms)
+        record = result.model_dump(mode="json")  # columns are named as the record's keys: no mapping by hand
+        row = _columns(SubmissionRow, record, skip={"id", "photos_key", "created_at", "updated_at"})
         upsert = self._upsert(SubmissionRow).values(photos_key=result.photos_key, **row)
         # Updating in place keeps the submission's id (and created_at) stable across saves.
         upsert = upsert.on_conflict_do_update(index_elements=[SubmissionRow.photos_key],
@@ -256,18 +269,12 @@ class ResultStore:
         submission_id = session.execute(upsert.returning(SubmissionRow.id)).scalar_one()
         session.execute(delete(PageRow).where(PageRow.submission_id == submission_id))
         session.execute(delete(FieldRow).where(FieldRow.submission_id == submission_id))
-        if result.pages:
-            session.execute(insert(PageRow), [
-                dict(submission_id=submission_id, position=i, source=p.source, sha256=p.sha256, page=p.page,
-                     status=p.status, quality=p.quality.model_dump() if p.quality else None,
-                     errors=[e.model_dump() for e in p.errors])
-                for i, p in enumerate(result.pages)])
-        if result.fields:
-            session.execute(insert(FieldRow), [
-                dict(submission_id=submission_id, field_id=field_id, value=f.value, confidence=f.confidence,
-                     status=f.status, reasons=f.reasons, read_value=f.read_value, page=f.page,
-                     digits=[d.model_dump() for d in f.digits], alternatives=[a.model_dump() for a in f.alternatives])
-                for field_id, f in result.fields.items()])
+        if record["pages"]:
+            session.execute(insert(PageRow), [_columns(PageRow, dict(p, submission_id=submission_id, position=i))
+                                              for i, p in enumerate(record["pages"])])
+        if record["fields"]:
+            session.execute(insert(FieldRow), [_columns(FieldRow, dict(f, submission_id=submission_id, field_id=k))
+                                               for k, f in record["fields"].items()])
 
     def get(self, photos_key: str) -> SubmissionResult | None:
         """The result stored under `photos_key`, equal to the one saved; None when there is none."""
@@ -283,14 +290,9 @@ class ResultStore:
                                  .options(selectinload(SubmissionRow.pages), selectinload(SubmissionRow.fields)))
             if row is None:
                 return None
+            # The record ignores the columns it does not have (ids, timestamps).
             return SubmissionResult.model_validate(dict(
-                submission=row.submission, photos_key=row.photos_key, template=row.template, status=row.status,
-                reasons=row.reasons, checks=row.checks, timings_ms=row.timings_ms,
-                pages=[dict(source=p.source, sha256=p.sha256, page=p.page, status=p.status, quality=p.quality,
-                            errors=p.errors) for p in row.pages],
-                fields={f.field_id: dict(value=f.value, confidence=f.confidence, status=f.status, reasons=f.reasons,
-                                         read_value=f.read_value, digits=f.digits, alternatives=f.alternatives, page=f.page)
-                        for f in row.fields}))
+                _values(row), pages=[_values(p) for p in row.pages], fields={f.field_id: _values(f) for f in row.fields}))
 
     def count_delivery(self, photos_key: str, retry: int = 0) -> int:
         """Counts one more delivery of the task reading `photos_key` (its `retry`-th retry); this delivery's number."""

@@ -16,12 +16,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ocr.reader.align import PageAlignment
-from ocr.pipeline import SubmissionRead
-from ocr.templates.render import bold_stroke, bubble_rects_px, font, page_size_px, rect_px
+from ocr.draw.placement import PagePlacement, placements
 from ocr.record import SubmissionResult
+from ocr.templates.model import FormTemplate, NumberField, TemplatePage
+from ocr.templates.render import bold_stroke, bubble_rects_px, font, page_size_px, rect_px
 from ocr.templates.rules import evaluate, parse_rule
-from ocr.templates.model import NumberField, TemplatePage
 
 RGB = tuple[int, int, int]
 Rect = tuple[int, int, int, int]  # (x0, y0, x1, y1) px, end exclusive
@@ -40,25 +39,25 @@ _VERDICT = {"ok": "every number passed the checks", "review": "a person must che
             "rejected": "a photo was refused: take it again", "error": "the reader failed on this submission"}
 
 
-def _page_px_to_photo_px(alignment: PageAlignment, origin_mm: tuple[float, float], px_per_mm: float) -> np.ndarray:
+def _page_px_to_photo_px(alignment: PagePlacement, origin_mm: tuple[float, float], px_per_mm: float) -> np.ndarray:
     """(3, 3): px of a page region whose top-left is `origin_mm`, drawn at `px_per_mm` -> photo px."""
     page_mm_from_px = np.array([[1 / px_per_mm, 0, origin_mm[0]], [0, 1 / px_per_mm, origin_mm[1]], [0, 0, 1]])
     return alignment.page_homography @ page_mm_from_px
 
 
-def _warp(photo_gray: np.ndarray, alignment: PageAlignment, origin_mm: tuple[float, float], size_px: tuple[int, int],
+def _warp(photo_gray: np.ndarray, alignment: PagePlacement, origin_mm: tuple[float, float], size_px: tuple[int, int],
           px_per_mm: float) -> np.ndarray:
     # The map goes output -> photo, so no inversion and no hole in the output.
     return cv2.warpPerspective(photo_gray, _page_px_to_photo_px(alignment, origin_mm, px_per_mm), size_px,
                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=255)
 
 
-def warp_page(photo_gray: np.ndarray, alignment: PageAlignment, px_per_mm: float = 4.0) -> np.ndarray:
+def warp_page(photo_gray: np.ndarray, alignment: PagePlacement, px_per_mm: float = 4.0) -> np.ndarray:
     """(H, W) uint8: the photo resampled onto its whole page, page px = page mm x `px_per_mm`."""
     return _warp(photo_gray, alignment, (0.0, 0.0), page_size_px(alignment.template, px_per_mm), px_per_mm)
 
 
-def field_crop(photo_gray: np.ndarray, alignment: PageAlignment, field_id: str, px_per_mm: float = 12.0,
+def field_crop(photo_gray: np.ndarray, alignment: PagePlacement, field_id: str, px_per_mm: float = 12.0,
                margin_mm: float = 3.0) -> np.ndarray:
     """(H, W) uint8: a field's boxes and `margin_mm` around them, cut from the page and enlarged to `px_per_mm`."""
     field = alignment.template.fields[field_id]
@@ -193,7 +192,7 @@ def _sides(rule: str, result: SubmissionResult) -> str | None:
     return f"{evaluate(comparison.left, known):g} vs {evaluate(comparison.right, known):g}"
 
 
-def _write_panel(image: Image.Image, result: SubmissionResult, alignment: PageAlignment, px_per_mm: float) -> int:
+def _write_panel(image: Image.Image, result: SubmissionResult, alignment: PagePlacement, px_per_mm: float) -> int:
     """The side panel's content: who and what, the verdict, a legend, failed rules, the fields to check; its height."""
     body, small, big = round(13 * px_per_mm), round(10.5 * px_per_mm), round(28 * px_per_mm)
     margin = round(8 * px_per_mm)
@@ -232,8 +231,8 @@ def _write_panel(image: Image.Image, result: SubmissionResult, alignment: PageAl
         value = "?" if read.value is None else str(read.value)
         col.text(f"{field.id} = {value}  ({read.status})", small, STATUS_RGB[read.status], bold=True, indent=small)
         # A failed rule is named by its number above rather than written out again (ocr/reader/verdict.py's wording).
-        notes = [f"fails {numbering[r.removeprefix('rule_failed: ')]}" if r.removeprefix("rule_failed: ") in numbering
-                 else r for r in read.reasons]
+        notes = [f"fails {numbering[r.detail]}" if r.code == "rule_failed" and r.detail in numbering else str(r)
+                 for r in read.reasons]
         if read.read_value != read.value:
             notes.append(f"boxes read {read.read_value}")
         if read.alternatives:
@@ -253,7 +252,7 @@ def _write_panel(image: Image.Image, result: SubmissionResult, alignment: PageAl
     return col.y + margin
 
 
-def _panel(result: SubmissionResult, alignment: PageAlignment, width: int, min_height: int,
+def _panel(result: SubmissionResult, alignment: PagePlacement, width: int, min_height: int,
            px_per_mm: float) -> Image.Image:
     # A dry run on a one-row image measures the height: Pillow clips what falls outside.
     height = _write_panel(Image.new("RGB", (width, 1)), result, alignment, px_per_mm)
@@ -262,7 +261,7 @@ def _panel(result: SubmissionResult, alignment: PageAlignment, width: int, min_h
     return image
 
 
-def render_page_preview(photo_gray: np.ndarray, alignment: PageAlignment, result: SubmissionResult,
+def render_page_preview(photo_gray: np.ndarray, alignment: PagePlacement, result: SubmissionResult,
                         px_per_mm: float = 4.0) -> np.ndarray:
     """BGR uint8: the photo on its page with this page's fields outlined and labelled, the side panel at the right.
 
@@ -327,26 +326,27 @@ def render_refusal(source: str, code: str, message: str, photo_gray: np.ndarray 
     return np.ascontiguousarray(np.asarray(canvas.convert("RGB"))[:, :, ::-1])
 
 
-def render_submission_preview(read: SubmissionRead, result: SubmissionResult,
-                              px_per_mm: float = 4.0) -> list[tuple[str, np.ndarray]]:
-    """(source, BGR image) per photo, in order: a page preview for a read page, the refusal for a refused one.
-    The read must keep its photos (`read_submission(..., keep_photos=True)`)."""
+def render_submission_preview(result: SubmissionResult, templates: tuple[FormTemplate, ...],
+                              grays: list[np.ndarray | None], px_per_mm: float = 4.0) -> list[tuple[str, np.ndarray]]:
+    """(source, BGR image) per photo, in order: a page preview for a read page, the refusal for a refused one; drawn
+    from the record, its template and each photo's greyscale image (None: not decoded)."""
     images = []
-    for page in read.pages:
-        gray = page.photo.gray if page.photo is not None else None
-        if page.refusal is not None:  # a Refusal is falsy
-            images.append((page.source, render_refusal(page.source, str(page.refusal.code), page.refusal.message, gray)))
-        elif gray is None or page.alignment is None:
-            raise ValueError(f"{page.source}: no photo kept: read with read_submission(..., keep_photos=True)")
+    for page, placement, gray in zip(result.pages, placements(result, templates), grays, strict=True):
+        if page.status == "refused":
+            error = page.errors[0]
+            images.append((page.source, render_refusal(page.source, str(error.code), error.message, gray)))
+        elif gray is None or placement is None:
+            raise ValueError(f"{page.source}: a preview needs the photo and a record with its page geometry")
         else:
-            images.append((page.source, render_page_preview(gray, page.alignment, result, px_per_mm)))
+            images.append((page.source, render_page_preview(gray, placement, result, px_per_mm)))
     return images
 
 
-def write_previews(read: SubmissionRead, result: SubmissionResult, out: Path, px_per_mm: float = 4.0) -> list[Path]:
+def write_previews(result: SubmissionResult, templates: tuple[FormTemplate, ...], grays: list[np.ndarray | None],
+                   out: Path, px_per_mm: float = 4.0) -> list[Path]:
     """Each photo's preview as a PNG: `out` named *.png is the file (`<out stem>-<photo stem>.png` for several
     photos), any other `out` is a folder of `<photo stem>.png`."""
-    images = render_submission_preview(read, result, px_per_mm)
+    images = render_submission_preview(result, templates, grays, px_per_mm)
     stems = [Path(source.split(":")[-1]).stem for source, _ in images]  # a zip member's name after the colon
     if out.suffix.lower() != ".png":
         paths = [out / f"{stem}.png" for stem in stems]

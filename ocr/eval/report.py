@@ -39,7 +39,7 @@ def result_table(result: SubmissionResult) -> Group:
             value = "-" if f.value is None else str(f.value)
             if f.read_value is not None and f.read_value != f.value:
                 value += f" (read {f.read_value})"
-            fields.add_row(field_id, str(f.page), value, f"{f.confidence:.4f}", _status(f.status), "; ".join(f.reasons))
+            fields.add_row(field_id, str(f.page), value, f"{f.confidence:.4f}", _status(f.status), "; ".join(map(str, f.reasons)))
         parts.append(fields)
         failed = [c for c in result.checks if not c.ok]
         checks = Text(f"rules: {sum(c.ok for c in result.checks)} of {len(result.checks)} hold")

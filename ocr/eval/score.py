@@ -42,10 +42,6 @@ class Evaluation:
         return self.by_status[status] / self.submissions if self.submissions else 0.0
 
 
-def _code(reason: str) -> str:
-    return reason.split(":", 1)[0]
-
-
 def load_results(path: Path) -> list[SubmissionResult]:
     return [SubmissionResult.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -56,7 +52,7 @@ def evaluate_results(results: Iterable[SubmissionResult], truth_dir: Path) -> Ev
     for result in results:
         ev.submissions += 1
         ev.by_status[result.status] += 1
-        ev.reasons.update(e.code for p in result.pages for e in p.errors)
+        ev.reasons.update(str(e.code) for p in result.pages for e in p.errors)
         truth_file = truth_dir / result.submission / "truth.json"
         if not truth_file.exists():
             ev.without_truth.append(result.submission)
@@ -67,7 +63,7 @@ def evaluate_results(results: Iterable[SubmissionResult], truth_dir: Path) -> Ev
             read = result.fields.get(field_id)
             if read is None:  # its page was refused
                 continue
-            ev.reasons.update({_code(r) for r in read.reasons})
+            ev.reasons.update({str(r.code) for r in read.reasons})
             if read.value is not None:
                 ev.emitted += 1
                 ev.right += read.value == written

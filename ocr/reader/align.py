@@ -273,15 +273,16 @@ def _central_square(corners: np.ndarray) -> np.ndarray:
     return (1 - u) * (1 - v) * tl + u * (1 - v) * tr + u * v * br + (1 - u) * v * bl
 
 
-def cut_boxes(photo: Photo, alignment: PageAlignment, field_id: str, size_px: int = 48,
+def cut_boxes(gray: np.ndarray, alignment: PageAlignment, field_id: str, size_px: int = 48,
               margin: float = 0.15) -> np.ndarray:
-    """(n_boxes, size_px, size_px) uint8 crops of a field's boxes, rectified, frame and `margin` (share) included;
-    of a box that is not square, its central square."""
+    """(n_boxes, size_px, size_px) uint8 crops of a field's boxes from the photo's greyscale image, rectified, frame
+    and `margin` (share) included; of a box that is not square, its central square. `alignment`: anything with
+    `box_corners(field_id)` in photo px (a PageAlignment, or a record's PagePlacement)."""
     out = []
     for corners in alignment.box_corners(field_id):
         lo, hi = margin * size_px / (1 + 2 * margin), size_px - margin * size_px / (1 + 2 * margin)
         target = np.array([(lo, lo), (hi, lo), (hi, hi), (lo, hi)], np.float32)
         m = cv2.getPerspectiveTransform(_central_square(corners).astype(np.float32), target)
-        out.append(cv2.warpPerspective(photo.gray, m, (size_px, size_px), flags=cv2.INTER_LINEAR,
+        out.append(cv2.warpPerspective(gray, m, (size_px, size_px), flags=cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE))
     return np.array(out)

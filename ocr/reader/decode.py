@@ -66,8 +66,8 @@ def _is_complete(data: bytes, fmt: str) -> bool:
     return True
 
 
-def decode_photo(data: bytes, source: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> Photo | Refusal:
-    """Decode `data` or say why not; never raises for bad input."""
+def decode_photo(data: bytes, source: str = "<bytes>", sha256: str = "", max_pixels: int = MAX_PIXELS) -> Photo | Refusal:
+    """Decode `data` or say why not; never raises for bad input. `sha256`: of `data`, when the caller hashed it."""
     if not data:
         return Refusal(ReasonCode.EMPTY_FILE, f"{source} is empty (0 bytes): upload the photo again")
     try:
@@ -102,5 +102,5 @@ def decode_photo(data: bytes, source: str = "<bytes>", max_pixels: int = MAX_PIX
         except (OSError, ValueError, SyntaxError) as exc:
             return Refusal(ReasonCode.TRUNCATED, f"{source} could not be decoded ({exc}): it is probably damaged; "
                            "upload it again")
-    return Photo(source=source, sha256=hashlib.sha256(data).hexdigest(), format=fmt, gray=np.ascontiguousarray(gray),
+    return Photo(source=source, sha256=sha256 or hashlib.sha256(data).hexdigest(), format=fmt, gray=np.ascontiguousarray(gray),
                  exif_orientation=orientation, bytes=len(data))

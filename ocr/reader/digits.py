@@ -12,6 +12,7 @@ four times faster than OpenCV's DNN module (bench/digits_bench.py measures both)
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -116,6 +117,12 @@ class ModelInfo:
     def load(cls) -> "ModelInfo":
         raw = json.loads(resources.files("ocr.reader.models").joinpath("digits.json").read_text())
         return cls(float(raw["temperature"]), tuple(raw["classes"]), int(raw["input_px"]), raw.get("trained", {}))
+
+
+@lru_cache(maxsize=1)
+def weights_sha256() -> str:
+    """sha256 of the shipped model's weights: the model's version in every record."""
+    return hashlib.sha256(resources.files("ocr.reader.models").joinpath("digits.onnx").read_bytes()).hexdigest()
 
 
 @lru_cache(maxsize=2)

@@ -137,3 +137,26 @@ def field_candidates(field_id: str, box_probs: np.ndarray) -> FieldCandidates:
         labels=tuple(tuple(CLASSES[c] for c in best_string[v][1]) for v in ranked),
         residual=max(0.0, numbers - sum(exact.values())), empty=empty, malformed=max(0.0, 1.0 - numbers - empty),
         filler_only=float(np.prod(box_probs[:, sorted(FILLERS)].sum(axis=1))) - empty, box_rows=rows, zero_readings=zeros)
+
+
+@dataclass
+class FieldRead:
+    """Everything the reader knows of one field, from its boxes to its verdict: the one object per field that the
+    stages fill in turn (cut: boxes and findings; classify: probs and candidates; judge: verdict)."""
+
+    field_id: str
+    page: int
+    n_boxes: int = 0
+    bubbles: np.ndarray | None = None  # (n_boxes, 13) likelihoods from the OMR bubbles under the boxes
+    probs: np.ndarray | None = None  # (n_boxes, 13) box class probabilities, bubbles fused
+    candidates: FieldCandidates | None = None
+    flags: list = field(default_factory=list)  # findings (FindingCode) that send the field to a person
+    doubts: list = field(default_factory=list)  # findings that let it pass only with a correction's margin
+    verdict: object = None  # its FieldVerdict, once judged
+
+    def set_probs(self, probs: np.ndarray) -> None:
+        """The classifier's (n_boxes, 13) probabilities, fused with the bubbles where there are any; candidates."""
+        if self.bubbles is not None:
+            probs = probs * self.bubbles
+            probs = probs / probs.sum(axis=1, keepdims=True)
+        self.probs, self.candidates = probs, field_candidates(self.field_id, probs)

@@ -1,4 +1,5 @@
-"""Why a photo or page could not be read: reason codes and the failure value a stage returns."""
+"""Why: reason codes of a photo or page that could not be read (and the failure value a stage returns), and the
+codes of what the reader found about a field (the findings that send it to a person or explain a change)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,28 @@ class Refusal:
 
     def __bool__(self) -> bool:  # a refusal is falsy, so `if result:` reads as "if it worked"
         return False
+
+
+class FindingCode(StrEnum):
+    """What the verdict says about a field (and, for rules, the submission)."""
+
+    RULE_FAILED = "rule_failed"  # detail: the hard rule, as written in the template
+    SOFT_RULE = "soft_rule"  # detail: the soft rule that does not hold on the emitted values
+    LOW_MARGIN = "low_margin"  # detail: the margin in nats over the runner-up
+    CORRECTED_BY_RULES = "corrected_by_rules"  # detail: what the boxes read
+    EMPTY_FIELD = "empty_field"
+    UNREADABLE = "unreadable"
+    NO_DIGIT_WRITTEN = "no_digit_written"  # a zero read from fillers only
+    BOX_NOT_PLACED = "box_not_placed"  # a box not found on its printed lines
+    BUBBLE_CONFLICT = "bubble_conflict"  # OMR bubbles that disagree with each other
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A code for programs and a detail for people (a rule, a margin, a value)."""
+
+    code: FindingCode
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else str(self.code)

@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from ocr.reader.reference import reference_scan
-from ocr.templates.render import MM_PER_INCH, render_page
 from ocr.templates.model import FormTemplate, RectMM, TemplatePage, rect_corners
+from ocr.templates.render import MM_PER_INCH, render_page
 
 REFINE_PX_PER_MM = 4.0
 BIG_SEARCH_MM = 10.0  # the bend a flat-page homography may leave on a photo of a bent sheet

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ocr.reader.fields import FieldCandidates
-from ocr.reader.joint import JointResult
+from ocr.reader.fields import FieldCandidates, FieldRead
+from ocr.reader.joint import JointResult, decode_jointly
+from ocr.reader.reasons import Finding, FindingCode
 from ocr.templates.model import FormTemplate
 
 
@@ -36,7 +37,7 @@ class FieldVerdict:
     value: int | None
     confidence: float  # P(value) against its runner-up: 1 / (1 + exp(-margin))
     status: str
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Finding] = field(default_factory=list)
     read_value: int | None = None  # the field's own most probable value, before the rules
 
 
@@ -44,7 +45,7 @@ class FieldVerdict:
 class Verdict:
     fields: dict[str, FieldVerdict]
     status: str  # ok | review
-    reasons: tuple[str, ...]
+    reasons: tuple[Finding, ...]
     checks: tuple[tuple[str, bool, bool], ...]  # (rule, holds, hard) over the emitted values
 
 
@@ -52,58 +53,79 @@ def _confidence(margin: float) -> float:
     return 1.0 / (1.0 + math.exp(-min(margin, 50.0)))
 
 
-def judge(template: FormTemplate, candidates: dict[str, FieldCandidates], joint: JointResult, policy: Policy,
-          flags: dict[str, list[str]] | None = None, doubts: dict[str, list[str]] | None = None) -> Verdict:
-    """Field statuses and the submission's, from the joint result. Upstream findings per field:
-    `flags` send it to review (`bubble_conflict`); `doubts` (`box_not_placed`) let it pass only
+def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> Verdict:
+    """Joint decoding of the fields' candidates under the template's hard rules (unless the policy drops them), then
+    the verdict; each FieldRead gets its FieldVerdict."""
+    rules = list(template.rules) if policy.use_rules else []
+    joint = decode_jointly({f: r.candidates for f, r in fields.items()}, rules, template.fields)
+    return judge(template, fields, joint, policy)
+
+
+def _field_verdict(read: FieldRead, margin: float, consistent: int | None, written: int | None, inconsistent: bool,
+                   failed: list[Finding], policy: Policy) -> FieldVerdict:
+    """One field's status and reasons (see the module docstring)."""
+    cand: FieldCandidates = read.candidates
+    value = written if inconsistent else consistent
+    verdict = FieldVerdict(value, _confidence(margin), "ok", [], written)
+    if cand.empty > 0.5 or (value is None and written is None):
+        verdict.value, verdict.status = None, "unreadable"
+        verdict.reasons.append(Finding(FindingCode.EMPTY_FIELD if cand.empty > 0.5 else FindingCode.UNREADABLE))
+    elif value is None:  # the rules cannot hold with any listed value of this field: report the read, for a person
+        verdict.value, verdict.status = written, "review"
+        verdict.reasons += failed or [Finding(FindingCode.UNREADABLE)]
+    elif inconsistent:
+        verdict.status = "review" if failed or margin < policy.ok_margin else "ok"
+        verdict.reasons += failed
+    elif value != written:
+        verdict.status = "corrected" if margin >= policy.corrected_margin else "review"
+        verdict.reasons.append(Finding(FindingCode.CORRECTED_BY_RULES, f"read {written}"))
+    elif margin < policy.ok_margin:
+        verdict.status = "review"
+    if verdict.status == "review":  # every review says why
+        verdict.reasons += [r for r in failed if r not in verdict.reasons]
+        if margin < policy.ok_margin:
+            verdict.reasons.append(Finding(FindingCode.LOW_MARGIN, f"{margin:.1f}"))
+    if value == 0 and cand.filler_only > 0.5 * (cand.probs[0] if cand.probs else 1.0):
+        verdict.reasons.append(Finding(FindingCode.NO_DIGIT_WRITTEN))
+    if read.doubts:
+        verdict.reasons += [Finding(code) for code in read.doubts]
+        if verdict.status == "ok" and margin < policy.corrected_margin:
+            verdict.status = "review"
+    for flag in read.flags:
+        verdict.reasons.append(Finding(flag))
+        if verdict.status in ("ok", "corrected"):
+            verdict.status = "review"
+    return verdict
+
+
+def judge(template: FormTemplate, fields: dict[str, FieldRead], joint: JointResult, policy: Policy) -> Verdict:
+    """Field statuses and the submission's, from the joint result; each FieldRead gets its verdict. Upstream
+    findings per field: `flags` send it to review (`bubble_conflict`); `doubts` (`box_not_placed`) let it pass only
     with the margin a correction needs."""
-    flags, doubts = flags or {}, doubts or {}
     consistent, written = joint.consistent.values, joint.unconstrained.values
-    fix_cost = joint.unconstrained.log_p - joint.consistent.log_p
-    inconsistent = policy.use_rules and fix_cost > policy.max_fix_nats
+    inconsistent = policy.use_rules and joint.unconstrained.log_p - joint.consistent.log_p > policy.max_fix_nats
     known_written = {f: v for f, v in written.items() if v is not None}
     broken = {r.expr: r.parsed.field_ids(template.fields) for r in template.failed_rules(known_written, hard_only=True)}
-    fields: dict[str, FieldVerdict] = {}
-    for field_id, cand in candidates.items():
-        margin = joint.margins.get(field_id, 0.0)
-        failed = [f"rule_failed: {expr}" for expr, ids in broken.items() if field_id in ids]
-        value = written[field_id] if inconsistent else consistent[field_id]
-        verdict = FieldVerdict(value, _confidence(margin), "ok", [], written[field_id])
-        if cand.empty > 0.5 or (value is None and written[field_id] is None):
-            verdict.value, verdict.status = None, "unreadable"
-            verdict.reasons.append("empty_field" if cand.empty > 0.5 else "unreadable")
-        elif value is None:  # the rules cannot hold with any listed value of this field: report the read, for a person
-            verdict.value, verdict.status = written[field_id], "review"
-            verdict.reasons += failed or ["unreadable"]
-        elif inconsistent:
-            verdict.status = "review" if failed or margin < policy.ok_margin else "ok"
-            verdict.reasons += failed
-        elif value != written[field_id]:
-            verdict.status = "corrected" if margin >= policy.corrected_margin else "review"
-            verdict.reasons.append(f"corrected_by_rules: read {written[field_id]}")
-        elif margin < policy.ok_margin:
-            verdict.status = "review"
-        if verdict.status == "review":  # every review says why
-            verdict.reasons += [r for r in failed if r not in verdict.reasons]
-            if margin < policy.ok_margin:
-                verdict.reasons.append(f"low_margin: {margin:.1f}")
-        if value == 0 and cand.filler_only > 0.5 * (cand.probs[0] if cand.probs else 1.0):
-            verdict.reasons.append("no_digit_written")
-        if doubts.get(field_id):
-            verdict.reasons += doubts[field_id]
-            if verdict.status == "ok" and margin < policy.corrected_margin:
-                verdict.status = "review"
-        for flag in flags.get(field_id, []):
-            verdict.reasons.append(flag)
-            if verdict.status in ("ok", "corrected"):
-                verdict.status = "review"
-        fields[field_id] = verdict
-    emitted = {f: v.value for f, v in fields.items() if v.value is not None}
-    checks = []
+    verdicts: dict[str, FieldVerdict] = {}
+    for field_id, read in fields.items():
+        failed = [Finding(FindingCode.RULE_FAILED, expr) for expr, ids in broken.items() if field_id in ids]
+        read.verdict = verdicts[field_id] = _field_verdict(read, joint.margins.get(field_id, 0.0), consistent[field_id],
+                                                           written[field_id], inconsistent, failed, policy)
     # Rules broken as written are the submission's reasons unless a confident correction settled them.
-    unsettled = inconsistent or any(v.status != "corrected" for v in fields.values() if v.value != v.read_value
-                                    or any(r.startswith("rule_failed") for r in v.reasons))
-    reasons = [f"rule_failed: {expr}" for expr in broken] if broken and unsettled else []
+    unsettled = inconsistent or any(v.status != "corrected" for v in verdicts.values() if v.value != v.read_value
+                                    or any(r.code == FindingCode.RULE_FAILED for r in v.reasons))
+    reasons = [Finding(FindingCode.RULE_FAILED, expr) for expr in broken] if broken and unsettled else []
+    checks = _checks(template, verdicts, policy, reasons)
+    status = "review" if reasons or any(v.status not in ("ok", "corrected") for v in verdicts.values()) else "ok"
+    return Verdict(verdicts, status, tuple(reasons), tuple(checks))
+
+
+def _checks(template: FormTemplate, verdicts: dict[str, FieldVerdict], policy: Policy,
+            reasons: list[Finding]) -> list[tuple[str, bool, bool]]:
+    """(rule, holds, hard) of every rule over the emitted values; a soft rule that fails is a reason, for the
+    submission and each of its fields."""
+    emitted = {f: v.value for f, v in verdicts.items() if v.value is not None}
+    checks = []
     for rule in template.rules:
         ids = rule.parsed.field_ids(template.fields)
         if not ids <= emitted.keys():
@@ -111,8 +133,7 @@ def judge(template: FormTemplate, candidates: dict[str, FieldCandidates], joint:
         holds = rule.holds(emitted)
         checks.append((rule.expr, holds, rule.hard))
         if not holds and not rule.hard and policy.use_rules:
-            reasons.append(f"soft_rule: {rule.expr}")
+            reasons.append(Finding(FindingCode.SOFT_RULE, rule.expr))
             for f in ids:
-                fields[f].reasons.append(f"soft_rule: {rule.expr}")
-    status = "review" if reasons or any(v.status not in ("ok", "corrected") for v in fields.values()) else "ok"
-    return Verdict(fields, status, tuple(reasons), tuple(checks))
+                verdicts[f].reasons.append(Finding(FindingCode.SOFT_RULE, rule.expr))
+    return checks

@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ocr.templates.family import get_template, load_templates
-from ocr.record import SubmissionResult
 from ocr.db.store import AuditRow, CorrectionRow, FieldRow, ResultStore, ReviewRow, SubmissionRow, UserRow
+from ocr.record import SubmissionResult
+from ocr.templates.family import get_template, load_templates
 
 ROLES = ("operator", "reviewer", "admin")
 FLAGGED = ("review", "unreadable")  # field statuses a reviewer must look at

@@ -36,11 +36,14 @@ from redis.exceptions import ConnectionError as RedisUnavailable
 from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from ocr.run.local import BatchSummary, ReadSettings, append_record, crashed_result, load_photo, read_one, resume
-from ocr.run.inputs import PhotoRef, SubmissionInput
+from ocr.db.store import ResultStore, StoreUnavailable
+from ocr.pipeline import ReaderSettings, classifier
 from ocr.reader.reasons import ReasonCode
 from ocr.record import SubmissionResult, error_result, photos_key
-from ocr.db.store import ResultStore, StoreUnavailable
+from ocr.run.inputs import PhotoRef, SubmissionInput
+from ocr.run.local import BatchSettings, BatchSummary, append_record, crashed_result, read_one, resume
+from ocr.run.photo_store import PhotoStore
+from ocr.templates.family import load_templates
 
 TASK = "formc.read_submission"
 MAX_DELIVERIES = 3  # the third delivery of a submission that killed two workers records it as an error
@@ -83,14 +86,13 @@ def make_app(broker: str, db_url: str | None = None, store_dir: Path | None = No
     return app
 
 
-_worker: dict = {}  # per pool process: the classifier and the database connection, made once
+_worker: dict = {}  # per pool process: the templates and the database connection, made once
 
 
 def _in_worker(app: Celery) -> tuple[ResultStore, Path]:
     if "store" not in _worker:
-        from ocr.reader.digits import DigitClassifier
-
-        _worker["classifier"] = DigitClassifier(threads=1)
+        _worker["templates"] = tuple(load_templates().values())
+        classifier(1)  # loaded before the freeze below
         _worker["store"] = ResultStore(app.conf.formc_db)
         # What exists now lives as long as the process: hidden from the garbage collector, which otherwise walks the
         # worker's inherited objects at every full collection (reads in the pool process were 18 % slower).
@@ -101,8 +103,6 @@ def _in_worker(app: Celery) -> tuple[ResultStore, Path]:
 def _read_submission_task(task, payload: dict) -> dict:
     """Reads one submission (photos by path in the shared store) and saves its result; {photos_key, status, record}.
     With `draw`, also draws the review app's page images and box crops into the store."""
-    from ocr.run.photo_store import PhotoStore
-
     try:
         store, store_dir = _in_worker(task.app)
         sub = SubmissionInput(payload["submission"], tuple(PhotoRef(*p) for p in payload["photos"]))
@@ -112,7 +112,7 @@ def _read_submission_task(task, payload: dict) -> dict:
             result = crashed_result(sub, payload["hashes"])
         else:
             on_read = PhotoStore(store_dir).draw if payload.get("draw") else None
-            result = read_one(sub, ReadSettings(template_id=payload["template_id"]), _worker["classifier"],
+            result = read_one(sub, _worker["templates"], BatchSettings(ReaderSettings(template_id=payload["template_id"])),
                               on_read=on_read)
         store.save(result)
         if (upload := payload.get("upload")) is not None:  # from the review app: who uploaded it, as it does locally
@@ -143,30 +143,28 @@ def send(app: Celery, message: dict) -> AsyncResult:
     return app.send_task(TASK, args=[message])
 
 
-def _stored(sub: SubmissionInput, photo_store, settings: ReadSettings) -> dict:
+def _stored(sub: SubmissionInput, photo_store: PhotoStore, settings: BatchSettings) -> dict:
     """The message for `sub`: its photos copied into the shared store, named there by content. A photo that cannot
     be loaded keeps its original place, so the worker refuses it with the same reason as the local engine."""
     photos, hashes = [], []
     for ref in sub.photos:
-        data, sha = load_photo(ref)
-        if isinstance(data, bytes):
-            photo_store.put(data, sha)
-            photos.append([ref.source, str(photo_store.photo_path(sha)), None])
+        photo = ref.load()
+        if isinstance(photo.data, bytes):
+            photo_store.put(photo.data, photo.sha256)
+            photos.append([ref.source, str(photo_store.photo_path(photo.sha256)), None])
         else:
             photos.append([ref.source, ref.path, ref.archive])
-        hashes.append(sha)
-    return payload(sub.submission, photos, hashes, settings.template_id)
+        hashes.append(photo.sha256)
+    return payload(sub.submission, photos, hashes, settings.reader.template_id)
 
 
 def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str, store_dir: Path, store: ResultStore,
-                      settings: ReadSettings = ReadSettings(),
+                      settings: BatchSettings = BatchSettings(),
                       on_result: Callable[[SubmissionInput, SubmissionResult | None], None] = lambda s, r: None,
                       on_wait: Callable[[str], None] = lambda message: None) -> BatchSummary:
     """`run_batch` on a cluster: every submission not already in `out` is read by a `formc worker` on `broker`, which
     saves it in `store`'s database; each result is appended to `out` as it comes. Outages of the broker or the
     database are waited out (`on_wait` says so)."""
-    from ocr.run.photo_store import PhotoStore
-
     if settings.previews is not None:
         raise ValueError("previews are drawn by the local engine only")
     app = make_app(broker)

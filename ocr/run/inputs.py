@@ -14,10 +14,14 @@ Bytes are read by the worker that reads the photo, so the main process never hol
 from __future__ import annotations
 
 import csv
+import hashlib
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from ocr.pipeline import PhotoInput
+from ocr.reader.reasons import ReasonCode, Refusal
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"})
 MAX_PHOTO_BYTES = 64 * 1024 * 1024  # a 12 MP JPEG is 3-8 MB; larger is not a phone photo (and not read into memory)
@@ -47,11 +51,28 @@ class PhotoRef:
         with zipfile.ZipFile(self.archive) as z:
             return z.read(self.path)
 
+    def load(self) -> PhotoInput:
+        """The photo's bytes and their sha256 (the one place a photo is hashed), or why the file cannot be read."""
+        try:
+            size = self.size()
+            if size > MAX_PHOTO_BYTES:
+                return PhotoInput(self.source, Refusal(
+                    ReasonCode.IMAGE_TOO_LARGE, f"{self.source}: {size / 2**20:.0f} MB; a photo of a form is under "
+                    f"{MAX_PHOTO_BYTES // 2**20} MB: send the camera's original JPEG"))
+            data = self.read_bytes()
+        except (OSError, KeyError) as exc:  # KeyError: a zip member that vanished
+            return PhotoInput(self.source, Refusal(ReasonCode.FILE_UNREADABLE, f"{self.source}: cannot be read ({exc})"))
+        return PhotoInput(self.source, data, hashlib.sha256(data).hexdigest())
+
 
 @dataclass(frozen=True)
 class SubmissionInput:
     submission: str
     photos: tuple[PhotoRef, ...]
+
+    @property
+    def sources(self) -> list[str]:
+        return [ref.source for ref in self.photos]
 
 
 @dataclass(frozen=True)

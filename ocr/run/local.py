@@ -12,8 +12,8 @@ worker again is recorded as `error: worker_crashed`.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -24,60 +24,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ocr.reader.digits import DigitClassifier
-from ocr.run.inputs import MAX_PHOTO_BYTES, SubmissionInput
-from ocr.pipeline import SubmissionRead, read_submission
-from ocr.reader.reasons import ReasonCode, Refusal
-from ocr.record import SubmissionResult, error_result, photos_key, submission_result
+import numpy as np
+
+from ocr import LOG_FORMAT
+from ocr.pipeline import ReaderSettings, classifier, read_submission, read_submission_and_photos
+from ocr.reader.reasons import ReasonCode
+from ocr.record import SubmissionResult, error_result, photos_key
+from ocr.run.inputs import SubmissionInput
+from ocr.templates.family import load_templates
+from ocr.templates.model import FormTemplate
 
 IN_FLIGHT_PER_WORKER = 3  # enough queued work to keep a worker busy, little enough to retry after a crash
+log = logging.getLogger(__name__)
+Drawer = Callable[[SubmissionResult, tuple[FormTemplate, ...], list[np.ndarray | None]], None]
 
 
 @dataclass(frozen=True)
-class ReadSettings:
-    template_id: str | None = None  # force the template: pages of another are refused as wrong_page
+class BatchSettings:
+    reader: ReaderSettings = ReaderSettings()
     previews: Path | None = None  # write each photo's preview PNG under previews/<submission>/
 
 
-def load_photo(ref) -> tuple[bytes | Refusal, str]:
-    """A photo's bytes and their sha256, or the refusal that says why the file cannot be read."""
-    try:
-        size = ref.size()
-        if size > MAX_PHOTO_BYTES:
-            return Refusal(ReasonCode.IMAGE_TOO_LARGE, f"{ref.source}: {size / 2**20:.0f} MB; a photo of a form is "
-                           f"under {MAX_PHOTO_BYTES // 2**20} MB: send the camera's original JPEG"), ""
-        data = ref.read_bytes()
-    except (OSError, KeyError) as exc:  # KeyError: a zip member that vanished
-        return Refusal(ReasonCode.FILE_UNREADABLE, f"{ref.source}: cannot be read ({exc})"), ""
-    return data, hashlib.sha256(data).hexdigest()
-
-
-def read_one(sub: SubmissionInput, settings: ReadSettings, classifier: DigitClassifier,
+def read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings: BatchSettings,
              done: frozenset[tuple[str, str]] = frozenset(), preview_out: Path | None = None,
-             on_read: Callable[[SubmissionRead, SubmissionResult], None] | None = None) -> SubmissionResult | None:
-    """Read one submission from its files; None when (submission, photos_key) is in `done`. Previews go to
-    `preview_out` (see `write_previews`), by default `settings.previews/<submission>/` when that is set.
-    `on_read` sees the read with its photos kept and the result (the review app draws its images there)."""
+             on_read: Drawer | None = None) -> SubmissionResult | None:
+    """Read one submission from its files through the door; None when (submission, photos_key) is in `done`.
+    Previews go to `preview_out` (see `write_previews`), by default `settings.previews/<submission>/` when that is
+    set. `on_read` draws from the result, the templates and the decoded photos (the review app's images)."""
     if preview_out is None and settings.previews is not None:
         preview_out = settings.previews / sub.submission
-    loaded = [load_photo(ref) for ref in sub.photos]
-    hashes = [sha for _, sha in loaded]
+    photos = [ref.load() for ref in sub.photos]
+    if (sub.submission, photos_key([p.sha256 for p in photos], sub.sources)) in done:
+        return None
+    if preview_out is None and on_read is None:
+        return read_submission(photos, templates, settings.reader, sub.submission)
+    result, grays = read_submission_and_photos(photos, templates, settings.reader, sub.submission)
     try:
-        if (sub.submission, photos_key(hashes, [ref.source for ref in sub.photos])) in done:
-            return None
-        read = read_submission([(ref.source, data) for ref, (data, _) in zip(sub.photos, loaded)],
-                               template_id=settings.template_id, classifier=classifier,
-                               keep_photos=preview_out is not None or on_read is not None)
-        result = submission_result(sub.submission, read, hashes)
         if preview_out is not None:
             from ocr.draw.preview import write_previews  # drawing libraries load only where previews are made
-            write_previews(read, result, preview_out)
+
+            write_previews(result, templates, grays, preview_out)
         if on_read is not None:
-            on_read(read, result)
-        return result
+            on_read(result, templates, grays)
     except Exception as exc:  # a bug must cost one record, not the batch
-        return error_result(sub.submission, [r.source for r in sub.photos], hashes, ReasonCode.INTERNAL_ERROR,
-                            f"{type(exc).__name__}: {exc}")
+        log.exception("drawing submission %r failed", sub.submission)
+        return error_result(sub.submission, sub.sources, [p.sha256 for p in photos], ReasonCode.INTERNAL_ERROR,
+                            f"{type(exc).__name__}: {exc} (traceback in the log)")
+    return result
 
 
 _worker: dict = {}
@@ -85,17 +78,19 @@ _worker: dict = {}
 
 def crashed_result(sub: SubmissionInput, hashes: list[str]) -> SubmissionResult:
     """The record of a submission whose reading killed the worker process twice: not read a third time."""
-    return error_result(sub.submission, [r.source for r in sub.photos], hashes, ReasonCode.WORKER_CRASHED,
+    return error_result(sub.submission, sub.sources, hashes, ReasonCode.WORKER_CRASHED,
                         "reading these photos killed the worker process twice (out of memory or a crash in a library)")
 
 
-def _init_worker(settings: ReadSettings, done: frozenset[tuple[str, str]]) -> None:
-    _worker.update(settings=settings, done=done, classifier=DigitClassifier(threads=1))
-    gc.freeze()  # modules, classifier and `done` (a tuple per record of a resumed batch) live as long as the process
+def _init_worker(settings: BatchSettings, done: frozenset[tuple[str, str]]) -> None:
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    _worker.update(settings=settings, done=done, templates=tuple(load_templates().values()))
+    classifier(settings.reader.threads)  # loaded before the freeze below
+    gc.freeze()  # modules, templates and `done` (a tuple per record of a resumed batch) live as long as the process
 
 
 def _read_in_worker(sub: SubmissionInput) -> SubmissionResult | None:
-    return read_one(sub, _worker["settings"], _worker["classifier"], _worker["done"])
+    return read_one(sub, _worker["templates"], _worker["settings"], _worker["done"])
 
 
 @dataclass
@@ -155,7 +150,57 @@ def resume(out: Path, store=None) -> dict[tuple[str, str], str]:
     return done
 
 
-def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, settings: ReadSettings = ReadSettings(),
+class _Pool:
+    """The reading processes of one batch: submissions in flight, and the ones to retry alone after a crash."""
+
+    def __init__(self, workers: int, settings: BatchSettings, done: frozenset[tuple[str, str]]) -> None:
+        self.workers, self.settings, self.done = workers, settings, done
+        self.pending: dict[Future, tuple[SubmissionInput, bool]] = {}  # future -> (submission, read alone)
+        self.suspects: deque[SubmissionInput] = deque()  # in flight when a worker died: retried one at a time
+        self.pool = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")  # no forked copies of a parent's threads or open files
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                   initargs=(self.settings, self.done))
+
+    def fill(self, queue: deque[SubmissionInput]) -> None:
+        if self.suspects and not self.pending:
+            sub = self.suspects.popleft()
+            self.pending[self.pool.submit(_read_in_worker, sub)] = (sub, True)
+        while not self.suspects and queue and len(self.pending) < self.workers * IN_FLIGHT_PER_WORKER:
+            sub = queue.popleft()
+            self.pending[self.pool.submit(_read_in_worker, sub)] = (sub, False)
+
+    def finished(self) -> list[tuple[SubmissionInput, SubmissionResult | None]]:
+        """Waits for at least one submission; those finished, with their results (None: done by an earlier run).
+        A worker that died takes its pool down: what was in flight is retried, one at a time, in a new pool."""
+        done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+        out, broken = [], False
+        for future in done:
+            sub, alone = self.pending.pop(future)
+            try:
+                out.append((sub, future.result()))
+            except BrokenProcessPool:
+                broken = True
+                if alone:  # its own key, not every crash's
+                    out.append((sub, crashed_result(sub, [ref.load().sha256 for ref in sub.photos])))
+                else:
+                    self.suspects.append(sub)
+        if broken:
+            log.warning("a reading process died; %d submission(s) in flight are read again one at a time",
+                        len(self.pending) + len(self.suspects))
+            self.suspects.extend(sub for sub, _ in self.pending.values())
+            self.pending.clear()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new()
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, settings: BatchSettings = BatchSettings(),
               store=None, on_result: Callable[[SubmissionInput, SubmissionResult | None], None] = lambda s, r: None
               ) -> BatchSummary:
     """Read every submission not already in `out` with `workers` processes; append each result to `out`
@@ -165,54 +210,21 @@ def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, setti
     summary = BatchSummary()
     start = time.perf_counter()
     queue = deque(submissions)
-    suspects: deque[SubmissionInput] = deque()  # in flight when a worker died: retried one at a time
-    context = multiprocessing.get_context("spawn")  # no forked copies of a parent's threads or open files
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    done_keys = frozenset(done)
-
-    def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                   initargs=(settings, done_keys))
-
-    pool = new_pool()
-    pending: dict[Future, tuple[SubmissionInput, bool]] = {}  # future -> (submission, run alone)
+    pool = _Pool(workers, settings, frozenset(done))
     try:
-        while queue or suspects or pending:
-            if suspects and not pending:
-                sub = suspects.popleft()
-                pending[pool.submit(_read_in_worker, sub)] = (sub, True)
-            while not suspects and queue and len(pending) < workers * IN_FLIGHT_PER_WORKER:
-                sub = queue.popleft()
-                pending[pool.submit(_read_in_worker, sub)] = (sub, False)
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            broken = False
-            for future in finished:
-                sub, alone = pending.pop(future)
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    if alone:
-                        hashes = [sha for _, sha in map(load_photo, sub.photos)]  # its own key, not every crash's
-                        result = crashed_result(sub, hashes)
-                    else:
-                        suspects.append(sub)
-                        continue
+        while queue or pool.suspects or pool.pending:
+            pool.fill(queue)
+            for sub, result in pool.finished():
                 if result is not None:
                     append_record(fd, result)
                     if store is not None:
                         store.save(result)
                 summary.add(sub, result)
                 on_result(sub, result)
-            if broken:
-                suspects.extend(sub for sub, _ in pending.values())
-                pending.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = new_pool()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.close()
         os.close(fd)
         summary.seconds = time.perf_counter() - start
     return summary

@@ -10,27 +10,19 @@ Paths are built only from hex digests and template field ids, never from what a 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from ocr.reader.align import cut_boxes
-from ocr.draw.preview import field_crop, render_submission_preview
-from ocr.pipeline import SubmissionRead
+from ocr.draw.review_images import review_images
 from ocr.record import SubmissionResult
+from ocr.templates.model import FormTemplate
 
 SHA = re.compile(r"[0-9a-f]{64}")
 FIELD_ID = re.compile(r"[a-z0-9_]{1,100}")
-PREVIEW_PX_PER_MM = 2.5  # 1,500 px wide pages: sharp on a laptop, a few hundred kB as JPEG
-BOXES_PX_PER_MM = 10.0
-REGION_PX_PER_MM = 3.0
-REGION_MARGIN_MM = 35.0
-JPEG_QUALITY = 85
 # Magic numbers of the photo formats the decoder takes: the type is judged by content, never by name.
 _MAGIC = [(0, b"\xff\xd8\xff", "image/jpeg"), (0, b"\x89PNG\r\n\x1a\n", "image/png"), (8, b"WEBP", "image/webp"),
           (4, b"ftypheic", "image/heic"), (4, b"ftypheix", "image/heic"), (4, b"ftypmif1", "image/heif"),
@@ -51,13 +43,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
-
-
-def _jpeg(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return data.tobytes()
 
 
 class PhotoStore:
@@ -85,28 +70,10 @@ class PhotoStore:
             raise ValueError(f"not a derived image: {name!r}")
         return self.root / "derived" / photos_key / name
 
-    def draw(self, read: SubmissionRead, result: SubmissionResult) -> None:
-        """Every image the app shows for this read (the `read_one(on_read=...)` hook; the read keeps its photos)."""
-        for n, (_, image) in enumerate(render_submission_preview(read, result, PREVIEW_PX_PER_MM)):
-            _write_atomic(self.derived(result.photos_key, f"page-{n}.jpg"), _jpeg(image))
-        crops: dict[str, np.ndarray] = {}
-        for page in read.pages:
-            if page.alignment is None or page.photo is None:
-                continue
-            for f in page.alignment.template.page(page.page).fields:
-                crops[f.id] = cut_boxes(page.photo, page.alignment, f.id)
-                boxes = field_crop(page.photo.gray, page.alignment, f.id, BOXES_PX_PER_MM, margin_mm=2.0)
-                _write_atomic(self.derived(result.photos_key, f"boxes-{f.id}.jpg"), _jpeg(boxes))
-                region = cv2.cvtColor(field_crop(page.photo.gray, page.alignment, f.id, REGION_PX_PER_MM,
-                                                 margin_mm=REGION_MARGIN_MM), cv2.COLOR_GRAY2BGR)
-                # The field's place in its surroundings: a frame where the boxes crop sits.
-                m = round(REGION_MARGIN_MM * REGION_PX_PER_MM)
-                cv2.rectangle(region, (m - 4, m - 4), (region.shape[1] - m + 4, region.shape[0] - m + 4), (0, 120, 240), 3)
-                _write_atomic(self.derived(result.photos_key, f"region-{f.id}.jpg"), _jpeg(region))
-        if crops:
-            buffer = io.BytesIO()
-            np.savez_compressed(buffer, **crops)
-            _write_atomic(self.derived(result.photos_key, "boxes.npz"), buffer.getvalue())
+    def draw(self, result: SubmissionResult, templates: tuple[FormTemplate, ...], grays: list[np.ndarray | None]) -> None:
+        """Every image the app shows for this read (the `read_one(on_read=...)` hook)."""
+        for name, data in review_images(result, templates, grays).items():
+            _write_atomic(self.derived(result.photos_key, name), data)
 
     def box_crops(self, photos_key: str) -> dict[str, np.ndarray]:
         """The classifier's crops of every box by field, as drawn at upload; empty when there are none."""

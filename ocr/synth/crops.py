@@ -15,9 +15,9 @@ import numpy as np
 from ocr.reader.align import PageAlignment, align_page, cut_boxes
 from ocr.reader.decode import decode_photo
 from ocr.reader.digits import CLASSES
-from ocr.templates.family import get_template, load_templates
 from ocr.synth.handwriting import GlyphBank
 from ocr.synth.job import SynthJob, synthesize_tps
+from ocr.templates.family import get_template, load_templates
 
 GLYPH_CLASS = {**{c: CLASSES.index(c) for c in "0123456789X-"}, " ": CLASSES.index("blank")}  # written char -> class
 
@@ -55,7 +55,7 @@ def page_crops(alignment: PageAlignment, photo, glyphs: dict[str, str], size_px:
     """Every box of an aligned page, labelled from the glyphs written in it."""
     parts = []
     for field in alignment.template.page(alignment.page_number).fields:
-        crops = cut_boxes(photo, alignment, field.id, size_px=size_px)
+        crops = cut_boxes(photo.gray, alignment, field.id, size_px=size_px)
         n = len(crops)
         parts.append(CropSet(crops, np.array([GLYPH_CLASS[c] for c in glyphs[field.id]], np.uint8),
                              np.full(n, alignment.template.id), np.full(n, field.id)))

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from ocr.synth.handwriting import GlyphBank, cross_seven, flag_one, procedural_glyph
-from ocr.templates.render import rect_px
 from ocr.templates.model import NumberField, TallyGrid, TemplatePage
+from ocr.templates.render import rect_px
 
 INKS_BGR = {"blue": (140, 55, 25), "black": (40, 35, 35), "pencil": (95, 95, 100)}
 FILLERS = ("X", " ", "-", "0")

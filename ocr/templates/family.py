@@ -23,7 +23,6 @@ import yaml
 from PIL import Image
 from pydantic import ValidationError
 
-from ocr.templates.rules import RuleSyntaxError, parse_rule
 from ocr.templates.file import (
     BoxRowSpec,
     BubbleSpec,
@@ -53,6 +52,7 @@ from ocr.templates.model import (
     TallyGrid,
     TemplatePage,
 )
+from ocr.templates.rules import RuleSyntaxError, parse_rule
 
 __all__ = ["TemplateError", "family_schema", "load_family_file", "load_reference_file", "load_templates",
            "unavailable_templates", "get_template", "expand_family"]

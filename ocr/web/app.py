@@ -35,16 +35,27 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ocr.templates.family import get_template
-from ocr.run.inputs import MAX_PHOTO_BYTES
-from ocr.record import photos_key
-from ocr.review.workflow import FLAGGED, ROLES, FourEyes, Locked, ReviewError, Reviews, SubmissionView, User, box_labels, parse_value
-from ocr.templates.rules import BinOp, Ceil, Expr, FieldRef, Num, SumOf
 from ocr.db.store import ResultStore
+from ocr.record import photos_key
+from ocr.review.workflow import (
+    FLAGGED,
+    ROLES,
+    FourEyes,
+    Locked,
+    ReviewError,
+    Reviews,
+    SubmissionView,
+    User,
+    box_labels,
+    parse_value,
+)
+from ocr.run.inputs import MAX_PHOTO_BYTES
+from ocr.run.photo_store import FIELD_ID, SHA, PhotoStore, sniff
+from ocr.templates.family import get_template
+from ocr.templates.rules import BinOp, Ceil, Expr, FieldRef, Num, SumOf
 from ocr.web.auth import authenticate, csrf_token, guard, load_secret, log_in
 from ocr.web.jobs import ClusterReader, LocalReader
 from ocr.web.middleware import BodyLimit, SecurityHeaders, ServerTiming
-from ocr.run.photo_store import FIELD_ID, SHA, PhotoStore, sniff
 
 HERE = Path(__file__).resolve().parent
 MAX_PHOTOS = 6  # the pages of one TPS (3 for the KWK forms, 2 for PPWP) and a few retakes

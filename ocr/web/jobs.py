@@ -16,19 +16,21 @@ cluster its result still arrives and lists under the uploader's recent uploads).
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ocr.run.local import ReadSettings, read_one
-from ocr.reader.digits import DigitClassifier
-from ocr.run.inputs import PhotoRef, SubmissionInput
-from ocr.review.workflow import Reviews, User
 from ocr.db.store import ResultStore
+from ocr.review.workflow import Reviews, User
+from ocr.run.inputs import PhotoRef, SubmissionInput
+from ocr.run.local import BatchSettings, read_one
 from ocr.run.photo_store import PhotoStore
+from ocr.templates.family import load_templates
 
+log = logging.getLogger(__name__)
 KEEP_JOBS_S = 3600.0  # a finished job's page answers for an hour
 GIVE_UP_JOBS_S = 24 * 3600.0  # a job nobody asked about for a day is forgotten (its result is saved all the same)
 
@@ -86,13 +88,7 @@ class LocalReader(Reader):
         super().__init__(reviews, photos)
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="formc-read")
-        self._classifier: DigitClassifier | None = None
-
-    def _classify(self) -> DigitClassifier:
-        with self._lock:  # loaded once, on the first upload (onnxruntime sessions may be shared by threads)
-            if self._classifier is None:
-                self._classifier = DigitClassifier(threads=1)
-            return self._classifier
+        self.templates = tuple(load_templates().values())
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
         self._pool.submit(self._run, job_id, submission, photos, user)
@@ -100,12 +96,13 @@ class LocalReader(Reader):
     def _run(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
         sub = SubmissionInput(submission, tuple(PhotoRef(name, str(self.photos.photo_path(sha))) for name, sha in photos))
         try:  # read_one never raises; the database may (unreachable, full disk)
-            result = read_one(sub, ReadSettings(), self._classify(), on_read=self.photos.draw)
+            result = read_one(sub, self.templates, BatchSettings(), on_read=self.photos.draw)
             self.store.save(result)
             submission_id = self.reviews.id_of(result.photos_key)
             self.reviews.record_upload(submission_id, user, [name for name, _ in photos], job_id)
             self._finish(job_id, submission_id)
         except Exception as exc:
+            log.exception("upload job %s (%s) failed", job_id, submission)
             self._finish(job_id, None, f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
