@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ocr.reader.decode import Photo
+from ocr.reader.geometry import map_points, rectify, rectify_quad
 from ocr.reader.identify import PageId, by_tag, by_title, read_title
 from ocr.reader.locate import Located, find_tags, locate, reduce_for_locating, tag_corners_mm
 from ocr.reader.reasons import ReasonCode, Refusal
@@ -80,7 +81,7 @@ def _geometries(templates: tuple[FormTemplate, ...]) -> list[FormTemplate]:
 
 
 def _page_quad(template: FormTemplate, h: np.ndarray) -> np.ndarray:
-    return cv2.perspectiveTransform(rect_corners((0.0, 0.0, *template.page_size_mm))[None], h)[0]
+    return map_points(h, rect_corners((0.0, 0.0, *template.page_size_mm)))
 
 
 def _no_page(photo: Photo, geometry: FormTemplate) -> Refusal:
@@ -105,10 +106,8 @@ def marker_sharpness(gray: np.ndarray, h: np.ndarray, template: FormTemplate) ->
     r, side = 4.0, template.markers.square_mm * 2
     values = []
     for x, y in template.markers.blocks_mm:
-        to_photo = h @ np.array([[1 / r, 0, x - 3], [0, 1 / r, y - 3], [0, 0, 1]])
         size = int((side + 6) * r)
-        window = cv2.warpPerspective(gray, to_photo, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        window = rectify(gray, h, (x - 3, y - 3), (size, size), r).astype(np.float32)
         contrast = float(np.percentile(window, 95) - np.percentile(window, 5))
         gradient = cv2.magnitude(cv2.Sobel(window, cv2.CV_32F, 1, 0), cv2.Sobel(window, cv2.CV_32F, 0, 1)) / 8
         values.append(float(np.percentile(gradient, 99)) / max(contrast, 1.0))
@@ -281,7 +280,5 @@ def cut_boxes(photo: Photo, alignment: PageAlignment, field_id: str, size_px: in
     for corners in alignment.box_corners(field_id):
         lo, hi = margin * size_px / (1 + 2 * margin), size_px - margin * size_px / (1 + 2 * margin)
         target = np.array([(lo, lo), (hi, lo), (hi, hi), (lo, hi)], np.float32)
-        m = cv2.getPerspectiveTransform(_central_square(corners).astype(np.float32), target)
-        out.append(cv2.warpPerspective(photo.gray, m, (size_px, size_px), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE))
+        out.append(rectify_quad(photo.gray, _central_square(corners), target, (size_px, size_px)))
     return np.array(out)

@@ -21,6 +21,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from ocr.reader.geometry import map_points, scaled
 from ocr.reader.locate import orientation_preserved
 from ocr.templates.model import FormTemplate, ReferenceImage
 
@@ -139,8 +140,8 @@ def match_reference(gray: np.ndarray, templates: tuple[FormTemplate, ...],
         return None
     px_per_mm = template.page(page_number).reference.px_per_mm
     ref_work_per_mm = px_per_mm * ref.to_work
-    page_homography = np.diag([1 / photo.to_work, 1 / photo.to_work, 1.0]) @ fit.h @ np.diag([ref_work_per_mm] * 2 + [1.0])
-    back = cv2.perspectiveTransform(fit.photo_points[None].astype(np.float64), np.linalg.inv(fit.h))[0]
+    page_homography = scaled(fit.h, out_scale=1 / photo.to_work, in_scale=ref_work_per_mm)
+    back = map_points(np.linalg.inv(fit.h), fit.photo_points)
     residual_mm = float(np.median(np.linalg.norm(back - fit.ref_points, axis=1))) / ref_work_per_mm
     return ReferenceMatch(template=template, page_number=page_number, page_homography=page_homography / page_homography[2, 2],
                           inliers=inliers, inlier_ratio=round(inliers / fit.matches, 3), residual_mm=round(residual_mm, 3))
