@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ocr.reader.geometry import map_points, rectify, scaled, warp_to_window, window_to_photo
+from ocr.reader.reasons import ReasonCode, Refusal
 from ocr.templates.model import FormTemplate, rect_corners
 
 LOCATE_MIN_LONG_SIDE_PX = 1200  # markers (7.2 mm squares) stay >= 6 px at 35 % page fill of 12 MP
@@ -30,6 +31,12 @@ TAG_MARGIN_MM = 10.0
 TAG_MARGIN_AFFINE_MM = 30.0  # three markers only give an affine guess of where the tag is
 MAX_CANDIDATES = 12  # the largest marker-like blobs; more only slow the search for four
 GOOD_RESIDUAL_MM = 1.5  # tag corners this close to the markers' homography: no need to try other hypotheses
+
+# What read_tag and locate return when they find nothing (made once: read_tag fails for most hypotheses it tries).
+NO_TAG = Refusal(ReasonCode.UNKNOWN_TEMPLATE, "no page tag could be read where the corner markers put it: take the "
+                 "photo again with the tag (the square code at the page's top right) in focus and not covered")
+NO_MARKERS = Refusal(ReasonCode.NO_PAGE_FOUND, "no page found: not four corner markers (nor three and the page tag) "
+                     "where a page would put them; photograph the whole page, flat, with its four corner squares visible")
 
 
 def _tag_detector() -> cv2.aruco.ArucoDetector:
@@ -267,12 +274,13 @@ def tag_darkness(small: np.ndarray, scale: float, template: FormTemplate, h: np.
     return float(np.mean(inner < (int(np.percentile(window, 90)) + int(inner.min())) / 2))
 
 
-def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray, margin_mm: float = TAG_MARGIN_MM) -> TagRead | None:
-    """Decode the page tag in a small window rectified where `h` puts it."""
+def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray,
+             margin_mm: float = TAG_MARGIN_MM) -> TagRead | Refusal:
+    """Decode the page tag in a small window rectified where `h` puts it; NO_TAG when none (or two) is read."""
     window, to_photo = _tag_window(gray, template, h, margin_mm)
     corners, ids, _ = _ARUCO.detectMarkers(window)
     if ids is None or len(ids) != 1:
-        return None
+        return NO_TAG
     in_photo = map_points(to_photo, corners[0][0])
     return TagRead(tag_id=int(np.ravel(ids)[0]), corners_px=in_photo)
 
@@ -338,8 +346,8 @@ def fit_homography(markers_mm: np.ndarray, markers_px: np.ndarray, tag_mm: np.nd
     return h, float(np.max(np.linalg.norm(back - check_mm, axis=1)))
 
 
-def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
-    """The best pose of a page drawn like `template` (markers and tag layout), or None.
+def locate(gray: np.ndarray, template: FormTemplate) -> Located | Refusal:
+    """The best pose of a page drawn like `template` (markers and tag layout), or NO_MARKERS (no_page_found).
 
     Hypotheses are tried where they put the most ink on the tag; among those whose tag reads, the
     one whose tag corners agree best with its markers wins (a false marker shows as a large residual).
@@ -355,7 +363,7 @@ def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
                              for slots, chosen, h in _assignments(cands, template, n)), key=lambda hyp: -hyp[3])
         for slots, chosen, h, darkness in hypotheses:
             tag = read_tag(gray, template, h, TAG_MARGIN_MM if n == 4 else TAG_MARGIN_AFFINE_MM)
-            if tag is None:
+            if not tag:
                 if untagged is None and n == 4:
                     untagged = (slots, chosen, darkness)
                 continue
@@ -376,7 +384,7 @@ def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
         if best is not None:
             return best
     if untagged is None:
-        return None
+        return NO_MARKERS
     # Four markers and no readable tag: the darkest tag place gives the orientation; identify by title.
     slots, chosen, darkness = untagged
     markers_px = np.array([refine_marker(gray, c) for c in chosen])
