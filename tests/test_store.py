@@ -45,7 +45,8 @@ def tally(status: str = "review", paslon_1: int | None = 74) -> SubmissionResult
                                       alternatives=[Alternative(value=71, p=0.3312), Alternative(value=14, p=0.05)]),
         "suara_paslon_2": FieldResult(value=244, confidence=0.999871, status="ok", read_value=244,
                                       digits=digits("2", "4", "4"), alternatives=[Alternative(value=214, p=1.2e-05)], page=2),
-        "suara_paslon_3": FieldResult(value=2, confidence=0.93, status="corrected", reasons=["corrected_by_rules: read 7"], read_value=7,
+        "suara_paslon_3": FieldResult(value=2, confidence=0.93, status="corrected",
+                                        reasons=["corrected_by_rules: read 7"], read_value=7,
                                       digits=digits("-", "-", "7"), page=2),
         "suara_sah": FieldResult(value=None, confidence=0.0, status="unreadable", reasons=["unreadable"], page=3),
     }
@@ -60,7 +61,8 @@ def tally(status: str = "review", paslon_1: int | None = 74) -> SubmissionResult
               RuleCheck(rule="suara_total <= surat_diterima", ok=True, hard=False)]
     return SubmissionResult(submission="tps-0001", photos_key=photos_key(PHOTOS, SOURCES), template="kwk-gubernur-3",
                             status=status,
-                            reasons=["too_blurry: tps-0001/page-3.jpg", "rule_failed: suara_sah = sum(suara_paslon_*)"], pages=pages,
+                            reasons=["too_blurry: tps-0001/page-3.jpg", "rule_failed: suara_sah = sum(suara_paslon_*)"],
+                            pages=pages,
                             fields=fields, checks=checks, timings_ms={"align": 812.5, "classify": 97.25, "total": 1003.0})
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from ocr.reader.geometry import map_points
 from ocr.record import PageQuality, SubmissionResult
 from ocr.templates.model import FormTemplate
 
@@ -23,8 +23,7 @@ class PagePlacement:
 
     def box_corners(self, field_id: str) -> np.ndarray:
         """(n_boxes, 4, 2) photo px of the field's boxes, as placed by the reader."""
-        corners = self.corners_mm[field_id]
-        return cv2.perspectiveTransform(corners.reshape(1, -1, 2), self.page_homography)[0].reshape(-1, 4, 2)
+        return map_points(self.page_homography, self.corners_mm[field_id])
 
 
 def placements(result: SubmissionResult, templates: tuple[FormTemplate, ...]) -> list[PagePlacement | None]:

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ocr.draw.placement import PagePlacement, placements
+from ocr.reader.geometry import map_points, rectify, window_to_photo
 from ocr.record import SubmissionResult
 from ocr.templates.model import FormTemplate, NumberField, TemplatePage
 from ocr.templates.render import bold_stroke, bubble_rects_px, font, page_size_px, rect_px
@@ -39,17 +40,11 @@ _VERDICT = {"ok": "every number passed the checks", "review": "a person must che
             "rejected": "a photo was refused: take it again", "error": "the reader failed on this submission"}
 
 
-def _page_px_to_photo_px(alignment: PagePlacement, origin_mm: tuple[float, float], px_per_mm: float) -> np.ndarray:
-    """(3, 3): px of a page region whose top-left is `origin_mm`, drawn at `px_per_mm` -> photo px."""
-    page_mm_from_px = np.array([[1 / px_per_mm, 0, origin_mm[0]], [0, 1 / px_per_mm, origin_mm[1]], [0, 0, 1]])
-    return alignment.page_homography @ page_mm_from_px
-
-
 def _warp(photo_gray: np.ndarray, alignment: PagePlacement, origin_mm: tuple[float, float], size_px: tuple[int, int],
           px_per_mm: float) -> np.ndarray:
-    # The map goes output -> photo, so no inversion and no hole in the output.
-    return cv2.warpPerspective(photo_gray, _page_px_to_photo_px(alignment, origin_mm, px_per_mm), size_px,
-                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=255)
+    """The page region whose top-left is `origin_mm`, at `px_per_mm`; white where it leaves the photo."""
+    return rectify(photo_gray, alignment.page_homography, origin_mm, size_px, px_per_mm,
+                   border=cv2.BORDER_CONSTANT, border_value=255)
 
 
 def warp_page(photo_gray: np.ndarray, alignment: PagePlacement, px_per_mm: float = 4.0) -> np.ndarray:
@@ -269,15 +264,14 @@ def render_page_preview(photo_gray: np.ndarray, alignment: PagePlacement, result
     page = alignment.template.page(alignment.page_number)
     image = Image.fromarray(warp_page(photo_gray, alignment, px_per_mm)).convert("RGB")
     draw = ImageDraw.Draw(image)
-    photo_px_to_page_px = np.linalg.inv(_page_px_to_photo_px(alignment, (0.0, 0.0), px_per_mm))
+    photo_px_to_page_px = np.linalg.inv(window_to_photo(alignment.page_homography, (0.0, 0.0), px_per_mm))
     line = max(2, round(0.7 * px_per_mm))
     taken = _printed_obstacles(page, px_per_mm)
     bounds = (0, 0, *image.size)
     for field in page.fields:
         read = result.fields.get(field.id)
         colour = STATUS_RGB[read.status] if read else NOT_JUDGED_RGB
-        corners = cv2.perspectiveTransform(alignment.box_corners(field.id).reshape(-1, 1, 2), photo_px_to_page_px)
-        for box in corners.reshape(-1, 4, 2):
+        for box in map_points(photo_px_to_page_px, alignment.box_corners(field.id)).reshape(-1, 4, 2):
             points = [(float(x), float(y)) for x, y in box]
             draw.line(points + points[:1], fill=colour, width=line, joint="curve")
         if read is None:

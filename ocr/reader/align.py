@@ -15,10 +15,11 @@ import cv2
 import numpy as np
 
 from ocr.reader.decode import Photo
+from ocr.reader.geometry import map_points, rectify, rectify_quad
 from ocr.reader.identify import PageId, by_tag, by_title, read_title
 from ocr.reader.locate import Located, find_tags, locate, reduce_for_locating, tag_corners_mm
 from ocr.reader.reasons import ReasonCode, Refusal
-from ocr.reader.reference import MatchSettings, match_reference
+from ocr.reader.reference import MatchSettings, ReferenceMatch, match_reference
 from ocr.reader.refine import BIG_SEARCH_MM, BoxFit, box_corners_px, refine_boxes
 from ocr.templates.model import FormTemplate, rect_corners
 
@@ -80,7 +81,7 @@ def _geometries(templates: tuple[FormTemplate, ...]) -> list[FormTemplate]:
 
 
 def _page_quad(template: FormTemplate, h: np.ndarray) -> np.ndarray:
-    return cv2.perspectiveTransform(rect_corners((0.0, 0.0, *template.page_size_mm))[None], h)[0]
+    return map_points(h, rect_corners((0.0, 0.0, *template.page_size_mm)))
 
 
 def _no_page(photo: Photo, geometry: FormTemplate) -> Refusal:
@@ -105,10 +106,8 @@ def marker_sharpness(gray: np.ndarray, h: np.ndarray, template: FormTemplate) ->
     r, side = 4.0, template.markers.square_mm * 2
     values = []
     for x, y in template.markers.blocks_mm:
-        to_photo = h @ np.array([[1 / r, 0, x - 3], [0, 1 / r, y - 3], [0, 0, 1]])
         size = int((side + 6) * r)
-        window = cv2.warpPerspective(gray, to_photo, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        window = rectify(gray, h, (x - 3, y - 3), (size, size), r).astype(np.float32)
         contrast = float(np.percentile(window, 95) - np.percentile(window, 5))
         gradient = cv2.magnitude(cv2.Sobel(window, cv2.CV_32F, 1, 0), cv2.Sobel(window, cv2.CV_32F, 0, 1)) / 8
         values.append(float(np.percentile(gradient, 99)) / max(contrast, 1.0))
@@ -166,12 +165,12 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     located, geometry = None, None
     for geometry in _geometries(printed):
         located = locate(photo.gray, geometry)
-        if located is not None:
+        if located:
             break
-    if located is None:
-        matched = _by_reference(photo, pool, page_number, settings)
-        if matched is not None:
-            return matched
+    if not located:
+        match = _match_reference(photo, pool, settings)
+        if match:
+            return _by_reference(photo, match, page_number, settings)
         if geometry is None:
             return Refusal(ReasonCode.NO_PAGE_FOUND, f"{photo.source}: no page of {', '.join(t.id for t in pool)} found: "
                            "photograph the whole page, flat and sharp")
@@ -183,9 +182,9 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
     if isinstance(page_id, Refusal):
         if page_id.code == ReasonCode.UNKNOWN_TEMPLATE and located.tag is None:
             # Dark corner squares of an older form can pass for markers: its reference scan may still know it.
-            matched = _by_reference(photo, pool, page_number, settings)
-            if matched is not None:
-                return matched
+            match = _match_reference(photo, pool, settings)
+            if match:
+                return _by_reference(photo, match, page_number, settings)
             sharpness = marker_sharpness(photo.gray, located.page_homography, geometry)
             if sharpness < settings.min_marker_sharpness:  # the tag was unreadable because all is blurred
                 return Refusal(ReasonCode.TOO_BLURRY, f"{photo.source}: the page is too blurred to read (marker "
@@ -197,13 +196,14 @@ def align_page(photo: Photo, templates: tuple[FormTemplate, ...], template_id: s
                    residual_mm=located.residual_mm, inlier_ratio=None)
 
 
-def _by_reference(photo: Photo, pool: tuple[FormTemplate, ...], page_number: int | None,
-                  settings: AlignSettings) -> PageAlignment | Refusal | None:
-    """The page matched to a reference-image template of `pool`, placed and checked; None when none matches."""
-    by_reference = tuple(t for t in pool if t.by_reference)
-    match = match_reference(photo.gray, by_reference, settings.match) if by_reference else None
-    if match is None:
-        return None
+def _match_reference(photo: Photo, pool: tuple[FormTemplate, ...], settings: AlignSettings) -> ReferenceMatch | Refusal:
+    """The page matched to a reference-image template of `pool` (a refusal when there is none, or no clear match)."""
+    return match_reference(photo.gray, tuple(t for t in pool if t.by_reference), settings.match)
+
+
+def _by_reference(photo: Photo, match: ReferenceMatch, page_number: int | None,
+                  settings: AlignSettings) -> PageAlignment | Refusal:
+    """A page matched to a reference-image template, placed and checked."""
     if page_number not in (None, match.page_number):
         return Refusal(ReasonCode.WRONG_PAGE, f"{photo.source}: this is {match.template.id} page {match.page_number}, "
                        f"not page {page_number}")
@@ -282,7 +282,5 @@ def cut_boxes(gray: np.ndarray, alignment: PageAlignment, field_id: str, size_px
     for corners in alignment.box_corners(field_id):
         lo, hi = margin * size_px / (1 + 2 * margin), size_px - margin * size_px / (1 + 2 * margin)
         target = np.array([(lo, lo), (hi, lo), (hi, hi), (lo, hi)], np.float32)
-        m = cv2.getPerspectiveTransform(_central_square(corners).astype(np.float32), target)
-        out.append(cv2.warpPerspective(gray, m, (size_px, size_px), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE))
+        out.append(rectify_quad(gray, _central_square(corners), target, (size_px, size_px)))
     return np.array(out)

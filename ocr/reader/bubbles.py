@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
 import numpy as np
 
 from ocr.reader.align import PageAlignment
 from ocr.reader.decode import Photo
 from ocr.reader.digits import BLANK, DASH, X_FILLER
+from ocr.reader.geometry import rectify
 
 PX_PER_MM = 6.0  # sampling of the rectified bubble patches
 FILLED = 0.5  # fill above which a bubble counts as filled
@@ -47,11 +47,7 @@ def _column_patch(photo: Photo, alignment: PageAlignment, centres_mm: np.ndarray
     lo = centres.min(axis=0) - diameter_mm
     hi = centres.max(axis=0) + diameter_mm
     size = np.ceil((hi - lo) * PX_PER_MM).astype(int)
-    # patch px -> page mm -> photo px
-    patch_to_mm = np.array([[1 / PX_PER_MM, 0, lo[0]], [0, 1 / PX_PER_MM, lo[1]], [0, 0, 1]])
-    m = alignment.page_homography @ patch_to_mm
-    patch = cv2.warpPerspective(photo.gray, m, (int(size[0]), int(size[1])),
-                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    patch = rectify(photo.gray, alignment.page_homography, (lo[0], lo[1]), (int(size[0]), int(size[1])), PX_PER_MM)
     return patch, (centres - lo) * PX_PER_MM
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ocr.reader.geometry import rectify
 from ocr.templates.model import FormTemplate
 
 TITLE_PX_PER_MM = 8.0
@@ -52,9 +53,7 @@ def read_title(gray: np.ndarray, page_homography: np.ndarray, template: FormTemp
 
     x, y, w, h = _title_rect(template)
     r = TITLE_PX_PER_MM
-    to_photo = page_homography @ np.array([[1 / r, 0, x], [0, 1 / r, y], [0, 0, 1]])
-    window = cv2.warpPerspective(gray, to_photo, (int(w * r), int(h * r)), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                 borderMode=cv2.BORDER_REPLICATE)
+    window = rectify(gray, page_homography, (x, y), (int(w * r), int(h * r)), r)
     # Tesseract reads best with capitals some 30 px high: twice the window's 8 px/mm.
     window = cv2.resize(window, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
     text = pytesseract.image_to_string(window, config="--psm 6").upper()

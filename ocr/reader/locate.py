@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ocr.reader.geometry import map_points, rectify, scaled, warp_to_window, window_to_photo
+from ocr.reader.reasons import ReasonCode, Refusal
 from ocr.templates.model import FormTemplate, rect_corners
 
 LOCATE_MIN_LONG_SIDE_PX = 1200  # markers (7.2 mm squares) stay >= 6 px at 35 % page fill of 12 MP
@@ -29,6 +31,12 @@ TAG_MARGIN_MM = 10.0
 TAG_MARGIN_AFFINE_MM = 30.0  # three markers only give an affine guess of where the tag is
 MAX_CANDIDATES = 12  # the largest marker-like blobs; more only slow the search for four
 GOOD_RESIDUAL_MM = 1.5  # tag corners this close to the markers' homography: no need to try other hypotheses
+
+# What read_tag and locate return when they find nothing (made once: read_tag fails for most hypotheses it tries).
+NO_TAG = Refusal(ReasonCode.UNKNOWN_TEMPLATE, "no page tag could be read where the corner markers put it: take the "
+                 "photo again with the tag (the square code at the page's top right) in focus and not covered")
+NO_MARKERS = Refusal(ReasonCode.NO_PAGE_FOUND, "no page found: not four corner markers (nor three and the page tag) "
+                     "where a page would put them; photograph the whole page, flat, with its four corner squares visible")
 
 
 def _tag_detector() -> cv2.aruco.ArucoDetector:
@@ -171,7 +179,7 @@ def refine_marker(gray: np.ndarray, cand: MarkerCandidate) -> np.ndarray:
 def _px_per_mm(h: np.ndarray, points_mm: np.ndarray) -> np.ndarray:
     """Photo px per page mm at each of `points_mm` (n, 2) under `h` (square root of the local area scale)."""
     at = np.asarray(points_mm, np.float64)[:, None, :] + np.array([[0, 0], [1, 0], [0, 1]], np.float64)[None]
-    p = cv2.perspectiveTransform(at.reshape(1, -1, 2), h)[0].reshape(-1, 3, 2)
+    p = map_points(h, at)
     u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
     return np.sqrt(np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]))
 
@@ -231,7 +239,7 @@ def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate],
         return False
     # Each marker's centre and one mm along its diagonal, all in one transform.
     at = src_mm.astype(np.float64)[:, None, :] + np.array([[0, 0], [1, 1]], np.float64)[None]
-    p = cv2.perspectiveTransform(at.reshape(1, -1, 2), h)[0].reshape(-1, 2, 2)
+    p = map_points(h, at)
     diag = p[:, 1] - p[:, 0]
     diagonals = np.array([c.diagonal for c in cands])
     if (np.abs((diag * diagonals).sum(axis=1)) / (np.linalg.norm(diag, axis=1) + 1e-12) < 0.85).any():
@@ -242,44 +250,38 @@ def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate],
 
 def orientation_preserved(h: np.ndarray) -> bool:
     """A photo is not a mirror image: the page's corners keep their clockwise order."""
-    quad = cv2.perspectiveTransform(np.array([[[0, 0], [1, 0], [1, 1], [0, 1]]], np.float64) * 100, h)[0]
+    quad = map_points(h, np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64) * 100)
     area = sum(quad[i][0] * quad[(i + 1) % 4][1] - quad[(i + 1) % 4][0] * quad[i][1] for i in range(4))
     return area > 0
 
 
-def _window_to_photo(template: FormTemplate, h: np.ndarray, margin_mm: float) -> tuple[np.ndarray, tuple[int, int]]:
-    """Transform (window px -> photo px) and size of a rectified window around the page tag."""
-    x, y, w, side = template.tag_rect_mm
-    r = TAG_WINDOW_PX_PER_MM
-    origin = np.array([[1 / r, 0, x - margin_mm], [0, 1 / r, y - margin_mm], [0, 0, 1]])
-    size = int((w + 2 * margin_mm) * r)
-    return h @ origin, (size, size)
-
-
 def _tag_window(gray: np.ndarray, template: FormTemplate, h: np.ndarray,
                 margin_mm: float = TAG_MARGIN_MM) -> tuple[np.ndarray, np.ndarray]:
-    to_photo, size = _window_to_photo(template, h, margin_mm)
-    window = cv2.warpPerspective(gray, to_photo, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                 borderMode=cv2.BORDER_REPLICATE)
-    return window, to_photo
+    """The page tag and `margin_mm` around it rectified at TAG_WINDOW_PX_PER_MM, and its window px -> photo px."""
+    x, y, w, _ = template.tag_rect_mm
+    r = TAG_WINDOW_PX_PER_MM
+    to_photo = window_to_photo(h, (x - margin_mm, y - margin_mm), r)
+    size = int((w + 2 * margin_mm) * r)
+    return warp_to_window(gray, to_photo, (size, size)), to_photo
 
 
 def tag_darkness(small: np.ndarray, scale: float, template: FormTemplate, h: np.ndarray) -> float:
     """Share of dark pixels where `h` (page mm -> full px) puts the tag, measured on the reduced image:
     about half on the tag, little on blank paper or text."""
-    window, _ = _tag_window(small, template, np.diag([scale, scale, 1.0]) @ h)
+    window, _ = _tag_window(small, template, scaled(h, out_scale=scale))
     m = int(TAG_MARGIN_MM * TAG_WINDOW_PX_PER_MM)
     inner = window[m:-m, m:-m]
     return float(np.mean(inner < (int(np.percentile(window, 90)) + int(inner.min())) / 2))
 
 
-def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray, margin_mm: float = TAG_MARGIN_MM) -> TagRead | None:
-    """Decode the page tag in a small window rectified where `h` puts it."""
+def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray,
+             margin_mm: float = TAG_MARGIN_MM) -> TagRead | Refusal:
+    """Decode the page tag in a small window rectified where `h` puts it; NO_TAG when none (or two) is read."""
     window, to_photo = _tag_window(gray, template, h, margin_mm)
     corners, ids, _ = _ARUCO.detectMarkers(window)
     if ids is None or len(ids) != 1:
-        return None
-    in_photo = cv2.perspectiveTransform(corners[0].astype(np.float64), to_photo)[0]
+        return NO_TAG
+    in_photo = map_points(to_photo, corners[0][0])
     return TagRead(tag_id=int(np.ravel(ids)[0]), corners_px=in_photo)
 
 
@@ -291,10 +293,8 @@ def find_marker_near(gray: np.ndarray, template: FormTemplate, h: np.ndarray, sl
     side = template.markers.square_mm
     cx, cy = template.markers.centres_mm()[slot]
     half = side + reach
-    to_photo = h @ np.array([[1 / r, 0, cx - half], [0, 1 / r, cy - half], [0, 0, 1]])
     size = int(2 * half * r)
-    window = cv2.warpPerspective(gray, to_photo, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                 borderMode=cv2.BORDER_CONSTANT, borderValue=128)
+    window = rectify(gray, h, (cx - half, cy - half), (size, size), r, border=cv2.BORDER_CONSTANT, border_value=128)
     s = int(side * r)
     checker = np.full((2 * s, 2 * s), 255, np.uint8)
     checker[:s, :s] = 0
@@ -304,7 +304,7 @@ def find_marker_near(gray: np.ndarray, template: FormTemplate, h: np.ndarray, sl
     if best < 0.6:
         return None
     centre_mm = np.array([[(x + s) / r + cx - half, (y + s) / r + cy - half]])
-    guess = cv2.perspectiveTransform(centre_mm[None], h)[0][0]
+    guess = map_points(h, centre_mm[0])
     square_px = float(_px_per_mm(h, [(cx, cy)])[0]) * side
     return refine_marker(gray, MarkerCandidate(centre=guess, square_px=square_px, diagonal=np.array([1.0, 0.0])))
 
@@ -342,12 +342,12 @@ def fit_homography(markers_mm: np.ndarray, markers_px: np.ndarray, tag_mm: np.nd
         h, _ = cv2.findHomography(check_mm, check_px, 0)
     if check_mm is None:
         return h, 0.0
-    back = cv2.perspectiveTransform(check_px.reshape(-1, 1, 2).astype(np.float64), np.linalg.inv(h)).reshape(-1, 2)
+    back = map_points(np.linalg.inv(h), check_px.reshape(-1, 2))
     return h, float(np.max(np.linalg.norm(back - check_mm, axis=1)))
 
 
-def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
-    """The best pose of a page drawn like `template` (markers and tag layout), or None.
+def locate(gray: np.ndarray, template: FormTemplate) -> Located | Refusal:
+    """The best pose of a page drawn like `template` (markers and tag layout), or NO_MARKERS (no_page_found).
 
     Hypotheses are tried where they put the most ink on the tag; among those whose tag reads, the
     one whose tag corners agree best with its markers wins (a false marker shows as a large residual).
@@ -363,7 +363,7 @@ def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
                              for slots, chosen, h in _assignments(cands, template, n)), key=lambda hyp: -hyp[3])
         for slots, chosen, h, darkness in hypotheses:
             tag = read_tag(gray, template, h, TAG_MARGIN_MM if n == 4 else TAG_MARGIN_AFFINE_MM)
-            if tag is None:
+            if not tag:
                 if untagged is None and n == 4:
                     untagged = (slots, chosen, darkness)
                 continue
@@ -384,7 +384,7 @@ def locate(gray: np.ndarray, template: FormTemplate) -> Located | None:
         if best is not None:
             return best
     if untagged is None:
-        return None
+        return NO_MARKERS
     # Four markers and no readable tag: the darkest tag place gives the orientation; identify by title.
     slots, chosen, darkness = untagged
     markers_px = np.array([refine_marker(gray, c) for c in chosen])

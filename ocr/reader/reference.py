@@ -21,7 +21,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from ocr.reader.geometry import map_points, scaled
 from ocr.reader.locate import orientation_preserved
+from ocr.reader.reasons import ReasonCode, Refusal
 from ocr.templates.model import FormTemplate, ReferenceImage
 
 Detector = Literal["sift", "orb"]
@@ -59,6 +61,10 @@ class _Features:
 
 
 _reference_cache: dict[tuple, _Features] = {}
+_NO_MATCH = Refusal(ReasonCode.NO_PAGE_FOUND, "the page matches no reference scan of an older form closely enough: "
+                    "photograph the whole page, flat and sharp, in even light")
+_NO_TEMPLATE = Refusal(ReasonCode.NO_PAGE_FOUND, "no template of an older form (placed by its reference scan) to "
+                       "match the page with: is this form supported? (`formc template list`)")
 
 
 def reference_scan(reference: ReferenceImage) -> np.ndarray:
@@ -119,8 +125,11 @@ def _fit(photo: _Features, ref: _Features, settings: MatchSettings) -> _Fit | No
 
 
 def match_reference(gray: np.ndarray, templates: tuple[FormTemplate, ...],
-                    settings: MatchSettings = MatchSettings()) -> ReferenceMatch | None:
-    """The reference page the photo shows, and where; None when no page is matched clearly enough."""
+                    settings: MatchSettings = MatchSettings()) -> ReferenceMatch | Refusal:
+    """The reference page the photo shows, and where; a refusal when no page is matched clearly enough
+    (no_page_found), or two pages equally well (unknown_template)."""
+    if not templates:
+        return _NO_TEMPLATE
     photo = _describe(gray, settings)
     scored = []
     for template in templates:
@@ -130,17 +139,20 @@ def match_reference(gray: np.ndarray, templates: tuple[FormTemplate, ...],
             if fit is not None:
                 scored.append((len(fit.ref_points), template, page.number, fit, ref))
     if not scored:
-        return None
+        return _NO_MATCH
     scored.sort(key=lambda s: -s[0])
     inliers, template, page_number, fit, ref = scored[0]
     runner_up = scored[1][0] if len(scored) > 1 else 0
-    if (inliers < settings.min_inliers or inliers < settings.min_inlier_ratio * fit.matches
-            or inliers < settings.min_margin * runner_up):
-        return None
+    if inliers < settings.min_inliers or inliers < settings.min_inlier_ratio * fit.matches:
+        return _NO_MATCH
+    if inliers < settings.min_margin * runner_up:
+        return Refusal(ReasonCode.UNKNOWN_TEMPLATE, f"the page looks like {template.id} page {page_number} but "
+                       f"almost as much like {scored[1][1].id} page {scored[1][2]}: name the template and page it "
+                       "must be (--template, --page), or photograph the whole page, flat and sharp")
     px_per_mm = template.page(page_number).reference.px_per_mm
     ref_work_per_mm = px_per_mm * ref.to_work
-    page_homography = np.diag([1 / photo.to_work, 1 / photo.to_work, 1.0]) @ fit.h @ np.diag([ref_work_per_mm] * 2 + [1.0])
-    back = cv2.perspectiveTransform(fit.photo_points[None].astype(np.float64), np.linalg.inv(fit.h))[0]
+    page_homography = scaled(fit.h, out_scale=1 / photo.to_work, in_scale=ref_work_per_mm)
+    back = map_points(np.linalg.inv(fit.h), fit.photo_points)
     residual_mm = float(np.median(np.linalg.norm(back - fit.ref_points, axis=1))) / ref_work_per_mm
     return ReferenceMatch(template=template, page_number=page_number, page_homography=page_homography / page_homography[2, 2],
                           inliers=inliers, inlier_ratio=round(inliers / fit.matches, 3), residual_mm=round(residual_mm, 3))

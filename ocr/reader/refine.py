@@ -24,21 +24,25 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocr.reader.reference import reference_scan
+from ocr.reader.blank_page import (
+    CONTEXT_MM,
+    REFINE_PX_PER_MM,
+    blank_darkness,
+    checkable_edges,
+    cut_window,
+    edges_on_lines,
+    expected_at,
+    window_px,
+)
+from ocr.reader.geometry import map_points, rectify
 from ocr.templates.model import FormTemplate, RectMM, TemplatePage, rect_corners
-from ocr.templates.render import MM_PER_INCH, render_page
 
-REFINE_PX_PER_MM = 4.0
 BIG_SEARCH_MM = 10.0  # the bend a flat-page homography may leave on a photo of a bent sheet
 WIDE_SEARCH_MM = 7.0  # around the big boxes' field, for the repetitive tally rows
 NARROW_SEARCH_MM = 2.5  # around the smooth field's prediction
-CONTEXT_MM = 4.0  # printed lines this far around a box take part: thick rules anchor thin row-sum frames
 MIN_MATCH = 0.5  # correlation of photo and blank-page profiles for a box's lines to count (its edges are checked too)
 MIN_UNIT_MATCH = 0.3  # the same for a pass-1 region (tally rows, full of strokes, correlate less)
 PRIOR_PRICE_PER_MM = 0.02  # pass 2: correlation a shift must gain per mm it moves away from the smooth field
-
-_blank_cache: dict[tuple[str, int, int], np.ndarray] = {}
-_checkable_cache: dict[tuple[str, int, int], np.ndarray] = {}
 
 
 @dataclass(frozen=True)
@@ -58,93 +62,28 @@ def big_box_fields(page: TemplatePage) -> set[str]:
     return {f.id for f in page.fields if not (row_sums and f.id.startswith(row_sums))}
 
 
-def _blank_darkness(template: FormTemplate, page_number: int) -> np.ndarray:
-    """The blank page at REFINE_PX_PER_MM as darkness 0..1 (cached per template page): rendered from the template,
-    or a reference-image page's scan with the inside of every box wiped (its handwriting is not the photo's)."""
-    key = (template.id, template.version, page_number)
-    if key not in _blank_cache:
-        page = template.page(page_number)
-        if page.reference is None:
-            blank = render_page(template, page_number, REFINE_PX_PER_MM * MM_PER_INCH)
-        else:
-            scan = reference_scan(page.reference)
-            scale = REFINE_PX_PER_MM / page.reference.px_per_mm
-            blank = cv2.resize(scan, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            for field in page.fields:
-                for x, y, w, h in field.boxes_mm:
-                    inset = field.stroke_mm * 1.5
-                    x0, y0, x1, y1 = _rect_px((x + inset, y + inset, w - 2 * inset, h - 2 * inset), 0.0)
-                    blank[y0:y1 - 1, x0:x1 - 1] = 255
-        _blank_cache[key] = (255 - blank.astype(np.float32)) / 255
-    return _blank_cache[key]
-
-
-def _checkable_edges(template: FormTemplate, page_number: int) -> np.ndarray | None:
-    """(boxes, 4) which box edges stand out from what is printed beside them on the reference scan (a box edge
-    that touches a black bar cannot be checked in a photo either); None for a rendered page (all can)."""
-    page = template.page(page_number)
-    if page.reference is None:
-        return None
-    key = (template.id, template.version, page_number)
-    if key not in _checkable_cache:
-        corners = np.array([rect_corners(b) for f in page.fields for b in f.boxes_mm])
-        strokes = np.array([f.stroke_mm for f in page.fields for _ in f.boxes_mm])
-        mm_to_scan = np.diag([page.reference.px_per_mm, page.reference.px_per_mm, 1.0])
-        _checkable_cache[key] = _edges_on_lines(reference_scan(page.reference), mm_to_scan, corners, strokes)
-    return _checkable_cache[key]
-
-
-def _rect_px(rect_mm: RectMM, margin_mm: float) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) px at REFINE_PX_PER_MM of a rectangle grown by `margin_mm`."""
-    x, y, w, h = rect_mm
-    r = REFINE_PX_PER_MM
-    return (int(np.floor((x - margin_mm) * r)), int(np.floor((y - margin_mm) * r)),
-            int(np.ceil((x + w + margin_mm) * r)) + 1, int(np.ceil((y + h + margin_mm) * r)) + 1)
-
-
 class _Photo:
     """The photo rectified once onto the page at REFINE_PX_PER_MM over `region_mm`, as darkness 0..1;
     windows are slices of it (whole pixels: a prior is used to the nearest 0.25 mm)."""
 
     def __init__(self, gray: np.ndarray, page_homography: np.ndarray, region_mm: RectMM):
         r = REFINE_PX_PER_MM
-        self.x0, self.y0, x1, y1 = _rect_px(region_mm, 0.0)
-        to_photo = page_homography @ np.array([[1 / r, 0, self.x0 / r], [0, 1 / r, self.y0 / r], [0, 0, 1]])
-        page = cv2.warpPerspective(gray, to_photo, (x1 - self.x0, y1 - self.y0),
-                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        self.x0, self.y0, x1, y1 = window_px(region_mm, 0.0)
+        page = rectify(gray, page_homography, (self.x0 / r, self.y0 / r), (x1 - self.x0, y1 - self.y0), r)
         paper, ink = np.percentile(page[::4, ::4], [90, 1])
         self.dark = np.clip((np.float32(paper) - page.astype(np.float32)) / np.float32(max(paper - ink, 10.0)), 0, 1)
 
     def windows(self, origins_px: np.ndarray, width: int, height: int) -> list[np.ndarray]:
         """The `height` x `width` windows whose top-left corners are `origins_px` (k, 2: x, y page px at
         REFINE_PX_PER_MM); zeros outside the region."""
-        return [_blank_window(self.dark, (x - self.x0, y - self.y0, x - self.x0 + width, y - self.y0 + height))
+        return [cut_window(self.dark, (x - self.x0, y - self.y0, x - self.x0 + width, y - self.y0 + height))
                 for x, y in origins_px]
-
-
-def _blank_window(blank: np.ndarray, box_px: tuple[int, int, int, int]) -> np.ndarray:
-    """`blank[y0:y1, x0:x1]`, padded with zeros where the window leaves the array."""
-    x0, y0, x1, y1 = box_px
-    if x0 >= 0 and y0 >= 0 and x1 <= blank.shape[1] and y1 <= blank.shape[0]:
-        return blank[y0:y1, x0:x1]
-    out = np.zeros((y1 - y0, x1 - x0), np.float32)
-    sx0, sy0 = max(0, x0), max(0, y0)
-    sx1, sy1 = min(blank.shape[1], x1), min(blank.shape[0], y1)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = blank[sy0:sy1, sx0:sx1]
-    return out
-
-
-def _centred(profile: np.ndarray) -> tuple[np.ndarray, float]:
-    """A blank page's profile less its mean, and its norm: what `_correlate` compares a photo's profile with."""
-    e = profile - profile.mean()
-    return e, float(np.sqrt((e * e).sum()))
 
 
 def _correlate(observed: np.ndarray, expected: np.ndarray, norms: np.ndarray, search: int,
                price: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each of k profiles: the shift s (px, sub-pixel) maximising the correlation of observed[i + s] with
-    expected[i] (centred, with its norm: `_centred`), its correlation, and the integer shift. observed (k, n + 2 search),
+    expected[i] (centred, with its norm: `centred`), its correlation, and the integer shift. observed (k, n + 2 search),
     expected (k, n), norms (k,)."""
     n = expected.shape[1]
     # Each expected profile sums to 0: the observed window's mean drops out of the numerator.
@@ -166,32 +105,6 @@ def _correlate(observed: np.ndarray, expected: np.ndarray, norms: np.ndarray, se
     return shifts[k] + offset, b, shifts[k]
 
 
-@dataclass(frozen=True)
-class _Expected:
-    """What the blank page shows around a box: its window (page px), profiles and darkest lines; the same for every
-    photo of the template, so made once."""
-
-    inner: tuple[int, int, int, int]
-    shape: tuple[int, int]
-    cols: tuple[np.ndarray, float]  # column profile (mean darkness of each column), centred, and its norm
-    rows: tuple[np.ndarray, float]  # row profile, the same
-    lines: np.ndarray  # bool mask of the window where the blank page is darkest
-
-
-_expected_cache: dict[tuple[int, RectMM], _Expected] = {}
-
-
-def _expected(blank: np.ndarray, rect_mm: RectMM) -> _Expected:
-    key = (id(blank), rect_mm)  # blank pages live in _blank_cache for the process: their ids stay theirs
-    if key not in _expected_cache:
-        inner = _rect_px(rect_mm, CONTEXT_MM)
-        window = _blank_window(blank, inner)
-        lines = window > 0.5 * window.max() if window.max() > 0 else np.zeros_like(window, bool)
-        _expected_cache[key] = _Expected(inner, window.shape, _centred(cv2.reduce(window, 0, cv2.REDUCE_AVG).ravel()),
-                                         _centred(cv2.reduce(window, 1, cv2.REDUCE_AVG).ravel()), lines)
-    return _expected_cache[key]
-
-
 def _measure(photo: _Photo, blank: np.ndarray, rects_mm: list[RectMM], priors_mm: list[tuple[float, float]],
              search_mm: float, price: float = 0.0) -> list[tuple[tuple[float, float], float, float]]:
     """For each rectangle: the shift (mm) of what is printed in it, searched within `search_mm` of its prior; the
@@ -199,7 +112,7 @@ def _measure(photo: _Photo, blank: np.ndarray, rects_mm: list[RectMM], priors_mm
     one size are measured together, in a few array operations."""
     r = REFINE_PX_PER_MM
     search = int(round(search_mm * r))
-    expected = [_expected(blank, rect) for rect in rects_mm]
+    expected = [expected_at(blank, rect) for rect in rects_mm]
     # Priors to whole pixels: the observed window is the expected one moved by the prior, grown by the search.
     prior_px = np.rint(np.array(priors_mm, np.float64).reshape(-1, 2) * r).astype(int)
     out: list = [None] * len(rects_mm)
@@ -319,16 +232,11 @@ class Refinement:
         return self.regions_at_limit == 0 and all(f.measured for f in self.boxes if f.field_id in self.big_fields)
 
 
-def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTemplate, page_number: int,
-                 search_mm: float = BIG_SEARCH_MM) -> Refinement:
-    """Every box of the page with its shift from the template position (mm); `search_mm`: how far the homography
-    may be off at a big box (a bent sheet's marker homography: BIG_SEARCH_MM; a feature match: less)."""
-    blank = _blank_darkness(template, page_number)
-    page = template.page(page_number)
-    printed = [b for f in page.fields for b in f.boxes_mm] + [g.rect_mm for g in page.tally_grids]
-    x, y, w, h = _union(printed)
-    reach = CONTEXT_MM + search_mm + 2  # every window pass 1 and 2 may ask for
-    photo = _Photo(gray, page_homography, (x - reach, y - reach, w + 2 * reach, h + 2 * reach))
+def _pass_one(photo: _Photo, blank: np.ndarray, template: FormTemplate, page_number: int,
+              search_mm: float) -> tuple[SmoothField, int]:
+    """Pass 1: the bend measured on whole regions (stage A: fields of big boxes and tally grids, within `search_mm`;
+    stage B: each tally row around what stage A says) as a smooth field, and how many regions were best matched
+    at the edge of their search."""
     centres, shifts, weights = [], [], []
     at_limit = 0
 
@@ -352,15 +260,17 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
         prior = tuple(float(v) for v in coarse(np.array([_centre(rect)]))[0])
         measure_region(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch))
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
-    fields = page.fields
+    return smooth, at_limit
+
+
+def _pass_two_windows(page: TemplatePage, predicted: np.ndarray) -> tuple[list[RectMM], list[tuple[float, float]],
+                                                                          list[int], list[float]]:
+    """Pass 2's windows: each big box alone, each field of small boxes (row sums) as one; their priors (mm) from the
+    smooth field (`predicted`: its shift at each box's centre); for each box, the index of its window and its
+    frame's stroke (mm)."""
     big = big_box_fields(page)
-    corners = np.array([rect_corners(b) for f in fields for b in f.boxes_mm])  # (boxes, 4, 2)
-    predicted = smooth(corners.mean(axis=1))
-    # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
-    # measurement moves all four by what it adds to the field at its centre.
-    corner_field = smooth(corners.reshape(-1, 2)).reshape(corners.shape)
-    rects, rect_priors, of_box, strokes, first = [], [], [], [], 0  # of_box: each box's measurement
-    for field in fields:
+    rects, rect_priors, of_box, strokes, first = [], [], [], [], 0
+    for field in page.fields:
         n = len(field.boxes_mm)
         if field.id not in big:
             # Small boxes (row sums) hold little printed line for their ink: measured as one field.
@@ -373,44 +283,42 @@ def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTe
             rect_priors += [(float(p[0]), float(p[1])) for p in predicted[first:first + n]]
         strokes += [field.stroke_mm] * n
         first += n
+    return rects, rect_priors, of_box, strokes
+
+
+def refine_boxes(gray: np.ndarray, page_homography: np.ndarray, template: FormTemplate, page_number: int,
+                 search_mm: float = BIG_SEARCH_MM) -> Refinement:
+    """Every box of the page with its shift from the template position (mm); `search_mm`: how far the homography
+    may be off at a big box (a bent sheet's marker homography: BIG_SEARCH_MM; a feature match: less)."""
+    blank = blank_darkness(template, page_number)
+    page = template.page(page_number)
+    printed = [b for f in page.fields for b in f.boxes_mm] + [g.rect_mm for g in page.tally_grids]
+    x, y, w, h = _union(printed)
+    reach = CONTEXT_MM + search_mm + 2  # every window pass 1 and 2 may ask for
+    photo = _Photo(gray, page_homography, (x - reach, y - reach, w + 2 * reach, h + 2 * reach))
+    smooth, at_limit = _pass_one(photo, blank, template, page_number, search_mm)
+    corners = np.array([rect_corners(b) for f in page.fields for b in f.boxes_mm])  # (boxes, 4, 2)
+    # Each corner follows the smooth field (a bent box also turns and stretches); the box's own
+    # measurement moves all four by what it adds to the field at its centre.
+    corner_field = smooth(corners.reshape(-1, 2)).reshape(corners.shape)
+    rects, rect_priors, of_box, strokes = _pass_two_windows(page, smooth(corners.mean(axis=1)))
     measured = _measure(photo, blank, rects, rect_priors, NARROW_SEARCH_MM, PRIOR_PRICE_PER_MM)
     results, priors = [measured[i] for i in of_box], [rect_priors[i] for i in of_box]
     seen = np.array([match >= MIN_MATCH for _, match, _ in results])
     finals = np.array([shift if ok else prior for (shift, _, _), prior, ok in zip(results, priors, seen)])
     moved = corners + corner_field + (finals - np.array(priors))[:, None, :]
-    edges = _edges_on_lines(gray, page_homography, moved, np.array(strokes))
-    checkable = _checkable_edges(template, page_number)
+    edges = edges_on_lines(gray, page_homography, moved, np.array(strokes))
+    checkable = checkable_edges(template, page_number)
     on_lines = (edges if checkable is None else edges | ~checkable).all(axis=1)
-    ids = [(f.id, i) for f in fields for i in range(len(f.boxes_mm))]
+    ids = [(f.id, i) for f in page.fields for i in range(len(f.boxes_mm))]
     fits = tuple(BoxFit(field_id=fid, index=i, shift_mm=(float(final[0]), float(final[1])),
                         corners_mm=tuple(map(tuple, box_corners.round(4).tolist())), match=match,
                         frame_darkness=darkness, measured=bool(ok and on_line))
                  for (fid, i), final, box_corners, (_, match, darkness), ok, on_line
                  in zip(ids, finals, moved, results, seen, on_lines))
-    return Refinement(boxes=fits, big_fields=frozenset(big), regions_at_limit=at_limit)
-
-
-def _edges_on_lines(gray: np.ndarray, page_homography: np.ndarray, corners_mm: np.ndarray,
-                    strokes_mm: np.ndarray) -> np.ndarray:
-    """(n, 4): for each box (corners (n, 4, 2) mm), whether each of its edges as placed lies on a printed line: darker
-    than what lies just outside them. A box placed 1.5 mm off puts an edge on paper beside its line, or its
-    outside on the line."""
-    along = np.linspace(0.2, 0.8, 9)[None, None, :, None]
-    a, b = corners_mm, np.roll(corners_mm, -1, axis=1)  # (n, 4, 2): each edge from a to b
-    edge = a[:, :, None] + (b - a)[:, :, None] * along  # (n, 4, 9, 2)
-    direction = (b - a) / (np.linalg.norm(b - a, axis=2, keepdims=True) + 1e-9)
-    normal = np.stack([direction[..., 1], -direction[..., 0]], axis=2)
-    outward = np.sign((((a + b) / 2 - corners_mm.mean(axis=1, keepdims=True)) * normal).sum(axis=2, keepdims=True))
-    side = (strokes_mm / 2 + 1.2)[:, None, None]  # mm beyond the line's half width, blur included
-    beside = edge + (normal * outward * side)[:, :, None, :]
-    points = np.concatenate([edge, beside]).reshape(1, -1, 2)
-    px = cv2.perspectiveTransform(points, page_homography)[0].astype(np.float32)
-    samples = cv2.remap(gray, px[:, 0].reshape(-1, 1), px[:, 1].reshape(-1, 1), cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32).reshape(2, *edge.shape[:3])
-    line, outside = np.median(samples[0], axis=2), np.median(samples[1], axis=2)  # (n, 4)
-    return line < outside - np.maximum(6.0, 0.08 * outside)
+    return Refinement(boxes=fits, big_fields=frozenset(big_box_fields(page)), regions_at_limit=at_limit)
 
 
 def box_corners_px(page_homography: np.ndarray, fit: BoxFit) -> np.ndarray:
     """(4, 2) photo px of a refined box's corners (TL, TR, BR, BL)."""
-    return cv2.perspectiveTransform(np.array([fit.corners_mm], np.float64), page_homography)[0]
+    return map_points(page_homography, fit.corners_mm)
