@@ -27,7 +27,7 @@ import numpy as np
 from ocr.reader.align import align_page, cut_boxes
 from ocr.synth.camera import PROFILES, photograph, plan_photo
 from ocr.reader.decode import decode_photo
-from ocr.templates.family import get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
 from ocr.synth.handwriting import load_bank
 from ocr.synth.ink import WriterStyle, write_page
 from ocr.reader.refine import box_corners_px

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from ocr.run.local import run_batch  # noqa: E402
 from ocr.eval.score import evaluate_results, load_results  # noqa: E402
-from ocr.templates.family import load_templates  # noqa: E402
+from ocr.templates.catalog import load_templates  # noqa: E402
 from ocr.run.inputs import find_submissions  # noqa: E402
 from ocr.synth.job import SynthJob, synthesize  # noqa: E402
 

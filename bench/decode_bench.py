@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ocr.reader.digits import DigitClassifier  # noqa: E402
-from ocr.templates.family import get_template, load_templates  # noqa: E402
+from ocr.templates.catalog import get_template, load_templates  # noqa: E402
 from ocr.pipeline import decode_fields, read_submission  # noqa: E402
 from ocr.synth.job import SynthJob, synthesize  # noqa: E402
 from ocr.reader.verdict import Policy, judge  # noqa: E402

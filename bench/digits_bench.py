@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from ocr.reader.digits import BLANK, CLASSES, DASH, X_FILLER, DigitClassifier, prepare  # noqa: E402
 from ocr.reader.digits import expected_calibration_error as ece  # noqa: E402
-from ocr.templates.family import load_templates  # noqa: E402
+from ocr.templates.catalog import load_templates  # noqa: E402
 from ocr.synth.handwriting import GlyphBank  # noqa: E402
 from ocr.synth.job import SynthJob  # noqa: E402
 from ocr.synth.crops import GLYPH_CLASS, CropSet, tps_crops  # noqa: E402

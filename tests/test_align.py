@@ -7,7 +7,8 @@ import yaml
 
 from ocr.reader.align import align_page, cut_boxes
 from ocr.reader.decode import decode_photo
-from ocr.templates.family import expand_family, get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
+from ocr.templates.family import expand_family
 from ocr.synth.handwriting import load_bank
 from ocr.reader.identify import tesseract_available
 from ocr.reader.reasons import ReasonCode

@@ -10,7 +10,7 @@ from ocr.reader.align import align_page
 from ocr.reader.bubbles import FILLED, decide, read_bubbles
 from ocr.reader.decode import decode_photo
 from ocr.reader.digits import BLANK, CLASSES, X_FILLER, DigitClassifier, prepare
-from ocr.templates.family import get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
 from ocr.synth.handwriting import cross_seven, flag_one, load_bank
 from ocr.templates.render import rect_px, render_page
 from ocr.synth.job import SynthJob, synthesize_tps

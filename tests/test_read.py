@@ -2,7 +2,7 @@
 
 import pytest
 
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 from ocr.synth.handwriting import load_bank
 from ocr.pipeline import read_submission
 from ocr.reader.reasons import ReasonCode

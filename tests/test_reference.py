@@ -17,7 +17,9 @@ import yaml
 
 from ocr.reader.align import PageAlignment, align_page, cut_boxes
 from ocr.reader.decode import decode_photo
-from ocr.templates.family import MissingReferenceImage, TemplateError, get_template, load_reference_file, reference_files
+from ocr.templates.catalog import get_template, reference_files
+from ocr.templates.checks import TemplateError
+from ocr.templates.reference_form import MissingReferenceImage, load_reference_file
 from ocr.reader.reasons import ReasonCode, Refusal
 from ocr.templates.render import render_page
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ocr.reader.digits import CLASSES
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 from ocr.synth.ink import glyph_string
 from ocr.pipeline import decode_fields
 from ocr.synth.values import make_inconsistent, realistic_values

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ocr.templates.family import load_templates  # noqa: E402
+from ocr.templates.catalog import load_templates  # noqa: E402
 from ocr.synth.handwriting import GlyphBank, load_bank  # noqa: E402
 from ocr.synth.job import SynthJob  # noqa: E402
 from ocr.synth.crops import CropSet, tps_crops  # noqa: E402

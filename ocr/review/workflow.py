@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ocr.templates.family import get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
 from ocr.record import SubmissionResult
 from ocr.db.store import AuditRow, CorrectionRow, FieldRow, ResultStore, ReviewRow, SubmissionRow, UserRow
 

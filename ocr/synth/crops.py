@@ -15,7 +15,7 @@ import numpy as np
 from ocr.reader.align import PageAlignment, align_page, cut_boxes
 from ocr.reader.decode import decode_photo
 from ocr.reader.digits import CLASSES
-from ocr.templates.family import get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
 from ocr.synth.handwriting import GlyphBank
 from ocr.synth.job import SynthJob, synthesize_tps
 

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ocr.synth.camera import PROFILES, CameraProfile, photograph, plan_photo
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 from ocr.synth.handwriting import GlyphBank, load_bank
 from ocr.synth.ink import WriterStyle, write_page
 from ocr.templates.render import MM_PER_INCH, render_page

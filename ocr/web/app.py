@@ -35,7 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 from ocr.run.inputs import MAX_PHOTO_BYTES
 from ocr.record import photos_key
 from ocr.review.workflow import FLAGGED, ROLES, FourEyes, Locked, ReviewError, Reviews, SubmissionView, User, box_labels, parse_value
