@@ -276,8 +276,8 @@ def test_the_review_app_hands_uploads_to_the_cluster(tmp_path: Path, redis_url: 
     from starlette.testclient import TestClient
 
     from ocr.db.store import default_url
+    from ocr.review.accounts import hash_password
     from ocr.web.app import create_app
-    from ocr.web.auth import hash_password
     from tests.test_web import PASSWORD, log_in, upload, wait_for_submission
 
     db_url, store = default_url(tmp_path / "results.db"), tmp_path / "store"

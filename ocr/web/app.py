@@ -14,17 +14,12 @@ review page. Who may open what:
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import re
 import time
-import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePath
 from typing import Any
 
-import cv2
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.middleware import Middleware
@@ -38,10 +33,14 @@ from starlette.templating import Jinja2Templates
 from ocr.templates.catalog import get_template
 from ocr.run.inputs import MAX_PHOTO_BYTES
 from ocr.record import photos_key
-from ocr.review.workflow import FLAGGED, ROLES, FourEyes, Locked, ReviewError, Reviews, SubmissionView, User, box_labels, parse_value
+from ocr.review.accounts import ROLES, User, authenticate
+from ocr.review.dashboard import dashboard as dashboard_figures
+from ocr.review.errors import FourEyes, Locked, ReviewError
+from ocr.review.exports import crops_zip, results_csv, results_jsonl, verified
+from ocr.review.workflow import FLAGGED, Reviews, SubmissionView, parse_value
 from ocr.templates.rules import BinOp, Ceil, Expr, FieldRef, Num, SumOf
 from ocr.db.store import ResultStore
-from ocr.web.auth import authenticate, csrf_token, guard, load_secret, log_in
+from ocr.web.auth import csrf_token, guard, load_secret, log_in
 from ocr.web.jobs import ClusterReader, LocalReader
 from ocr.web.middleware import BodyLimit, SecurityHeaders, ServerTiming
 from ocr.run.photo_store import FIELD_ID, SHA, PhotoStore, sniff
@@ -338,38 +337,17 @@ async def reopen(request: Request) -> Response:
 
 # --- exports, dashboard, audit ----------------------------------------------------------------------------------
 
-EXPORT_COLUMNS = ["submission", "region", "template", "photos_key", "field", "value", "machine_value", "corrected",
-                  "verified_by", "verified_at"]
-
-
 @guard(*REVIEWERS)
 async def export(request: Request) -> Response:
     reviews = _reviews(request)
     kind = request.path_params["kind"]
-    views = list(reviews.verified()) if kind != "crops.zip" else []
+    views = list(verified(reviews)) if kind != "crops.zip" else []
     if kind == "results.csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(EXPORT_COLUMNS)
-        for v in views:
-            corrected = v.corrected
-            for f, value in v.values.items():
-                writer.writerow([v.result.submission, v.region, v.result.template, v.result.photos_key, f,
-                                 "" if value is None else value, "" if v.result.fields[f].value is None
-                                 else v.result.fields[f].value, int(f in corrected), v.verified_by,
-                                 v.verified_at.isoformat() if v.verified_at else ""])
-        body, media_type, count = out.getvalue().encode(), "text/csv; charset=utf-8", len(views)
+        body, media_type, count = results_csv(views), "text/csv; charset=utf-8", len(views)
     elif kind == "results.jsonl":
-        body = "".join(json.dumps({
-            "submission": v.result.submission, "region": v.region, "template": v.result.template,
-            "photos_key": v.result.photos_key, "values": v.values,
-            "corrections": [{"field": c.field_id, "old": c.old_value, "new": c.new_value, "reason": c.reason,
-                             "user": c.user, "at": c.at.isoformat()} for c in v.corrections],
-            "verified_by": v.verified_by, "verified_at": v.verified_at.isoformat() if v.verified_at else None}) + "\n"
-            for v in views).encode()
-        media_type, count = "application/x-ndjson", len(views)
+        body, media_type, count = results_jsonl(views), "application/x-ndjson", len(views)
     elif kind == "crops.zip":
-        body, count = _crops_zip(reviews, request.app.state.photos)
+        body, count = crops_zip(reviews, request.app.state.photos)
         media_type = "application/zip"
     else:
         return PlainTextResponse("no such export", status_code=404)
@@ -377,33 +355,9 @@ async def export(request: Request) -> Response:
     return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="formc-{kind}"'})
 
 
-def _crops_zip(reviews: Reviews, photos: PhotoStore) -> tuple[bytes, int]:
-    """Every box of every corrected field as a 48 px PNG with its label (labels.csv), for retraining the classifier."""
-    buffer = io.BytesIO()
-    rows = [["file", "label", "submission", "field", "box", "value", "reader_label"]]
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        crops_of: dict[str, dict] = {}
-        for view, field_id, correction in reviews.corrected_fields():
-            key = view.result.photos_key
-            crops = crops_of.setdefault(key, photos.box_crops(key)).get(field_id)
-            if crops is None:
-                continue
-            read_labels = [d.label for d in view.result.fields[field_id].digits]
-            for i, (crop, label) in enumerate(zip(crops, box_labels(correction.new_value, read_labels))):
-                if label == "?":  # a leading box the correction says nothing about
-                    continue
-                name = f"crops/{key[:16]}/{field_id}-{i}.png"
-                z.writestr(name, cv2.imencode(".png", crop)[1].tobytes())
-                rows.append([name, label, view.result.submission, field_id, i, correction.new_value, read_labels[i]])
-        out = io.StringIO()
-        csv.writer(out).writerows(rows)
-        z.writestr("labels.csv", out.getvalue())
-    return buffer.getvalue(), len(rows) - 1
-
-
 @guard(*REVIEWERS)
 async def dashboard(request: Request) -> Response:
-    return render(request, "dashboard.html", d=_reviews(request).dashboard())
+    return render(request, "dashboard.html", d=dashboard_figures(_reviews(request).store))
 
 
 @guard("admin")
