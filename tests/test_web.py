@@ -26,7 +26,8 @@ from ocr.review.accounts import User, hash_password
 from ocr.review.dashboard import dashboard
 from ocr.review.exports import box_labels
 from ocr.review.workflow import Reviews
-from ocr.web.app import MAX_PHOTOS, MAX_UPLOAD_BYTES, create_app
+from ocr.web.app import create_app
+from ocr.web.routes_upload import MAX_PHOTOS, MAX_UPLOAD_BYTES
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "kwk-gubernur-3"
 PASSWORD = "correct horse battery"

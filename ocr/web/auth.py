@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from ocr.review.accounts import User, hash_password  # noqa: F401  hash_password: re-exported for cli.py until it moves
 
-FORM_MAX_FILES = 10  # more than the photos of a TPS (ocr/web/app.py MAX_PHOTOS says how many are taken)
+FORM_MAX_FILES = 10  # more than the photos of a TPS (ocr/web/routes_upload.py MAX_PHOTOS says how many are taken)
 FORM_MAX_FIELDS = 200  # the review form: one input per field of the largest template, and a few more
 Endpoint = Callable[[Request], Awaitable[Response]]
 
