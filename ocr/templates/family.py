@@ -270,13 +270,11 @@ def load_family_file(path: Path | str) -> list[FormTemplate]:
     return expand_family(family, source)
 
 
-_MOVED = {"load_templates": "catalog", "get_template": "catalog", "unavailable_templates": "catalog"}
-
-
 def __getattr__(name: str) -> Any:
-    # Transitional, for the callers not yet moved to ocr.templates.catalog (cli.py, ocr/record.py, ocr/pipeline.py).
-    if name in _MOVED:
-        from importlib import import_module
+    # Transitional: cli.py, ocr/record.py and ocr/pipeline.py still import these from here; remove once they import
+    # ocr.templates.catalog (imported lazily: catalog itself imports this module to load the family files).
+    if name in ("load_templates", "get_template", "unavailable_templates"):
+        from ocr.templates import catalog
 
-        return getattr(import_module(f"ocr.templates.{_MOVED[name]}"), name)
+        return getattr(catalog, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
