@@ -20,7 +20,7 @@ class ExitCode(IntEnum):
 
 
 def _template(template_id: str):
-    from ocr.templates.family import get_template
+    from ocr.templates.catalog import get_template
 
     try:
         return get_template(template_id)
@@ -55,7 +55,7 @@ def template() -> None:
 @template.command("list")
 def template_list() -> None:
     """Every shipped template: id, pages with their tag ids (or reference scans), vote columns."""
-    from ocr.templates.family import load_templates, unavailable_templates
+    from ocr.templates.catalog import load_templates, unavailable_templates
 
     for t in load_templates().values():
         tags = "reference scan" if t.by_reference else "tags " + ",".join(str(p.tag_id) for p in t.pages)
@@ -68,7 +68,8 @@ def template_list() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def template_validate(files: tuple[Path, ...]) -> None:
     """Check family files; print every problem with its file and key path."""
-    from ocr.templates.family import TemplateError, load_family_file
+    from ocr.templates.checks import TemplateError
+    from ocr.templates.family import load_family_file
 
     failed = False
     for path in files:
@@ -86,7 +87,7 @@ def template_validate(files: tuple[Path, ...]) -> None:
 @template.command("schema")
 def template_schema() -> None:
     """JSON Schema of the family file format."""
-    from ocr.templates.family import family_schema
+    from ocr.templates.file import family_schema
 
     click.echo(json.dumps(family_schema(), indent=1))
 
@@ -135,7 +136,7 @@ def align(photos: tuple[Path, ...], template_id: str | None, page_number: int | 
 
     from ocr.reader.align import align_page
     from ocr.reader.decode import decode_photo
-    from ocr.templates.family import load_templates
+    from ocr.templates.catalog import load_templates
 
     templates = tuple(load_templates().values())
     for path in photos:
@@ -157,7 +158,7 @@ def _read_photos(photos: tuple[Path, ...], template_id: str | None, name: str | 
     from ocr.pipeline import ReaderSettings
     from ocr.run.inputs import PhotoRef, SubmissionInput
     from ocr.run.local import BatchSettings, read_one
-    from ocr.templates.family import load_templates
+    from ocr.templates.catalog import load_templates
 
     if template_id:
         _template(template_id)
@@ -416,8 +417,9 @@ def users() -> None:
 def users_add(name: str, role: str, db_url: str | None, password_stdin: bool) -> None:
     """Add an account; the password is asked for (twice), or read from stdin with --password-stdin."""
     from ocr.db.store import ResultStore
-    from ocr.review.workflow import ReviewError, Reviews
-    from ocr.web.auth import hash_password
+    from ocr.review.accounts import hash_password
+    from ocr.review.errors import ReviewError
+    from ocr.review.workflow import Reviews
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
         "password", hide_input=True, confirmation_prompt=True, err=True)

@@ -26,12 +26,12 @@ import numpy as np
 
 from ocr.reader.align import align_page, cut_boxes
 from ocr.reader.decode import decode_photo
-from ocr.reader.refine import box_corners_px
-from ocr.synth.camera import PROFILES, photograph, plan_photo
+from ocr.reader.refine import box_corners_px  # noqa: E402
+from ocr.synth.camera import PROFILES, photograph, plan_photo  # noqa: E402
 from ocr.synth.handwriting import load_bank
 from ocr.synth.ink import WriterStyle, write_page
 from ocr.synth.values import realistic_values
-from ocr.templates.family import get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
 from ocr.templates.render import render_page
 
 TEMPLATES = tuple(load_templates().values())

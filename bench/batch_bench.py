@@ -31,7 +31,7 @@ from ocr.eval.score import evaluate_results, load_results  # noqa: E402
 from ocr.run.inputs import find_submissions  # noqa: E402
 from ocr.run.local import run_batch  # noqa: E402
 from ocr.synth.job import SynthJob, synthesize  # noqa: E402
-from ocr.templates.family import load_templates  # noqa: E402
+from ocr.templates.catalog import load_templates  # noqa: E402
 
 FLAGS = {"colour": cv2.IMREAD_COLOR, "grey": cv2.IMREAD_GRAYSCALE}
 

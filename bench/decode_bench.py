@@ -29,7 +29,7 @@ from ocr.pipeline import PhotoInput, ReaderSettings, read_pages  # noqa: E402
 from ocr.reader.joint import decode_jointly  # noqa: E402
 from ocr.reader.verdict import Policy, judge  # noqa: E402
 from ocr.synth.job import SynthJob, synthesize  # noqa: E402
-from ocr.templates.family import get_template, load_templates  # noqa: E402
+from ocr.templates.catalog import get_template, load_templates  # noqa: E402
 
 
 def _read(folder: Path) -> tuple[dict, object]:

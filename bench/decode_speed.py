@@ -18,7 +18,7 @@ import simplejpeg
 from PIL import Image
 
 from ocr.synth.camera import PROFILES, photograph, plan_photo
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 from ocr.templates.render import render_page
 
 

@@ -36,7 +36,7 @@ from ocr.reader.digits import expected_calibration_error as ece  # noqa: E402
 from ocr.synth.crops import GLYPH_CLASS, CropSet, tps_crops  # noqa: E402
 from ocr.synth.handwriting import GlyphBank  # noqa: E402
 from ocr.synth.job import SynthJob  # noqa: E402
-from ocr.templates.family import load_templates  # noqa: E402
+from ocr.templates.catalog import load_templates  # noqa: E402
 
 SETS = {
     "mnist": ((("flags_ones", False), ("crosses_sevens", False)), None),

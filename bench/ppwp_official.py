@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 from ocr.templates.model import FormTemplate
 from ocr.templates.render import render_page
 

@@ -20,7 +20,7 @@ import numpy as np
 from ocr.reader.align import align_page, cut_boxes
 from ocr.reader.decode import decode_photo
 from ocr.reader.refine import big_box_fields
-from ocr.templates.family import load_templates
+from ocr.templates.catalog import load_templates
 
 PX_PER_MM = 2.0
 

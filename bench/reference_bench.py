@@ -24,7 +24,8 @@ import numpy as np
 from ocr.reader.align import AlignSettings, PageAlignment, align_page
 from ocr.reader.decode import decode_photo
 from ocr.reader.reference import MatchSettings
-from ocr.templates.family import load_reference_file, reference_files
+from ocr.templates.catalog import reference_files
+from ocr.templates.reference_form import load_reference_file
 
 FORM_OF_TEMPLATE = {"c1-ppwp-2019-lembar-1": "c1ppwp2019-l1", "c1-ppwp-2019-lembar-2": "c1ppwp2019-l2"}
 

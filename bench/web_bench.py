@@ -32,12 +32,12 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from ocr.db.store import CorrectionRow, ResultStore, ReviewRow, default_url  # noqa: E402
 from ocr.record import SubmissionResult  # noqa: E402
+from ocr.review.accounts import hash_password  # noqa: E402
 from ocr.review.workflow import Reviews  # noqa: E402
 from ocr.run.inputs import PhotoRef, SubmissionInput  # noqa: E402
 from ocr.run.local import BatchSettings, read_one  # noqa: E402
-from ocr.templates.family import load_templates  # noqa: E402
+from ocr.templates.catalog import load_templates  # noqa: E402
 from ocr.web.app import create_app  # noqa: E402
-from ocr.web.auth import hash_password  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "kwk-gubernur-3" / "tps-0002"
 TEMPLATES = tuple(load_templates().values())

@@ -1,1 +1,3 @@
-"""Form template families (YAML data), shipped as package data; see ocr.templates.family for the format."""
+"""Form template families (YAML data), shipped as package data.
+
+See ocr.templates.family for the format and ocr.templates.catalog for how they are loaded."""

@@ -11,7 +11,8 @@ from ocr.reader.identify import tesseract_available
 from ocr.reader.reasons import ReasonCode
 from ocr.synth.handwriting import load_bank
 from ocr.synth.job import SynthJob, synthesize_tps
-from ocr.templates.family import expand_family, get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
+from ocr.templates.family import expand_family
 from ocr.templates.file import TemplateFamily
 from ocr.templates.render import render_page
 from tests.conftest import REPO

@@ -23,7 +23,7 @@ from ocr.db.store import ResultStore
 from ocr.record import SubmissionResult
 from ocr.run.inputs import find_submissions
 from ocr.run.local import BatchSettings, read_one
-from ocr.templates.family import load_templates
+from ocr.templates.catalog import load_templates
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"
@@ -278,8 +278,8 @@ def test_the_review_app_hands_uploads_to_the_cluster(tmp_path: Path, redis_url: 
     from starlette.testclient import TestClient
 
     from ocr.db.store import default_url
+    from ocr.review.accounts import hash_password
     from ocr.web.app import create_app
-    from ocr.web.auth import hash_password
     from tests.test_web import PASSWORD, log_in, upload, wait_for_submission
 
     db_url, store = default_url(tmp_path / "results.db"), tmp_path / "store"

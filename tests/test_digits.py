@@ -13,7 +13,7 @@ from ocr.reader.digits import BLANK, CLASSES, X_FILLER, DigitClassifier, prepare
 from ocr.synth.crops import tps_crops
 from ocr.synth.handwriting import cross_seven, flag_one, load_bank
 from ocr.synth.job import SynthJob, synthesize_tps
-from ocr.templates.family import get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
 from ocr.templates.render import rect_px, render_page
 
 TEMPLATES = tuple(load_templates().values())

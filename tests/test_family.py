@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ocr.templates.family import TemplateError, family_schema, load_family_file, load_templates
+from ocr.templates.catalog import load_templates
+from ocr.templates.checks import TemplateError
+from ocr.templates.family import load_family_file
+from ocr.templates.file import family_schema
 from tests.conftest import REPO
 
 ELECTIONS = ("gubernur", "bupati", "walikota")

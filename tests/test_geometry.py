@@ -7,7 +7,7 @@ from ocr.reader.geometry import map_points, rectify, rectify_quad, scaled, windo
 from ocr.reader.locate import locate, read_tag
 from ocr.reader.reasons import ReasonCode, Refusal
 from ocr.reader.reference import match_reference
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 
 RNG = np.random.default_rng(7)
 PHOTO = RNG.integers(0, 256, (300, 400), dtype=np.uint8)

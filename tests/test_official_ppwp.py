@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.ppwp_official import pdf_offsets, sirekap_offsets
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 
 
 def test_boxes_match_the_official_pdf_drawing(shared_dir):

@@ -28,7 +28,7 @@ def test_templates_load_from_the_installed_wheel(wheel, tmp_path):
     # Unpacked beside nothing else: the templates must come from the package data, not the checkout.
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
-    code = "from ocr.templates.family import load_templates; import ocr; print(len(load_templates()), ocr.__file__)"
+    code = "from ocr.templates.catalog import load_templates; import ocr; print(len(load_templates()), ocr.__file__)"
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, check=True)
     count, location = run.stdout.split()

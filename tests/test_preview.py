@@ -16,7 +16,7 @@ from ocr.draw.preview import (
 )
 from ocr.pipeline import PhotoInput, ReaderSettings, read_pages, submission_result
 from ocr.record import SubmissionResult
-from ocr.templates.family import load_templates
+from ocr.templates.catalog import load_templates
 from ocr.templates.render import page_size_px, rect_px
 from tests.conftest import REPO
 

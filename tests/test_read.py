@@ -6,7 +6,7 @@ from ocr.pipeline import PhotoInput, ReaderSettings, read_submission
 from ocr.reader.reasons import ReasonCode
 from ocr.synth.handwriting import load_bank
 from ocr.synth.job import SynthJob, synthesize_tps
-from ocr.templates.family import get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
 
 TEMPLATES = tuple(load_templates().values())
 

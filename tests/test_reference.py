@@ -18,7 +18,9 @@ import yaml
 from ocr.reader.align import PageAlignment, align_page, cut_boxes
 from ocr.reader.decode import decode_photo
 from ocr.reader.reasons import ReasonCode, Refusal
-from ocr.templates.family import MissingReferenceImage, TemplateError, get_template, load_reference_file, reference_files
+from ocr.templates.catalog import get_template, reference_files
+from ocr.templates.checks import TemplateError
+from ocr.templates.reference_form import MissingReferenceImage, load_reference_file
 from ocr.templates.render import render_page
 
 PX_PER_MM = 3.0

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 from ocr.templates.render import page_boxes, render_page, render_pdf
 from tests.conftest import REPO
 

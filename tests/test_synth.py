@@ -9,7 +9,7 @@ from ocr.synth.camera import PROFILES, PhotoGeometry, plan_photo
 from ocr.synth.handwriting import GlyphBank, HandwritingError, load_bank
 from ocr.synth.job import SynthJob, synthesize, synthesize_tps
 from ocr.synth.values import make_inconsistent, realistic_values, tally_rows
-from ocr.templates.family import get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from ocr.reader.reasons import Finding, FindingCode
 from ocr.reader.verdict import Policy, decide
 from ocr.synth.ink import glyph_string
 from ocr.synth.values import make_inconsistent, realistic_values
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 
 TEMPLATE = get_template("kwk-bupati-2")
 C = {c: i for i, c in enumerate(CLASSES)}

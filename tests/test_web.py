@@ -22,9 +22,12 @@ from starlette.testclient import TestClient
 
 from ocr.db.store import default_url
 from ocr.record import SubmissionResult
-from ocr.review.workflow import Reviews, User, box_labels
-from ocr.web.app import MAX_PHOTOS, MAX_UPLOAD_BYTES, create_app
-from ocr.web.auth import hash_password
+from ocr.review.accounts import User, hash_password
+from ocr.review.dashboard import dashboard
+from ocr.review.exports import box_labels
+from ocr.review.workflow import Reviews
+from ocr.web.app import create_app
+from ocr.web.routes_upload import MAX_PHOTOS, MAX_UPLOAD_BYTES
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "kwk-gubernur-3"
 PASSWORD = "correct horse battery"
@@ -376,7 +379,7 @@ def test_dashboard_counts_and_votes(env):
     client, _ = env.client("ade")
     page = client.get("/dashboard")
     assert page.status_code == 200
-    d = env.reviews.dashboard()
+    d = dashboard(env.reviews.store)
     assert d["total"] == len(env.reviews.store.keys())
     assert d["by_region"]["kab-x"]["review"] >= 1 and sum(n for _, n in d["per_hour"]) == d["total"]
     assert dict(d["reasons"])["rule_failed"] >= 1

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from ocr.db.store import default_url
+from ocr.review.accounts import hash_password
 from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
-from ocr.web.auth import hash_password
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install formc[test])")
 uvicorn = pytest.importorskip("uvicorn")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ocr.synth.crops import CropSet, tps_crops  # noqa: E402
 from ocr.synth.handwriting import GlyphBank, load_bank  # noqa: E402
 from ocr.synth.job import SynthJob  # noqa: E402
-from ocr.templates.family import load_templates  # noqa: E402
+from ocr.templates.catalog import load_templates  # noqa: E402
 
 PROFILE_MIX = {"phone": 0.6, "harsh": 0.25, "scan": 0.15}
 PPWP_SHARE = 0.3  # the 2024 guide boxes are one template among 19 but half of what officers will photograph

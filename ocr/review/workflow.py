@@ -1,10 +1,14 @@
-"""People's work on stored results: accounts, the review queue, corrections, verification, exports, dashboard figures.
+"""The review of stored results: the queue, a submission as reviewers see it, corrections, verification.
 
 The machine's result is never changed here (a new save of the same photos replaces it whole): a
 reviewer's value goes into `corrections`, and a field's effective value is its newest correction,
 else the machine's. A verified submission is locked until someone reopens it, an explicit and
 logged action; the uploader of a submission cannot verify it (four eyes). Every change is written
-to `audit_log` in the same transaction as the change itself.
+to `audit_log` in the same transaction as the change itself (`audit.py`).
+
+`Reviews` is the one object the web app and the CLI hold: these actions on top of the accounts
+(`accounts.py`) and the audit log; exports and dashboard figures are read from it (`exports.py`,
+`dashboard.py`).
 
 Region (dashboard, exports): results carry no region yet, so it is the submission name's first
 path segment (`kab-x/tps-0001` -> `kab-x`; a name without `/` has region `-`).
@@ -12,45 +16,23 @@ path segment (`kab-x/tps-0001` -> `kab-x`; a name without `/` has region `-`).
 
 from __future__ import annotations
 
-import re
-from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from functools import cache
-from typing import Any
+from datetime import datetime, timezone
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from ocr.db.store import AuditRow, CorrectionRow, FieldRow, ResultStore, ReviewRow, SubmissionRow, UserRow
+from ocr.db.store import AuditRow, CorrectionRow, FieldRow, ReviewRow, SubmissionRow, UserRow
+from ocr.db.uploads import record_upload, submission_id_of
 from ocr.record import SubmissionResult
-from ocr.templates.family import get_template, load_templates
+from ocr.review.accounts import Accounts, User
+from ocr.review.audit import record, utc
+from ocr.review.errors import FourEyes, Locked, ReviewError
+from ocr.templates.catalog import get_template
 
-ROLES = ("operator", "reviewer", "admin")
 FLAGGED = ("review", "unreadable")  # field statuses a reviewer must look at
 QUEUED = ("review", "ok")  # machine statuses that can be verified; rejected and error need new photos
-VOTE_FIELD = re.compile(r"^suara_(paslon_\d+|kolom_kosong)$")  # the per-candidate totals the dashboard adds up
 MAX_VALUE = 99_999  # more digits than any box group on the forms
-
-
-class ReviewError(Exception):
-    """An action refused for a reason a person can act on (the message says which)."""
-
-
-class Locked(ReviewError):
-    """The submission is verified: reopen it first."""
-
-
-class FourEyes(ReviewError):
-    """The uploader of a submission tried to verify it."""
-
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    name: str
-    role: str
 
 
 @dataclass(frozen=True)
@@ -115,12 +97,6 @@ class SubmissionView:
         return failed
 
 
-@cache
-def _vote_fields() -> tuple[str, ...]:
-    """The per-candidate total fields of every shipped template."""
-    return tuple(sorted({f for t in load_templates().values() for f in t.fields if VOTE_FIELD.match(f)}))
-
-
 def region_of(submission: str) -> str:
     return submission.split("/", 1)[0] if "/" in submission else "-"
 
@@ -133,21 +109,6 @@ def parse_value(text: str) -> int | None:
     if not text.isdigit() or int(text) > MAX_VALUE:
         raise ValueError(f"{text!r} is not a number of votes (0 to {MAX_VALUE})")
     return int(text)
-
-
-def box_labels(value: int | None, read_labels: list[str]) -> list[str]:
-    """Classifier labels of a field's boxes for a corrected value: its digits right-aligned; a leading box is
-    what the reader saw there when that was blank, X or -, else `?` (unknown: leave it out of training)."""
-    digits = "" if value is None else str(value)
-    if value is None or len(digits) > len(read_labels):
-        return ["?"] * len(read_labels)
-    lead = len(read_labels) - len(digits)
-    return [label if not label.isdigit() else "?" for label in read_labels[:lead]] + list(digits)
-
-
-def _utc(at: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes of CURRENT_TIMESTAMP, which is UTC.
-    return at.replace(tzinfo=timezone.utc) if at is not None and at.tzinfo is None else at
 
 
 def _verify_refusal(view: SubmissionView, user: User) -> ReviewError | None:
@@ -166,84 +127,18 @@ def _verify_refusal(view: SubmissionView, user: User) -> ReviewError | None:
     return None
 
 
-class Reviews:
+class Reviews(Accounts):
     """The review side of the results database behind `store`."""
-
-    def __init__(self, store: ResultStore) -> None:
-        self.store = store
-        self.engine = store.engine
-
-    # --- accounts -------------------------------------------------------------------------------------------------
-
-    def add_user(self, name: str, role: str, password_hash: str, by: User | None = None) -> User:
-        if role not in ROLES:
-            raise ReviewError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        if not re.fullmatch(r"[A-Za-z0-9._@-]{1,100}", name):
-            raise ReviewError("a user name is 1-100 letters, digits, '.', '_', '@' or '-'")
-        with Session(self.engine) as session, session.begin():
-            if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
-                raise ReviewError(f"user {name!r} exists already")
-            row = UserRow(name=name, role=role, password_hash=password_hash, active=True)
-            session.add(row)
-            session.flush()
-            self._log(session, by, "user_add", None, {"name": name, "role": role})
-            return User(row.id, name, role)
-
-    def credentials(self, name: str) -> tuple[User, str] | None:
-        """An active user and their password hash, by name."""
-        with Session(self.engine) as session:
-            row = session.scalar(select(UserRow).where(UserRow.name == name, UserRow.active.is_(True)))
-            return (User(row.id, row.name, row.role), row.password_hash) if row else None
-
-    def set_password_hash(self, user: User, password_hash: str) -> None:
-        """A rehash on log-in when the hashing parameters changed."""
-        with Session(self.engine) as session, session.begin():
-            session.execute(update(UserRow).where(UserRow.id == user.id).values(password_hash=password_hash))
-
-    def user(self, user_id: int) -> User | None:
-        with Session(self.engine) as session:
-            row = session.get(UserRow, user_id)
-            return User(row.id, row.name, row.role) if row is not None and row.active else None
-
-    # --- audit log ------------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _log(session: Session, user: User | None, action: str, submission_id: int | None, detail: dict[str, Any]) -> None:
-        session.add(AuditRow(user_id=user.id if user else None, action=action, submission_id=submission_id, detail=detail))
-
-    def log(self, user: User | None, action: str, submission_id: int | None = None, **detail: Any) -> None:
-        """Records an action that changes nothing else (log-in, export, refused attempt)."""
-        with Session(self.engine) as session, session.begin():
-            self._log(session, user, action, submission_id, detail)
-
-    def audit(self, limit: int = 200, submission_id: int | None = None) -> list[dict[str, Any]]:
-        """The newest entries first: at, user, action, submission_id, detail."""
-        query = (select(AuditRow.at, UserRow.name, AuditRow.action, AuditRow.submission_id, AuditRow.detail)
-                 .outerjoin(UserRow, UserRow.id == AuditRow.user_id).order_by(AuditRow.id.desc()).limit(limit))
-        if submission_id is not None:
-            query = query.where(AuditRow.submission_id == submission_id)
-        with Session(self.engine) as session:
-            return [dict(at=_utc(at), user=name, action=action, submission_id=sid, detail=detail)
-                    for at, name, action, sid, detail in session.execute(query)]
 
     # --- submissions ----------------------------------------------------------------------------------------------
 
     def id_of(self, photos_key: str) -> int | None:
-        with Session(self.engine) as session:
-            return session.scalar(select(SubmissionRow.id).where(SubmissionRow.photos_key == photos_key))
+        return submission_id_of(self.store, photos_key)
 
     def record_upload(self, submission_id: int, user: User, photos: list[str], upload_id: str | None = None) -> None:
-        """Who uploaded the submission (the first uploader stays when the same photos come again). An `upload_id`
-        already recorded for this submission is not logged again (a cluster task redelivered after a crash)."""
-        with Session(self.engine) as session, session.begin():
-            if session.get(ReviewRow, submission_id) is None:
-                session.add(ReviewRow(submission_id=submission_id, uploaded_by=user.id, state="open"))
-            if upload_id is not None and upload_id in session.scalars(
-                    select(AuditRow.detail["upload"].as_string())
-                    .where(AuditRow.action == "upload", AuditRow.submission_id == submission_id)):
-                return
-            detail = {"photos": photos} | ({"upload": upload_id} if upload_id else {})
-            self._log(session, user, "upload", submission_id, detail)
+        """Who uploaded the submission (the first uploader stays when the same photos come again); see
+        `ocr.db.uploads.record_upload`."""
+        record_upload(self.store, submission_id, user.id, photos, upload_id)
 
     def view(self, submission_id: int) -> SubmissionView | None:
         result = self.store.get_by_id(submission_id)
@@ -254,15 +149,15 @@ class Reviews:
             review = session.get(ReviewRow, submission_id)
             uploader = session.get(UserRow, review.uploaded_by) if review and review.uploaded_by else None
             verifier = session.get(UserRow, review.verified_by) if review and review.verified_by else None
-            corrections = [Correction(c.field_id, c.old_value, c.new_value, c.reason, name, _utc(c.created_at))
+            corrections = [Correction(c.field_id, c.old_value, c.new_value, c.reason, name, utc(c.created_at))
                            for c, name in session.execute(
                                select(CorrectionRow, UserRow.name).join(UserRow, UserRow.id == CorrectionRow.user_id)
                                .where(CorrectionRow.submission_id == submission_id).order_by(CorrectionRow.id))]
         return SubmissionView(
-            id=submission_id, result=result, created_at=_utc(created_at), state=review.state if review else "open",
+            id=submission_id, result=result, created_at=utc(created_at), state=review.state if review else "open",
             uploaded_by=User(uploader.id, uploader.name, uploader.role) if uploader else None,
             verified_by=verifier.name if verifier else None,
-            verified_at=_utc(review.verified_at) if review else None, corrections=corrections)
+            verified_at=utc(review.verified_at) if review else None, corrections=corrections)
 
     def has_uploaded(self, user: User, submission_id: int) -> bool:
         """Whether `user` uploaded these photos (first or again): what lets an operator see a submission."""
@@ -295,8 +190,10 @@ class Reviews:
                            SubmissionRow.id)
                  .limit(limit))
         with Session(self.engine) as session:
-            return [QueueItem(i, name, status, flagged_, float(low), _utc(at))
+            return [QueueItem(i, name, status, flagged_, float(low), utc(at))
                     for i, name, status, flagged_, low, at in session.execute(query)]
+
+    # --- corrections and verification -----------------------------------------------------------------------------
 
     def _lock(self, session: Session, submission_id: int) -> ReviewRow | None:
         """The submission's review row, with the submission locked against a concurrent change (PostgreSQL)."""
@@ -322,7 +219,7 @@ class Reviews:
             for f in changed:
                 session.add(CorrectionRow(submission_id=submission_id, field_id=f, old_value=current[f],
                                           new_value=values[f], reason=reason, user_id=user.id))
-                self._log(session, user, "correct", submission_id, {"submission": view.result.submission, "field": f,
+                record(session, user, "correct", submission_id, {"submission": view.result.submission, "field": f,
                                                                     "old": current[f], "new": values[f], "reason": reason})
         return changed
 
@@ -337,10 +234,10 @@ class Reviews:
                     review = ReviewRow(submission_id=submission_id, state="open")
                     session.add(review)
                 review.state, review.verified_by, review.verified_at = "verified", user.id, datetime.now(timezone.utc)
-                self._log(session, user, "verify", submission_id, {"submission": view.result.submission,
+                record(session, user, "verify", submission_id, {"submission": view.result.submission,
                                                                    "values": view.values})
             elif isinstance(refusal, FourEyes):  # an attempt worth keeping in the log
-                self._log(session, user, "verify_refused", submission_id, {"reason": "four_eyes"})
+                record(session, user, "verify_refused", submission_id, {"reason": "four_eyes"})
         if refusal is not None:
             raise refusal
 
@@ -355,73 +252,4 @@ class Reviews:
                 raise ReviewError("only a verified submission can be reopened")
             previous = review.verified_by
             review.state, review.verified_by, review.verified_at = "open", None, None
-            self._log(session, user, "reopen", submission_id, {"reason": reason, "was_verified_by": previous})
-
-    # --- exports --------------------------------------------------------------------------------------------------
-
-    def verified(self) -> Iterator[SubmissionView]:
-        """Every verified submission, oldest first."""
-        with Session(self.engine) as session:
-            ids = list(session.scalars(select(ReviewRow.submission_id).where(ReviewRow.state == "verified")
-                                       .order_by(ReviewRow.submission_id)))
-        for submission_id in ids:
-            view = self.view(submission_id)
-            if view is not None:
-                yield view
-
-    def corrected_fields(self) -> Iterator[tuple[SubmissionView, str, Correction]]:
-        """(submission, field, its newest correction) for every corrected field, for retraining the classifier."""
-        with Session(self.engine) as session:
-            ids = list(session.scalars(select(CorrectionRow.submission_id).distinct().order_by(CorrectionRow.submission_id)))
-        for submission_id in ids:
-            view = self.view(submission_id)
-            if view is not None:
-                for field_id, correction in view.corrected.items():
-                    yield view, field_id, correction
-
-    # --- dashboard ------------------------------------------------------------------------------------------------
-
-    def dashboard(self, hours: int = 24) -> dict[str, Any]:
-        """Counts by status and region, reads per hour over the last `hours`, review reasons, vote totals by region
-        (machine reads of every submission beside the effective values of verified ones)."""
-        with self.engine.connect() as connection:  # Core rows: no ORM bookkeeping over 10,000s of them
-            subs = connection.execute(select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status,
-                                          ReviewRow.state, SubmissionRow.created_at)
-                                   .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)).all()
-            reasons = connection.scalars(select(FieldRow.reasons).where(FieldRow.status.in_(FLAGGED))).all()
-            votes = connection.execute(select(FieldRow.submission_id, FieldRow.field_id, FieldRow.value)
-                                    .where(FieldRow.field_id.in_(_vote_fields()))).all()
-            corrections = connection.execute(select(CorrectionRow.submission_id, CorrectionRow.field_id,
-                                                 CorrectionRow.new_value).order_by(CorrectionRow.id)).all()
-        region = {i: region_of(name) for i, name, *_ in subs}
-        verified = {i for i, _, _, state, _ in subs if state == "verified"}
-        by_status: Counter = Counter()
-        by_region: dict[str, Counter] = defaultdict(Counter)
-        now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-        start = now - timedelta(hours=hours - 1)
-        per_hour = Counter()
-        for i, _, status, state, at in subs:
-            label = "verified" if state == "verified" else status
-            by_status[label] += 1
-            by_region[region[i]][label] += 1
-            at = _utc(at).replace(minute=0, second=0, microsecond=0)
-            if at >= start:
-                per_hour[at] += 1
-        reason_counts = Counter(r.split(":", 1)[0] for rs in reasons for r in rs)
-        effective = {(i, f): v for i, f, v in corrections}  # newest correction last, so it wins
-        machine: dict[str, Counter] = defaultdict(Counter)
-        checked: dict[str, Counter] = defaultdict(Counter)
-        columns: set[str] = set()
-        for i, f, value in votes:
-            columns.add(f)
-            machine[region[i]][f] += value or 0
-            if i in verified:
-                checked[region[i]][f] += effective.get((i, f), value) or 0
-        return dict(
-            total=len(subs), by_status=dict(by_status),
-            by_region={r: dict(c) for r, c in sorted(by_region.items())},
-            per_hour=[(f"{at:%d %b %H}:00", per_hour[at]) for at in (start + timedelta(hours=h) for h in range(hours))],
-            reasons=reason_counts.most_common(),
-            vote_columns=sorted(columns, key=lambda c: (c == "suara_kolom_kosong", len(c), c)),
-            votes={r: {"machine": dict(machine[r]), "verified": dict(checked[r]),
-                       "verified_count": sum(1 for i in verified if region[i] == r)} for r in sorted(machine)})
+            record(session, user, "reopen", submission_id, {"reason": reason, "was_verified_by": previous})

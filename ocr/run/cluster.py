@@ -37,13 +37,14 @@ from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from ocr.db.store import ResultStore, StoreUnavailable
+from ocr.db.uploads import record_upload, submission_id_of
 from ocr.pipeline import ReaderSettings, classifier
 from ocr.reader.reasons import ReasonCode
 from ocr.record import SubmissionResult, error_result, photos_key
 from ocr.run.inputs import PhotoRef, SubmissionInput
 from ocr.run.local import BatchSettings, BatchSummary, append_record, crashed_result, read_one, resume
 from ocr.run.photo_store import PhotoStore
-from ocr.templates.family import load_templates
+from ocr.templates.catalog import load_templates
 
 TASK = "formc.read_submission"
 MAX_DELIVERIES = 3  # the third delivery of a submission that killed two workers records it as an error
@@ -116,11 +117,8 @@ def _read_submission_task(task, payload: dict) -> dict:
                               on_read=on_read)
         store.save(result)
         if (upload := payload.get("upload")) is not None:  # from the review app: who uploaded it, as it does locally
-            from ocr.review.workflow import Reviews, User
-
-            reviews = Reviews(store)
-            reviews.record_upload(reviews.id_of(key), User(*upload["user"]), [p[0] for p in payload["photos"]],
-                                  upload["id"])
+            record_upload(store, submission_id_of(store, key), upload["user"][0], [p[0] for p in payload["photos"]],
+                          upload["id"])
         store.clear_deliveries(key)
     except (StoreUnavailable, OperationalError) as exc:
         if (stale := _worker.pop("store", None)) is not None:  # reconnect on the retry

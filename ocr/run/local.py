@@ -31,7 +31,7 @@ from ocr.pipeline import ReaderSettings, classifier, read_submission, read_submi
 from ocr.reader.reasons import ReasonCode
 from ocr.record import SubmissionResult, error_result, photos_key
 from ocr.run.inputs import SubmissionInput
-from ocr.templates.family import load_templates
+from ocr.templates.catalog import load_templates
 from ocr.templates.model import FormTemplate
 
 IN_FLIGHT_PER_WORKER = 3  # enough queued work to keep a worker busy, little enough to retry after a crash

@@ -17,7 +17,7 @@ from ocr.reader.decode import decode_photo
 from ocr.reader.digits import CLASSES
 from ocr.synth.handwriting import GlyphBank
 from ocr.synth.job import SynthJob, synthesize_tps
-from ocr.templates.family import get_template, load_templates
+from ocr.templates.catalog import get_template, load_templates
 
 GLYPH_CLASS = {**{c: CLASSES.index(c) for c in "0123456789X-"}, " ": CLASSES.index("blank")}  # written char -> class
 

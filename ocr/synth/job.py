@@ -21,7 +21,7 @@ from ocr.synth.camera import PROFILES, CameraProfile, photograph, plan_photo
 from ocr.synth.handwriting import GlyphBank, load_bank
 from ocr.synth.ink import WriterStyle, write_page
 from ocr.synth.values import make_inconsistent, realistic_values
-from ocr.templates.family import get_template
+from ocr.templates.catalog import get_template
 from ocr.templates.model import FormTemplate, rect_corners
 from ocr.templates.render import MM_PER_INCH, render_page
 

@@ -1,4 +1,4 @@
-"""Accounts and request guards: argon2 password hashes, the session's user, CSRF tokens, role checks.
+"""Request guards: the session's user, CSRF tokens, role checks (accounts and password hashes: `ocr.review.accounts`).
 
 The session is Starlette's signed cookie (itsdangerous; HttpOnly, SameSite=Lax, Secure behind HTTPS)
 holding the user id and a CSRF token; the user is loaded from the database on every request, so a
@@ -17,41 +17,14 @@ from functools import wraps
 from pathlib import Path
 from urllib.parse import quote
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from ocr.review.workflow import Reviews, User
+from ocr.review.accounts import User
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Checked against when the user name is unknown, so a log-in takes as long either way.
-_DUMMY_HASH = _hasher.hash("not a password")
-MIN_PASSWORD = 8
-FORM_MAX_FILES = 10  # more than the photos of a TPS (ocr/web/app.py MAX_PHOTOS says how many are taken)
+FORM_MAX_FILES = 10  # more than the photos of a TPS (ocr/web/routes_upload.py MAX_PHOTOS says how many are taken)
 FORM_MAX_FIELDS = 200  # the review form: one input per field of the largest template, and a few more
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def hash_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD:
-        raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
-    return _hasher.hash(password)
-
-
-def authenticate(reviews: Reviews, name: str, password: str) -> User | None:
-    """The user whose name and password these are, or None; rehashes a hash made with old parameters."""
-    found = reviews.credentials(name)
-    try:
-        _hasher.verify(found[1] if found else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    if found is None:
-        return None
-    user, stored = found
-    if _hasher.check_needs_rehash(stored):
-        reviews.set_password_hash(user, _hasher.hash(password))
-    return user
 
 
 def load_secret(secret: str | None, store_dir: Path) -> str:

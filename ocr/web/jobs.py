@@ -24,11 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ocr.db.store import ResultStore
-from ocr.review.workflow import Reviews, User
+from ocr.review.accounts import User
+from ocr.review.workflow import Reviews
 from ocr.run.inputs import PhotoRef, SubmissionInput
 from ocr.run.local import BatchSettings, read_one
 from ocr.run.photo_store import PhotoStore
-from ocr.templates.family import load_templates
+from ocr.templates.catalog import load_templates
 
 log = logging.getLogger(__name__)
 KEEP_JOBS_S = 3600.0  # a finished job's page answers for an hour

@@ -1,0 +1,61 @@
+"""What every route module shares: rendering a page, the app's reviews, a flash message, the submission in the URL.
+
+Pages are rendered on the server (Jinja2, `ocr/web/templates/`); every page gets the user, the session's
+CSRF token and the flash message of the previous action.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.templating import Jinja2Templates
+
+from ocr.review.accounts import ROLES, User
+from ocr.review.workflow import Reviews, SubmissionView
+from ocr.web.auth import csrf_token
+
+HERE = Path(__file__).resolve().parent
+REVIEWERS = ("reviewer", "admin")
+UPLOADERS = ROLES
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    context.update(user=request.state.user, csrf=csrf_token(request), flash=request.session.pop("flash", None))
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def reviews_of(request: Request) -> Reviews:
+    return request.app.state.reviews
+
+
+def flash(request: Request, message: str) -> None:
+    request.session["flash"] = message
+
+
+def view_for(request: Request, reviewers_only: bool = False) -> SubmissionView | Response:
+    """The submission in the URL, when this user may see it: reviewers and admins all, operators their uploads."""
+    user: User = request.state.user
+    submission_id = request.path_params["sid"]
+    if user.role not in REVIEWERS and (reviewers_only or not reviews_of(request).has_uploaded(user, submission_id)):
+        return PlainTextResponse("your role may not open this submission", status_code=403)
+    view = reviews_of(request).view(submission_id)
+    return view if view is not None else PlainTextResponse("no such submission", status_code=404)
+
+
+def statuses(view: SubmissionView) -> dict[str, str]:
+    """Each field's status as shown: `corrected` once a reviewer set its value."""
+    corrected = view.corrected
+    return {f: "corrected" if f in corrected else r.status for f, r in view.result.fields.items()}
+
+
+def image(path: Path, media_type: str) -> Response:
+    if not path.exists():
+        return PlainTextResponse("this image is not in the photo store (read by formc batch, not uploaded here)",
+                                 status_code=404)
+    # Private: only the logged-in browser may keep it.
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})

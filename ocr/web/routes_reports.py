@@ -1,0 +1,40 @@
+"""What reviewers and admins read off the whole store: exports (built by `ocr.review.exports`), the dashboard,
+the audit log."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from ocr.review.dashboard import dashboard as dashboard_figures
+from ocr.review.exports import crops_zip, results_csv, results_jsonl, verified
+from ocr.web.auth import guard
+from ocr.web.pages import REVIEWERS, render, reviews_of
+
+
+@guard(*REVIEWERS)
+async def export(request: Request) -> Response:
+    reviews = reviews_of(request)
+    kind = request.path_params["kind"]
+    views = list(verified(reviews)) if kind != "crops.zip" else []
+    if kind == "results.csv":
+        body, media_type, count = results_csv(views), "text/csv; charset=utf-8", len(views)
+    elif kind == "results.jsonl":
+        body, media_type, count = results_jsonl(views), "application/x-ndjson", len(views)
+    elif kind == "crops.zip":
+        body, count = crops_zip(reviews, request.app.state.photos)
+        media_type = "application/zip"
+    else:
+        return PlainTextResponse("no such export", status_code=404)
+    reviews.log(request.state.user, "export", kind=kind, records=count)
+    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="formc-{kind}"'})
+
+
+@guard(*REVIEWERS)
+async def dashboard(request: Request) -> Response:
+    return render(request, "dashboard.html", d=dashboard_figures(reviews_of(request).store))
+
+
+@guard("admin")
+async def audit(request: Request) -> Response:
+    return render(request, "audit.html", entries=reviews_of(request).audit(500))

@@ -1,0 +1,114 @@
+"""The review: the queue of open submissions, the review page (correct values, live rule check), verify, reopen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ocr.review.accounts import User
+from ocr.review.errors import FourEyes, Locked, ReviewError
+from ocr.review.workflow import FLAGGED, SubmissionView, parse_value
+from ocr.templates.catalog import get_template
+from ocr.templates.rules import BinOp, Ceil, Expr, FieldRef, Num, SumOf
+from ocr.web.auth import guard
+from ocr.web.pages import REVIEWERS, flash, render, reviews_of, statuses, view_for
+
+
+@guard(*REVIEWERS)
+async def queue(request: Request) -> Response:
+    return render(request, "queue.html", items=reviews_of(request).queue())
+
+
+def _expr(node: Expr, known: dict) -> dict[str, Any]:
+    """A rule expression as JSON for the page's live check; `sum` patterns expanded against the template's fields."""
+    if isinstance(node, Num):
+        return {"n": node.value}
+    if isinstance(node, FieldRef):
+        return {"f": node.field_id}
+    if isinstance(node, SumOf):
+        return {"s": node.matches(known)}
+    if isinstance(node, Ceil):
+        return {"c": _expr(node.arg, known)}
+    assert isinstance(node, BinOp)
+    return {"op": node.op, "l": _expr(node.left, known), "r": _expr(node.right, known)}
+
+
+def _rules_json(template_id: str | None) -> list[dict[str, Any]]:
+    if template_id is None:
+        return []
+    template = get_template(template_id)
+    return [{"text": r.expr, "hard": r.hard, "tol": r.tolerance, "cmp": r.parsed.cmp,
+             "l": _expr(r.parsed.left, template.fields), "r": _expr(r.parsed.right, template.fields)}
+            for r in template.rules]
+
+
+def _review_page(request: Request, view: SubmissionView, status_code: int = 200, error: str | None = None,
+                 typed: dict[str, str] | None = None) -> Response:
+    user: User = request.state.user
+    order = list(get_template(view.result.template).fields) if view.result.template else list(view.result.fields)
+    fields = sorted(view.result.fields, key=lambda f: (view.result.fields[f].page, order.index(f) if f in order else 0))
+    flagged = [f for f in fields if view.result.fields[f].status in FLAGGED or f in view.corrected]
+    failed_hard = [r for r, hard in view.failed_rules() if hard]
+    four_eyes = view.uploaded_by is not None and view.uploaded_by.id == user.id
+    saved = request.query_params.get("saved") is not None
+    values = {f: "" if v is None else str(v) for f, v in view.values.items()} | (typed or {})
+    return render(request, "review.html", status_code, view=view, flagged=flagged,
+                  others=[f for f in fields if f not in flagged], values=values, statuses=statuses(view),
+                  rules=_rules_json(view.result.template), failed_hard=failed_hard, four_eyes=four_eyes, error=error,
+                  focus_verify=saved and not failed_hard and not four_eyes and view.state == "open",
+                  audit=reviews_of(request).audit(50, view.id))
+
+
+@guard(*REVIEWERS)
+async def review(request: Request) -> Response:
+    view = view_for(request, reviewers_only=True)
+    if isinstance(view, Response):
+        return view
+    if request.method == "GET":
+        return _review_page(request, view)
+    form = await request.form()
+    typed = {key[2:]: str(value) for key, value in form.multi_items() if key.startswith("v.")}
+    try:
+        values = {f: parse_value(text) for f, text in typed.items()}
+    except ValueError as exc:
+        return _review_page(request, view, 422, error=str(exc), typed=typed)
+    try:
+        changed = reviews_of(request).correct(view.id, request.state.user, values, str(form.get("reason", "")))
+    except Locked as exc:
+        return _review_page(request, view, 409, error=str(exc))
+    except ReviewError as exc:
+        return _review_page(request, view, 422, error=str(exc), typed=typed)
+    flash(request, f"Saved: {len(changed)} field{'s' * (len(changed) != 1)} corrected." if changed else "Saved: no change.")
+    return RedirectResponse(f"/review/{view.id}?saved=1", status_code=303)
+
+
+@guard(*REVIEWERS)
+async def verify(request: Request) -> Response:
+    view = view_for(request, reviewers_only=True)
+    if isinstance(view, Response):
+        return view
+    try:
+        reviews_of(request).verify(view.id, request.state.user)
+    except FourEyes as exc:
+        return _review_page(request, view, 403, error=str(exc))
+    except ReviewError as exc:
+        return _review_page(request, view, 409, error=str(exc))
+    flash(request, f"{view.result.submission} verified and locked.")
+    next_item = next(iter(reviews_of(request).queue(1)), None)
+    return RedirectResponse(f"/review/{next_item.id}" if next_item else "/queue", status_code=303)
+
+
+@guard(*REVIEWERS)
+async def reopen(request: Request) -> Response:
+    view = view_for(request, reviewers_only=True)
+    if isinstance(view, Response):
+        return view
+    form = await request.form()
+    try:
+        reviews_of(request).reopen(view.id, request.state.user, str(form.get("reason", "")))
+    except ReviewError as exc:
+        return _review_page(request, view, 409, error=str(exc))
+    flash(request, f"{view.result.submission} reopened.")
+    return RedirectResponse(f"/review/{view.id}", status_code=303)

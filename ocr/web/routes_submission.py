@@ -1,0 +1,54 @@
+"""A stored submission: its page (values and statuses), the drawn page and field images, the uploaded photos."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from ocr.run.photo_store import FIELD_ID, SHA, sniff
+from ocr.web.auth import guard
+from ocr.web.pages import REVIEWERS, UPLOADERS, image, render, statuses, view_for
+
+
+@guard(*UPLOADERS)
+async def submission(request: Request) -> Response:
+    view = view_for(request)
+    if isinstance(view, Response):
+        return view
+    return render(request, "submission.html", view=view, statuses=statuses(view))
+
+
+@guard(*UPLOADERS)
+async def page_image(request: Request) -> Response:
+    view = view_for(request)
+    if isinstance(view, Response):
+        return view
+    path = request.app.state.photos.derived(view.result.photos_key, f"page-{request.path_params['n']}.jpg")
+    return image(path, "image/jpeg")
+
+
+@guard(*REVIEWERS)
+async def field_image(request: Request) -> Response:
+    view = view_for(request, reviewers_only=True)
+    if isinstance(view, Response):
+        return view
+    field_id, kind = request.path_params["field_id"], request.path_params["kind"]
+    if kind not in ("boxes", "region") or not FIELD_ID.fullmatch(field_id) or field_id not in view.result.fields:
+        return PlainTextResponse("no such image", status_code=404)
+    return image(request.app.state.photos.derived(view.result.photos_key, f"{kind}-{field_id}.jpg"), "image/jpeg")
+
+
+@guard(*UPLOADERS)
+async def photo(request: Request) -> Response:
+    view = view_for(request)
+    if isinstance(view, Response):
+        return view
+    sha = request.path_params["sha"]
+    if not SHA.fullmatch(sha) or sha not in {p.sha256 for p in view.result.pages}:
+        return PlainTextResponse("no such photo in this submission", status_code=404)
+    path = request.app.state.photos.photo_path(sha)
+    if not path.exists():
+        return image(path, "")
+    with path.open("rb") as f:
+        media_type = sniff(f.read(32))
+    return image(path, media_type or "application/octet-stream")

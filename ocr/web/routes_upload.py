@@ -1,0 +1,83 @@
+"""Uploading a TPS's photos and waiting for their read (`ocr/web/jobs.py` reads them)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import PurePath
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from ocr.record import photos_key
+from ocr.review.accounts import User
+from ocr.run.inputs import MAX_PHOTO_BYTES
+from ocr.run.photo_store import sniff
+from ocr.web.auth import guard
+from ocr.web.pages import UPLOADERS, flash, render, reviews_of
+
+MAX_PHOTOS = 6  # the pages of one TPS (3 for the KWK forms, 2 for PPWP) and a few retakes
+MAX_UPLOAD_BYTES = MAX_PHOTOS * 20 * 2**20  # refused before it is read (phone JPEGs are 3-8 MB)
+SUBMISSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,60}(/[A-Za-z0-9][A-Za-z0-9._ -]{0,60}){0,3}")
+
+
+def _photo_name(filename: str, taken: set[str]) -> str:
+    """A printable name for an uploaded file, unique within the upload (phones send every photo as image.jpg)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", PurePath(filename.replace("\\", "/")).name)[:80].strip("._") or "photo"
+    name, n = stem, 2
+    while name in taken:
+        base, dot, ext = stem.rpartition(".")
+        name = f"{base}-{n}.{ext}" if dot else f"{stem}-{n}"
+        n += 1
+    taken.add(name)
+    return name
+
+
+@guard(*UPLOADERS)
+async def upload(request: Request) -> Response:
+    reviews = reviews_of(request)
+    user: User = request.state.user
+    if request.method == "GET":
+        return render(request, "upload.html", recent=reviews.uploaded_by(user), limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES))
+
+    def refuse(message: str, status: int) -> Response:
+        return render(request, "upload.html", status, error=message, recent=reviews.uploaded_by(user),
+                      limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES), name=name)
+
+    form = await request.form()
+    name = str(form.get("submission", "")).strip()
+    files = [f for f in form.getlist("photos") if isinstance(f, UploadFile) and f.filename]
+    if not SUBMISSION_NAME.fullmatch(name) or ".." in name:
+        return refuse("Name the TPS like kab-bandung/kec-x/tps-001: letters, digits, '.', '_', '-', up to 4 parts "
+                      "separated by '/'.", 400)
+    if not files:
+        return refuse("Choose the photos of the form's pages.", 400)
+    if len(files) > MAX_PHOTOS:
+        return refuse(f"At most {MAX_PHOTOS} photos per TPS: send only the pages of this TPS.", 400)
+    photos, taken = [], set()
+    for f in files:
+        data = await f.read(MAX_PHOTO_BYTES + 1)
+        if len(data) > MAX_PHOTO_BYTES:
+            return refuse(f"{f.filename}: larger than {MAX_PHOTO_BYTES // 2**20} MB; send the camera's photo as it is.", 413)
+        if sniff(data[:32]) is None:
+            return refuse(f"{f.filename}: not a photo (JPEG, PNG, WebP or HEIC). Take a photo of the page and send "
+                          "that.", 415)
+        photos.append((_photo_name(f.filename, taken), request.app.state.photos.put(data)))
+    existing = reviews.id_of(photos_key([sha for _, sha in photos], [name for name, _ in photos]))
+    if existing is not None:  # the same photos again: the stored read stands, nothing is read twice
+        reviews.record_upload(existing, user, [n for n, _ in photos])
+        flash(request, "These photos were uploaded before: here is their result.")
+        return RedirectResponse(f"/submissions/{existing}", status_code=303)
+    job_id = request.app.state.reader.submit(name, photos, user)
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@guard(*UPLOADERS)
+async def job(request: Request) -> Response:
+    found = request.app.state.reader.job(request.path_params["job_id"])
+    if found is None or found.owner != request.state.user.id:
+        return PlainTextResponse("no such upload (uploads are kept an hour)", status_code=404)
+    if found.state == "done":
+        return RedirectResponse(f"/submissions/{found.submission_id}", status_code=303)
+    return render(request, "job.html", job=found, elapsed=time.time() - found.started)
