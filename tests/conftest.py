@@ -28,11 +28,16 @@ def family_text() -> str:
     return (REPO / "templates_forms" / "c_hasil_2024.yaml").read_text()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A URL to a fresh database on a throwaway PostgreSQL server, started for this test session and stopped after."""
+def throwaway_url(start) -> Iterator[str]:
+    """The URL of the throwaway server `start()` runs (bench/servers.py) while the fixture lives; skips without it."""
     try:
-        with postgres_server() as server:
+        with start() as server:
             yield server.url
     except ServerUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A URL to a fresh database on a throwaway PostgreSQL server, started for this test session and stopped after."""
+    yield from throwaway_url(postgres_server)
