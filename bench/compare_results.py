@@ -34,8 +34,9 @@ def _close(a: list, b: list, tol: float) -> bool:
     return abs(a - b) <= tol
 
 
-def compare_geometry(name: str, before: dict, after: dict, tol_mm: float) -> list[str]:
-    diffs = []
+def compare_geometry(name: str, before: dict, after: dict, tol_mm: float) -> tuple[list[str], int]:
+    """Differences in page homographies and box corners; and how many boxes were compared."""
+    diffs, compared = [], 0
     for i, (pb, pa) in enumerate(zip(before["pages"], after["pages"])):
         gb, ga = pb.get("geometry"), pa.get("geometry")
         if gb is None or ga is None:
@@ -49,18 +50,19 @@ def compare_geometry(name: str, before: dict, after: dict, tol_mm: float) -> lis
         if boxes_b.keys() != boxes_a.keys():
             diffs.append(f"{name} page {i}: boxes differ: {sorted(boxes_b.keys() ^ boxes_a.keys())[:4]}")
         for key in boxes_b.keys() & boxes_a.keys():
+            compared += 1
             b, a = boxes_b[key], boxes_a[key]
             if not _close(b["corners_mm"], a["corners_mm"], tol_mm) or b["placed"] != a["placed"]:
                 diffs.append(f"{name} page {i} box {key}: {b['corners_mm'][0]} placed {b['placed']} -> "
                              f"{a['corners_mm'][0]} placed {a['placed']}")
-    return diffs
+    return diffs, compared
 
 
-def compare(before: dict[str, dict], after: dict[str, dict], tol_mm: float) -> tuple[list[str], int, int]:
-    """(differences, submissions compared, fields compared)."""
+def compare(before: dict[str, dict], after: dict[str, dict], tol_mm: float) -> tuple[list[str], int, int, int]:
+    """(differences, submissions compared, fields compared, boxes compared)."""
     diffs = [f"{s}: only in BEFORE" for s in before.keys() - after.keys()]
     diffs += [f"{s}: only in AFTER" for s in after.keys() - before.keys()]
-    fields = 0
+    fields = boxes = 0
     for name in sorted(before.keys() & after.keys()):
         b, a = before[name], after[name]
         for key in ("status", "template", "photos_key"):
@@ -80,8 +82,9 @@ def compare(before: dict[str, dict], after: dict[str, dict], tol_mm: float) -> t
                 diffs.append(f"{name} {field_id}: confidence {fb['confidence']} -> {fa['confidence']}")
             if [reason_text(r) for r in fb["reasons"]] != [reason_text(r) for r in fa["reasons"]]:
                 diffs.append(f"{name} {field_id}: reasons {fb['reasons']} -> {fa['reasons']}")
-        diffs += compare_geometry(name, b, a, tol_mm)
-    return diffs, len(before.keys() & after.keys()), fields
+        geometry_diffs, compared = compare_geometry(name, b, a, tol_mm)
+        diffs, boxes = diffs + geometry_diffs, boxes + compared
+    return diffs, len(before.keys() & after.keys()), fields, boxes
 
 
 def main() -> None:
@@ -90,10 +93,11 @@ def main() -> None:
     parser.add_argument("after", type=Path)
     parser.add_argument("--tolerance-mm", type=float, default=0.001)
     args = parser.parse_args()
-    diffs, submissions, fields = compare(load(args.before), load(args.after), args.tolerance_mm)
+    diffs, submissions, fields, boxes = compare(load(args.before), load(args.after), args.tolerance_mm)
     for line in diffs:
         print(line)
-    print(f"{submissions} submissions, {fields} fields compared: {len(diffs)} difference(s)")
+    print(f"{submissions} submissions, {fields} fields, {boxes} box positions (where both records carry geometry) "
+          f"compared: {len(diffs)} difference(s)")
     sys.exit(1 if diffs else 0)
 
 
