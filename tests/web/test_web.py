@@ -29,7 +29,7 @@ from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
 from ocr.web.routes_upload import MAX_PHOTOS, MAX_UPLOAD_BYTES
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "kwk-gubernur-3"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "kwk-gubernur-3"
 PASSWORD = "correct horse battery"
 USERS = {"olga": "operator", "rudi": "reviewer", "rina": "reviewer", "ade": "admin"}
 

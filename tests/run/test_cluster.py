@@ -26,7 +26,7 @@ from ocr.run.local import BatchSettings, read_one
 from ocr.templates.catalog import load_templates
 from tests.conftest import throwaway_url
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"
 SUBMISSIONS = int(os.environ.get("FORMC_CLUSTER_SUBMISSIONS", "100"))
 TEMPLATES = tuple(load_templates().values())
@@ -277,7 +277,7 @@ def test_the_review_app_hands_uploads_to_the_cluster(tmp_path: Path, redis_url: 
     from ocr.db.store import default_url
     from ocr.review.accounts import hash_password
     from ocr.web.app import create_app
-    from tests.test_web import PASSWORD, log_in, upload, wait_for_submission
+    from tests.web.test_web import PASSWORD, log_in, upload, wait_for_submission
 
     db_url, store = default_url(tmp_path / "results.db"), tmp_path / "store"
     app = create_app(db_url, store, secret="test-secret", broker=redis_url)

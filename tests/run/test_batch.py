@@ -21,7 +21,7 @@ from ocr.eval.score import evaluate_results, load_results
 from ocr.record import SubmissionResult
 from ocr.run.inputs import InputError, find_submissions
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0001"
 
 

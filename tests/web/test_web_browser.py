@@ -29,7 +29,7 @@ from ocr.web.app import create_app
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install formc[test])")
 uvicorn = pytest.importorskip("uvicorn")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0002"
 PASSWORD = "correct horse battery"
 SCREENSHOTS = os.environ.get("FORMC_SCREENSHOTS") == "1"

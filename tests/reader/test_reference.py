@@ -22,9 +22,10 @@ from ocr.templates.catalog import get_template, reference_files
 from ocr.templates.checks import TemplateError
 from ocr.templates.reference_form import MissingReferenceImage, load_reference_file
 from ocr.templates.render import render_page
+from tests.conftest import SHARED
 
 PX_PER_MM = 3.0
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
+REAL = SHARED / "real"
 
 
 def _png(gray: np.ndarray) -> bytes:
