@@ -221,8 +221,9 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ocr.pipeline import ReaderSettings
+    from ocr.run.batch import run_batch
     from ocr.run.inputs import InputError, find_submissions
-    from ocr.run.local import BatchSettings, run_batch
+    from ocr.run.local import BatchSettings, local_engine
 
     if template_id:
         _template(template_id)
@@ -255,12 +256,13 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
 
         settings = BatchSettings(ReaderSettings(template_id=template_id), previews)
         if engine == "celery":
-            from ocr.run.cluster import run_cluster_batch
+            from ocr.run.cluster import ClusterEngine
 
-            summary = run_cluster_batch(found.submissions, out, broker, store_dir, store, settings, advance,
-                                        on_wait=lambda message: progress.console.print(f"waiting: {message}"))
+            engine = ClusterEngine(broker, store_dir, store, settings,
+                                   on_wait=lambda message: progress.console.print(f"waiting: {message}"))
         else:
-            summary = run_batch(found.submissions, out, workers or os.cpu_count() or 1, settings, store, advance)
+            engine = local_engine(workers or os.cpu_count() or 1, settings)
+        summary = run_batch(found.submissions, out, engine, store, advance)
     if store is not None:
         store.close()
     counts = ", ".join(f"{status} {summary.by_status[status]}" for status in ("ok", "review", "rejected", "error"))

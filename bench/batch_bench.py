@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ocr.eval.score import evaluate_results, load_results  # noqa: E402
+from ocr.run.batch import run_batch  # noqa: E402
 from ocr.run.inputs import find_submissions  # noqa: E402
-from ocr.run.local import run_batch  # noqa: E402
+from ocr.run.local import local_engine  # noqa: E402
 from ocr.synth.job import SynthJob, synthesize  # noqa: E402
 from ocr.templates.catalog import load_templates  # noqa: E402
 
@@ -81,7 +82,7 @@ def main() -> None:
     before = {name: decode_rate(paths, args.workers, flag) for name, flag in FLAGS.items()}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.jsonl"
-        summary = run_batch(found.submissions, out, args.workers)
+        summary = run_batch(found.submissions, out, local_engine(args.workers))
         results = load_results(out)
     after = {name: decode_rate(paths, args.workers, flag) for name, flag in FLAGS.items()}
     print("what | photos/s | formc batch / it")

@@ -4,7 +4,7 @@
 
 Uses the first `--count` three-page 12 MP phone submissions of bench/batch_bench.py's data (made there if
 absent), then, in one run, `--rounds` times interleaved: the local engine (`run_batch`, saving into the same
-database) with 1 and 2 processes, and the cluster (`run_cluster_batch`: a throwaway redis-server broker, a
+database) with 1 and 2 processes, and the cluster (`ClusterEngine`: a throwaway redis-server broker, a
 throwaway PostgreSQL database, `formc worker --concurrency 1` processes) with 1 and 2 workers, each on a fresh
 output and, for the cluster, a fresh photo store (copying the photos in is its cost). Workers are started and
 warm (classifier loaded) before the clock starts, as on a real night. Overhead = the cluster's seconds per photo
@@ -33,9 +33,10 @@ import psutil
 from bench.batch_bench import make_data
 from bench.servers import postgres_server, redis_server, start_worker
 from ocr.db.store import ResultStore
-from ocr.run.cluster import run_cluster_batch
+from ocr.run.batch import run_batch
+from ocr.run.cluster import ClusterEngine
 from ocr.run.inputs import find_submissions
-from ocr.run.local import run_batch
+from ocr.run.local import ProcessPool
 
 
 def _subset(data: Path, count: int, root: Path) -> Path:
@@ -79,13 +80,13 @@ def _pin_services() -> None:
 def _run_local(submissions: list, workers: int, out: Path, store: ResultStore, pinned: bool):
     """`run_batch`; pinned: its reading process is started on READING_CORE, then this process moves off it."""
     if not pinned:
-        return run_batch(submissions, out, workers, store=store)
+        return run_batch(submissions, out, ProcessPool(workers), store=store)
     _pin([0], READING_CORE)  # the pool's process inherits this at its start, on the first submission
 
     def leave_reading_core(_sub, _result) -> None:
         _pin([0], SERVICE_CORE)
 
-    return run_batch(submissions, out, workers, store=store, on_result=leave_reading_core)
+    return run_batch(submissions, out, ProcessPool(workers), store=store, on_result=leave_reading_core)
 
 
 def _local_rate(submissions: list, workers: int, out: Path, store: ResultStore, pinned: bool = False) -> float:
@@ -105,12 +106,12 @@ def _cluster_rate(submissions: list, workers: int, out: Path, broker: str, db_ur
     try:
         _warm(broker, workers)
         # A first task per worker outside the clock: each loads its classifier then.
-        run_cluster_batch(submissions[:workers], out.with_suffix(".warm.jsonl"), broker, photo_store, store)
+        run_batch(submissions[:workers], out.with_suffix(".warm.jsonl"), ClusterEngine(broker, photo_store, store), store)
         if pinned:
             _pin([0] + [p.pid for p in procs], SERVICE_CORE)
             _pin([c.pid for p in procs for c in psutil.Process(p.pid).children()], READING_CORE)
         cpu = time.process_time()
-        summary = run_cluster_batch(submissions, out, broker, photo_store, store)
+        summary = run_batch(submissions, out, ClusterEngine(broker, photo_store, store), store)
         return summary.photos / summary.seconds, (time.process_time() - cpu) * 1000 / summary.photos
     finally:
         for p in procs:

@@ -2,6 +2,12 @@ import json
 import subprocess
 import sys
 
+from click.testing import CliRunner
+
+from cli import main
+from ocr.db.store import ResultStore, default_url
+from ocr.review.accounts import User
+from ocr.review.workflow import Reviews
 from tests.conftest import REPO
 
 
@@ -69,3 +75,16 @@ def test_align_prints_one_json_line_per_photo(tmp_path):
     assert [line.get("page") for line in lines[:3]] == [1, 2, 3]
     assert lines[0]["template"] == "kwk-bupati-2" and lines[0]["quality"]["tag_read"]
     assert lines[3]["code"] == "not_an_image"
+
+
+def test_users_add_on_the_command_line(tmp_path):
+    url = default_url(tmp_path / "cli.db")
+    result = CliRunner().invoke(main, ["users", "add", "sari", "--role", "reviewer", "--db", url, "--password-stdin"],
+                                input="a long password\n")
+    assert result.exit_code == 0, result.output
+    short = CliRunner().invoke(main, ["users", "add", "budi", "--role", "admin", "--db", url, "--password-stdin"],
+                               input="short\n")
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
+    with ResultStore(url) as store:
+        user, stored = Reviews(store).credentials("sari")
+    assert user == User(user.id, "sari", "reviewer") and stored.startswith("$argon2id$")

@@ -15,18 +15,16 @@ database itself. Nothing is lost and nothing is kept twice:
 - a database that is down is retried with exponential backoff; the broker connection retries on its own;
   the submitter waits out an outage of either for up to `OUTAGE_S`.
 
-The submitter is told of each finished task (no polling), takes the record the task returns and
-feeds the same JSONL file, resume and progress callback as `run_batch`.
+The submitter is told of each finished task (no polling) and takes the record the task returns;
+`ClusterEngine` is an engine of `ocr/run/batch.py run_batch`, which writes the JSONL as for a local run.
 """
 
 from __future__ import annotations
 
 import gc
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from celery import Celery
 from celery.result import AsyncResult, ResultSet
@@ -41,8 +39,9 @@ from ocr.db.uploads import record_upload, submission_id_of
 from ocr.pipeline import ReaderSettings, classifier
 from ocr.reader.reasons import ReasonCode
 from ocr.record import SubmissionResult, error_result, photos_key
+from ocr.run.batch import Done, resume
 from ocr.run.inputs import PhotoRef, SubmissionInput
-from ocr.run.local import BatchSettings, BatchSummary, append_record, crashed_result, read_one, resume
+from ocr.run.local import BatchSettings, crashed_result, read_one
 from ocr.run.photo_store import PhotoStore
 from ocr.templates.catalog import load_templates
 
@@ -106,7 +105,9 @@ def _read_submission_task(task, payload: dict) -> dict:
     With `draw`, also draws the review app's page images and box crops into the store."""
     try:
         store, store_dir = _in_worker(task.app)
-        sub = SubmissionInput(payload["submission"], tuple(PhotoRef(*p) for p in payload["photos"]))
+        # A photo in the store is named by its hash (the submitter's): not hashed again.
+        sub = SubmissionInput(payload["submission"], tuple(
+            PhotoRef(*p, sha256=sha if p[2] is None and sha else "") for p, sha in zip(payload["photos"], payload["hashes"])))
         key = payload["photos_key"]
         # A retry (database down) is a new message: its deliveries count afresh, so only crashes count.
         if store.count_delivery(key, task.request.retries) >= MAX_DELIVERIES:
@@ -156,52 +157,45 @@ def _stored(sub: SubmissionInput, photo_store: PhotoStore, settings: BatchSettin
     return payload(sub.submission, photos, hashes, settings.reader.template_id)
 
 
-def run_cluster_batch(submissions: list[SubmissionInput], out: Path, broker: str, store_dir: Path, store: ResultStore,
-                      settings: BatchSettings = BatchSettings(),
-                      on_result: Callable[[SubmissionInput, SubmissionResult | None], None] = lambda s, r: None,
-                      on_wait: Callable[[str], None] = lambda message: None) -> BatchSummary:
-    """`run_batch` on a cluster: every submission not already in `out` is read by a `formc worker` on `broker`, which
-    saves it in `store`'s database; each result is appended to `out` as it comes. Outages of the broker or the
-    database are waited out (`on_wait` says so)."""
-    if settings.previews is not None:
-        raise ValueError("previews are drawn by the local engine only")
-    app = make_app(broker)
-    photo_store = PhotoStore(store_dir)
-    done = outlasting("opening the results", on_wait)(resume, out, store)
-    summary = BatchSummary()
-    start = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    pending: dict[str, tuple[AsyncResult, SubmissionInput, dict]] = {}  # task id -> its result, submission, message
+class ClusterEngine:
+    """Reads on the `formc worker`s of a cluster: every submission's photos go into the shared photo store and a task
+    onto `broker`; the workers save each result in the database themselves. Outages of the broker or the database
+    are waited out (`on_wait` says so)."""
 
-    def finished(task_id: str, _value: object) -> None:
-        # Kept in `pending` until recorded: a database outage longer than OUTAGE_S stops the batch, loses nothing.
-        async_result, sub, message = pending[task_id]
-        result = outlasting("fetching a result", on_wait)(_outcome, async_result, message, store)
-        append_record(fd, result)
-        del pending[task_id]
-        summary.add(sub, result)
-        on_result(sub, result)
+    saves_results = True
 
-    try:
+    def __init__(self, broker: str, store_dir: Path, store: ResultStore, settings: BatchSettings = BatchSettings(),
+                 on_wait: Callable[[str], None] = lambda message: None) -> None:
+        if settings.previews is not None:
+            raise ValueError("previews are drawn by the local engine only")
+        self.app, self.photo_store, self.store = make_app(broker), PhotoStore(store_dir), store
+        self.settings, self.on_wait = settings, on_wait
+
+    def resume(self, out: Path, store) -> dict[tuple[str, str], str]:
+        return outlasting("opening the results", self.on_wait)(resume, out, store)
+
+    def read(self, submissions: list[SubmissionInput], done: Done) -> Iterator[tuple[SubmissionInput,
+                                                                                     SubmissionResult | None]]:
+        pending: dict[str, tuple[AsyncResult, SubmissionInput, dict]] = {}  # task id -> its result, submission, message
         for sub in submissions:
-            message = _stored(sub, photo_store, settings)
+            message = _stored(sub, self.photo_store, self.settings)
             if (sub.submission, message["photos_key"]) in done:
-                summary.add(sub, None)
-                on_result(sub, None)
+                yield sub, None
                 continue
-            async_result = outlasting("sending to the broker", on_wait)(send, app, message)
+            async_result = outlasting("sending to the broker", self.on_wait)(send, self.app, message)
             pending[async_result.id] = (async_result, sub, message)
         while pending:
             try:  # results are pushed as they are stored (Redis pub/sub, RabbitMQ replies): no polling
-                ResultSet([r for r, _, _ in pending.values()], app=app).join_native(callback=finished, propagate=False)
+                for task_id, _ in ResultSet([r for r, _, _ in pending.values()], app=self.app).iter_native():
+                    # Kept in `pending` until fetched: a database outage longer than OUTAGE_S stops the batch, loses
+                    # nothing (the next run sends what is not in the JSONL).
+                    async_result, sub, message = pending[task_id]
+                    result = outlasting("fetching a result", self.on_wait)(_outcome, async_result, message, self.store)
+                    del pending[task_id]
+                    yield sub, result
             except BROKER_OUTAGES as exc:  # the wait for the broker to come back starts now
-                on_wait(f"waiting for results: {exc!r}")
-                outlasting("reaching the broker", on_wait)(next(iter(pending.values()))[0].ready)
-    finally:
-        os.close(fd)
-        summary.seconds = time.perf_counter() - start
-    return summary
+                self.on_wait(f"waiting for results: {exc!r}")
+                outlasting("reaching the broker", self.on_wait)(next(iter(pending.values()))[0].ready)
 
 
 def _outcome(async_result: AsyncResult, message: dict, store: ResultStore) -> SubmissionResult:

@@ -38,6 +38,7 @@ class PhotoRef:
     source: str  # the name reported in results
     path: str
     archive: str | None = None
+    sha256: str = ""  # known already (a file of the content-addressed photo store, named by it): not hashed again
 
     def size(self) -> int:
         if self.archive is None:
@@ -52,7 +53,8 @@ class PhotoRef:
             return z.read(self.path)
 
     def load(self) -> PhotoInput:
-        """The photo's bytes and their sha256 (the one place a photo is hashed), or why the file cannot be read."""
+        """The photo's bytes and their sha256 (the one place a photo is hashed, unless its hash is known), or why the
+        file cannot be read."""
         try:
             size = self.size()
             if size > MAX_PHOTO_BYTES:
@@ -62,7 +64,7 @@ class PhotoRef:
             data = self.read_bytes()
         except (OSError, KeyError) as exc:  # KeyError: a zip member that vanished
             return PhotoInput(self.source, Refusal(ReasonCode.FILE_UNREADABLE, f"{self.source}: cannot be read ({exc})"))
-        return PhotoInput(self.source, data, hashlib.sha256(data).hexdigest())
+        return PhotoInput(self.source, data, self.sha256 or hashlib.sha256(data).hexdigest())
 
 
 @dataclass(frozen=True)

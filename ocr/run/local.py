@@ -1,28 +1,21 @@
-"""The main job: read many submissions in parallel into a JSONL file (and a database), resumably.
+"""Reading on this machine: `read_one` (a submission's files through the door) and the local engines.
 
 `read_one` is the one code path from a submission's photo files to its `SubmissionResult`; it
-never raises (a bad file is a refused page, a bug is an `error` record). `run_batch` fans it out
-over processes and is the only writer: one JSONL line per submission, written whole and flushed
-as soon as it is read, so `kill -9` loses nothing already written; a run over the same output
-skips every (submission, photos_key) already there. A worker that dies (segfault, out of memory)
-takes its in-flight submissions with it: they are retried one at a time, and one that kills a
-worker again is recorded as `error: worker_crashed`.
+never raises (a bad file is a refused page, a bug is an `error` record). `InProcess` reads in this
+process, `ProcessPool` in worker processes; `ocr/run/batch.py run_batch` drives either.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import multiprocessing
-import os
-import time
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -30,6 +23,7 @@ from ocr import LOG_FORMAT
 from ocr.pipeline import ReaderSettings, classifier, read_submission, read_submission_and_photos
 from ocr.reader.reasons import ReasonCode
 from ocr.record import SubmissionResult, error_result, photos_key
+from ocr.run.batch import Done, resume
 from ocr.run.inputs import SubmissionInput
 from ocr.templates.catalog import load_templates
 from ocr.templates.model import FormTemplate
@@ -93,78 +87,57 @@ def _read_in_worker(sub: SubmissionInput) -> SubmissionResult | None:
     return read_one(sub, _worker["templates"], _worker["settings"], _worker["done"])
 
 
-@dataclass
-class BatchSummary:
-    by_status: Counter = field(default_factory=Counter)
-    submissions: int = 0  # read in this run
-    photos: int = 0  # read in this run
-    already_done: int = 0  # submissions found in the output of an earlier run
-    seconds: float = 0.0
+class InProcess:
+    """Reads in this process, one submission after another (`--workers 1`): no pool to start, and a debugger or
+    profiler sees the reading itself. A crash in a library ends the batch here (the pool survives one)."""
 
-    def add(self, sub: SubmissionInput, result: SubmissionResult | None) -> None:
-        """Counts a finished submission (None: found done by an earlier run)."""
-        if result is None:
-            self.already_done += 1
-            return
-        self.submissions += 1
-        self.photos += len(sub.photos)
-        self.by_status[result.status] += 1
+    saves_results = False
 
-    @property
-    def photos_per_s(self) -> float:
-        return self.photos / self.seconds if self.seconds else 0.0
+    def __init__(self, settings: BatchSettings = BatchSettings()) -> None:
+        self.settings = settings
+        self.templates = tuple(load_templates().values())
+
+    def resume(self, out: Path, store) -> dict[tuple[str, str], str]:
+        return resume(out, store)
+
+    def read(self, submissions: list[SubmissionInput], done: Done) -> Iterator[tuple[SubmissionInput,
+                                                                                     SubmissionResult | None]]:
+        for sub in submissions:
+            yield sub, read_one(sub, self.templates, self.settings, done)
 
 
-def done_records(out: Path) -> dict[tuple[str, str], str]:
-    """(submission, photos_key) -> JSONL line of every whole record in `out`; a torn last line is cut off."""
-    if not out.exists():
-        return {}
-    data = out.read_bytes()
-    whole = data[: data.rfind(b"\n") + 1]
-    if len(whole) != len(data):  # the write a kill interrupted: the submission is read again
-        with out.open("r+b") as f:
-            f.truncate(len(whole))
-    records = {}
-    for line in whole.decode().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            records[(r["submission"], r["photos_key"])] = line
-    return records
+class ProcessPool:
+    """Reads with `workers` processes. A worker that dies (segfault, out of memory) takes the pool down with the
+    submissions in flight: they are read again one at a time in a new pool, and one that kills a worker again is
+    recorded as `error: worker_crashed`."""
 
+    saves_results = False
 
-def append_record(fd: int, result: SubmissionResult) -> None:
-    data = (result.model_dump_json() + "\n").encode()
-    while data:  # one record, written whole before the next
-        data = data[os.write(fd, data):]
-
-
-def resume(out: Path, store=None) -> dict[tuple[str, str], str]:
-    """`done_records(out)`, each of them also saved in `store` (a ResultStore) where it is missing there."""
-    done = done_records(out)
-    if store is not None:  # a kill between the JSONL line and the database row: the row is written now
-        stored = store.keys()
-        for line in done.values():
-            result = SubmissionResult.model_validate_json(line)
-            if result.photos_key not in stored:
-                store.save(result)
-    return done
-
-
-class _Pool:
-    """The reading processes of one batch: submissions in flight, and the ones to retry alone after a crash."""
-
-    def __init__(self, workers: int, settings: BatchSettings, done: frozenset[tuple[str, str]]) -> None:
-        self.workers, self.settings, self.done = workers, settings, done
+    def __init__(self, workers: int, settings: BatchSettings = BatchSettings()) -> None:
+        self.workers, self.settings = workers, settings
         self.pending: dict[Future, tuple[SubmissionInput, bool]] = {}  # future -> (submission, read alone)
         self.suspects: deque[SubmissionInput] = deque()  # in flight when a worker died: retried one at a time
-        self.pool = self._new()
 
-    def _new(self) -> ProcessPoolExecutor:
+    def resume(self, out: Path, store) -> dict[tuple[str, str], str]:
+        return resume(out, store)
+
+    def read(self, submissions: list[SubmissionInput], done: Done) -> Iterator[tuple[SubmissionInput,
+                                                                                     SubmissionResult | None]]:
+        queue = deque(submissions)
+        self.pool = self._new(done)
+        try:
+            while queue or self.suspects or self.pending:
+                self._fill(queue)
+                yield from self._finished(done)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _new(self, done: Done) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")  # no forked copies of a parent's threads or open files
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                   initargs=(self.settings, self.done))
+                                   initargs=(self.settings, done))
 
-    def fill(self, queue: deque[SubmissionInput]) -> None:
+    def _fill(self, queue: deque[SubmissionInput]) -> None:
         if self.suspects and not self.pending:
             sub = self.suspects.popleft()
             self.pending[self.pool.submit(_read_in_worker, sub)] = (sub, True)
@@ -172,12 +145,11 @@ class _Pool:
             sub = queue.popleft()
             self.pending[self.pool.submit(_read_in_worker, sub)] = (sub, False)
 
-    def finished(self) -> list[tuple[SubmissionInput, SubmissionResult | None]]:
-        """Waits for at least one submission; those finished, with their results (None: done by an earlier run).
-        A worker that died takes its pool down: what was in flight is retried, one at a time, in a new pool."""
-        done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+    def _finished(self, done: Done) -> list[tuple[SubmissionInput, SubmissionResult | None]]:
+        """Waits for at least one submission; those finished, with their results."""
+        finished, _ = wait(self.pending, return_when=FIRST_COMPLETED)
         out, broken = [], False
-        for future in done:
+        for future in finished:
             sub, alone = self.pending.pop(future)
             try:
                 out.append((sub, future.result()))
@@ -193,38 +165,10 @@ class _Pool:
             self.suspects.extend(sub for sub, _ in self.pending.values())
             self.pending.clear()
             self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = self._new()
+            self.pool = self._new(done)
         return out
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
 
-
-def run_batch(submissions: list[SubmissionInput], out: Path, workers: int, settings: BatchSettings = BatchSettings(),
-              store=None, on_result: Callable[[SubmissionInput, SubmissionResult | None], None] = lambda s, r: None
-              ) -> BatchSummary:
-    """Read every submission not already in `out` with `workers` processes; append each result to `out`
-    (and save it in `store`, a ResultStore) as it comes. `on_result` sees each finished submission
-    (None: it was already done), for a progress bar."""
-    done = resume(out, store)
-    summary = BatchSummary()
-    start = time.perf_counter()
-    queue = deque(submissions)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    pool = _Pool(workers, settings, frozenset(done))
-    try:
-        while queue or pool.suspects or pool.pending:
-            pool.fill(queue)
-            for sub, result in pool.finished():
-                if result is not None:
-                    append_record(fd, result)
-                    if store is not None:
-                        store.save(result)
-                summary.add(sub, result)
-                on_result(sub, result)
-    finally:
-        pool.close()
-        os.close(fd)
-        summary.seconds = time.perf_counter() - start
-    return summary
+def local_engine(workers: int, settings: BatchSettings = BatchSettings()) -> InProcess | ProcessPool:
+    """`--workers 1` reads in this process; more, in a pool of processes."""
+    return InProcess(settings) if workers == 1 else ProcessPool(workers, settings)

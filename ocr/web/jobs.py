@@ -95,7 +95,8 @@ class LocalReader(Reader):
         self._pool.submit(self._run, job_id, submission, photos, user)
 
     def _run(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
-        sub = SubmissionInput(submission, tuple(PhotoRef(name, str(self.photos.photo_path(sha))) for name, sha in photos))
+        sub = SubmissionInput(submission, tuple(PhotoRef(name, str(self.photos.photo_path(sha)), sha256=sha)
+                                                for name, sha in photos))
         try:  # read_one never raises; the database may (unreachable, full disk)
             result = read_one(sub, self.templates, BatchSettings(), on_read=self.photos.draw)
             self.store.save(result)

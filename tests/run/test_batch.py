@@ -167,3 +167,20 @@ def test_preview_command_draws_each_photo_or_its_refusal(tmp_path):
     refusal = cv2.imread(str(tmp_path / "check-notes.png"))
     assert page.shape[1] > page.shape[0] * 0.9 and page.shape[1] > 2000  # the page and its side panel
     assert refusal is not None and refusal.shape[1] == 1600
+
+
+def test_the_in_process_engine_and_the_pool_write_the_same_records(tmp_path):
+    """`--workers 1` reads in this process, more in a pool: one driver, the same records, each submission once."""
+    from bench.compare_results import compare, load
+    from ocr.run.batch import run_batch
+    from ocr.run.local import InProcess, ProcessPool, local_engine
+
+    found = find_submissions(REPO / "samples")
+    assert isinstance(local_engine(1), InProcess) and isinstance(local_engine(2), ProcessPool)
+    alone = run_batch(found.submissions, tmp_path / "alone.jsonl", local_engine(1))
+    pooled = run_batch(found.submissions, tmp_path / "pool.jsonl", local_engine(2))
+    assert alone.submissions == pooled.submissions == len(found.submissions) and alone.by_status == pooled.by_status
+    diffs, submissions, fields, boxes = compare(load(tmp_path / "alone.jsonl"), load(tmp_path / "pool.jsonl"), 1e-9)
+    assert diffs == [] and submissions == len(found.submissions) and fields > 100 and boxes > 100
+    again = run_batch(found.submissions, tmp_path / "alone.jsonl", local_engine(1))  # resumed: nothing read twice
+    assert again.submissions == 0 and again.already_done == len(found.submissions)

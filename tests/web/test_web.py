@@ -22,9 +22,8 @@ from starlette.testclient import TestClient
 
 from ocr.db.store import default_url
 from ocr.record import SubmissionResult
-from ocr.review.accounts import User, hash_password
+from ocr.review.accounts import hash_password
 from ocr.review.dashboard import dashboard
-from ocr.review.exports import box_labels
 from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
 from ocr.web.routes_upload import MAX_PHOTOS, MAX_UPLOAD_BYTES
@@ -369,12 +368,6 @@ def test_exports_hold_the_verified_values_and_labelled_crops(env):
     assert {e["detail"]["kind"] for e in env.reviews.audit() if e["action"] == "export"} >= {"results.csv", "crops.zip"}
 
 
-def test_box_labels_for_a_correction():
-    assert box_labels(171, ["blank", "1", "8", "1"]) == ["blank", "1", "7", "1"]
-    assert box_labels(71, ["X", "7", "7", "1"]) == ["X", "?", "7", "1"]  # the box read 7 is unknown now
-    assert box_labels(None, ["1", "2"]) == ["?", "?"]
-
-
 def test_dashboard_counts_and_votes(env):
     client, _ = env.client("ade")
     page = client.get("/dashboard")
@@ -387,22 +380,3 @@ def test_dashboard_counts_and_votes(env):
     assert verified["verified_count"] == 1 and verified["verified"]["suara_paslon_1"] == env.slip.fields["suara_paslon_1"].value
     assert "paslon_1" in page.text and "rule_failed" in page.text
     assert client.get("/audit").status_code == 200
-
-
-def test_users_add_on_the_command_line(env):
-    from click.testing import CliRunner
-
-    from cli import main
-
-    url = default_url(env.tmp / "cli.db")
-    result = CliRunner().invoke(main, ["users", "add", "sari", "--role", "reviewer", "--db", url, "--password-stdin"],
-                                input="a long password\n")
-    assert result.exit_code == 0, result.output
-    short = CliRunner().invoke(main, ["users", "add", "budi", "--role", "admin", "--db", url, "--password-stdin"],
-                               input="short\n")
-    assert short.exit_code == 1 and "at least 8 characters" in short.output
-    from ocr.db.store import ResultStore
-
-    with ResultStore(url) as store:
-        user, stored = Reviews(store).credentials("sari")
-    assert user == User(user.id, "sari", "reviewer") and stored.startswith("$argon2id$")
