@@ -24,6 +24,7 @@ stops handing out chunks after that many seconds; the shards made so far are who
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -41,6 +42,9 @@ from ocr.synth_crops import CropSet, tps_crops  # noqa: E402
 from train.splits import DATA, glyphs  # noqa: E402
 from train.styles import StyledBank  # noqa: E402
 
+# Workers are spawned, not forked: building a bank runs OpenCV in this process, and a fork taken while its
+# thread pool holds a lock hangs the worker at its first OpenCV call.
+_SPAWN = multiprocessing.get_context("spawn")
 PROFILE_MIX = {"phone": 0.6, "harsh": 0.25, "scan": 0.15}
 PPWP_SHARE = 0.3  # the 2024 guide boxes are one template among 19 but half of what officers will photograph
 
@@ -114,7 +118,7 @@ def main() -> None:
     indices = list(range(args.first, args.first + args.tps))
     chunks = [indices[i: i + args.chunk] for i in range(0, len(indices), args.chunk)]
     start, total, refused, done = time.perf_counter(), 0, 0, 0
-    with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(bank, options)) as pool:
+    with ProcessPoolExecutor(args.workers, mp_context=_SPAWN, initializer=_init, initargs=(bank, options)) as pool:
         futures = [pool.submit(make_chunk, args.seed, c, args.out) for c in chunks]
         for future in as_completed(futures):
             n, r = future.result()
