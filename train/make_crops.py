@@ -121,6 +121,8 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers, mp_context=_SPAWN, initializer=_init, initargs=(bank, options)) as pool:
         futures = [pool.submit(make_chunk, args.seed, c, args.out) for c in chunks]
         for future in as_completed(futures):
+            if future.cancelled():
+                continue
             n, r = future.result()
             total, refused, done = total + n, refused + r, done + 1
             if args.deadline and time.perf_counter() - start > args.deadline:

@@ -20,6 +20,7 @@ EVAL_WORKERS=${EVAL_WORKERS:-$(( WORKERS > 4 ? 4 : 1 ))}
 TRAIN_WORKERS=${TRAIN_WORKERS:-$(( WORKERS > 4 ? WORKERS - EVAL_WORKERS : WORKERS ))}
 TPS_EVAL=${TPS_EVAL:-60}
 TPS_TRAIN=${TPS_TRAIN:-4000}
+FIRST=${FIRST:-1}
 DEADLINE=${DEADLINE:-0}
 SEED=${SEED:-1}
 STEPS=${STEPS:-0}
@@ -36,7 +37,7 @@ EVAL_CMD="bench/unseen_writers.py --make $WORK/eval --tps $TPS_EVAL --seed 900 -
 $PYTHON $EVAL_CMD > "$WORK/eval.log" 2>&1 &
 EVAL_PID=$!
 
-CROPS_CMD="train/make_crops.py --out $WORK/train --tps $TPS_TRAIN --seed $SEED --workers $TRAIN_WORKERS --chunk 10 --splits $SPLITS --restyle --data $DATA --deadline $DEADLINE"
+CROPS_CMD="train/make_crops.py --out $WORK/train --tps $TPS_TRAIN --first $FIRST --seed $SEED --workers $TRAIN_WORKERS --chunk 10 --splits $SPLITS --restyle --data $DATA --deadline $DEADLINE"
 stamp "training crops: $CROPS_CMD"
 $PYTHON $CROPS_CMD
 wait $EVAL_PID || { cat "$WORK/eval.log"; exit 1; }
