@@ -206,13 +206,15 @@ def preview(photos: tuple[Path, ...], out: Path, template_id: str | None) -> Non
 @click.option("--db", "db_url", help="also store the results: sqlite:///results.db or postgresql+psycopg://...")
 @click.option("--previews", type=click.Path(file_okay=False, path_type=Path), help="write a preview PNG of every photo here")
 @click.option("--template", "template_id", help="the template every photo must be")
+@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="a digit model folder (digits.onnx, digits.json) instead of the shipped one (local engine)")
 @click.option("--engine", type=click.Choice(["local", "celery"]), default="local", show_default=True,
               help="local: processes on this machine; celery: the `formc worker`s on --broker")
 @click.option("--broker", help="celery engine: redis://host:6379/0 or amqp://... (the workers' broker)")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path),
               help="celery engine: the photo store the workers share (the same path as their --store)")
 def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, previews: Path | None,
-          template_id: str | None, engine: str, broker: str | None, store_dir: Path | None) -> None:
+          template_id: str | None, model: Path | None, engine: str, broker: str | None, store_dir: Path | None) -> None:
     """Read every submission in INPUT (a folder with one subfolder per TPS, a zip, or a CSV manifest)."""
     import os
     import time
@@ -229,8 +231,8 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
         _template(template_id)
     if engine == "celery" and not (broker and db_url and store_dir):
         raise click.UsageError("--engine celery needs --broker, --db and --store (the same as the workers')")
-    if engine == "celery" and previews:
-        raise click.UsageError("--previews: only the local engine draws previews")
+    if engine == "celery" and (previews or model):
+        raise click.UsageError("--previews and --model are for the local engine (workers read with their own model)")
     try:
         found = find_submissions(input_path)
     except InputError as exc:
@@ -254,7 +256,7 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
             read_photos[0] += len(sub.photos) if result is not None else 0  # skipped ones cost no reading
             progress.update(task, advance=len(sub.photos), rate=f"{read_photos[0] / (time.perf_counter() - start):.2f}/s")
 
-        settings = BatchSettings(ReaderSettings(template_id=template_id), previews)
+        settings = BatchSettings(ReaderSettings(template_id=template_id, model=model), previews)
         if engine == "celery":
             from ocr.run.cluster import ClusterEngine
 

@@ -17,6 +17,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -56,7 +57,8 @@ class ReaderSettings:
 
     template_id: str | None = None  # force the template: pages of another are refused as wrong_page
     align: AlignSettings = AlignSettings()  # refusal thresholds and reference matching
-    policy: Policy = Policy()  # margins for ok / corrected, use of the rules
+    policy: Policy = Policy()  # margins for ok / corrected, use of the rules and of the confusion floor
+    model: Path | None = None  # a folder with digits.onnx + digits.json; None: the shipped model
     threads: int = 1  # classifier threads (one per process where processes are many)
 
 
@@ -91,12 +93,13 @@ class SubmissionRead:
     reasons: tuple = ()  # the submission's findings (FieldReason), from the verdict
     checks: tuple[tuple[str, bool, bool], ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    model: str = ""  # the classifier's version (its weights' sha256, 12 hex digits)
 
 
 @lru_cache(maxsize=4)
-def classifier(threads: int = 1) -> DigitClassifier:
-    """The digit classifier, loaded once per process and thread count."""
-    return DigitClassifier(threads=threads)
+def classifier(threads: int = 1, model: Path | None = None) -> DigitClassifier:
+    """The digit classifier (the shipped model, or the one in folder `model`), loaded once per process."""
+    return DigitClassifier(threads=threads) if model is None else DigitClassifier(threads=threads, model=model)
 
 
 def read_submission(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], settings: ReaderSettings,
@@ -172,7 +175,10 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
     if template is None:
         return SubmissionRead(None, "rejected", pages, timings_ms=_ms(timings))
     t = time.perf_counter()
-    probs = classifier(settings.threads).predict(crops).astype(np.float64)
+    reader = classifier(settings.threads, settings.model)
+    probs = reader.predict(crops).astype(np.float64)
+    if settings.policy.confusion_floor:
+        probs = reader.floored(probs)
     timings["classify"] = time.perf_counter() - t
     t = time.perf_counter()
     start = 0
@@ -182,7 +188,7 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
     verdict = decide(template, fields, settings.policy)
     timings["decode_rules"] = time.perf_counter() - t
     status = "rejected" if any(p.refusal is not None for p in pages) else verdict.status  # a Refusal is falsy
-    return SubmissionRead(template, status, pages, fields, verdict.reasons, verdict.checks, _ms(timings))
+    return SubmissionRead(template, status, pages, fields, verdict.reasons, verdict.checks, _ms(timings), reader.version)
 
 
 def _ms(timings: dict[str, float]) -> dict[str, float]:
@@ -226,7 +232,7 @@ def submission_result(submission: str, read: SubmissionRead) -> SubmissionResult
     reasons = [Reason(code=e.code, detail=p.source) for p in pages for e in p.errors]
     reasons += [Reason(code=r.code, detail=r.detail) for r in read.reasons]
     return SubmissionResult(
-        schema_version=SCHEMA_VERSION, reader_version=reader_version((read.template,) if read.template else ()),
+        schema_version=SCHEMA_VERSION, reader_version=reader_version((read.template,) if read.template else (), read.model),
         submission=submission, photos_key=photos_key([p.sha256 for p in read.pages], [p.source for p in read.pages]),
         template=read.template.id if read.template else None, status=read.status, reasons=reasons, pages=pages,
         fields={f: _field_result(r) for f, r in read.fields.items()},

@@ -151,9 +151,10 @@ def _package_version() -> str:
         return "source"
 
 
-def reader_version(templates: tuple[FormTemplate, ...] = ()) -> ReaderVersion:
-    """What read a submission: the package, the model's weights and the versions of `templates`."""
-    return ReaderVersion(formc=_package_version(), model=weights_sha256()[:12],
+def reader_version(templates: tuple[FormTemplate, ...] = (), model: str = "") -> ReaderVersion:
+    """What read a submission: the package, the model (its weights' sha256, 12 hex digits; default the shipped
+    model's) and the versions of `templates`."""
+    return ReaderVersion(formc=_package_version(), model=model or weights_sha256()[:12],
                          templates={t.id: t.version for t in templates})
 
 

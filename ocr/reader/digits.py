@@ -104,6 +104,10 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
+SHIPPED = resources.files("ocr.reader.models")  # digits.onnx + digits.json in the package
+FLOOR_PSEUDOCOUNT = 1.0  # reads of each class added, spread by the priors, to the measured confusions
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What train/train_digits.py wrote beside the weights."""
@@ -112,40 +116,55 @@ class ModelInfo:
     classes: tuple[str, ...]
     input_px: int
     trained: dict
+    confusion_counts: np.ndarray | None = None  # (13, 13): boxes of true class i read as j, on unseen writers
 
     @classmethod
-    def load(cls) -> "ModelInfo":
-        raw = json.loads(resources.files("ocr.reader.models").joinpath("digits.json").read_text())
-        return cls(float(raw["temperature"]), tuple(raw["classes"]), int(raw["input_px"]), raw.get("trained", {}))
+    def load(cls, folder=SHIPPED) -> "ModelInfo":
+        raw = json.loads(folder.joinpath("digits.json").read_text())
+        counts = raw.get("confusion_calibration_writers", {}).get("counts")
+        return cls(float(raw["temperature"]), tuple(raw["classes"]), int(raw["input_px"]), raw.get("trained", {}),
+                   None if counts is None else np.array(counts, np.float64))
+
+    def true_given_read(self) -> np.ndarray | None:
+        """(13, 13): P(true class i | read as j) in column j, from the confusions measured on writers the model never
+        saw, each column smoothed by FLOOR_PSEUDOCOUNT reads spread like the classes' own counts; None without them."""
+        if self.confusion_counts is None:
+            return None
+        counts = self.confusion_counts
+        prior = (counts.sum(axis=1) + 1.0) / (counts.sum() + len(counts))
+        smoothed = counts + FLOOR_PSEUDOCOUNT * prior[:, None]
+        return smoothed / smoothed.sum(axis=0, keepdims=True)
 
 
-@lru_cache(maxsize=1)
-def weights_sha256() -> str:
-    """sha256 of the shipped model's weights: the model's version in every record."""
-    return hashlib.sha256(resources.files("ocr.reader.models").joinpath("digits.onnx").read_bytes()).hexdigest()
+@lru_cache(maxsize=4)
+def weights_sha256(folder=SHIPPED) -> str:
+    """sha256 of a model's weights (by default the shipped one): the model's version in every record."""
+    return hashlib.sha256(folder.joinpath("digits.onnx").read_bytes()).hexdigest()
 
 
-@lru_cache(maxsize=2)
-def _session(threads: int):
+@lru_cache(maxsize=4)
+def _session(threads: int, folder=SHIPPED):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    model = resources.files("ocr.reader.models").joinpath("digits.onnx").read_bytes()
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(folder.joinpath("digits.onnx").read_bytes(), options, providers=["CPUExecutionProvider"])
 
 
 class DigitClassifier:
-    """Calibrated 13-class probabilities for box crops; see the module docstring for the contract."""
+    """Calibrated 13-class probabilities for box crops; see the module docstring for the contract. `model`: a
+    folder with digits.onnx and digits.json (default: the shipped model)."""
 
     classes = CLASSES
 
-    def __init__(self, threads: int = 1) -> None:
-        self.info = ModelInfo.load()
+    def __init__(self, threads: int = 1, model=SHIPPED) -> None:
+        self.info = ModelInfo.load(model)
         if self.info.classes != CLASSES or self.info.input_px != INPUT_PX:
-            raise RuntimeError("ocr/reader/models/digits.json does not match this reader (classes or input size)")
-        self._session = _session(threads)
+            raise RuntimeError(f"{model}/digits.json does not match this reader (classes or input size)")
+        self._session = _session(threads, model)
+        self.version = weights_sha256(model)[:12]
+        self.floor = self.info.true_given_read()
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw network outputs for prepared input (see `prepare`)."""
@@ -157,3 +176,15 @@ class DigitClassifier:
         z = self.logits(prepare(crops)) / self.info.temperature
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def floored(self, probs: np.ndarray) -> np.ndarray:
+        """`probs` (n, 13) with a floor under every class: no less than the measured chance that a box read as its
+        top class is truly that class (P(true | read) on unseen writers), so that a saturated softmax on a stranger's
+        7 still leaves the 1 it may be the share of the evidence it has earned. Without confusions: unchanged."""
+        if self.floor is None or len(probs) == 0:
+            return probs
+        top = probs.argmax(axis=1)
+        floor = self.floor[:, top].T.copy()  # (n, 13): the column of each box's top class
+        floor[np.arange(len(top)), top] = 0.0  # the top class keeps its own probability
+        out = np.maximum(probs, floor)
+        return out / out.sum(axis=1, keepdims=True)

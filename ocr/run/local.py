@@ -79,7 +79,7 @@ def crashed_result(sub: SubmissionInput, hashes: list[str]) -> SubmissionResult:
 def _init_worker(settings: BatchSettings, done: frozenset[tuple[str, str]]) -> None:
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     _worker.update(settings=settings, done=done, templates=tuple(load_templates().values()))
-    classifier(settings.reader.threads)  # loaded before the freeze below
+    classifier(settings.reader.threads, settings.reader.model)  # loaded before the freeze below
     gc.freeze()  # modules, templates and `done` (a tuple per record of a resumed batch) live as long as the process
 
 
