@@ -57,7 +57,7 @@ class ReaderSettings:
 
     template_id: str | None = None  # force the template: pages of another are refused as wrong_page
     align: AlignSettings = AlignSettings()  # refusal thresholds and reference matching
-    policy: Policy = Policy()  # margins for ok / corrected, use of the rules and of the confusion floor
+    policy: Policy = Policy()  # margins for ok / corrected, use of the rules, the confusion floor
     model: Path | None = None  # a folder with digits.onnx + digits.json; None: the shipped model
     threads: int = 1  # classifier threads (one per process where processes are many)
 
@@ -177,8 +177,8 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
     t = time.perf_counter()
     reader = classifier(settings.threads, settings.model)
     probs = reader.predict(crops).astype(np.float64)
-    if settings.policy.confusion_floor:
-        probs = reader.floored(probs)
+    if settings.policy.floor_residual is not None:
+        probs = reader.floored(probs, settings.policy.floor_residual)
     timings["classify"] = time.perf_counter() - t
     t = time.perf_counter()
     start = 0

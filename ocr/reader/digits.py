@@ -177,14 +177,17 @@ class DigitClassifier:
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
-    def floored(self, probs: np.ndarray) -> np.ndarray:
-        """`probs` (n, 13) with a floor under every class: no less than the measured chance that a box read as its
-        top class is truly that class (P(true | read) on unseen writers), so that a saturated softmax on a stranger's
-        7 still leaves the 1 it may be the share of the evidence it has earned. Without confusions: unchanged."""
+    def floored(self, probs: np.ndarray, min_residual: float) -> np.ndarray:
+        """`probs` (n, 13) with a floor under every class but the top one: `min_residual` shared out as the
+        confusions measured on unseen writers share a box read as that top class (a read 7 is most often a 1), so
+        that a saturated softmax on a stranger's 7 still leaves the joint decoding the 1 it may be. A doubtful
+        read, whose other classes are above the floor already, is unchanged. Without confusions: unchanged."""
         if self.floor is None or len(probs) == 0:
             return probs
         top = probs.argmax(axis=1)
-        floor = self.floor[:, top].T.copy()  # (n, 13): the column of each box's top class
-        floor[np.arange(len(top)), top] = 0.0  # the top class keeps its own probability
-        out = np.maximum(probs, floor)
+        rows = np.arange(len(top))
+        shape = self.floor[:, top].T.copy()  # (n, 13): P(true | read as each box's top class)
+        shape[rows, top] = 0.0
+        shape /= shape.sum(axis=1, keepdims=True)
+        out = np.maximum(probs, min_residual * shape)
         return out / out.sum(axis=1, keepdims=True)

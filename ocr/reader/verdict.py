@@ -30,7 +30,9 @@ class Policy:
     corrected_margin: float = 6.0  # a rule-made change needs more
     max_fix_nats: float = 9.0  # above this, the rules would overrule strong evidence: inconsistent as written
     use_rules: bool = True
-    confusion_floor: bool = True  # every box keeps the measured chance that its read is another class (digits.py)
+    # Every box's residual (at least this) shared out by the confusions measured on unseen writers (digits.py
+    # floored); None: the classifier's probabilities as they are.
+    floor_residual: float | None = 1e-3
 
 
 @dataclass

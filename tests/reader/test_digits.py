@@ -148,18 +148,19 @@ def test_real_2024_bubbles(shared_dir, name):
         assert read == omr, field_id
 
 
-def test_the_floor_keeps_the_measured_chance_that_a_read_is_another_class(classifier):
-    """A saturated 7 still leaves the 1 it may be what the confusions on unseen writers say; doubt stays doubt."""
+def test_the_floor_is_shaped_by_the_confusions_on_unseen_writers(classifier):
+    """A saturated 7 leaves `min_residual` to the other classes, most of it to the 1 strangers' 7s often are; a
+    doubtful read, above the floor already, stays as it was."""
     floor = classifier.floor
     assert floor is not None and floor.shape == (13, 13) and np.allclose(floor.sum(axis=0), 1.0)
     seven, one = CLASSES.index("7"), CLASSES.index("1")
     sure = np.zeros((1, 13))
     sure[0, seven] = 1.0
-    floored = classifier.floored(sure)[0]
+    floored = classifier.floored(sure, 1e-3)[0]
     assert floored.argmax() == seven and np.isclose(floored.sum(), 1.0)
-    assert floored[one] > 0.001 and np.isclose(floored[one] / floored[seven], floor[one, seven])
-    assert floor[one, seven] > floor[CLASSES.index("0"), seven]  # 1s are read as 7 more often than 0s are
+    assert np.isclose(1.0 - floored[seven], 1e-3, rtol=0.01)
+    assert floored[one] == max(np.delete(floored, seven)) and floored[one] > 3e-4
     doubtful = np.full((1, 13), 0.1 / 11)
     doubtful[0, seven], doubtful[0, one] = 0.6, 0.3
-    out = classifier.floored(doubtful)[0]
-    assert out.argmax() == seven and np.isclose(out[seven] / out[one], 2.0, rtol=0.05)  # the floor is below both
+    out = classifier.floored(doubtful, 1e-3)[0]
+    assert np.allclose(out, doubtful[0], atol=1e-3)

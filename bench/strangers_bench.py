@@ -1,0 +1,154 @@
+"""Whole submissions written by strangers: writers no training set holds, beside MNIST's test writers, in one run.
+
+    python bench/strangers_bench.py --count 500 --mnist-count 200 [--workers 2] [--reads FILE]
+
+Each submission is a TPS of a three-page template (in turn), written with one held-out set's glyphs
+and photographed `phone` at 12 MP (`formc synth`'s writer, camera and truth), then read through the
+door's stages (`ocr.pipeline.read_pages`, what `formc batch` runs) with the confusion floor off, so
+that each policy below is judged on the same reads:
+  strangers   the test writers of train/splits.py: CVL valid (test half), FEMNIST held-out writers
+              (test half), optdigits' 13 writer-independent writers, Semeion; their own 1s and 7s
+  mnist-test  MNIST's test split, writer styles drawn as `formc synth` draws them (in-distribution)
+A share `--inconsistent` of them is written with an honest arithmetic slip (must go to review).
+Prints, per set, for several confusion floors (Policy.floor_residual; None: none): field accuracy of the emitted values,
+silently wrong fields (emitted as ok/corrected in an ok submission, not what is written),
+submissions to review, inconsistent ones to review; then the silent-vs-review curve over the ok
+margin (corrected margin = ok + 2). Needs ../shared/data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import pickle
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.decode_bench import decoded, evaluate  # noqa: E402
+from ocr.pipeline import PhotoInput, ReaderSettings, classifier, read_pages  # noqa: E402
+from ocr.reader.verdict import Policy  # noqa: E402
+from ocr.synth.handwriting import GlyphBank  # noqa: E402
+from ocr.synth.job import SynthJob, synthesize_tps  # noqa: E402
+from ocr.templates.catalog import get_template, load_templates  # noqa: E402
+from train.splits import glyphs  # noqa: E402
+
+SETS = {"strangers": ("cvl-test", "femnist-test", "optdigits-test", "semeion"), "mnist-test": ("mnist-test",)}
+OWN_HANDS = (("flags_ones", False), ("crosses_sevens", False))  # held-out writers write their 1s and 7s their way
+SEEDS = {"strangers": 16001, "mnist-test": 16002}
+_bank: GlyphBank | None = None
+
+
+def bank_of(names: tuple[str, ...]) -> GlyphBank:
+    bank = GlyphBank(source="+".join(names))
+    for name in names:
+        g = glyphs(name)
+        for label in sorted(set(g.labels.tolist())):
+            bank.add(label, [x for x, lab in zip(g.x, g.labels) if lab == label])
+    return bank
+
+
+def _init(bank: GlyphBank) -> None:
+    global _bank
+    _bank = bank
+    cv2.setNumThreads(1)
+
+
+def read_one_tps(set_name: str, template_id: str, index: int, inconsistent: bool) -> tuple[dict, object]:
+    """Synthesise TPS `index` with the worker's bank, read its photos (floor off); (truth, read) without photos."""
+    style = OWN_HANDS if set_name == "strangers" else ()
+    with tempfile.TemporaryDirectory(prefix="formc-strangers-") as tmp:
+        job = SynthJob(template_id, 1, Path(tmp), seed=SEEDS[set_name], profile="phone", style=style, megapixels=12.0)
+        truth = synthesize_tps(get_template(template_id), index, job, _bank, inconsistent)
+        folder = Path(tmp) / truth["submission"]
+        photos = [PhotoInput(name, (folder / name).read_bytes(), f"{i:064x}")
+                  for i, name in enumerate(truth["pages"].values())]
+        read = read_pages(photos, tuple(load_templates().values()),
+                          ReaderSettings(policy=Policy(floor_residual=None)))
+    for page in read.pages:
+        page.alignment = page.photo = None  # the template and the 12 MP photo would be pickled once per page
+    read.template = None
+    return truth, read
+
+
+def read_set(set_name: str, count: int, inconsistent: float, workers: int) -> list:
+    ids = sorted(t.id for t in load_templates().values() if len(t.pages) == 3)
+    slips = set(np.random.default_rng([SEEDS[set_name], 0x1C0]).choice(count, round(inconsistent * count),
+                                                                        replace=False).tolist())
+    jobs = [(set_name, ids[i % len(ids)], i + 1, i in slips) for i in range(count)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
+                             initargs=(bank_of(SETS[set_name]),)) as pool:
+        return list(pool.map(read_one_tps, *zip(*jobs), chunksize=2))
+
+
+FLOORS = (None, 1e-4, 1e-3, 3e-3)  # Policy.floor_residual values compared (None: no floor)
+MARGINS = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+
+
+def with_floor(results: list, floor: float | None) -> list:
+    """The same reads with every box's probabilities floored (bubbles fused again after the floor) or as read."""
+    if floor is None:
+        return results
+    reader = classifier(1)
+    out = []
+    for truth, read in results:
+        read = replace(read, fields={f: replace(r) for f, r in read.fields.items()})
+        for r in read.fields.values():
+            raw = r.probs if r.bubbles is None else r.probs / np.maximum(r.bubbles, 1e-300)
+            r.set_probs(reader.floored(raw / raw.sum(axis=1, keepdims=True), floor))
+        out.append((truth, read))
+    return out
+
+
+def report(name: str, results: list) -> None:
+    print(f"\n{name}: {len(results)} submissions ({sum(not t['consistent'] for t, _ in results)} with a slip), "
+          f"{sum(len(t['pages']) for t, _ in results)} photos")
+    print("floor residual | field accuracy (emitted) | silently wrong fields | submissions to review | slips to review")
+    curves = {}
+    for floor in FLOORS:
+        floored = with_floor(results, floor)
+        joints = decoded(floored, True)
+        m = evaluate(floored, joints, replace(Policy(), floor_residual=floor))
+        print(f"{floor} | {m['accuracy']:.4%} | {m['silent']:.4%} ({m['silent_n']} of {m['fields']}) "
+              f"| {m['review']:.2%} | {m['inconsistent_review']:.1%} of {m['inconsistent']}")
+        curves[floor] = [evaluate(floored, joints, replace(Policy(), ok_margin=ok, corrected_margin=ok + 2))
+                         for ok in MARGINS]
+    print("curve, silently wrong fields / submissions to review: ok margin (corrected = ok + 2) | "
+          + " | ".join(f"floor {f}" for f in FLOORS))
+    for k, ok in enumerate(MARGINS):
+        print(f"{ok:.0f} | " + " | ".join(f"{curves[f][k]['silent_n']} / {curves[f][k]['review']:.1%}" for f in FLOORS))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=500, help="submissions by the held-out writers")
+    parser.add_argument("--mnist-count", type=int, default=200, help="submissions by MNIST's test writers")
+    parser.add_argument("--inconsistent", type=float, default=0.05)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--reads", type=Path, help="pickle of the reads: written after reading, reused when present")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    if args.reads and args.reads.exists():
+        reads = pickle.loads(args.reads.read_bytes())
+    else:
+        reads = {name: read_set(name, n, args.inconsistent, args.workers)
+                 for name, n in (("strangers", args.count), ("mnist-test", args.mnist_count)) if n}
+        if args.reads:
+            args.reads.write_bytes(pickle.dumps(reads))
+    print(f"made and read in {time.perf_counter() - start:.0f} s with {args.workers} processes; "
+          f"model {classifier(1).version}")
+    for name, results in reads.items():
+        report(name, results)
+
+
+if __name__ == "__main__":
+    main()
