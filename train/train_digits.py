@@ -142,7 +142,7 @@ def confusion(probs: np.ndarray, labels: np.ndarray) -> dict:
             "read_given_true": np.round(counts / rows, 5).tolist(), "mean_probability_given_true": np.round(mean_p, 5).tolist()}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", type=Path, nargs="+", required=True)
     parser.add_argument("--val", type=Path, help="held-out crops of the training writers (other seeds)")
@@ -161,34 +161,41 @@ def main() -> None:
     parser.add_argument("--smoothing", type=float, default=0.0, help="label smoothing")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--provenance", type=Path, help="JSON object merged into digits.json's 'trained'")
-    parser.add_argument("--out", type=Path, default=ROOT / "ocr" / "models")
+    parser.add_argument("--out", type=Path, default=ROOT / "ocr" / "reader" / "models")
     args = parser.parse_args()
     if not args.val and not args.calib:
         parser.error("give --val or --calib (calibration needs held-out crops)")
-    torch.manual_seed(args.seed)
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return args
+
+
+def load_sets(args: argparse.Namespace) -> dict[str, tuple[torch.Tensor, torch.Tensor] | None]:
+    """train, mon (watched each epoch), val and cal crops (cleaned as the reader cleans) with their labels."""
     t0 = time.perf_counter()
     parts = [load_prepared(folder) for folder in args.train]
     x_train, y_train = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    x_val, y_val = load_prepared(args.val) if args.val else (None, None)
+    val = load_prepared(args.val) if args.val else None
     cal = [load_prepared(folder) for folder in args.calib]
-    x_cal, y_cal = (torch.cat([c[0] for c in cal]), torch.cat([c[1] for c in cal])) if cal else (x_val, y_val)
+    cal = (torch.cat([c[0] for c in cal]), torch.cat([c[1] for c in cal])) if cal else val
     counts = torch.bincount(y_train, minlength=len(CLASSES))
-    print(f"prepared {len(y_train)} train / {len(y_val) if args.val else 0} val / {len(y_cal)} calibration crops in "
+    print(f"prepared {len(y_train)} train / {len(val[1]) if val else 0} val / {len(cal[1])} calibration crops in "
           f"{time.perf_counter() - t0:.0f} s; per class {dict(zip(CLASSES, counts.tolist()))}", flush=True)
-    if args.val:
-        x_mon, y_mon = x_val, y_val
+    if val is not None:
+        mon = val
     else:  # watched each epoch: a slice of the training crops held back (the calibration writers stay unmeasured)
         k = min(4096, len(y_train) // 10)
-        x_mon, y_mon, x_train, y_train = x_train[-k:], y_train[-k:], x_train[:-k], y_train[:-k]
-        counts = torch.bincount(y_train, minlength=len(CLASSES))
+        mon, x_train, y_train = (x_train[-k:], y_train[-k:]), x_train[:-k], y_train[:-k]
+    return {"train": (x_train, y_train), "mon": mon, "val": val, "cal": cal}
+
+
+def fit(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor], mon: tuple[torch.Tensor, torch.Tensor],
+        args: argparse.Namespace, dev: torch.device) -> tuple[int, int]:
+    """Trains `net` in place; (epochs, steps) run."""
+    x_train, y_train = train[0].to(dev), train[1].to(dev)
+    counts = torch.bincount(train[1], minlength=len(CLASSES))
     # Rare classes (the dash, some digits in leading boxes) are drawn more often: weight ~ 1/sqrt(count).
-    sample_w = (counts.clamp(min=1).float() ** -0.5)[y_train]
+    sample_w = (counts.clamp(min=1).float() ** -0.5)[train[1]]
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     cpu_gen = torch.Generator().manual_seed(args.seed)
-    x_train, y_train = x_train.to(dev), y_train.to(dev)
-    net = (make_net_v2() if args.arch == "v2" else make_net(args.width, args.deep)).to(dev)
-    styles = args.arch == "v2"
     steps_per_epoch = len(y_train) // args.batch
     total_steps = args.steps or args.epochs * steps_per_epoch
     if args.budget_s:
@@ -205,7 +212,7 @@ def main() -> None:
         total, steps = torch.zeros((), device=dev), min(steps_per_epoch, total_steps - done)
         for step in range(steps):
             idx = order[step * args.batch: (step + 1) * args.batch]
-            xb = augment(x_train[idx].float() / 255, gen, styles)
+            xb = augment(x_train[idx].float() / 255, gen, args.arch == "v2")
             with autocast:
                 loss = F.cross_entropy(net(xb).float(), y_train[idx], label_smoothing=args.smoothing)
             opt.zero_grad(set_to_none=True)
@@ -214,35 +221,52 @@ def main() -> None:
             sched.step()
             total += loss.detach()
         done += steps
-        logits = predict_logits(net, x_mon, dev)
-        acc = float((logits.argmax(1) == y_mon).float().mean())
+        acc = float((predict_logits(net, mon[0], dev).argmax(1) == mon[1]).float().mean())
         print(f"epoch {epoch + 1} ({done}/{total_steps} steps, {time.perf_counter() - t_train:.0f} s): "
               f"loss {float(total) / steps:.4f}, {'val' if args.val else 'held-back train'} accuracy {acc:.5f}",
               flush=True)
-    logits = predict_logits(net, x_cal, dev)
-    temperature = fit_temperature(logits, y_cal)
-    labels = y_cal.numpy()
+    return epochs, total_steps
+
+
+def calibrate(net: nn.Module, cal: tuple[torch.Tensor, torch.Tensor], args: argparse.Namespace,
+              dev: torch.device) -> dict:
+    """digits.json's content but `trained`'s training part: temperature fitted on `cal`, ECE before and after, and
+    (on calibration writers) the confusions."""
+    logits = predict_logits(net, cal[0], dev)
+    temperature = fit_temperature(logits, cal[1])
+    labels = cal[1].numpy()
     ece_raw = expected_calibration_error(F.softmax(logits, 1).numpy(), labels)
     ece_cal = expected_calibration_error(F.softmax(logits / temperature, 1).numpy(), labels)
     pred = logits.argmax(1).numpy()
     acc = float((pred == labels).mean())
     blank_as_digit = float(((labels == BLANK) & (pred < 10)).sum() / max((labels == BLANK).sum(), 1))
-    where = "calibration writers" if args.calib else "val"
-    print(f"{where}: accuracy {acc:.5f}; blank read as digit {blank_as_digit:.5f}; temperature {temperature:.3f}; "
-          f"ECE {ece_raw:.4f} -> {ece_cal:.4f}", flush=True)
-    trained = {"seed": args.seed, "epochs": epochs, "steps": total_steps,
-               "arch": args.arch, "width": args.width, "deep": args.deep, "batch": args.batch, "lr": args.lr,
-               "smoothing": args.smoothing, "train_crops": len(y_train), "train": [str(p) for p in args.train]}
-    if args.val:
-        trained.update(val=str(args.val), val_crops=len(y_val))
-    trained.update({"calibrated_on": [str(p) for p in args.calib] or str(args.val), "calibration_crops": len(y_cal),
-                    "calibration_accuracy" if args.calib else "val_accuracy": round(acc, 5),
-                    "ece_before": round(ece_raw, 4), "ece_after": round(ece_cal, 4)})
-    if args.provenance:
-        trained.update(json.loads(args.provenance.read_text()))
-    info = {"temperature": temperature, "classes": list(CLASSES), "input_px": INPUT_PX, "trained": trained}
+    print(f"{'calibration writers' if args.calib else 'val'}: accuracy {acc:.5f}; blank read as digit "
+          f"{blank_as_digit:.5f}; temperature {temperature:.3f}; ECE {ece_raw:.4f} -> {ece_cal:.4f}", flush=True)
+    info = {"temperature": temperature, "classes": list(CLASSES), "input_px": INPUT_PX, "trained": {
+        "calibrated_on": [str(p) for p in args.calib] or str(args.val), "calibration_crops": len(labels),
+        "calibration_accuracy" if args.calib else "val_accuracy": round(acc, 5),
+        "ece_before": round(ece_raw, 4), "ece_after": round(ece_cal, 4)}}
     if args.calib:
         info["confusion_calibration_writers"] = confusion(F.softmax(logits / temperature, 1).numpy(), labels)
+    return info
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(args.seed)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    sets = load_sets(args)
+    net = (make_net_v2() if args.arch == "v2" else make_net(args.width, args.deep)).to(dev)
+    epochs, steps = fit(net, sets["train"], sets["mon"], args, dev)
+    info = calibrate(net, sets["cal"], args, dev)
+    trained = {"seed": args.seed, "epochs": epochs, "steps": steps,
+               "arch": args.arch, "width": args.width, "deep": args.deep, "batch": args.batch, "lr": args.lr,
+               "smoothing": args.smoothing, "train_crops": len(sets["train"][1]), "train": [str(p) for p in args.train]}
+    if args.val:
+        trained.update(val=str(args.val), val_crops=len(sets["val"][1]))
+    info["trained"] = {**trained, **info["trained"]}
+    if args.provenance:
+        info["trained"].update(json.loads(args.provenance.read_text()))
     export(net.cpu().eval(), args.out, info)
 
 
