@@ -63,7 +63,8 @@ def _init(bank: GlyphBank) -> None:
     cv2.setNumThreads(1)
 
 
-def read_one_tps(set_name: str, template_id: str, index: int, inconsistent: bool) -> tuple[dict, object]:
+def read_one_tps(set_name: str, template_id: str, index: int, inconsistent: bool,
+                 model: Path | None = None) -> tuple[dict, object]:
     """Synthesise TPS `index` with the worker's bank, read its photos (floor off); (truth, read) without photos."""
     style = OWN_HANDS if set_name == "strangers" else ()
     with tempfile.TemporaryDirectory(prefix="formc-strangers-") as tmp:
@@ -73,18 +74,18 @@ def read_one_tps(set_name: str, template_id: str, index: int, inconsistent: bool
         photos = [PhotoInput(name, (folder / name).read_bytes(), f"{i:064x}")
                   for i, name in enumerate(truth["pages"].values())]
         read = read_pages(photos, tuple(load_templates().values()),
-                          ReaderSettings(policy=Policy(floor_residual=None)))
+                          ReaderSettings(policy=Policy(floor_residual=None), model=model))
     for page in read.pages:
         page.alignment = page.photo = None  # the template and the 12 MP photo would be pickled once per page
     read.template = None
     return truth, read
 
 
-def read_set(set_name: str, count: int, inconsistent: float, workers: int) -> list:
+def read_set(set_name: str, count: int, inconsistent: float, workers: int, model: Path | None = None) -> list:
     ids = sorted(t.id for t in load_templates().values() if len(t.pages) == 3)
     slips = set(np.random.default_rng([SEEDS[set_name], 0x1C0]).choice(count, round(inconsistent * count),
                                                                         replace=False).tolist())
-    jobs = [(set_name, ids[i % len(ids)], i + 1, i in slips) for i in range(count)]
+    jobs = [(set_name, ids[i % len(ids)], i + 1, i in slips, model) for i in range(count)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
                              initargs=(bank_of(SETS[set_name]),)) as pool:
         return list(pool.map(read_one_tps, *zip(*jobs), chunksize=2))
@@ -94,11 +95,11 @@ FLOORS = (None, 1e-4, 1e-3, 3e-3)  # Policy.floor_residual values compared (None
 MARGINS = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 
 
-def with_floor(results: list, floor: float | None) -> list:
+def with_floor(results: list, floor: float | None, model: Path | None = None) -> list:
     """The same reads with every box's probabilities floored (bubbles fused again after the floor) or as read."""
     if floor is None:
         return results
-    reader = classifier(1)
+    reader = classifier(1, model)
     out = []
     for truth, read in results:
         read = replace(read, fields={f: replace(r) for f, r in read.fields.items()})
@@ -109,13 +110,13 @@ def with_floor(results: list, floor: float | None) -> list:
     return out
 
 
-def report(name: str, results: list) -> None:
+def report(name: str, results: list, floors: tuple, model: Path | None) -> None:
     print(f"\n{name}: {len(results)} submissions ({sum(not t['consistent'] for t, _ in results)} with a slip), "
           f"{sum(len(t['pages']) for t, _ in results)} photos")
     print("floor residual | field accuracy (emitted) | silently wrong fields | submissions to review | slips to review")
     curves = {}
-    for floor in FLOORS:
-        floored = with_floor(results, floor)
+    for floor in floors:
+        floored = with_floor(results, floor, model)
         joints = decoded(floored, True)
         m = evaluate(floored, joints, replace(Policy(), floor_residual=floor))
         print(f"{floor} | {m['accuracy']:.4%} | {m['silent']:.4%} ({m['silent_n']} of {m['fields']}) "
@@ -123,9 +124,9 @@ def report(name: str, results: list) -> None:
         curves[floor] = [evaluate(floored, joints, replace(Policy(), ok_margin=ok, corrected_margin=ok + 2))
                          for ok in MARGINS]
     print("curve, silently wrong fields / submissions to review: ok margin (corrected = ok + 2) | "
-          + " | ".join(f"floor {f}" for f in FLOORS))
+          + " | ".join(f"floor {f}" for f in floors))
     for k, ok in enumerate(MARGINS):
-        print(f"{ok:.0f} | " + " | ".join(f"{curves[f][k]['silent_n']} / {curves[f][k]['review']:.1%}" for f in FLOORS))
+        print(f"{ok:.0f} | " + " | ".join(f"{curves[f][k]['silent_n']} / {curves[f][k]['review']:.1%}" for f in floors))
 
 
 def main() -> None:
@@ -135,19 +136,22 @@ def main() -> None:
     parser.add_argument("--inconsistent", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reads", type=Path, help="pickle of the reads: written after reading, reused when present")
+    parser.add_argument("--model", type=Path, help="a digit model folder (digits.onnx + digits.json); default: shipped")
+    parser.add_argument("--floors", type=lambda v: None if v == "none" else float(v), nargs="+", default=list(FLOORS),
+                        help="Policy.floor_residual values to judge with ('none': no floor)")
     args = parser.parse_args()
     start = time.perf_counter()
     if args.reads and args.reads.exists():
         reads = pickle.loads(args.reads.read_bytes())
     else:
-        reads = {name: read_set(name, n, args.inconsistent, args.workers)
+        reads = {name: read_set(name, n, args.inconsistent, args.workers, args.model)
                  for name, n in (("strangers", args.count), ("mnist-test", args.mnist_count)) if n}
         if args.reads:
             args.reads.write_bytes(pickle.dumps(reads))
     print(f"made and read in {time.perf_counter() - start:.0f} s with {args.workers} processes; "
-          f"model {classifier(1).version}")
+          f"model {classifier(1, args.model).version}")
     for name, results in reads.items():
-        report(name, results)
+        report(name, results, tuple(args.floors), args.model)
 
 
 if __name__ == "__main__":
