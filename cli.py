@@ -267,9 +267,12 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
         summary = run_batch(found.submissions, out, engine, store, advance)
     if store is not None:
         store.close()
-    counts = ", ".join(f"{status} {summary.by_status[status]}" for status in ("ok", "review", "rejected", "error"))
+    from ocr.record import SUBMISSION_STATUSES
+
+    counts = ", ".join(f"{status} {summary.by_status[status]}" for status in SUBMISSION_STATUSES)
     console.print(f"{summary.submissions} submissions read ({counts}); {summary.already_done} already in {out}; "
-                  f"{summary.photos} photos in {summary.seconds:.1f} s = {summary.photos_per_s:.2f} photos/s")
+                  f"{summary.photos} photos in {summary.seconds:.1f} s = {summary.photos_per_s:.2f} photos/s",
+                  soft_wrap=True)  # one line, whatever the terminal's width: scripts grep it
     if summary.by_status["error"]:  # a failure (README's exit codes): the records and the log say which and why
         raise click.ClickException(f"{summary.by_status['error']} submission(s) could not be read (status error, see "
                                    f"their reasons in {out}; tracebacks above)")

@@ -7,7 +7,8 @@ reference scan, refine) -> cut boxes -> classify (one batch for all pages) -> bu
 their boxes -> field candidates -> joint decoding under the hard rules -> verdict. The CLI, the
 local pool, the Celery task and the web app all read through here. It never raises: a photo that
 cannot be used is a refused page with its reason, a bug is an `error` record whose traceback is
-in the log. A refused photo makes the submission `rejected`, with the other pages still read.
+in the log. A refused photo makes the submission `rejected`, with the other pages still read; a
+page of the template that no photo shows makes it `incomplete` (`missing_page: N`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from ocr.reader.align import AlignSettings, PageAlignment, align_page, cut_boxes
 from ocr.reader.bubbles import bubble_likelihood, read_bubbles
+from ocr.reader.completeness import missing_pages
 from ocr.reader.decode import Photo, decode_photo
 from ocr.reader.digits import CLASSES, DigitClassifier
 from ocr.reader.fields import FieldRead
@@ -87,7 +89,7 @@ class SubmissionRead:
     """What the stages made of one submission, before it is published as a `SubmissionResult`."""
 
     template: FormTemplate | None
-    status: str  # ok | review | rejected
+    status: str  # ok | review | incomplete | rejected
     pages: list[PageRead]
     fields: dict[str, FieldRead] = field(default_factory=dict)  # in template order, verdicts judged
     reasons: tuple = ()  # the submission's findings (FieldReason), from the verdict
@@ -187,8 +189,11 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
         start += read.n_boxes
     verdict = decide(template, fields, settings.policy)
     timings["decode_rules"] = time.perf_counter() - t
-    status = "rejected" if any(p.refusal is not None for p in pages) else verdict.status  # a Refusal is falsy
-    return SubmissionRead(template, status, pages, fields, verdict.reasons, verdict.checks, _ms(timings), reader.version)
+    missing = missing_pages(template, [(p.source, p.page, p.photo.gray) for p in pages if p.alignment is not None])
+    status = ("rejected" if any(p.refusal is not None for p in pages) else  # a Refusal is falsy
+              "incomplete" if missing else verdict.status)
+    return SubmissionRead(template, status, pages, fields, (*verdict.reasons, *missing), verdict.checks, _ms(timings),
+                          reader.version)
 
 
 def _ms(timings: dict[str, float]) -> dict[str, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -20,7 +20,8 @@ from ocr.reader.digits import weights_sha256
 from ocr.reader.reasons import FindingCode, ReasonCode
 from ocr.templates.model import FormTemplate
 
-SubmissionStatus = Literal["ok", "review", "rejected", "error"]
+SubmissionStatus = Literal["ok", "review", "incomplete", "rejected", "error"]
+SUBMISSION_STATUSES: tuple[str, ...] = get_args(SubmissionStatus)  # in the order summaries list them
 FieldStatus = Literal["ok", "corrected", "review", "unreadable"]
 SCHEMA_VERSION = 2  # 2: typed reasons (code + detail), reader_version, page geometry
 

@@ -1,9 +1,11 @@
 """A whole submission through every stage: photos in, values with statuses out."""
 
+import cv2
+import numpy as np
 import pytest
 
 from ocr.pipeline import PhotoInput, ReaderSettings, read_submission
-from ocr.reader.reasons import ReasonCode
+from ocr.reader.reasons import FindingCode, ReasonCode
 from ocr.synth.handwriting import load_bank
 from ocr.synth.job import SynthJob, synthesize_tps
 from ocr.templates.catalog import get_template, load_templates
@@ -67,3 +69,26 @@ def test_a_bug_in_a_stage_is_an_error_record_with_its_traceback_in_the_log(tps, 
     assert result.status == "error" and result.reasons[0].code == ReasonCode.INTERNAL_ERROR
     assert "ZeroDivisionError: planted" in result.reasons[0].detail
     assert "Traceback" in caplog.text and "planted" in caplog.text
+
+
+def test_a_submission_without_all_its_pages_is_incomplete_not_ok(tps):
+    _, photos = tps
+    result = read([photos[0]])
+    assert result.status == "incomplete" and result.template == "kwk-walikota-2"
+    assert [(r.code, r.detail) for r in result.reasons if r.code == FindingCode.MISSING_PAGE] == [
+        (FindingCode.MISSING_PAGE, "2"), (FindingCode.MISSING_PAGE, "3")]
+    assert "dpt_j" in result.fields and "suara_sah" not in result.fields  # page 1 is read all the same
+
+
+def test_a_photo_showing_two_sheets_says_so_when_one_of_them_is_missing(tps):
+    _, photos = tps
+    page1, page2 = (cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) for _, data in photos[:2])
+    side_by_side = np.hstack([page1, cv2.resize(page2, (page2.shape[1] * page1.shape[0] // page2.shape[0],
+                                                        page1.shape[0]))])
+    both = cv2.imencode(".jpg", side_by_side, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+    result = read([("both.jpg", both), photos[2]])
+    assert result.status == "incomplete", [str(r) for r in result.reasons]
+    missing = [r.detail for r in result.reasons if r.code == FindingCode.MISSING_PAGE]
+    read_page = result.pages[0].page
+    other = 2 if read_page == 1 else 1
+    assert missing == [f"{other} (its sheet is also in both.jpg, beside page {read_page}: photograph each page alone)"]

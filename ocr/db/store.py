@@ -313,7 +313,7 @@ class ResultStore:
             return set(session.scalars(select(SubmissionRow.photos_key)))
 
     def count_by_status(self) -> dict[str, int]:
-        """Stored submissions per status (ok, review, rejected, error); statuses with none are left out."""
+        """Stored submissions per status (ok, review, incomplete, rejected, error); statuses with none are left out."""
         with Session(self.engine) as session:
             rows = session.execute(select(SubmissionRow.status, func.count()).group_by(SubmissionRow.status))
             return {status: count for status, count in rows}

@@ -29,7 +29,7 @@ Rect = tuple[int, int, int, int]  # (x0, y0, x1, y1) px, end exclusive
 STATUS_RGB: dict[str, RGB] = {"ok": (0, 150, 70), "corrected": (30, 100, 230), "review": (240, 120, 0),
                               "unreadable": (215, 20, 20)}
 SUBMISSION_RGB: dict[str, RGB] = {"ok": STATUS_RGB["ok"], "review": STATUS_RGB["review"],
-                                  "rejected": STATUS_RGB["unreadable"], "error": STATUS_RGB["unreadable"]}
+                                  "incomplete": STATUS_RGB["unreadable"], "rejected": STATUS_RGB["unreadable"], "error": STATUS_RGB["unreadable"]}
 NOT_JUDGED_RGB: RGB = (120, 120, 120)  # a field the result does not carry (a result of another submission)
 INK_RGB: RGB = (20, 20, 20)
 MUTED_RGB: RGB = (95, 95, 95)
@@ -37,6 +37,7 @@ WHITE: RGB = (255, 255, 255)
 PANEL_MM = 280.0  # side panel width in page mm, so that it scales with the page
 REFUSAL_WIDTH_PX = 1600
 _VERDICT = {"ok": "every number passed the checks", "review": "a person must check the marked fields",
+            "incomplete": "a page of the form is missing: photograph it",
             "rejected": "a photo was refused: take it again", "error": "the reader failed on this submission"}
 
 

@@ -9,10 +9,10 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from ocr.eval.score import Evaluation
-from ocr.record import SubmissionResult
+from ocr.record import SUBMISSION_STATUSES, SubmissionResult
 
 STATUS_STYLE = {"ok": "green", "corrected": "cyan", "review": "bold yellow", "unreadable": "bold red",
-                "rejected": "bold red", "error": "bold red"}
+                "incomplete": "bold red", "rejected": "bold red", "error": "bold red"}
 
 
 def _status(status: str) -> Text:
@@ -52,7 +52,7 @@ def result_table(result: SubmissionResult) -> Group:
 def evaluation_table(ev: Evaluation) -> Group:
     table = Table("measure", "value", title="evaluation", title_justify="left")
     table.add_row("submissions", f"{ev.submissions} ({len(ev.without_truth)} without truth.json)")
-    for status in ("ok", "review", "rejected", "error"):
+    for status in SUBMISSION_STATUSES:
         table.add_row(f"  {status}", f"{ev.by_status[status]} ({ev.share(status):.1%})")
     table.add_row("field accuracy (emitted values)", f"{ev.accuracy:.4%} ({ev.right} of {ev.emitted})")
     table.add_row("silently wrong fields", f"{ev.silent_rate:.4%} ({ev.silent} of {ev.fields})")

@@ -48,6 +48,7 @@ class FindingCode(StrEnum):
     NO_DIGIT_WRITTEN = "no_digit_written"  # a zero read from fillers only
     BOX_NOT_PLACED = "box_not_placed"  # a box not found on its printed lines
     BUBBLE_CONFLICT = "bubble_conflict"  # OMR bubbles that disagree with each other
+    MISSING_PAGE = "missing_page"  # of the submission: a page of its template no photo shows (detail: its number)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -76,8 +80,24 @@ def crashed_result(sub: SubmissionInput, hashes: list[str]) -> SubmissionResult:
                         "reading these photos killed the worker process twice (out of memory or a crash in a library)")
 
 
+def _exit_with_parent() -> None:
+    """Ends this worker when the batch process ends, however it ends (kill -9 included): a pool's workers otherwise
+    wait on their queue for ever. The parent's sentinel becomes ready when the parent is gone."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _init_worker(settings: BatchSettings, done: frozenset[tuple[str, str]]) -> None:
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the batch process stops us
+    _exit_with_parent()
     _worker.update(settings=settings, done=done, templates=tuple(load_templates().values()))
     classifier(settings.reader.threads, settings.reader.model)  # loaded before the freeze below
     gc.freeze()  # modules, templates and `done` (a tuple per record of a resumed batch) live as long as the process
@@ -117,6 +137,7 @@ class ProcessPool:
         self.workers, self.settings = workers, settings
         self.pending: dict[Future, tuple[SubmissionInput, bool]] = {}  # future -> (submission, read alone)
         self.suspects: deque[SubmissionInput] = deque()  # in flight when a worker died: retried one at a time
+        self.refused = False  # the pool refused a submission: a worker died since the last wait
 
     def resume(self, out: Path, store) -> dict[tuple[str, str], str]:
         return resume(out, store)
@@ -139,16 +160,26 @@ class ProcessPool:
 
     def _fill(self, queue: deque[SubmissionInput]) -> None:
         if self.suspects and not self.pending:
-            sub = self.suspects.popleft()
-            self.pending[self.pool.submit(_read_in_worker, sub)] = (sub, True)
+            self._submit(self.suspects.popleft(), True)
         while not self.suspects and queue and len(self.pending) < self.workers * IN_FLIGHT_PER_WORKER:
-            sub = queue.popleft()
-            self.pending[self.pool.submit(_read_in_worker, sub)] = (sub, False)
+            self._submit(queue.popleft(), False)
+
+    def _submit(self, sub: SubmissionInput, alone: bool) -> None:
+        """Hands `sub` to the pool; a pool a worker's death broke since the last wait refuses it: then `sub` waits
+        with the suspects, and `_finished` rebuilds the pool."""
+        try:
+            self.pending[self.pool.submit(_read_in_worker, sub)] = (sub, alone)
+        except BrokenProcessPool:
+            self.refused = True
+            if alone:
+                self.suspects.appendleft(sub)
+            else:
+                self.suspects.append(sub)
 
     def _finished(self, done: Done) -> list[tuple[SubmissionInput, SubmissionResult | None]]:
         """Waits for at least one submission; those finished, with their results."""
-        finished, _ = wait(self.pending, return_when=FIRST_COMPLETED)
-        out, broken = [], False
+        finished = wait(self.pending, return_when=FIRST_COMPLETED)[0] if self.pending else set()
+        out, broken, self.refused = [], self.refused, False
         for future in finished:
             sub, alone = self.pending.pop(future)
             try:
