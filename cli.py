@@ -244,8 +244,9 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
         store = ResultStore(db_url)
     console = Console(stderr=True)
     if found.skipped:
-        console.print(f"{len(found.skipped)} file(s) in {input_path} are not photos by name and are not read "
-                      f"(e.g. {found.skipped[0]})")
+        console.print(f"{len(found.skipped)} entries of {input_path} are not read:", markup=False, highlight=False)
+        for skipped in found.skipped:
+            console.print(f"  skipped {skipped.name}: {skipped.why}", markup=False, highlight=False)
     columns = (TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TextColumn("photos, {task.fields[rate]}"),
                TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
