@@ -36,6 +36,7 @@ import csv
 import hashlib
 import io
 import itertools
+import lzma
 import os
 import stat
 import zipfile
@@ -57,9 +58,8 @@ PHOTO_SUFFIXES = frozenset(ext for ext, fmt in Image.registered_extensions().ite
 MAX_PHOTO_BYTES = 64 * 1024 * 1024  # a 12 MP JPEG is 3-8 MB; larger is not a phone photo (and not read into memory)
 ARCHIVE_SUFFIXES = frozenset({".zip", ".rar", ".7z", ".tar", ".gz", ".tgz"})
 OS_METADATA = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
-# What reading a zip member raises when the member is damaged (bad CRC, cut deflate stream), encrypted
-# (RuntimeError) or compressed by a method zipfile lacks (NotImplementedError).
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError)
+# What reading a damaged zip member raises (bad CRC, a cut or corrupt deflate/LZMA stream, headers that disagree).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, RuntimeError, ValueError)
 _NAME_MAX = 255  # bytes in one file name (Linux, macOS)
 
 

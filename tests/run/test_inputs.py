@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ocr.eval.score import evaluate_results
 from ocr.reader.decode import Photo, decode_photo
-from ocr.reader.reasons import Refusal
-from ocr.record import SubmissionResult
+from ocr.reader.reasons import ReasonCode, Refusal
+from ocr.record import SubmissionResult, error_result
 from ocr.run import inputs
 from ocr.run.inputs import PHOTO_SUFFIXES, PhotoRef, find_submissions, submission_folder
 
@@ -270,6 +271,15 @@ def test_a_submission_folder_is_inside_its_root_whatever_the_name(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)  # a name the file system takes
     assert submission_folder(root, "kab-x/tps-0001") == root / "kab-x" / "tps-0001"
     assert submission_folder(root, "../../x") == root / "__" / "__" / "x"
+
+
+def test_eval_reads_no_truth_outside_its_folder(tmp_path):
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "truth.json").write_text("not the truth of this batch")
+    (tmp_path / "truth").mkdir()
+    names = ["../outside", str(tmp_path / "outside")]
+    results = [error_result(name, ["p.jpg"], [""], ReasonCode.INTERNAL_ERROR, "-") for name in names]
+    assert evaluate_results(results, tmp_path / "truth").without_truth == names
 
 
 def formc(*args: str) -> subprocess.CompletedProcess:
