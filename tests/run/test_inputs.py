@@ -301,12 +301,14 @@ def test_batch_on_a_hostile_zip_reads_the_good_and_names_the_rest(tmp_path):
     with zipfile.ZipFile(hostile, "a") as z:
         z.writestr("../../escape/p.jpg", page)
         z.writestr("a/../../../b/p.jpg", b"not a photo")
+        z.writestr("/abs/path/p.jpg", b"not a photo")
+        z.writestr("..\\..\\w\\p.jpg", b"not a photo")
         z.writestr("tps-crc/p.jpg", page)
         z.writestr("__MACOSX/kab/tps-good/._page-1.jpg", b"resource fork")
         z.writestr("kab/tps-good/.DS_Store", b"finder")
         z.writestr("inner.zip", b"PK")
     data = bytearray(hostile.read_bytes())
-    info = zipfile.ZipFile(hostile).infolist()[5]
+    info = zipfile.ZipFile(hostile).infolist()[7]
     data[info.header_offset + 30 + len(info.filename) + 5000] ^= 0xFF
     hostile.write_bytes(bytes(data))
     work = tmp_path / "work"
@@ -317,8 +319,8 @@ def test_batch_on_a_hostile_zip_reads_the_good_and_names_the_rest(tmp_path):
     assert run.returncode == 0, run.stderr
     lines = out.read_text().splitlines()
     by_name = {r.submission: r for r in map(SubmissionResult.model_validate_json, lines)}
-    assert len(lines) == len(by_name) == 4
-    assert sorted(by_name) == ["../../escape", "a/../../../b", "kab/tps-good", "tps-crc"]
+    assert len(lines) == len(by_name) == 6
+    assert sorted(by_name) == ["../../escape", "../../w", "/abs/path", "a/../../../b", "kab/tps-good", "tps-crc"]
     (error,) = by_name["tps-crc"].pages[0].errors
     assert error.code == "file_unreadable" and "damaged in its zip" in error.message
     assert by_name["../../escape"].pages[0].errors == [] and by_name["a/../../../b"].status == "rejected"
