@@ -244,8 +244,10 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
         store = ResultStore(db_url)
     console = Console(stderr=True)
     if found.skipped:
-        console.print(f"{len(found.skipped)} file(s) in {input_path} are not photos by name and are not read "
-                      f"(e.g. {found.skipped[0]})")
+        plain = {"markup": False, "highlight": False, "soft_wrap": True}  # names as they are, one line each
+        console.print(f"{len(found.skipped)} entries of {input_path} are not read:", **plain)
+        for skipped in found.skipped:
+            console.print(f"  skipped {skipped.name}: {skipped.why}", **plain)
     columns = (TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TextColumn("photos, {task.fields[rate]}"),
                TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:

@@ -7,6 +7,7 @@ Silently wrong = a field whose value differs from what is written while the fiel
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,9 @@ def evaluate_results(results: Iterable[SubmissionResult], truth_dir: Path) -> Ev
         ev.by_status[result.status] += 1
         ev.reasons.update(str(e.code) for p in result.pages for e in p.errors)
         truth_file = truth_dir / result.submission / "truth.json"
-        if not truth_file.exists():
+        # A name that leaves truth_dir (`../x`, `/abs`) has no truth in it: nothing outside is read.
+        inside = Path(os.path.normpath(truth_file)).is_relative_to(os.path.normpath(truth_dir))
+        if not inside or not truth_file.is_file():
             ev.without_truth.append(result.submission)
             continue
         truth = json.loads(truth_file.read_text())

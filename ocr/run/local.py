@@ -28,7 +28,7 @@ from ocr.pipeline import ReaderSettings, classifier, read_submission, read_submi
 from ocr.reader.reasons import ReasonCode
 from ocr.record import SubmissionResult, error_result, photos_key
 from ocr.run.batch import Done, resume
-from ocr.run.inputs import SubmissionInput
+from ocr.run.inputs import SubmissionInput, submission_folder
 from ocr.templates.catalog import load_templates
 from ocr.templates.model import FormTemplate
 
@@ -50,7 +50,7 @@ def read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings
     Previews go to `preview_out` (see `write_previews`), by default `settings.previews/<submission>/` when that is
     set. `on_read` draws from the result, the templates and the decoded photos (the review app's images)."""
     if preview_out is None and settings.previews is not None:
-        preview_out = settings.previews / sub.submission
+        preview_out = submission_folder(settings.previews, sub.submission)
     photos = [ref.load() for ref in sub.photos]
     if (sub.submission, photos_key([p.sha256 for p in photos], sub.sources)) in done:
         return None

@@ -52,7 +52,7 @@ def test_a_batch_with_bad_files_writes_every_record_with_its_reason(tmp_path):
     out = tmp_path / "results.jsonl"
     run = formc("batch", str(inbox), "--out", str(out), "--workers", "2")
     assert run.returncode == 0, run.stderr
-    assert "1 file(s)" in run.stderr and "5 submissions read" in run.stderr
+    assert "skipped readme.txt: not a photo by name" in run.stderr and "5 submissions read" in run.stderr
     by_name = {r.submission: r for r in records(out)}
     assert sorted(by_name) == ["empty", "kab-a/tps-good", "no-form", "notes", "truncated"]
     codes = {name: [e.code for p in r.pages for e in p.errors] for name, r in by_name.items()}
@@ -121,7 +121,7 @@ def test_inputs_from_a_zip_and_a_manifest(tmp_path):
         z.writestr("tps-7/truth.json", "{}")
     found = find_submissions(archive)
     assert [(s.submission, len(s.photos)) for s in found.submissions] == [("loose", 1), ("tps-7", 2)]
-    assert found.skipped == ["tps-7/truth.json"]
+    assert [s.name for s in found.skipped] == ["upload.zip:tps-7/truth.json"]
     assert found.submissions[1].photos[0].read_bytes() == (SAMPLE / "page-1.jpg").read_bytes()
     manifest = tmp_path / "manifest.csv"
     manifest.write_text(f"submission,path\nA,{SAMPLE / 'page-1.jpg'}\nA,{SAMPLE / 'page-2.jpg'}\nB,missing.jpg\n")
