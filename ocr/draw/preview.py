@@ -10,7 +10,8 @@ BGR uint8 (OpenCV's order); text is drawn by Pillow in the font of ocr/templates
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections import Counter
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -337,19 +338,35 @@ def render_submission_preview(result: SubmissionResult, templates: tuple[FormTem
     return images
 
 
+def photo_names(sources: list[str]) -> list[str]:
+    """A file name per photo source, distinct within the submission: the stem of its name (a zip member's name after
+    the colon), the whole name where stems collide, then a count."""
+    names = [PurePosixPath(source.split(":")[-1].replace("\\", "/")).name or "photo" for source in sources]
+    stems = [Path(name).stem or name for name in names]
+    chosen = [stem if stems.count(stem) == 1 else name for stem, name in zip(stems, names)]
+    totals, seen = Counter(chosen), Counter()
+    for i, name in enumerate(chosen):
+        seen[name] += 1
+        if totals[name] > 1:
+            chosen[i] = f"{name}-{seen[name]}"
+    return chosen
+
+
 def write_previews(result: SubmissionResult, templates: tuple[FormTemplate, ...], grays: list[np.ndarray | None],
-                   out: Path, px_per_mm: float = 4.0) -> list[Path]:
-    """Each photo's preview as a PNG: `out` named *.png is the file (`<out stem>-<photo stem>.png` for several
-    photos), any other `out` is a folder of `<photo stem>.png`."""
+                   out: Path, px_per_mm: float = 4.0, as_folder: bool | None = None) -> list[Path]:
+    """Each photo's preview as a PNG: `out` named *.png is the file (`<out stem>-<photo>.png` for several photos),
+    any other `out` (or any `out` with `as_folder`) is a folder of `<photo>.png`; `<photo>` is the photo's stem, or
+    its whole name where two photos share a stem (`x.jpg` and `x.png`), so that no preview overwrites another."""
     images = render_submission_preview(result, templates, grays, px_per_mm)
-    stems = [Path(source.split(":")[-1]).stem for source, _ in images]  # a zip member's name after the colon
-    if out.suffix.lower() != ".png":
-        paths = [out / f"{stem}.png" for stem in stems]
+    names = photo_names([source for source, _ in images])
+    if as_folder or out.suffix.lower() != ".png":
+        paths = [out / f"{name}.png" for name in names]
     elif len(images) == 1:
         paths = [out]
     else:
-        paths = [out.with_name(f"{out.stem}-{stem}.png") for stem in stems]
+        paths = [out.with_name(f"{out.stem}-{name}.png") for name in names]
     for path, (_, image) in zip(paths, images):
         path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), image)
+        if not cv2.imwrite(str(path), image):
+            raise OSError(f"could not write {path}")
     return paths

@@ -22,6 +22,8 @@ from pillow_heif import register_heif_opener
 from ocr.reader.reasons import ReasonCode, Refusal
 
 register_heif_opener()  # HEIC from iPhones opens through Pillow
+# The formats of photos that Pillow opens here; no others (EPS would run Ghostscript, PSD and icons are no photos).
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF", "TIFF", "BMP", "GIF")
 
 MAX_PIXELS = 64_000_000  # 8x a 12 MP phone photo; more is a decompression bomb, not a photo
 MIN_SIDE_PX = 200  # a form's boxes cannot be read from less
@@ -71,7 +73,7 @@ def decode_photo(data: bytes, source: str = "<bytes>", sha256: str = "", max_pix
     if not data:
         return Refusal(ReasonCode.EMPTY_FILE, f"{source} is empty (0 bytes): upload the photo again")
     try:
-        header = Image.open(io.BytesIO(data))
+        header = Image.open(io.BytesIO(data), formats=PHOTO_FORMATS)
         fmt, (width, height) = header.format or "?", header.size
     except Image.DecompressionBombError as exc:
         return Refusal(ReasonCode.IMAGE_TOO_LARGE, f"{source}: {exc} Refused before decoding; send the camera's original photo")
@@ -97,7 +99,7 @@ def decode_photo(data: bytes, source: str = "<bytes>", sha256: str = "", max_pix
             gray = _ORIENT[orientation](gray)
     if gray is None:
         try:
-            image = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+            image = ImageOps.exif_transpose(Image.open(io.BytesIO(data), formats=PHOTO_FORMATS))
             gray = np.asarray(image.convert("L"))
         except (OSError, ValueError, SyntaxError) as exc:
             return Refusal(ReasonCode.TRUNCATED, f"{source} could not be decoded ({exc}): it is probably damaged; "

@@ -107,7 +107,8 @@ def _read_submission_task(task, payload: dict) -> dict:
         store, store_dir = _in_worker(task.app)
         # A photo in the store is named by its hash (the submitter's): not hashed again.
         sub = SubmissionInput(payload["submission"], tuple(
-            PhotoRef(*p, sha256=sha if p[2] is None and sha else "") for p, sha in zip(payload["photos"], payload["hashes"])))
+            PhotoRef(*p[:3], sha256=sha if p[2] is None and sha else "", member=p[3] if len(p) > 3 else None)
+            for p, sha in zip(payload["photos"], payload["hashes"])))
         key = payload["photos_key"]
         # A retry (database down) is a new message: its deliveries count afresh, so only crashes count.
         if store.count_delivery(key, task.request.retries) >= MAX_DELIVERIES:
@@ -129,10 +130,10 @@ def _read_submission_task(task, payload: dict) -> dict:
     return {"photos_key": result.photos_key, "status": result.status, "record": result.model_dump_json()}
 
 
-def payload(submission: str, photos: list[list[str | None]], hashes: list[str], template_id: str | None = None,
+def payload(submission: str, photos: list[list[str | int | None]], hashes: list[str], template_id: str | None = None,
             draw: bool = False) -> dict:
-    """The message reading `submission`: its photos as [source, path, archive] (paths the workers can open) and
-    their sha256 ("": not loadable)."""
+    """The message reading `submission`: its photos as [source, path, archive(, zip member index)] (paths the
+    workers can open) and their sha256 ("": not loadable)."""
     return {"submission": submission, "photos": photos, "hashes": hashes, "template_id": template_id, "draw": draw,
             "photos_key": photos_key(hashes, [p[0] for p in photos])}
 
@@ -152,7 +153,7 @@ def _stored(sub: SubmissionInput, photo_store: PhotoStore, settings: BatchSettin
             photo_store.put(photo.data, photo.sha256)
             photos.append([ref.source, str(photo_store.photo_path(photo.sha256)), None])
         else:
-            photos.append([ref.source, ref.path, ref.archive])
+            photos.append([ref.source, ref.path, ref.archive, ref.member])  # a zip member by its place: names repeat
         hashes.append(photo.sha256)
     return payload(sub.submission, photos, hashes, settings.reader.template_id)
 

@@ -49,11 +49,10 @@ from typing import BinaryIO
 from PIL import Image
 
 from ocr.pipeline import PhotoInput
+from ocr.reader.decode import PHOTO_FORMATS
 from ocr.reader.reasons import ReasonCode, Refusal
 
-# The decoder (ocr/reader/decode.py) reads whatever Pillow opens; these are the formats of photos, by Pillow's own
-# extensions for them (EPS, PSD, icons and the like are not photos of a form, and EPS would run Ghostscript).
-PHOTO_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "HEIF", "AVIF", "TIFF", "BMP", "GIF"})
+# Photos by name: Pillow's own extensions for the formats the decoder opens.
 PHOTO_SUFFIXES = frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS)
 MAX_PHOTO_BYTES = 64 * 1024 * 1024  # a 12 MP JPEG is 3-8 MB; larger is not a phone photo (and not read into memory)
 ARCHIVE_SUFFIXES = frozenset({".zip", ".rar", ".7z", ".tar", ".gz", ".tgz"})

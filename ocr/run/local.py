@@ -49,9 +49,15 @@ def read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings
     """Read one submission from its files through the door; None when (submission, photos_key) is in `done`.
     Previews go to `preview_out` (see `write_previews`), by default `settings.previews/<submission>/` when that is
     set. `on_read` draws from the result, the templates and the decoded photos (the review app's images)."""
+    as_folder = preview_out is None  # the batch's previews: always a folder, even for a submission named `y.png`
     if preview_out is None and settings.previews is not None:
         preview_out = submission_folder(settings.previews, sub.submission)
-    photos = [ref.load() for ref in sub.photos]
+    try:
+        photos = [ref.load() for ref in sub.photos]
+    except Exception as exc:  # load refuses what it knows; anything else must cost one record, not the batch
+        log.exception("loading submission %r failed", sub.submission)
+        return error_result(sub.submission, sub.sources, [""] * len(sub.photos), ReasonCode.INTERNAL_ERROR,
+                            f"{type(exc).__name__}: {exc} (traceback in the log)")
     if (sub.submission, photos_key([p.sha256 for p in photos], sub.sources)) in done:
         return None
     if preview_out is None and on_read is None:
@@ -61,7 +67,7 @@ def read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings
         if preview_out is not None:
             from ocr.draw.preview import write_previews  # drawing libraries load only where previews are made
 
-            write_previews(result, templates, grays, preview_out)
+            write_previews(result, templates, grays, preview_out, as_folder=as_folder or None)
         if on_read is not None:
             on_read(result, templates, grays)
     except Exception as exc:  # a bug must cost one record, not the batch

@@ -182,3 +182,11 @@ def test_the_preview_is_drawn_from_the_record_alone(review):
     from_record = dict(render_submission_preview(record, TEMPLATES, _grays(read), SCALE))[page.source]
     assert from_record.shape == from_alignment.shape
     assert (np.abs(from_record.astype(int) - from_alignment).max(axis=-1) > 8).mean() < 1e-4
+
+
+def test_photos_that_share_a_stem_get_previews_of_their_own():
+    from ocr.draw.preview import photo_names
+
+    assert photo_names(["x.jpg", "x.png", "y.jpg"]) == ["x.jpg", "x.png", "y"]
+    assert photo_names(["in.zip:tps/p.jpg", "in.zip:tps/p.jpg (duplicate 2)"]) == ["p.jpg", "p.jpg (duplicate 2)"]
+    assert photo_names(["a/p.jpg", "b/p.jpg"]) == ["p.jpg-1", "p.jpg-2"]

@@ -93,3 +93,13 @@ def test_exif_orientation_is_applied(page_like, orientation, turn):
     assert photo.exif_orientation == orientation
     assert photo.gray.shape == page_like.shape
     assert np.abs(photo.gray.astype(int) - page_like).mean() < 3
+
+
+@pytest.mark.parametrize("fmt", ["EPS", "ICO", "PCX"])
+def test_formats_that_are_no_photos_are_refused_unopened(page_like, fmt):
+    """Pillow opens them, but only photo formats are decoded (an EPS named .jpg would run Ghostscript)."""
+    buf = io.BytesIO()
+    Image.fromarray(page_like[:256, :256]).save(buf, fmt)
+    assert Image.open(io.BytesIO(buf.getvalue())).format == fmt  # Pillow would have taken it
+    refusal = decode_photo(buf.getvalue(), "page-1.jpg")
+    assert refusal.code == ReasonCode.NOT_AN_IMAGE
