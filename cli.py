@@ -192,7 +192,10 @@ def read(photos: tuple[Path, ...], template_id: str | None, as_json: bool, submi
 @click.option("--template", "template_id", help="the template the photos must be (pages of another are refused)")
 def preview(photos: tuple[Path, ...], out: Path, template_id: str | None) -> None:
     """What an operator checks before sending: each page with its values drawn by their boxes, or why it was refused."""
-    result = _read_photos(photos, template_id, preview_out=out)
+    try:
+        result = _read_photos(photos, template_id, preview_out=out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the preview {out}: {exc}") from exc
     click.echo(f"{result.status}: " + ("; ".join(map(str, result.reasons)) or "every field confirmed"))
     if result.status == "error":
         raise click.ClickException(str(result.reasons[0]))
@@ -217,13 +220,16 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
           template_id: str | None, model: Path | None, engine: str, broker: str | None, store_dir: Path | None) -> None:
     """Read every submission in INPUT (a folder with one subfolder per TPS, a zip, or a CSV manifest)."""
     import os
+    import shlex
+    import signal
     import time
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ocr.db.store import ResultStore, StoreUnavailable
     from ocr.pipeline import ReaderSettings
-    from ocr.run.batch import run_batch
+    from ocr.run.batch import OutputError, run_batch, stopping_on_signals
     from ocr.run.inputs import InputError, find_submissions
     from ocr.run.local import BatchSettings, local_engine
 
@@ -233,16 +239,12 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
         raise click.UsageError("--engine celery needs --broker, --db and --store (the same as the workers')")
     if engine == "celery" and (previews or model):
         raise click.UsageError("--previews and --model are for the local engine (workers read with their own model)")
+    console = Console(stderr=True)
     try:
         found = find_submissions(input_path)
-    except InputError as exc:
+        store = ResultStore(db_url) if db_url else None
+    except (InputError, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc
-    store = None
-    if db_url:
-        from ocr.db.store import ResultStore
-
-        store = ResultStore(db_url)
-    console = Console(stderr=True)
     if found.skipped:
         plain = {"markup": False, "highlight": False, "soft_wrap": True}  # names as they are, one line each
         console.print(f"{len(found.skipped)} entries of {input_path} are not read:", **plain)
@@ -250,7 +252,7 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
             console.print(f"  skipped {skipped.name}: {skipped.why}", **plain)
     columns = (TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TextColumn("photos, {task.fields[rate]}"),
                TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console) as progress, stopping_on_signals():
         task = progress.add_task("read", total=found.photo_count, rate="")
         start, read_photos = time.perf_counter(), [0]
 
@@ -266,15 +268,23 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
                                    on_wait=lambda message: progress.console.print(f"waiting: {message}"))
         else:
             engine = local_engine(workers or os.cpu_count() or 1, settings)
-        summary = run_batch(found.submissions, out, engine, store, advance)
-    if store is not None:
-        store.close()
-    from ocr.record import SUBMISSION_STATUSES
-
-    counts = ", ".join(f"{status} {summary.by_status[status]}" for status in SUBMISSION_STATUSES)
-    console.print(f"{summary.submissions} submissions read ({counts}); {summary.already_done} already in {out}; "
-                  f"{summary.photos} photos in {summary.seconds:.1f} s = {summary.photos_per_s:.2f} photos/s",
-                  soft_wrap=True)  # one line, whatever the terminal's width: scripts grep it
+        try:
+            summary = run_batch(found.submissions, out, engine, store, advance)
+        except (OutputError, StoreUnavailable) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # previews that cannot be written
+            raise click.ClickException(f"{exc}; the records before it are kept in {out}, run the same command "
+                                       "again to read the rest") from exc
+        finally:
+            if store is not None:
+                store.close()
+    console.print(summary.line(out), soft_wrap=True)  # one line, whatever the terminal's width: scripts grep it
+    if summary.stopped_by:
+        left = len(found.submissions) - summary.submissions - summary.already_done
+        console.print(f"stopped by {signal.Signals(summary.stopped_by).name}: {left} submission(s) not read yet; to "
+                      f"read them, run the same command again: {shlex.join(['formc', *sys.argv[1:]])}",
+                      markup=False, highlight=False, soft_wrap=True)
+        sys.exit(128 + summary.stopped_by)  # the shell's code for a process its signal ended
     if summary.by_status["error"]:  # a failure (README's exit codes): the records and the log say which and why
         raise click.ClickException(f"{summary.by_status['error']} submission(s) could not be read (status error, see "
                                    f"their reasons in {out}; tracebacks above)")

@@ -3,22 +3,28 @@
 `run_batch` is the one driver and the only writer: one JSONL line per submission, written whole and
 flushed as soon as it is read, so `kill -9` loses nothing already written; a run over the same
 output skips every (submission, photos_key) already there, and saves in the database any record
-an interrupted run wrote to the JSONL only. Where the reading happens is an `Engine`: this
+an interrupted run wrote to the JSONL only. The output is the batch's own (`Output`: formc JSONL or refused, locked
+for one run, never left with part of a record), and SIGINT / SIGTERM end a run between two records with its
+summary (`stopping_on_signals`). Where the reading happens is an `Engine`: this
 process (`InProcess`, `--workers 1`), a pool of processes (`ProcessPool`), or the `formc worker`s
 of a Celery cluster (`ocr/run/cluster.py`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import signal
+import stat
 import time
 from collections import Counter
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from ocr.record import SubmissionResult
+from ocr.record import SUBMISSION_STATUSES, SubmissionResult
 from ocr.run.inputs import SubmissionInput
 
 Done = frozenset[tuple[str, str]]  # (submission, photos_key) of every record already in the JSONL
@@ -30,7 +36,7 @@ class Engine(Protocol):
 
     saves_results: bool
 
-    def resume(self, out: Path, store) -> dict[tuple[str, str], str]: ...
+    def save_missing(self, done: dict[tuple[str, str], str], store) -> None: ...
 
     def read(self, submissions: list[SubmissionInput], done: Done
              ) -> Iterator[tuple[SubmissionInput, SubmissionResult | None]]: ...
@@ -43,6 +49,7 @@ class BatchSummary:
     photos: int = 0  # read in this run
     already_done: int = 0  # submissions found in the output of an earlier run
     seconds: float = 0.0
+    stopped_by: int | None = None  # the signal that stopped the run before its end
 
     def add(self, sub: SubmissionInput, result: SubmissionResult | None) -> None:
         """Counts a finished submission (None: found done by an earlier run)."""
@@ -57,40 +64,132 @@ class BatchSummary:
     def photos_per_s(self) -> float:
         return self.photos / self.seconds if self.seconds else 0.0
 
-
-def done_records(out: Path) -> dict[tuple[str, str], str]:
-    """(submission, photos_key) -> JSONL line of every whole record in `out`; a torn last line is cut off."""
-    if not out.exists():
-        return {}
-    data = out.read_bytes()
-    whole = data[: data.rfind(b"\n") + 1]
-    if len(whole) != len(data):  # the write a kill interrupted: the submission is read again
-        with out.open("r+b") as f:
-            f.truncate(len(whole))
-    records = {}
-    for line in whole.decode().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            records[(r["submission"], r["photos_key"])] = line
-    return records
+    def line(self, out: Path) -> str:
+        """The run in one line, as `formc batch` ends."""
+        counts = ", ".join(f"{status} {self.by_status[status]}" for status in SUBMISSION_STATUSES)
+        return (f"{self.submissions} submissions read ({counts}); {self.already_done} already in {out}; "
+                f"{self.photos} photos in {self.seconds:.1f} s = {self.photos_per_s:.2f} photos/s")
 
 
-def append_record(fd: int, result: SubmissionResult) -> None:
-    data = (result.model_dump_json() + "\n").encode()
-    while data:  # one record, written whole before the next
-        data = data[os.write(fd, data):]
+class OutputError(Exception):
+    """The output file cannot be used or written; the message says why and what was kept, for a person."""
 
 
-def resume(out: Path, store=None) -> dict[tuple[str, str], str]:
-    """`done_records(out)`, each of them also saved in `store` (a ResultStore) where it is missing there."""
-    done = done_records(out)
-    if store is not None:  # a kill between the JSONL line and the database row: the row is written now
-        stored = store.keys()
-        for line in done.values():
-            result = SubmissionResult.model_validate_json(line)
-            if result.photos_key not in stored:
-                store.save(result)
-    return done
+RECORD_START = b'{"schema_version":'  # how every record's line begins (SubmissionResult's first field)
+
+
+def _record_key(line: bytes) -> tuple[str, str] | None:
+    """(submission, photos_key) of a JSONL line that is a formc record; None for anything else."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("submission", "photos_key")):
+        return None
+    return record["submission"], record["photos_key"]
+
+
+class Output:
+    """The batch's JSONL file, held for one run. Opening it refuses a file that is not formc JSONL (before anything in
+    it is cut) and one another batch holds (an exclusive lock for the run); a record is appended whole or not at all.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> Output:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+                raise OutputError(f"{self.path} is not a regular file; --out must be a JSONL file")
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self.__exit__()
+            raise OutputError(f"{self.path} is being written by another formc batch; wait for it to end, or choose "
+                              "another --out") from exc
+        except OutputError:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # and with it the lock
+
+    def records(self) -> dict[tuple[str, str], str]:
+        """(submission, photos_key) -> line of every record in the file. Refuses a file with any other line; a torn
+        record at its end (a kill mid-write) is cut off, and its submission is read again."""
+        data = self.path.read_bytes()
+        whole = data.rfind(b"\n") + 1
+        records = {}
+        for number, line in enumerate(data[:whole].split(b"\n")[:-1], 1):
+            key = _record_key(line)
+            if key is None and line.strip():
+                raise OutputError(f"line {number} of {self.path} is not a formc record; --out must be absent, empty "
+                                  "or the JSONL of a formc batch (nothing in it was changed)")
+            if key is not None:
+                records[key] = line.decode()
+        tail = data[whole:]
+        if tail and not (RECORD_START.startswith(tail) or tail.startswith(RECORD_START)):
+            raise OutputError(f"the last line of {self.path} is not a formc record; --out must be absent, empty or "
+                              "the JSONL of a formc batch (nothing in it was changed)")
+        if tail:
+            os.ftruncate(self.fd, whole)
+        return records
+
+    def append(self, result: SubmissionResult) -> None:
+        """Writes `result`'s line whole; on a failed write (disk full, I/O error) the part written is cut off again,
+        so the file stays records only, and the failure is an OutputError."""
+        data = memoryview((result.model_dump_json() + "\n").encode())
+        size = os.fstat(self.fd).st_size
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except BaseException as exc:  # a full disk, or a signal between two writes: no part of a record stays
+            os.ftruncate(self.fd, size)
+            if not isinstance(exc, OSError):
+                raise
+            raise OutputError(f"writing {self.path} failed: {exc.strerror}; the records before this one are kept, "
+                              "run the same command again to read the rest") from exc
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM reached the batch (a BaseException: no `except Exception` on the way keeps it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """While the batch runs, SIGINT (Ctrl-C) and SIGTERM raise `Stopped` in this, the main, thread: `run_batch` ends
+    between two records with its summary. The handlers before are put back after."""
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    before = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def save_missing(done: dict[tuple[str, str], str], store=None) -> None:
+    """Saves in `store` (a ResultStore) every record of `done` (lines of the JSONL) it does not hold: a kill between
+    a JSONL line and its database row leaves the row to write now."""
+    if store is None:
+        return
+    stored = store.keys()
+    for line in done.values():
+        result = SubmissionResult.model_validate_json(line)
+        if result.photos_key not in stored:
+            store.save(result)
 
 
 def run_batch(submissions: list[SubmissionInput], out: Path, engine: Engine, store=None,
@@ -98,21 +197,24 @@ def run_batch(submissions: list[SubmissionInput], out: Path, engine: Engine, sto
               ) -> BatchSummary:
     """Read every submission not already in `out` on `engine`; append each result to `out` (and save it in
     `store`, a ResultStore, unless the engine's workers do) as it comes. `on_result` sees each finished
-    submission (None: it was already done), for a progress bar."""
-    done = engine.resume(out, store)
+    submission (None: it was already done), for a progress bar. A `Stopped` ends the run early, with its summary;
+    an `OutputError` (and the store's `StoreUnavailable`) end it with what was written kept valid."""
     summary = BatchSummary()
     start = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        for sub, result in engine.read(submissions, frozenset(done)):
-            if result is not None:
-                append_record(fd, result)
-                if store is not None and not engine.saves_results:
-                    store.save(result)
-            summary.add(sub, result)
-            on_result(sub, result)
-    finally:
-        os.close(fd)
-        summary.seconds = time.perf_counter() - start
+    with Output(out) as output:
+        try:
+            done = output.records()
+            engine.save_missing(done, store)
+            with closing(engine.read(submissions, frozenset(done))) as finished:
+                for sub, result in finished:
+                    if result is not None:
+                        output.append(result)
+                        if store is not None and not engine.saves_results:
+                            store.save(result)
+                    summary.add(sub, result)
+                    on_result(sub, result)
+        except Stopped as stop:
+            summary.stopped_by = stop.signum
+        finally:
+            summary.seconds = time.perf_counter() - start
     return summary

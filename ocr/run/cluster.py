@@ -39,7 +39,7 @@ from ocr.db.uploads import record_upload, submission_id_of
 from ocr.pipeline import ReaderSettings, classifier
 from ocr.reader.reasons import ReasonCode
 from ocr.record import SubmissionResult, error_result, photos_key
-from ocr.run.batch import Done, resume
+from ocr.run.batch import Done, save_missing
 from ocr.run.inputs import PhotoRef, SubmissionInput
 from ocr.run.local import BatchSettings, crashed_result, read_one
 from ocr.run.photo_store import PhotoStore
@@ -172,8 +172,8 @@ class ClusterEngine:
         self.app, self.photo_store, self.store = make_app(broker), PhotoStore(store_dir), store
         self.settings, self.on_wait = settings, on_wait
 
-    def resume(self, out: Path, store) -> dict[tuple[str, str], str]:
-        return outlasting("opening the results", self.on_wait)(resume, out, store)
+    def save_missing(self, done: dict[tuple[str, str], str], store) -> None:
+        outlasting("opening the results", self.on_wait)(save_missing, done, store)
 
     def read(self, submissions: list[SubmissionInput], done: Done) -> Iterator[tuple[SubmissionInput,
                                                                                      SubmissionResult | None]]:

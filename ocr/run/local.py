@@ -27,7 +27,7 @@ from ocr import LOG_FORMAT
 from ocr.pipeline import ReaderSettings, classifier, read_submission, read_submission_and_photos
 from ocr.reader.reasons import ReasonCode
 from ocr.record import SubmissionResult, error_result, photos_key
-from ocr.run.batch import Done, resume
+from ocr.run.batch import Done, save_missing
 from ocr.run.inputs import SubmissionInput, submission_folder
 from ocr.templates.catalog import load_templates
 from ocr.templates.model import FormTemplate
@@ -70,6 +70,8 @@ def read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings
             write_previews(result, templates, grays, preview_out, as_folder=as_folder or None)
         if on_read is not None:
             on_read(result, templates, grays)
+    except OSError:
+        raise  # a full disk or a bad folder fails every submission alike: the batch stops with one message
     except Exception as exc:  # a bug must cost one record, not the batch
         log.exception("drawing submission %r failed", sub.submission)
         return error_result(sub.submission, sub.sources, [p.sha256 for p in photos], ReasonCode.INTERNAL_ERROR,
@@ -123,8 +125,8 @@ class InProcess:
         self.settings = settings
         self.templates = tuple(load_templates().values())
 
-    def resume(self, out: Path, store) -> dict[tuple[str, str], str]:
-        return resume(out, store)
+    def save_missing(self, done: dict[tuple[str, str], str], store) -> None:
+        save_missing(done, store)
 
     def read(self, submissions: list[SubmissionInput], done: Done) -> Iterator[tuple[SubmissionInput,
                                                                                      SubmissionResult | None]]:
@@ -145,8 +147,8 @@ class ProcessPool:
         self.suspects: deque[SubmissionInput] = deque()  # in flight when a worker died: retried one at a time
         self.refused = False  # the pool refused a submission: a worker died since the last wait
 
-    def resume(self, out: Path, store) -> dict[tuple[str, str], str]:
-        return resume(out, store)
+    def save_missing(self, done: dict[tuple[str, str], str], store) -> None:
+        save_missing(done, store)
 
     def read(self, submissions: list[SubmissionInput], done: Done) -> Iterator[tuple[SubmissionInput,
                                                                                      SubmissionResult | None]]:
