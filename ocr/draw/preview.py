@@ -30,7 +30,8 @@ Rect = tuple[int, int, int, int]  # (x0, y0, x1, y1) px, end exclusive
 STATUS_RGB: dict[str, RGB] = {"ok": (0, 150, 70), "corrected": (30, 100, 230), "review": (240, 120, 0),
                               "unreadable": (215, 20, 20)}
 SUBMISSION_RGB: dict[str, RGB] = {"ok": STATUS_RGB["ok"], "review": STATUS_RGB["review"],
-                                  "incomplete": STATUS_RGB["unreadable"], "rejected": STATUS_RGB["unreadable"], "error": STATUS_RGB["unreadable"]}
+                                  "incomplete": STATUS_RGB["unreadable"], "rejected": STATUS_RGB["unreadable"],
+                                  "error": STATUS_RGB["unreadable"]}
 NOT_JUDGED_RGB: RGB = (120, 120, 120)  # a field the result does not carry (a result of another submission)
 INK_RGB: RGB = (20, 20, 20)
 MUTED_RGB: RGB = (95, 95, 95)
