@@ -222,6 +222,7 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ocr.db.store import ResultStore, StoreUnavailable
     from ocr.pipeline import ReaderSettings
     from ocr.run.batch import run_batch
     from ocr.run.inputs import InputError, find_submissions
@@ -239,9 +240,10 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
         raise click.ClickException(str(exc)) from exc
     store = None
     if db_url:
-        from ocr.db.store import ResultStore
-
-        store = ResultStore(db_url)
+        try:
+            store = ResultStore(db_url)
+        except StoreUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
     console = Console(stderr=True)
     if found.skipped:
         plain = {"markup": False, "highlight": False, "soft_wrap": True}  # names as they are, one line each
@@ -266,7 +268,10 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
                                    on_wait=lambda message: progress.console.print(f"waiting: {message}"))
         else:
             engine = local_engine(workers or os.cpu_count() or 1, settings)
-        summary = run_batch(found.submissions, out, engine, store, advance)
+        try:
+            summary = run_batch(found.submissions, out, engine, store, advance)
+        except StoreUnavailable as exc:  # the database failed mid-run (read-only, full): the JSONL keeps every read
+            raise click.ClickException(str(exc)) from exc
     if store is not None:
         store.close()
     from ocr.record import SUBMISSION_STATUSES

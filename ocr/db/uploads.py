@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 from ocr.db.store import AuditRow, ResultStore, ReviewRow, SubmissionRow
 
 
-def submission_id_of(store: ResultStore, photos_key: str) -> int | None:
-    """The id of the stored submission with these photos, or None."""
+def submission_id_of(store: ResultStore, submission: str, photos_key: str) -> int | None:
+    """The id of the stored `submission` with these photos, or None."""
     with Session(store.engine) as session:
-        return session.scalar(select(SubmissionRow.id).where(SubmissionRow.photos_key == photos_key))
+        return session.scalar(select(SubmissionRow.id).where(SubmissionRow.submission == submission,
+                                                             SubmissionRow.photos_key == photos_key))
 
 
 def record_upload(store: ResultStore, submission_id: int, user_id: int, photos: list[str],

@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Protocol
 
 from ocr.record import SubmissionResult
 from ocr.run.inputs import SubmissionInput
+from ocr.run.twins import Twins
 
 Done = frozenset[tuple[str, str]]  # (submission, photos_key) of every record already in the JSONL
 
@@ -88,7 +89,7 @@ def resume(out: Path, store=None) -> dict[tuple[str, str], str]:
         stored = store.keys()
         for line in done.values():
             result = SubmissionResult.model_validate_json(line)
-            if result.photos_key not in stored:
+            if (result.submission, result.photos_key) not in stored:
                 store.save(result)
     return done
 
@@ -100,15 +101,17 @@ def run_batch(submissions: list[SubmissionInput], out: Path, engine: Engine, sto
     `store`, a ResultStore, unless the engine's workers do) as it comes. `on_result` sees each finished
     submission (None: it was already done), for a progress bar."""
     done = engine.resume(out, store)
+    twins = Twins(done)  # identical photos under a later name are flagged (ocr/run/twins.py)
     summary = BatchSummary()
     start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        for sub, result in engine.read(submissions, frozenset(done)):
+        for sub, read in engine.read(submissions, frozenset(done)):
+            result = twins.check(read) if read is not None else None
             if result is not None:
                 append_record(fd, result)
-                if store is not None and not engine.saves_results:
+                if store is not None and (result is not read or not engine.saves_results):  # a flag the workers lack
                     store.save(result)
             summary.add(sub, result)
             on_result(sub, result)

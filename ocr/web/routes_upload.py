@@ -64,8 +64,8 @@ async def upload(request: Request) -> Response:
             return refuse(f"{f.filename}: not a photo (JPEG, PNG, WebP or HEIC). Take a photo of the page and send "
                           "that.", 415)
         photos.append((_photo_name(f.filename, taken), request.app.state.photos.put(data)))
-    existing = reviews.id_of(photos_key([sha for _, sha in photos], [name for name, _ in photos]))
-    if existing is not None:  # the same photos again: the stored read stands, nothing is read twice
+    existing = reviews.id_of(name, photos_key([sha for _, sha in photos], [n for n, _ in photos]))
+    if existing is not None:  # the same TPS with the same photos again: the stored read stands, nothing is read twice
         reviews.record_upload(existing, user, [n for n, _ in photos])
         flash(request, "These photos were uploaded before: here is their result.")
         return RedirectResponse(f"/submissions/{existing}", status_code=303)

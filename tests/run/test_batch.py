@@ -148,7 +148,7 @@ def test_batch_into_a_database_and_eval_against_truth(tmp_path):
     run = formc("batch", str(REPO / "samples" / "kwk-gubernur-3"), "--out", str(out), "--workers", "2", "--db", url)
     assert run.returncode == 0, run.stderr
     with ResultStore(url) as store:  # the database holds exactly what the JSONL says
-        assert all(store.get(r.photos_key) == r for r in records(out)) and len(store.keys()) == 2
+        assert all(store.get(r.submission, r.photos_key) == r for r in records(out)) and len(store.keys()) == 2
     ev = evaluate_results(load_results(out), REPO / "samples" / "kwk-gubernur-3")
     assert ev.submissions == 2 and not ev.without_truth
     assert ev.fields > 80 and ev.accuracy > 0.98 and ev.silent == 0

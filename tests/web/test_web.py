@@ -82,7 +82,7 @@ class Env:
         """A stored copy of the uploaded slip sample's result under a new photo key (and name); its id."""
         key = f"{len(self.reviews.store.keys()):064x}"
         self.reviews.store.save(self.slip.model_copy(update={"submission": name, "photos_key": key}))
-        submission_id = self.reviews.id_of(key)
+        submission_id = self.reviews.id_of(name, key)
         if uploader is not None:
             self.reviews.record_upload(submission_id, self.users[uploader], ["page-1.jpg"])
         return submission_id
