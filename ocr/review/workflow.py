@@ -132,7 +132,7 @@ class Reviews(Accounts):
 
     # --- submissions ----------------------------------------------------------------------------------------------
 
-    def id_of(self, submission: str, photos_key: str) -> int | None:
+    def id_of(self, submission: str | None, photos_key: str) -> int | None:
         return submission_id_of(self.store, submission, photos_key)
 
     def record_upload(self, submission_id: int, user: User, photos: list[str], upload_id: str | None = None) -> None:
