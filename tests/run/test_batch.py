@@ -198,6 +198,7 @@ def test_identical_photos_under_two_tps_names_are_two_records_the_second_flagged
     assert "duplicate_photos" not in [r.code for r in first.reasons] and first.status in ("ok", "review")
     assert twin.status == "review" and twin.reasons[-1].code == "duplicate_photos"
     assert twin.reasons[-1].detail == first.submission and twin.fields == first.fields
+    assert evaluate_results([first, twin], inbox).reasons["duplicate_photos"] == 1  # `formc eval` lists it
     with ResultStore(url) as store:  # two rows, as two lines; the row holds the flag the line has
         assert store.keys() == {(first.submission, first.photos_key), (twin.submission, twin.photos_key)}
         assert store.get(first.submission, first.photos_key) == first and store.get(twin.submission, twin.photos_key) == twin
