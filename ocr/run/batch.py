@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Protocol
 
 from ocr.record import SubmissionResult
 from ocr.run.inputs import SubmissionInput
-from ocr.run.twins import Twins
+from ocr.run.twins import Twins, flagged
 
 Done = frozenset[tuple[str, str]]  # (submission, photos_key) of every record already in the JSONL
 
@@ -89,7 +89,8 @@ def resume(out: Path, store=None) -> dict[tuple[str, str], str]:
         stored = store.keys()
         for line in done.values():
             result = SubmissionResult.model_validate_json(line)
-            if (result.submission, result.photos_key) not in stored:
+            # A twin's flag too: the cluster's workers saved it unflagged, and a kill may have come before the driver.
+            if (result.submission, result.photos_key) not in stored or flagged(result):
                 store.save(result)
     return done
 

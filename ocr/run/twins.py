@@ -14,6 +14,11 @@ from ocr.reader.reasons import FindingCode
 from ocr.record import Reason, SubmissionResult
 
 
+def flagged(result: SubmissionResult) -> bool:
+    """Whether `result` is a twin that `Twins.check` flagged."""
+    return any(reason.code == FindingCode.DUPLICATE_PHOTOS for reason in result.reasons)
+
+
 class Twins:
     """photos_key -> the first submission written with those photos, in the order of the output."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ocr.db.store import ResultStore, default_url
 from ocr.reader.reasons import FindingCode, ReasonCode
 from ocr.record import error_result
+from ocr.run.batch import resume
 from ocr.run.twins import Twins
 
 SOURCES = ["page-1.jpg", "page-2.jpg"]
@@ -37,3 +39,15 @@ def test_submissions_of_photos_that_could_not_be_loaded_are_never_twins():
     assert twins.check(unloaded) is unloaded
     again = crashed("tps-2", ["", ""])
     assert again.photos_key == unloaded.photos_key and twins.check(again) is again
+
+
+def test_a_resumed_batch_saves_the_flag_its_cluster_workers_did_not(tmp_path):
+    # The workers saved both twins unflagged; the driver wrote the flagged line and was killed before saving it.
+    first, twin = crashed("tps-1", ["a" * 64, "b" * 64]), crashed("tps-2", ["a" * 64, "b" * 64])
+    flagged_twin = Twins([("tps-1", first.photos_key)]).check(twin)
+    out = tmp_path / "r.jsonl"
+    out.write_text(first.model_dump_json() + "\n" + flagged_twin.model_dump_json() + "\n")
+    with ResultStore(default_url(tmp_path / "results.db")) as store:
+        store.save_many([first, twin])
+        assert resume(out, store).keys() == {("tps-1", first.photos_key), ("tps-2", first.photos_key)}
+        assert store.get("tps-2", twin.photos_key) == flagged_twin and store.get("tps-1", first.photos_key) == first
