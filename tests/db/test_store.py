@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, delete, event, func, insert, select, text
 
 from ocr.db.store import (
     Base,
+    DeliveryRow,
     FieldRow,
     PageRow,
     ResultStore,
@@ -194,6 +195,9 @@ def test_twins_count_their_deliveries_apart(url):
         assert store.count_delivery("tps-2", "a" * 64) == 1
         store.clear_deliveries("tps-1", "a" * 64)
         assert store.count_delivery("tps-1", "a" * 64) == 1 and store.count_delivery("tps-2", "a" * 64) == 2
+        store.clear_deliveries("tps-1", "a" * 64)
+        store.clear_deliveries("tps-2", "a" * 64)
+        assert rows(store, DeliveryRow) == 0  # (the PostgreSQL database is the session's: the cluster tests count on it)
 
 
 def test_a_database_of_revision_0004_with_rows_is_upgraded_keeping_them(tmp_path):
