@@ -1,6 +1,7 @@
-"""The results database: `SubmissionResult`s kept in SQLite or PostgreSQL, one submission per `photos_key`.
+"""The results database: `SubmissionResult`s kept in SQLite or PostgreSQL, one row per (submission, photos_key).
 
-Saving a key again replaces that submission's pages and fields, so a resumed batch or a redelivered task
+Identical photos under two submission names are two rows, as they are two JSONL lines (`ocr/run/twins.py` flags the
+second). Saving a pair again replaces that submission's pages and fields, so a resumed batch or a redelivered task
 never adds a second copy. The schema comes from the Alembic migrations in `ocr/db/migrations`, run on open.
 What people add (accounts, corrections, verification, the audit log: the review app, `ocr/review/workflow.py`) lives in
 tables of its own, which a save never touches.
@@ -8,7 +9,8 @@ tables of its own, which a save never touches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Double,
+    Engine,
     ForeignKey,
     Integer,
     MetaData,
@@ -36,7 +39,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
 
 from ocr.record import SubmissionResult
@@ -69,9 +72,10 @@ def _values(row: Base) -> dict[str, Any]:
 
 class SubmissionRow(Base):
     __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("submission", "photos_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    photos_key: Mapped[str] = mapped_column(String(64), unique=True)
+    photos_key: Mapped[str] = mapped_column(String(64), index=True)
     submission: Mapped[str] = mapped_column(Text)
     template: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -187,13 +191,14 @@ class DeliveryRow(Base):
 
     __tablename__ = "deliveries"
 
+    submission: Mapped[str] = mapped_column(Text, primary_key=True)  # twins (the same photos) count apart
     photos_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     retry: Mapped[int] = mapped_column(Integer, primary_key=True)  # a retry after a database error counts afresh
     count: Mapped[int] = mapped_column(Integer)
 
 
 class StoreUnavailable(RuntimeError):
-    """The database could not be reached or migrated."""
+    """The database cannot be used: unreachable, not a database, read-only or full (the message says which)."""
 
 
 def default_url(path: str | Path) -> str:
@@ -201,15 +206,32 @@ def default_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
-def migrate(connection: Connection) -> None:
-    """Brings the schema on `connection` to the newest migration (a no-op when it is there already)."""
+def migrate(connection: Connection, revision: str = "head") -> None:
+    """Brings the schema on `connection` to the newest migration, or to `revision` (a no-op when it is there already)."""
     if connection.dialect.name == "postgresql":
         # Workers opening a fresh database at once: one migrates, the others wait for its commit and find it done.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, revision)
+
+
+def _open(engine: Engine) -> None:
+    """Migrates the database at `engine` and, for SQLite, checks that it can be written."""
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            # SQLite changes a constraint by copying its table: with foreign keys on, dropping the old copy would
+            # delete its pages, fields and reviews (ON DELETE CASCADE). Set before any write: in a transaction it is ignored.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        migrate(connection)
+        if sqlite:  # a read-only file fails here, at open, rather than at the batch's first save
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+        connection.commit()
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -221,7 +243,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class ResultStore:
-    """Results by `photos_key` in the database at `url` (`sqlite:///...` or `postgresql+psycopg://...`)."""
+    """Results by (submission, photos_key) in the database at `url` (`sqlite:///...` or `postgresql+psycopg://...`)."""
 
     def __init__(self, url: str) -> None:
         # pre_ping: a connection the server dropped (restart, failover) is replaced instead of failing the next query.
@@ -233,12 +255,10 @@ class ResultStore:
         if dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._upsert = UPSERTS[dialect]
-        try:
-            with self.engine.begin() as connection:
-                migrate(connection)
-        except OperationalError as e:
-            self.engine.dispose()
-            raise StoreUnavailable(f"cannot open the results database {self.engine.url!r}: {e.orig}") from e
+        with self._usable("cannot open the results database"):
+            if dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+                Path(self.engine.url.database).parent.mkdir(parents=True, exist_ok=True)  # as --out gets its folder
+            _open(self.engine)
 
     def __enter__(self) -> ResultStore:
         return self
@@ -250,21 +270,36 @@ class ResultStore:
         self.engine.dispose()
 
     def save(self, result: SubmissionResult) -> None:
-        """Stores `result`, replacing whatever was stored under its `photos_key`."""
+        """Stores `result`, replacing whatever was stored under its (submission, photos_key)."""
         self.save_many([result])
 
     def save_many(self, results: Iterable[SubmissionResult]) -> None:
         """Stores every result in one transaction: all of them or, on an error, none."""
-        with Session(self.engine) as session, session.begin():
+        with self._usable("cannot save in the results database"), Session(self.engine) as session, session.begin():
             for result in results:
                 self._replace(session, result)
+
+    @contextmanager
+    def _usable(self, what: str) -> Iterator[None]:
+        """Raises StoreUnavailable, one line saying `what` failed and why, when the database is unreachable,
+        read-only, full or not a database at all; a statement's own error (a bug) passes as it is."""
+        try:
+            yield
+        except DatabaseError as e:
+            if type(e) not in (OperationalError, DatabaseError):
+                raise
+            self.engine.dispose()
+            raise StoreUnavailable(f"{what} {self.engine.url!r}: {' '.join(str(e.orig).split())}") from e
+        except OSError as e:  # the SQLite file's folder cannot be made
+            self.engine.dispose()
+            raise StoreUnavailable(f"{what} {self.engine.url!r}: {e}") from e
 
     def _replace(self, session: Session, result: SubmissionResult) -> None:
         record = result.model_dump(mode="json")  # columns are named as the record's keys: no mapping by hand
         row = _columns(SubmissionRow, record, skip={"id", "photos_key", "created_at", "updated_at"})
         upsert = self._upsert(SubmissionRow).values(photos_key=result.photos_key, **row)
         # Updating in place keeps the submission's id (and created_at) stable across saves.
-        upsert = upsert.on_conflict_do_update(index_elements=[SubmissionRow.photos_key],
+        upsert = upsert.on_conflict_do_update(index_elements=[SubmissionRow.submission, SubmissionRow.photos_key],
                                               set_=dict(row, updated_at=func.now()))
         submission_id = session.execute(upsert.returning(SubmissionRow.id)).scalar_one()
         session.execute(delete(PageRow).where(PageRow.submission_id == submission_id))
@@ -276,9 +311,9 @@ class ResultStore:
             session.execute(insert(FieldRow), [_columns(FieldRow, dict(f, submission_id=submission_id, field_id=k))
                                                for k, f in record["fields"].items()])
 
-    def get(self, photos_key: str) -> SubmissionResult | None:
-        """The result stored under `photos_key`, equal to the one saved; None when there is none."""
-        return self._get(SubmissionRow.photos_key == photos_key)
+    def get(self, submission: str, photos_key: str) -> SubmissionResult | None:
+        """The result stored for `submission` with these photos, equal to the one saved; None when there is none."""
+        return self._get((SubmissionRow.submission == submission) & (SubmissionRow.photos_key == photos_key))
 
     def get_by_id(self, submission_id: int) -> SubmissionResult | None:
         """The result of the submission row `submission_id` (the review app's handle on it); None when there is none."""
@@ -294,23 +329,25 @@ class ResultStore:
             return SubmissionResult.model_validate(dict(
                 _values(row), pages=[_values(p) for p in row.pages], fields={f.field_id: _values(f) for f in row.fields}))
 
-    def count_delivery(self, photos_key: str, retry: int = 0) -> int:
-        """Counts one more delivery of the task reading `photos_key` (its `retry`-th retry); this delivery's number."""
-        upsert = self._upsert(DeliveryRow).values(photos_key=photos_key, retry=retry, count=1)
-        upsert = upsert.on_conflict_do_update(index_elements=[DeliveryRow.photos_key, DeliveryRow.retry],
+    def count_delivery(self, submission: str, photos_key: str, retry: int = 0) -> int:
+        """Counts one more delivery of the task reading `submission` (its `retry`-th retry); this delivery's number."""
+        upsert = self._upsert(DeliveryRow).values(submission=submission, photos_key=photos_key, retry=retry, count=1)
+        upsert = upsert.on_conflict_do_update(index_elements=[DeliveryRow.submission, DeliveryRow.photos_key,
+                                                              DeliveryRow.retry],
                                               set_={"count": DeliveryRow.count + 1})
         with self.engine.begin() as connection:  # one statement: two workers counting at once both count
             return connection.execute(upsert.returning(DeliveryRow.count)).scalar_one()
 
-    def clear_deliveries(self, photos_key: str) -> None:
-        """Forgets the deliveries of `photos_key`: its read finished."""
+    def clear_deliveries(self, submission: str, photos_key: str) -> None:
+        """Forgets the deliveries of `submission`: its read finished."""
         with self.engine.begin() as connection:
-            connection.execute(delete(DeliveryRow).where(DeliveryRow.photos_key == photos_key))
+            connection.execute(delete(DeliveryRow).where(DeliveryRow.submission == submission,
+                                                         DeliveryRow.photos_key == photos_key))
 
-    def keys(self) -> set[str]:
-        """The `photos_key` of every stored submission: what a resumed batch can skip."""
+    def keys(self) -> set[tuple[str, str]]:
+        """(submission, photos_key) of every stored submission: what a resumed batch can skip."""
         with Session(self.engine) as session:
-            return set(session.scalars(select(SubmissionRow.photos_key)))
+            return {(name, key) for name, key in session.execute(select(SubmissionRow.submission, SubmissionRow.photos_key))}
 
     def count_by_status(self) -> dict[str, int]:
         """Stored submissions per status (ok, review, incomplete, rejected, error); statuses with none are left out."""

@@ -12,10 +12,13 @@ from sqlalchemy.orm import Session
 from ocr.db.store import AuditRow, ResultStore, ReviewRow, SubmissionRow
 
 
-def submission_id_of(store: ResultStore, photos_key: str) -> int | None:
-    """The id of the stored submission with these photos, or None."""
+def submission_id_of(store: ResultStore, submission: str | None, photos_key: str) -> int | None:
+    """The id of the stored `submission` with these photos (None: of the first stored with them), or None."""
+    query = select(SubmissionRow.id).where(SubmissionRow.photos_key == photos_key).order_by(SubmissionRow.id).limit(1)
+    if submission is not None:
+        query = query.where(SubmissionRow.submission == submission)
     with Session(store.engine) as session:
-        return session.scalar(select(SubmissionRow.id).where(SubmissionRow.photos_key == photos_key))
+        return session.scalar(query)
 
 
 def record_upload(store: ResultStore, submission_id: int, user_id: int, photos: list[str],

@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Iterable
 
 from ocr.reader.digits import CLASSES
+from ocr.reader.reasons import FindingCode
 from ocr.record import SubmissionResult
 from ocr.synth.crops import GLYPH_CLASS
+
+# Findings about a whole submission, on no page or field: counted from the submission's own reasons.
+SUBMISSION_FINDINGS = (FindingCode.MISSING_PAGE, FindingCode.DUPLICATE_PHOTOS)
 
 
 @dataclass
@@ -27,7 +31,7 @@ class Evaluation:
     emitted: int = 0  # fields with a value
     right: int = 0  # emitted and equal to the truth
     silent: int = 0
-    reasons: Counter = field(default_factory=Counter)  # reason codes over fields and refused pages
+    reasons: Counter = field(default_factory=Counter)  # reason codes over fields, refused pages and SUBMISSION_FINDINGS
     confusions: Counter = field(default_factory=Counter)  # (written class, read class) of boxes read wrong
     boxes: int = 0
 
@@ -54,6 +58,7 @@ def evaluate_results(results: Iterable[SubmissionResult], truth_dir: Path) -> Ev
         ev.submissions += 1
         ev.by_status[result.status] += 1
         ev.reasons.update(str(e.code) for p in result.pages for e in p.errors)
+        ev.reasons.update(str(r.code) for r in result.reasons if r.code in SUBMISSION_FINDINGS)
         truth_file = truth_dir / result.submission / "truth.json"
         # A name that leaves truth_dir (`../x`, `/abs`) has no truth in it: nothing outside is read.
         inside = Path(os.path.normpath(truth_file)).is_relative_to(os.path.normpath(truth_dir))

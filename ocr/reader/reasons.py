@@ -49,6 +49,7 @@ class FindingCode(StrEnum):
     BOX_NOT_PLACED = "box_not_placed"  # a box not found on its printed lines
     BUBBLE_CONFLICT = "bubble_conflict"  # OMR bubbles that disagree with each other
     MISSING_PAGE = "missing_page"  # of the submission: a page of its template no photo shows (detail: its number)
+    DUPLICATE_PHOTOS = "duplicate_photos"  # of the submission: the same photos as another one (detail: its name)
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,8 @@ def crops_zip(reviews: Reviews, photos: PhotoStore) -> tuple[bytes, int]:
         crops_of: dict[str, dict] = {}
         for view, field_id, correction in corrected_fields(reviews):
             key = view.result.photos_key
-            crops = crops_of.setdefault(key, photos.box_crops(key)).get(field_id)
+            # Twins (the same photos under two names) share their crops: the first one's correction labels them.
+            crops = crops_of.setdefault(key, photos.box_crops(key)).pop(field_id, None)
             if crops is None:
                 continue
             read_labels = [d.label for d in view.result.fields[field_id].digits]

@@ -132,8 +132,8 @@ class Reviews(Accounts):
 
     # --- submissions ----------------------------------------------------------------------------------------------
 
-    def id_of(self, photos_key: str) -> int | None:
-        return submission_id_of(self.store, photos_key)
+    def id_of(self, submission: str | None, photos_key: str) -> int | None:
+        return submission_id_of(self.store, submission, photos_key)
 
     def record_upload(self, submission_id: int, user: User, photos: list[str], upload_id: str | None = None) -> None:
         """Who uploaded the submission (the first uploader stays when the same photos come again); see

@@ -26,6 +26,7 @@ from typing import Callable, Iterator, Protocol
 
 from ocr.record import SUBMISSION_STATUSES, SubmissionResult
 from ocr.run.inputs import SubmissionInput
+from ocr.run.twins import Twins, flagged
 
 Done = frozenset[tuple[str, str]]  # (submission, photos_key) of every record already in the JSONL
 
@@ -188,7 +189,8 @@ def save_missing(done: dict[tuple[str, str], str], store=None) -> None:
     stored = store.keys()
     for line in done.values():
         result = SubmissionResult.model_validate_json(line)
-        if result.photos_key not in stored:
+        # A twin's flag too: the cluster's workers saved it unflagged, and a kill may have come before the driver.
+        if (result.submission, result.photos_key) not in stored or flagged(result):
             store.save(result)
 
 
@@ -205,11 +207,13 @@ def run_batch(submissions: list[SubmissionInput], out: Path, engine: Engine, sto
         try:
             done = output.records()
             engine.save_missing(done, store)
+            twins = Twins(done)  # identical photos under a later name are flagged (ocr/run/twins.py)
             with closing(engine.read(submissions, frozenset(done))) as finished:
-                for sub, result in finished:
+                for sub, read in finished:
+                    result = twins.check(read) if read is not None else None
                     if result is not None:
                         output.append(result)
-                        if store is not None and not engine.saves_results:
+                        if store is not None and (result is not read or not engine.saves_results):  # a flag the workers lack
                             store.save(result)
                     summary.add(sub, result)
                     on_result(sub, result)

@@ -9,7 +9,8 @@ database itself. Nothing is lost and nothing is kept twice:
 - tasks are acknowledged after they ran (acks_late, prefetch 1), so a worker killed mid-task
   leaves its message unacknowledged and the broker hands it to another worker (Redis: after
   `redelivery_after` seconds; a pool child that dies is requeued at once);
-- saving is an upsert by the photos' content key, so a redelivered task rewrites the same rows;
+- saving is an upsert by the submission's name and its photos' content key, so a redelivered task rewrites the
+  same rows;
 - every delivery is counted in the database (`ResultStore.count_delivery`): a submission whose
   reading killed a worker twice is recorded as `error: worker_crashed` on its third delivery;
 - a database that is down is retried with exponential backoff; the broker connection retries on its own;
@@ -109,9 +110,9 @@ def _read_submission_task(task, payload: dict) -> dict:
         sub = SubmissionInput(payload["submission"], tuple(
             PhotoRef(*p[:3], sha256=sha if p[2] is None and sha else "", member=p[3] if len(p) > 3 else None)
             for p, sha in zip(payload["photos"], payload["hashes"])))
-        key = payload["photos_key"]
+        key = (payload["submission"], payload["photos_key"])
         # A retry (database down) is a new message: its deliveries count afresh, so only crashes count.
-        if store.count_delivery(key, task.request.retries) >= MAX_DELIVERIES:
+        if store.count_delivery(*key, task.request.retries) >= MAX_DELIVERIES:
             result = crashed_result(sub, payload["hashes"])
         else:
             on_read = PhotoStore(store_dir).draw if payload.get("draw") else None
@@ -119,9 +120,9 @@ def _read_submission_task(task, payload: dict) -> dict:
                               on_read=on_read)
         store.save(result)
         if (upload := payload.get("upload")) is not None:  # from the review app: who uploaded it, as it does locally
-            record_upload(store, submission_id_of(store, key), upload["user"][0], [p[0] for p in payload["photos"]],
+            record_upload(store, submission_id_of(store, *key), upload["user"][0], [p[0] for p in payload["photos"]],
                           upload["id"])
-        store.clear_deliveries(key)
+        store.clear_deliveries(*key)
     except (StoreUnavailable, OperationalError) as exc:
         if (stale := _worker.pop("store", None)) is not None:  # reconnect on the retry
             stale.close()
@@ -206,7 +207,7 @@ def _outcome(async_result: AsyncResult, message: dict, store: ResultStore) -> Su
     if async_result.successful() and "record" in async_result.result:  # a worker of an older formc returns none
         result = SubmissionResult.model_validate_json(async_result.result["record"])
     else:
-        result = store.get(message["photos_key"])
+        result = store.get(message["submission"], message["photos_key"])
     if result is None:  # the task gave up before saving (the database stayed down)
         result = error_result(message["submission"], [p[0] for p in message["photos"]], message["hashes"],
                               ReasonCode.INTERNAL_ERROR, f"cluster task failed: {async_result.result!r}")

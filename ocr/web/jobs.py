@@ -100,7 +100,7 @@ class LocalReader(Reader):
         try:  # read_one never raises; the database may (unreachable, full disk)
             result = read_one(sub, self.templates, BatchSettings(), on_read=self.photos.draw)
             self.store.save(result)
-            submission_id = self.reviews.id_of(result.photos_key)
+            submission_id = self.reviews.id_of(result.submission, result.photos_key)
             self.reviews.record_upload(submission_id, user, [name for name, _ in photos], job_id)
             self._finish(job_id, submission_id)
         except Exception as exc:
@@ -119,7 +119,7 @@ class ClusterReader(Reader):
 
         super().__init__(reviews, photos)
         self.app = make_app(broker)
-        self._tasks: dict[str, tuple] = {}  # job id -> its AsyncResult and photos_key, while reading
+        self._tasks: dict[str, tuple] = {}  # job id -> its AsyncResult, submission and photos_key, while reading
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
         from ocr.run.cluster import OUTAGES, payload, send
@@ -130,7 +130,7 @@ class ClusterReader(Reader):
         for gone in [k for k in self._tasks if super().job(k) is None]:  # forgotten jobs
             del self._tasks[gone]
         try:
-            self._tasks[job_id] = (send(self.app, message), message["photos_key"])
+            self._tasks[job_id] = (send(self.app, message), submission, message["photos_key"])
         except OUTAGES as exc:
             self._finish(job_id, None, f"the reading cluster's broker cannot be reached ({exc!r})")
 
@@ -140,12 +140,12 @@ class ClusterReader(Reader):
         found = super().job(job_id)
         if found is None or job_id not in self._tasks:
             return found
-        task, key = self._tasks[job_id]
+        task, submission, key = self._tasks[job_id]
         try:
             if not task.ready():
                 return found
             # Looked up even for a failed task: a worker that saved the result and then lost the broker reports one.
-            submission_id = self.reviews.id_of(key)
+            submission_id = self.reviews.id_of(submission, key)
         except OUTAGES:  # broker or database away for a moment: still reading, as far as the page can tell
             return found
         if submission_id is not None:

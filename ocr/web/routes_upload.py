@@ -64,8 +64,11 @@ async def upload(request: Request) -> Response:
             return refuse(f"{f.filename}: not a photo (JPEG, PNG, WebP or HEIC). Take a photo of the page and send "
                           "that.", 415)
         photos.append((_photo_name(f.filename, taken), request.app.state.photos.put(data)))
-    existing = reviews.id_of(photos_key([sha for _, sha in photos], [name for name, _ in photos]))
-    if existing is not None:  # the same photos again: the stored read stands, nothing is read twice
+    # The same photos again, under this name or else another TPS's: the stored read stands, nothing is read twice
+    # (nor kept for a second TPS: the page shows whose photos they are).
+    key = photos_key([sha for _, sha in photos], [n for n, _ in photos])
+    existing = reviews.id_of(name, key) or reviews.id_of(None, key)
+    if existing is not None:
         reviews.record_upload(existing, user, [n for n, _ in photos])
         flash(request, "These photos were uploaded before: here is their result.")
         return RedirectResponse(f"/submissions/{existing}", status_code=303)

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import create_engine, delete, event, func, insert, select, text
 
-from ocr.db.store import Base, FieldRow, PageRow, ResultStore, StoreUnavailable, SubmissionRow, default_url
+from ocr.db.store import (
+    Base,
+    DeliveryRow,
+    FieldRow,
+    PageRow,
+    ResultStore,
+    StoreUnavailable,
+    SubmissionRow,
+    default_url,
+    migrate,
+)
 from ocr.record import (
     Alternative,
     DigitRead,
@@ -73,7 +88,7 @@ def rows(store: ResultStore, table: type[Base]) -> int:
 
 def submission_ids(store: ResultStore) -> list[int]:
     with store.engine.connect() as connection:
-        return list(connection.scalars(select(SubmissionRow.id)))
+        return list(connection.scalars(select(SubmissionRow.id).order_by(SubmissionRow.id)))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -87,32 +102,32 @@ def url(request: pytest.FixtureRequest, tmp_path) -> str:
     return postgres_url
 
 
-def test_round_trip_and_replace_by_photos_key(url):
+def test_round_trip_and_replace_by_submission_and_photos(url):
     first = tally()
     with ResultStore(url) as store:
         store.save(first)
-        assert store.get(first.photos_key) == first
-        assert list(store.get(first.photos_key).fields) == list(first.fields)  # the template's order, for output
+        assert store.get("tps-0001", first.photos_key) == first
+        assert list(store.get("tps-0001", first.photos_key).fields) == list(first.fields)  # the template's order
         first_id = submission_ids(store)
-        assert store.get("0" * 64) is None
+        assert store.get("tps-0001", "0" * 64) is None
 
         # The same photos again (a resumed batch, a redelivered task): replaced, never added.
         second = tally(status="ok", paslon_1=71)
         second.fields.pop("suara_sah")
         store.save(second)
-        assert store.get(second.photos_key) == second
+        assert store.get("tps-0001", second.photos_key) == second
         assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (1, 2, 3)
         assert submission_ids(store) == first_id  # updated in place: the review app's links survive
 
         failed = error_result("tps-0002", ["tps-0002/page-1.jpg"], ["c" * 64], "internal_error", "worker crashed")
         store.save_many([failed, second])
-        assert store.keys() == {second.photos_key, failed.photos_key}
+        assert store.keys() == {("tps-0001", second.photos_key), ("tps-0002", failed.photos_key)}
         assert store.count_by_status() == {"ok": 1, "error": 1}
 
     # Opening an existing database runs the migrations again as a no-op and finds the data.
     with ResultStore(url) as store:
-        assert store.get(second.photos_key) == second
-        assert store.get(failed.photos_key) == failed
+        assert store.get("tps-0001", second.photos_key) == second
+        assert store.get("tps-0002", failed.photos_key) == failed
 
 
 def test_save_many_stores_all_or_nothing(url):
@@ -131,7 +146,7 @@ def test_workers_saving_one_submission_at_once_leave_one_copy(url):
     with ResultStore(url) as store, ThreadPoolExecutor(4) as pool:
         list(pool.map(store.save, [tally(paslon_1=n) for n in range(20)]))
         assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (1, 2, 4)
-        assert store.get(photos_key(PHOTOS, SOURCES)).fields["suara_paslon_1"].value in range(20)
+        assert store.get("tps-0001", photos_key(PHOTOS, SOURCES)).fields["suara_paslon_1"].value in range(20)
 
 
 def test_deleting_a_submission_deletes_its_pages_and_fields(url):
@@ -152,8 +167,98 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
         assert connection.scalar(text("PRAGMA journal_mode")) == "wal"
 
 
-@pytest.mark.parametrize("unreachable", ["sqlite:////no/such/dir/results.db",
+@pytest.mark.parametrize("unreachable", ["sqlite:////dev/null/results.db",  # a folder that cannot be made
                                          "postgresql+psycopg://formc@/results?host=/no/such/dir&port=5432"])
 def test_a_database_that_cannot_be_reached_says_so(unreachable):
     with pytest.raises(StoreUnavailable, match="cannot open the results database"):
         ResultStore(unreachable)
+
+
+def test_identical_photos_under_two_names_are_two_rows(url):
+    # Two TPS sent the same photos: two JSONL lines, so two rows; neither overwrites the other.
+    first, twin = tally(), tally(status="ok", paslon_1=71).model_copy(update={"submission": "tps-0009"})
+    with ResultStore(url) as store:
+        store.save_many([first, twin])
+        assert store.keys() == {("tps-0001", first.photos_key), ("tps-0009", first.photos_key)}
+        assert store.get("tps-0001", first.photos_key) == first and store.get("tps-0009", first.photos_key) == twin
+        assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (2, 4, 8)
+        twin_id = submission_ids(store)[1]
+        again = twin.model_copy(update={"status": "review"})
+        store.save(again)  # the same pair again: replaced in place
+        assert store.get("tps-0009", first.photos_key) == again and submission_ids(store)[1] == twin_id
+        assert store.get("tps-0001", first.photos_key) == first and rows(store, SubmissionRow) == 2
+
+
+def test_twins_count_their_deliveries_apart(url):
+    with ResultStore(url) as store:
+        assert [store.count_delivery("tps-1", "a" * 64) for _ in range(2)] == [1, 2]
+        assert store.count_delivery("tps-2", "a" * 64) == 1
+        store.clear_deliveries("tps-1", "a" * 64)
+        assert store.count_delivery("tps-1", "a" * 64) == 1 and store.count_delivery("tps-2", "a" * 64) == 2
+        store.clear_deliveries("tps-1", "a" * 64)
+        store.clear_deliveries("tps-2", "a" * 64)
+        assert rows(store, DeliveryRow) == 0  # (the PostgreSQL database is the session's: the cluster tests count on it)
+
+
+def test_a_database_of_revision_0004_with_rows_is_upgraded_keeping_them(tmp_path):
+    url = default_url(tmp_path / "old.db")
+    record = tally().model_dump(mode="json")
+    engine = create_engine(url)
+    event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys=ON"))
+    with engine.begin() as connection:  # rows as formc of revision 0004 wrote them
+        migrate(connection, "0004")
+        submission_id = connection.execute(insert(SubmissionRow).values(
+            {c: record[c] for c in ("photos_key", "submission", "template", "status", "reasons", "checks", "timings_ms")}
+        ).returning(SubmissionRow.id)).scalar_one()
+        connection.execute(insert(PageRow), [dict(p, submission_id=submission_id, position=i, quality=None,
+                                                  geometry=None) for i, p in enumerate(record["pages"])])
+        connection.execute(insert(FieldRow), [dict(f, submission_id=submission_id, field_id=k)
+                                              for k, f in record["fields"].items()])
+        connection.execute(text("INSERT INTO deliveries VALUES (:key, 0, 2)"), {"key": record["photos_key"]})
+    engine.dispose()
+    with ResultStore(url) as store:  # upgraded on open: copying the table lost none of its pages or fields
+        stored = store.get("tps-0001", record["photos_key"])
+        assert (rows(store, PageRow), rows(store, FieldRow)) == (2, 4) and stored.fields.keys() == record["fields"].keys()
+        store.save(tally().model_copy(update={"submission": "tps-0009"}))  # a twin is a row of its own now
+        assert rows(store, SubmissionRow) == 2 and store.count_delivery("tps-0001", record["photos_key"]) == 1
+        with store.engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+            assert connection.scalar(text("PRAGMA foreign_keys")) == 1  # on again after the upgrade
+
+
+def test_a_file_that_is_not_a_database_or_a_directory_is_refused_in_one_line(tmp_path):
+    (tmp_path / "junk.db").write_bytes(bytes(range(256)) * 16)
+    (tmp_path / "folder.db").mkdir()
+    with pytest.raises(StoreUnavailable, match=r"^cannot open the results database .*junk.db.*: file is not a database$"):
+        ResultStore(default_url(tmp_path / "junk.db"))
+    with pytest.raises(StoreUnavailable, match=r"^cannot open the results database .*folder.db.*: unable to open"):
+        ResultStore(default_url(tmp_path / "folder.db"))
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """`path` made read-only: by its mode and, for root (whom modes do not stop), as an immutable file."""
+    path.chmod(0o444)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("running as root where chattr +i is not available: a file cannot be made read-only")
+    try:
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o644)
+
+
+def test_a_read_only_database_is_refused_at_open_and_at_a_save(tmp_path):
+    url = default_url(tmp_path / "results.db")
+    with ResultStore(url) as store:
+        store.save(tally())
+    with ResultStore(url) as store, read_only(tmp_path / "results.db"):
+        with pytest.raises(StoreUnavailable, match="^cannot open the results database .*: attempt to write a readonly"):
+            ResultStore(url)
+        # Opened before it became read-only: the pool's next connection finds it so, and the save says it.
+        store.engine.dispose()
+        with pytest.raises(StoreUnavailable, match="^cannot save in the results database .*: attempt to write a readonly"):
+            store.save(tally(status="ok"))
+        assert store.get("tps-0001", tally().photos_key) == tally()  # reading still works

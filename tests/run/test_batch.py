@@ -148,7 +148,7 @@ def test_batch_into_a_database_and_eval_against_truth(tmp_path):
     run = formc("batch", str(REPO / "samples" / "kwk-gubernur-3"), "--out", str(out), "--workers", "2", "--db", url)
     assert run.returncode == 0, run.stderr
     with ResultStore(url) as store:  # the database holds exactly what the JSONL says
-        assert all(store.get(r.photos_key) == r for r in records(out)) and len(store.keys()) == 2
+        assert all(store.get(r.submission, r.photos_key) == r for r in records(out)) and len(store.keys()) == 2
     ev = evaluate_results(load_results(out), REPO / "samples" / "kwk-gubernur-3")
     assert ev.submissions == 2 and not ev.without_truth
     assert ev.fields > 80 and ev.accuracy > 0.98 and ev.silent == 0
@@ -184,3 +184,35 @@ def test_the_in_process_engine_and_the_pool_write_the_same_records(tmp_path):
     assert diffs == [] and submissions == len(found.submissions) and fields > 100 and boxes > 100
     again = run_batch(found.submissions, tmp_path / "alone.jsonl", local_engine(1))  # resumed: nothing read twice
     assert again.submissions == 0 and again.already_done == len(found.submissions)
+
+
+def test_identical_photos_under_two_tps_names_are_two_records_the_second_flagged(tmp_path):
+    inbox, out = tmp_path / "in", tmp_path / "r.jsonl"
+    _tps(inbox, "kab-a/tps-001")
+    _tps(inbox, "kab-a/tps-002")  # byte-identical copies of the same photos
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    run = formc("batch", str(inbox), "--out", str(out), "--workers", "2", "--db", url)
+    assert run.returncode == 0, run.stderr
+    first, twin = records(out)  # the one written first is the original, whichever was read first
+    assert first.photos_key == twin.photos_key and first.submission != twin.submission
+    assert "duplicate_photos" not in [r.code for r in first.reasons] and first.status in ("ok", "review")
+    assert twin.status == "review" and twin.reasons[-1].code == "duplicate_photos"
+    assert twin.reasons[-1].detail == first.submission and twin.fields == first.fields
+    assert evaluate_results([first, twin], inbox).reasons["duplicate_photos"] == 1  # `formc eval` lists it
+    with ResultStore(url) as store:  # two rows, as two lines; the row holds the flag the line has
+        assert store.keys() == {(first.submission, first.photos_key), (twin.submission, twin.photos_key)}
+        assert store.get(first.submission, first.photos_key) == first and store.get(twin.submission, twin.photos_key) == twin
+    again = formc("batch", str(inbox), "--out", str(out), "--workers", "1", "--db", url)
+    assert "0 submissions read" in again.stderr and "2 already in" in again.stderr
+    assert records(out) == [first, twin]
+    with ResultStore(url) as store:
+        assert len(store.keys()) == 2
+
+
+def test_a_database_file_that_is_not_a_database_fails_the_batch_in_one_line(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"MZ\x90\x00 not SQLite at all " * 100)
+    run = formc("batch", str(SAMPLE), "--out", str(tmp_path / "r.jsonl"), "--db", f"sqlite:///{junk}")
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [f"Error: cannot open the results database sqlite:///{junk}: file is not a database"]
+    assert not (tmp_path / "r.jsonl").exists()  # nothing read into a batch that cannot be kept

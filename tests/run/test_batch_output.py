@@ -154,3 +154,12 @@ def test_previews_that_cannot_be_written_stop_the_batch_with_one_message(tmp_pat
     run = formc("batch", str(_inbox(tmp_path, 2)), "--out", str(tmp_path / "r.jsonl"), "--workers", "2",
                 "--previews", str(tmp_path / "a-file" / "previews"))
     _one_clear_error(run, "Not a directory", "run the same command again")
+
+
+def test_a_database_in_a_new_folder_is_made_and_one_that_cannot_be_is_one_message(tmp_path):
+    inbox = _inbox(tmp_path, 1)
+    made = formc("batch", str(inbox), "--out", str(tmp_path / "r.jsonl"), "--db", f"sqlite:///{tmp_path}/new/r.db")
+    assert made.returncode == 0 and (tmp_path / "new" / "r.db").is_file(), made.stderr
+    (tmp_path / "a-file").write_text("x")
+    run = formc("batch", str(inbox), "--out", str(tmp_path / "s.jsonl"), "--db", f"sqlite:///{tmp_path}/a-file/r.db")
+    _one_clear_error(run, "cannot open the results database")

@@ -104,8 +104,7 @@ def test_any_mix_of_entries_gives_one_record_or_one_skipped_line_each(as_zip, da
             source = tmp / "upload.zip"
             _zip(entries, source, [f"e{i}" for i, kind in enumerate(kinds) if kind == "damaged member"])
             skipped = [f"upload.zip:{name}" for name in skipped]  # a member is named inside its zip
-        out = tmp / "out"
-        out.mkdir()
+        out = tmp / "out"  # made by the batch, for the JSONL and the database alike
         before = _outside(tmp, out)
         args = ("batch", str(source), "--out", str(out / "results.jsonl"), "--workers", "2",
                 "--db", f"sqlite:///{out / 'results.db'}", "--previews", str(out / "previews"))

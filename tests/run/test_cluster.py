@@ -100,10 +100,10 @@ def _assert_each_once_as_read_locally(out: Path, db_url: str, count: int) -> Non
     found = {s.submission: s for s in find_submissions(out.parent / "in").submissions}
     expected = _comparable(read_one(found["tps-0000"], TEMPLATES, BatchSettings()))
     with ResultStore(db_url) as db:
-        assert db.keys() == {r["photos_key"] for r in lines}  # one row per submission: none twice
+        assert db.keys() == {(r["submission"], r["photos_key"]) for r in lines}  # one row per submission: none twice
         for r in lines:
             assert _comparable(SubmissionResult.model_validate(r)) == expected, r["submission"]  # the JSONL line
-            stored = db.get(r["photos_key"])
+            stored = db.get(r["submission"], r["photos_key"])
             assert stored.submission == r["submission"]
             assert _comparable(stored) == expected
 
@@ -264,7 +264,7 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
     assert lines["poison"]["status"] == "error" and lines["poison"]["reasons"][0]["code"] == "worker_crashed"
     assert all(lines[f"tps-{n:04d}"]["status"] != "error" for n in range(4))
     with ResultStore(postgres_url) as db:
-        assert db.get(lines["poison"]["photos_key"]).model_dump(mode="json")["reasons"] == lines["poison"]["reasons"]
+        assert db.get("poison", lines["poison"]["photos_key"]).model_dump(mode="json")["reasons"] == lines["poison"]["reasons"]
         with db.engine.connect() as connection:  # every finished read forgot its deliveries
             assert connection.exec_driver_sql("SELECT count(*) FROM deliveries").scalar_one() == 0
 

@@ -82,7 +82,7 @@ class Env:
         """A stored copy of the uploaded slip sample's result under a new photo key (and name); its id."""
         key = f"{len(self.reviews.store.keys()):064x}"
         self.reviews.store.save(self.slip.model_copy(update={"submission": name, "photos_key": key}))
-        submission_id = self.reviews.id_of(key)
+        submission_id = self.reviews.id_of(name, key)
         if uploader is not None:
             self.reviews.record_upload(submission_id, self.users[uploader], ["page-1.jpg"])
         return submission_id
@@ -126,6 +126,22 @@ def test_upload_is_read_into_a_preview_with_failed_rules(env):
 def test_the_same_photos_again_are_not_read_twice(env):
     client, csrf = env.client("olga")
     assert upload(client, csrf, "kab-x/tps-0002", SAMPLES / "tps-0002") == f"/submissions/{env.slip_id}"
+    # Under another TPS's name: not read (nor kept) for it; the page shows whose photos they are.
+    assert upload(client, csrf, "kab-x/tps-0099", SAMPLES / "tps-0002") == f"/submissions/{env.slip_id}"
+    assert env.reviews.id_of("kab-x/tps-0099", env.slip.photos_key) is None
+
+
+def test_a_batch_twin_says_whose_photos_it_has_before_anyone_verifies_it(env):
+    from ocr.run.twins import Twins
+
+    twin = Twins([(env.slip.submission, env.slip.photos_key)]).check(env.slip.model_copy(update={"submission": "kab-y/tps-7"}))
+    env.reviews.store.save(twin)
+    twin_id = env.reviews.id_of("kab-y/tps-7", env.slip.photos_key)
+    assert twin_id != env.slip_id and env.reviews.id_of(None, env.slip.photos_key) == env.slip_id
+    rudi, _ = env.client("rudi")
+    for page in (rudi.get(f"/submissions/{twin_id}").text, rudi.get(f"/review/{twin_id}").text):
+        assert "The same photos as kab-x/tps-0002" in page and "No need to retake" not in page
+    assert "The same photos as" not in rudi.get(f"/submissions/{env.slip_id}").text
 
 
 def test_a_refused_photo_gets_a_plain_message(env):
@@ -361,7 +377,11 @@ def test_exports_hold_the_verified_values_and_labelled_crops(env):
 
     # The crops come from the uploaded submission's photos: correct it too (the copies share no photo key).
     client.post(f"/review/{env.slip_id}", data={"v.suara_sah": "171", "csrf": csrf, "reason": "slip"})
+    env.reviews.store.save(env.slip.model_copy(update={"submission": "kab-e/tps-twin"}))  # the same photos, renamed
+    twin_id = env.reviews.id_of("kab-e/tps-twin", env.slip.photos_key)
+    client.post(f"/review/{twin_id}", data={"v.suara_sah": "170", "csrf": csrf, "reason": "twin"})
     archive = zipfile.ZipFile(io.BytesIO(client.get("/export/crops.zip").content))
+    assert len(archive.namelist()) == len(set(archive.namelist()))  # the twin's boxes (the slip's photos) once
     labels = list(csv.DictReader(io.StringIO(archive.read("labels.csv").decode())))
     sah = [r for r in labels if r["field"] == "suara_sah" and r["submission"] == "kab-x/tps-0002"]
     assert [r["label"] for r in sah][-3:] == ["1", "7", "1"]
