@@ -201,6 +201,24 @@ def preview(photos: tuple[Path, ...], out: Path, template_id: str | None) -> Non
         raise click.ClickException(str(result.reasons[0]))
 
 
+def _batch_ended(console, summary, out: Path, submissions: int) -> None:
+    """The summary line; then, for a stopped run, how to resume it (exit 128 + the signal), and for submissions that
+    could not be read, the failure (exit 1)."""
+    import shlex
+    import signal
+
+    console.print(summary.line(out), soft_wrap=True)  # one line, whatever the terminal's width: scripts grep it
+    if summary.stopped_by:
+        left = submissions - summary.submissions - summary.already_done
+        console.print(f"stopped by {signal.Signals(summary.stopped_by).name}: {left} submission(s) not read yet; to "
+                      f"read them, run the same command again: {shlex.join(['formc', *sys.argv[1:]])}",
+                      markup=False, highlight=False, soft_wrap=True)
+        sys.exit(128 + summary.stopped_by)  # the shell's code for a process its signal ended
+    if summary.by_status["error"]:  # a failure (README's exit codes): the records and the log say which and why
+        raise click.ClickException(f"{summary.by_status['error']} submission(s) could not be read (status error, see "
+                                   f"their reasons in {out}; tracebacks above)")
+
+
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -220,8 +238,6 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
           template_id: str | None, model: Path | None, engine: str, broker: str | None, store_dir: Path | None) -> None:
     """Read every submission in INPUT (a folder with one subfolder per TPS, a zip, or a CSV manifest)."""
     import os
-    import shlex
-    import signal
     import time
 
     from rich.console import Console
@@ -272,22 +288,10 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
             summary = run_batch(found.submissions, out, engine, store, advance)
         except (OutputError, StoreUnavailable) as exc:
             raise click.ClickException(str(exc)) from exc
-        except OSError as exc:  # previews that cannot be written
-            raise click.ClickException(f"{exc}; the records before it are kept in {out}, run the same command "
-                                       "again to read the rest") from exc
         finally:
             if store is not None:
                 store.close()
-    console.print(summary.line(out), soft_wrap=True)  # one line, whatever the terminal's width: scripts grep it
-    if summary.stopped_by:
-        left = len(found.submissions) - summary.submissions - summary.already_done
-        console.print(f"stopped by {signal.Signals(summary.stopped_by).name}: {left} submission(s) not read yet; to "
-                      f"read them, run the same command again: {shlex.join(['formc', *sys.argv[1:]])}",
-                      markup=False, highlight=False, soft_wrap=True)
-        sys.exit(128 + summary.stopped_by)  # the shell's code for a process its signal ended
-    if summary.by_status["error"]:  # a failure (README's exit codes): the records and the log say which and why
-        raise click.ClickException(f"{summary.by_status['error']} submission(s) could not be read (status error, see "
-                                   f"their reasons in {out}; tracebacks above)")
+    _batch_ended(console, summary, out, len(found.submissions))
 
 
 @main.command()

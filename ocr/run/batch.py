@@ -73,7 +73,7 @@ class BatchSummary:
 
 
 class OutputError(Exception):
-    """The output file cannot be used or written; the message says why and what was kept, for a person."""
+    """What the batch writes (its JSONL, its previews) cannot be written; the message says why and what was kept."""
 
 
 RECORD_START = b'{"schema_version":'  # how every record's line begins (SubmissionResult's first field)
@@ -219,6 +219,9 @@ def run_batch(submissions: list[SubmissionInput], out: Path, engine: Engine, sto
                     on_result(sub, result)
         except Stopped as stop:
             summary.stopped_by = stop.signum
+        except OSError as exc:  # a preview that cannot be written (read_one lets it through): so would the next one
+            raise OutputError(f"{exc}; the records before it are kept in {out}, run the same command again to read "
+                              "the rest") from exc
         finally:
             summary.seconds = time.perf_counter() - start
     return summary

@@ -85,7 +85,7 @@ def _outside(root: Path, out: Path) -> dict[str, tuple[int, int]]:
 
 
 # No shrinking: each example is two batches (seconds); a failing mix is reported as drawn.
-@settings(max_examples=8, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+@settings(max_examples=12, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
           report_multiple_bugs=False, suppress_health_check=[HealthCheck.too_slow])
 @given(as_zip=st.booleans(), data=st.data())
 def test_any_mix_of_entries_gives_one_record_or_one_skipped_line_each(as_zip, data):
