@@ -220,14 +220,14 @@ def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url:
 def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path: Path, redis_url: str,
                                                                         postgres_url: str) -> None:
     """The kernel's OOM killer, played by the test: each time a pool process is reading the poison submission it is
-    SIGKILLed. The first two deliveries die; the third records `worker_crashed` instead of reading, and the batch
+    SIGKILLed. The deliveries that die count; the third records `worker_crashed` instead of reading, and the batch
     goes on."""
     from ocr.run.cluster import make_app
 
     inputs = _submissions(tmp_path / "in", 4)
     poison = inputs / "poison"
     poison.mkdir()
-    for copy in range(8):  # 24 photos: long enough to read that the test sees which process is reading it
+    for copy in range(20):  # 60 photos: long enough to read that the test sees which process is reading it
         for photo in SAMPLE.glob("*.jpg"):
             (poison / f"{copy}-{photo.name}").write_bytes(photo.read_bytes() + f"poison-{copy}".encode())
     store, out = tmp_path / "store", tmp_path / "results.jsonl"
@@ -235,23 +235,33 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
     workers = [start_worker(redis_url, postgres_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S)
                for n in range(2)]
     killed: set[float] = set()  # the start times of the deliveries killed
+    database = ResultStore(postgres_url).engine  # made and migrated now: the workers may not have yet
+
+    def counted() -> int:  # the poison's deliveries the workers have counted so far
+        with database.connect() as connection:
+            return connection.exec_driver_sql("SELECT coalesce(max(count), 0) FROM deliveries "
+                                              "WHERE submission = 'poison'").scalar_one()
+
     try:
         submit = subprocess.Popen(_submit_command(inputs, out, redis_url, postgres_url, store), cwd=REPO,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLI_ENV)
-        inspect = make_app(redis_url).control.inspect(timeout=0.5)
+        inspect = make_app(redis_url).control.inspect(timeout=0.25)
         deadline = time.monotonic() + 180
-        while len(killed) < 2 and time.monotonic() < deadline:
+        # Every counted delivery of the poison seen reading is killed until the batch ends: the broker may deliver
+        # it twice after one kill (the lost worker's requeue and the visibility timeout), so one kill can suffice.
+        while submit.poll() is None and time.monotonic() < deadline:
             for tasks in (inspect.active() or {}).values():
                 for task in tasks:
-                    # One kill per delivery: a reply may still list the delivery just killed, by its start time.
+                    # One kill per delivery: a reply may still list the delivery just killed, by its start time;
+                    # and only once it is counted (killed before its count, it would cost no delivery).
                     if task["args"][0]["submission"] == "poison" and task["time_start"] not in killed \
-                            and len(killed) < 2:
+                            and counted() > len(killed):
                         try:
                             os.kill(task["worker_pid"], signal.SIGKILL)  # a new pool process replaces it
                         except ProcessLookupError:  # it finished and was replaced meanwhile: look again
                             continue
                         killed.add(task["time_start"])
-        assert len(killed) == 2, "the poison submission was not seen being read twice"
+        assert 1 <= len(killed) <= 2, "the poison submission was not seen being read"
         _, stderr = submit.communicate(timeout=300)
         # The batch goes on past the poison submission and then says it failed (README's exit code 1).
         assert submit.returncode == 1 and "1 submission(s) could not be read" in stderr, stderr
