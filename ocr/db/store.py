@@ -285,14 +285,12 @@ class ResultStore:
         read-only, full or not a database at all; a statement's own error (a bug) passes as it is."""
         try:
             yield
-        except DatabaseError as e:
-            if type(e) not in (OperationalError, DatabaseError):
+        except (DatabaseError, OSError) as e:  # OSError: the SQLite file's folder cannot be made
+            if isinstance(e, DatabaseError) and type(e) not in (OperationalError, DatabaseError):
                 raise
             self.engine.dispose()
-            raise StoreUnavailable(f"{what} {self.engine.url!r}: {' '.join(str(e.orig).split())}") from e
-        except OSError as e:  # the SQLite file's folder cannot be made
-            self.engine.dispose()
-            raise StoreUnavailable(f"{what} {self.engine.url!r}: {e}") from e
+            why = e.orig if isinstance(e, DatabaseError) else e
+            raise StoreUnavailable(f"{what} {self.engine.url!r}: {' '.join(str(why).split())}") from e
 
     def _replace(self, session: Session, result: SubmissionResult) -> None:
         record = result.model_dump(mode="json")  # columns are named as the record's keys: no mapping by hand

@@ -130,17 +130,19 @@ class Output:
         for number, line in enumerate(data[:whole].split(b"\n")[:-1], 1):
             key = _record_key(line)
             if key is None and line.strip():
-                raise OutputError(f"line {number} of {self.path} is not a formc record; --out must be absent, empty "
-                                  "or the JSONL of a formc batch (nothing in it was changed)")
+                raise self._not_ours(f"line {number}")
             if key is not None:
                 records[key] = line.decode()
         tail = data[whole:]
         if tail and not (RECORD_START.startswith(tail) or tail.startswith(RECORD_START)):
-            raise OutputError(f"the last line of {self.path} is not a formc record; --out must be absent, empty or "
-                              "the JSONL of a formc batch (nothing in it was changed)")
+            raise self._not_ours("the last line")
         if tail:
             os.ftruncate(self.fd, whole)
         return records
+
+    def _not_ours(self, line: str) -> OutputError:
+        return OutputError(f"{line} of {self.path} is not a formc record; --out must be absent, empty or the JSONL of "
+                           "a formc batch (nothing in it was changed)")
 
     def append(self, result: SubmissionResult) -> None:
         """Writes `result`'s line whole; on a failed write (disk full, I/O error) the part written is cut off again,

@@ -39,6 +39,21 @@ def _tps(root: Path, name: str, source: Path = SAMPLE) -> Path:
     return root / name
 
 
+def inbox_of(tmp_path: Path, count: int) -> Path:
+    """An input folder of `count` copies of the sample TPS, tps-0 ... tps-<count - 1>."""
+    inbox = tmp_path / "in"
+    for i in range(count):
+        _tps(inbox, f"tps-{i}")
+    return inbox
+
+
+def wait_for_lines(out: Path, lines: int) -> None:
+    """Until a running batch has written `lines` records to `out` (at most 5 minutes)."""
+    deadline = time.time() + 300
+    while time.time() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < lines):
+        time.sleep(0.1)
+
+
 def test_a_batch_with_bad_files_writes_every_record_with_its_reason(tmp_path):
     inbox = tmp_path / "in"
     _tps(inbox, "kab-a/tps-good")
@@ -86,16 +101,12 @@ def test_read_prints_a_table_and_json_that_matches_the_schema(tmp_path):
 
 
 def test_resume_after_kill_9_keeps_every_record_once(tmp_path):
-    inbox = tmp_path / "in"
-    for i in range(4):
-        _tps(inbox, f"tps-{i}")
+    inbox = inbox_of(tmp_path, 4)
     out = tmp_path / "results.jsonl"
     proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "batch", str(inbox), "--out", str(out),
                              "--workers", "1"], cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 1):
-        time.sleep(0.2)
+    wait_for_lines(out, 1)
     os.killpg(proc.pid, signal.SIGKILL)  # the batch and its worker processes, mid-run
     proc.wait()
     first = out.read_text().splitlines()

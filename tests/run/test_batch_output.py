@@ -9,32 +9,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ocr.record import SubmissionResult
-from tests.run.test_batch import REPO, SAMPLE, _tps, formc, records
-
-
-def _inbox(tmp_path: Path, count: int) -> Path:
-    inbox = tmp_path / "in"
-    for i in range(count):
-        _tps(inbox, f"tps-{i}")
-    return inbox
+from tests.run.test_batch import REPO, SAMPLE, formc, inbox_of, records, wait_for_lines
 
 
 def _start(inbox: Path, out: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(REPO / "cli.py"), "batch", str(inbox), "--out", str(out), *args],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-
-
-def _wait_for_lines(out: Path, lines: int) -> None:
-    deadline = time.time() + 300
-    while time.time() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < lines):
-        time.sleep(0.1)
 
 
 def _one_clear_error(run: subprocess.CompletedProcess, *words: str) -> None:
@@ -51,7 +37,7 @@ def _sqlite_file(path: Path) -> None:
 
 @pytest.mark.parametrize("content", ["sqlite", "text without a final newline", "a damaged line"])
 def test_an_out_that_is_not_formc_jsonl_is_refused_untouched(tmp_path, content):
-    inbox = _inbox(tmp_path, 1)
+    inbox = inbox_of(tmp_path, 1)
     out = tmp_path / "results.jsonl"
     if content == "sqlite":
         _sqlite_file(out)
@@ -70,7 +56,7 @@ def test_an_out_that_is_not_formc_jsonl_is_refused_untouched(tmp_path, content):
 
 
 def test_an_empty_out_is_used_and_a_torn_record_is_read_again(tmp_path):
-    inbox = _inbox(tmp_path, 2)
+    inbox = inbox_of(tmp_path, 2)
     out = tmp_path / "results.jsonl"
     out.write_bytes(b"")
     assert formc("batch", str(inbox), "--out", str(out), "--workers", "1").returncode == 0
@@ -82,10 +68,10 @@ def test_an_empty_out_is_used_and_a_torn_record_is_read_again(tmp_path):
 
 
 def test_a_second_batch_on_the_same_out_is_refused_while_the_first_runs(tmp_path):
-    inbox = _inbox(tmp_path, 16)  # enough for the first to be reading still when the second starts
+    inbox = inbox_of(tmp_path, 16)  # enough for the first to be reading still when the second starts
     out = tmp_path / "results.jsonl"
     first = _start(inbox, out, "--workers", "1")
-    _wait_for_lines(out, 1)
+    wait_for_lines(out, 1)
     second = formc("batch", str(inbox), "--out", str(out), "--workers", "1")
     assert first.poll() is None, "the first batch ended before the second started"
     _one_clear_error(second, "being written by another formc batch")
@@ -101,7 +87,7 @@ def _file_size_limit(limit: int):
 
 
 def test_a_failed_write_keeps_the_records_before_it_and_the_run_resumes(tmp_path):
-    inbox = _inbox(tmp_path, 3)
+    inbox = inbox_of(tmp_path, 3)
     out = tmp_path / "results.jsonl"
     one = formc("batch", str(inbox / "tps-0"), "--out", str(tmp_path / "one.jsonl"), "--workers", "1")
     record_bytes = (tmp_path / "one.jsonl").stat().st_size
@@ -117,16 +103,16 @@ def test_a_failed_write_keeps_the_records_before_it_and_the_run_resumes(tmp_path
 
 def test_an_out_that_cannot_be_created_is_one_message(tmp_path):
     (tmp_path / "a-file").write_text("x")
-    run = formc("batch", str(_inbox(tmp_path, 1)), "--out", str(tmp_path / "a-file" / "results.jsonl"))
+    run = formc("batch", str(inbox_of(tmp_path, 1)), "--out", str(tmp_path / "a-file" / "results.jsonl"))
     _one_clear_error(run, "cannot write", "a-file")
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_the_batch_with_its_summary_and_the_resume_command(tmp_path, sig, code):
-    inbox = _inbox(tmp_path, 8)
+    inbox = inbox_of(tmp_path, 8)
     out = tmp_path / "results.jsonl"
     batch = _start(inbox, out, "--workers", "2")
-    _wait_for_lines(out, 1)
+    wait_for_lines(out, 1)
     if sig == signal.SIGINT:
         os.killpg(batch.pid, sig)  # Ctrl-C reaches the whole process group, the reading processes too
     else:
@@ -151,13 +137,13 @@ def test_preview_that_cannot_write_its_file_fails(tmp_path):
 
 def test_previews_that_cannot_be_written_stop_the_batch_with_one_message(tmp_path):
     (tmp_path / "a-file").write_text("x")
-    run = formc("batch", str(_inbox(tmp_path, 2)), "--out", str(tmp_path / "r.jsonl"), "--workers", "2",
+    run = formc("batch", str(inbox_of(tmp_path, 2)), "--out", str(tmp_path / "r.jsonl"), "--workers", "2",
                 "--previews", str(tmp_path / "a-file" / "previews"))
     _one_clear_error(run, "Not a directory", "run the same command again")
 
 
 def test_a_database_in_a_new_folder_is_made_and_one_that_cannot_be_is_one_message(tmp_path):
-    inbox = _inbox(tmp_path, 1)
+    inbox = inbox_of(tmp_path, 1)
     made = formc("batch", str(inbox), "--out", str(tmp_path / "r.jsonl"), "--db", f"sqlite:///{tmp_path}/new/r.db")
     assert made.returncode == 0 and (tmp_path / "new" / "r.db").is_file(), made.stderr
     (tmp_path / "a-file").write_text("x")

@@ -13,7 +13,7 @@ import pytest
 
 from ocr.run.inputs import find_submissions
 from ocr.run.local import ProcessPool
-from tests.run.test_batch import REPO, _tps
+from tests.run.test_batch import REPO, inbox_of, wait_for_lines
 
 
 def _children(pid: int) -> set[int]:
@@ -34,15 +34,11 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker processes through Linux /proc")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_the_reading_processes_end_with_their_batch(tmp_path, sig):
-    inbox = tmp_path / "in"
-    for i in range(6):
-        _tps(inbox, f"tps-{i}")
+    inbox = inbox_of(tmp_path, 6)
     out = tmp_path / "results.jsonl"
     batch = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "batch", str(inbox), "--out", str(out),
                               "--workers", "2"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 1):
-        time.sleep(0.2)
+    wait_for_lines(out, 1)
     workers = _children(batch.pid)
     assert len(workers) >= 2, "the pool's processes were not found"
     batch.send_signal(sig)  # the batch process only, as the OOM killer or a `kill` would
@@ -55,9 +51,7 @@ def test_the_reading_processes_end_with_their_batch(tmp_path, sig):
 
 
 def test_a_worker_killed_between_reads_costs_no_submission(tmp_path):
-    inbox = tmp_path / "in"
-    for i in range(8):  # more than the pool holds in flight: some are handed to it after the kill
-        _tps(inbox, f"tps-{i}")
+    inbox = inbox_of(tmp_path, 8)  # more than the pool holds in flight: some are handed to it after the kill
     engine = ProcessPool(2)
     read = engine.read(find_submissions(inbox).submissions, frozenset())
     results = [next(read)]
