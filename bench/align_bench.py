@@ -93,8 +93,8 @@ def twelve_mp_photos(count: int) -> list[bytes]:
         if plan.frame[0] * plan.frame[1] < 11.5e6:
             continue
         values = realistic_values(template, rng)
-        filled, _, _ = write_page(render_page(template, page.number, 5 * 25.4), page, values, 5.0,
-                                  WriterStyle.random(rng), bank, rng)
+        filled = write_page(render_page(template, page.number, 5 * 25.4), page, values, 5.0,
+                            WriterStyle.random(rng), bank, rng).image
         jpeg, geometry = photograph(filled, 5.0, template.page_size_mm, plan, profile, rng)
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         photos.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes())

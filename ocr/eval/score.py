@@ -77,6 +77,8 @@ def evaluate_results(results: Iterable[SubmissionResult], truth_dir: Path) -> Ev
                 ev.right += read.value == written
                 ev.silent += read.value != written and read.status in ("ok", "corrected") and result.status == "ok"
             for char, digit in zip(truth["glyphs"].get(field_id, ""), read.digits):
+                if char not in GLYPH_CLASS:
+                    continue  # a box struck through as unused has no class of its own
                 ev.boxes += 1
                 if CLASSES[GLYPH_CLASS[char]] != digit.label:
                     ev.confusions[(CLASSES[GLYPH_CLASS[char]], digit.label)] += 1

@@ -55,6 +55,8 @@ def page_crops(alignment: PageAlignment, photo, glyphs: dict[str, str], size_px:
     """Every box of an aligned page, labelled from the glyphs written in it."""
     parts = []
     for field in alignment.template.page(alignment.page_number).fields:
+        if any(c not in GLYPH_CLASS for c in glyphs[field.id]):
+            continue  # boxes struck through as unused are no class of the digit reader
         crops = cut_boxes(photo.gray, alignment, field.id, size_px=size_px)
         n = len(crops)
         parts.append(CropSet(crops, np.array([GLYPH_CLASS[c] for c in glyphs[field.id]], np.uint8),

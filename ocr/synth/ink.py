@@ -8,12 +8,14 @@ px/mm), composited once in the officer's ink colour. Geometry comes from the tem
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from ocr.synth.handwriting import GlyphBank, cross_seven, flag_one, procedural_glyph
-from ocr.templates.model import NumberField, TallyGrid, TemplatePage
+from ocr.synth.tally import TallyLabels, TallyStyle, draw_tally, strike_boxes, struck_rows
+from ocr.templates.model import NumberField, TemplatePage
 from ocr.templates.render import rect_px
 
 INKS_BGR = {"blue": (140, 55, 25), "black": (40, 35, 35), "pencil": (95, 95, 100)}
@@ -135,46 +137,45 @@ def fill_bubbles(mask: np.ndarray, field: NumberField, glyphs: str, scale: float
     return filled
 
 
-def draw_tally(mask: np.ndarray, grid: TallyGrid, row_counts: list[int], scale: float, rng: np.random.Generator) -> None:
-    """Tally strokes (turus): per cell four uprights and a diagonal through them for each group of five."""
-    x, y, w, h = grid.rect_mm
-    cell_w, cell_h = w / grid.cols * scale, h / grid.rows * scale
-    thickness = max(1, round(0.45 * scale))
-    for r, count in enumerate(row_counts):
-        for c in range(min(grid.cols, -(-count // 5))):
-            marks = min(5, count - c * 5)
-            left, top = x * scale + c * cell_w, y * scale + r * cell_h
-            for m in range(min(marks, 4)):
-                mx = left + cell_w * (0.2 + 0.17 * m) + rng.normal(0, 0.02 * cell_w)
-                p0 = (mx + rng.normal(0, .02 * cell_w), top + cell_h * rng.uniform(0.15, 0.25))
-                p1 = (mx + rng.normal(0, .02 * cell_w), top + cell_h * rng.uniform(0.75, 0.85))
-                cv2.line(mask, _fix(p0), _fix(p1), 255, thickness, cv2.LINE_AA, shift=4)
-            if marks == 5:
-                p0 = (left + cell_w * 0.1, top + cell_h * rng.uniform(0.65, 0.8))
-                p1 = (left + cell_w * 0.85, top + cell_h * rng.uniform(0.2, 0.35))
-                cv2.line(mask, _fix(p0), _fix(p1), 255, thickness, cv2.LINE_AA, shift=4)
+class WrittenPage(NamedTuple):
+    image: np.ndarray  # the filled page, BGR uint8
+    glyphs: dict[str, str]  # per field, one character per box ('/' : the box is struck through as unused)
+    bubbles: dict[str, list]  # per bubble field, the digit filled per column
+    tallies: dict[str, TallyLabels]  # per tally grid (its field id), what was drawn
 
 
-def _fix(point: tuple[float, float]) -> tuple[int, int]:
-    return round(point[0] * 16), round(point[1] * 16)
+def _struck_sums(page: TemplatePage, values: dict[str, int], style: TallyStyle) -> dict[str, bool]:
+    """Row-sum fields of the rows the officer strikes out (their boxes get a line, not digits)."""
+    out = {}
+    for grid in page.tally_grids:
+        out.update(zip(grid.row_field_ids, struck_rows([values[f] for f in grid.row_field_ids], style)))
+    return out
 
 
 def write_page(page_gray: np.ndarray, page: TemplatePage, values: dict[str, int], scale: float, style: WriterStyle,
-               bank: GlyphBank, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, str], dict[str, list]]:
-    """The filled page (BGR uint8), the glyph string written in each field, and the bubbles filled."""
+               bank: GlyphBank, rng: np.random.Generator, tally_style: TallyStyle | None = None) -> WrittenPage:
+    """The page filled with `values` in the officer's hand; `tally_style` None: one drawn from `rng`."""
+    tally_style = tally_style or TallyStyle.random(rng)
     mask = np.zeros(page_gray.shape, np.uint8)
-    glyphs_by_field: dict[str, str] = {}
-    bubbles_by_field: dict[str, list] = {}
+    struck = _struck_sums(page, values, tally_style)
+    written = WrittenPage(None, {}, {}, {})
     for field in page.fields:
+        if struck.get(field.id):
+            written.glyphs[field.id] = "/" * len(field.boxes_mm)
+            continue
         glyphs = glyph_string(values[field.id], len(field.boxes_mm), style.filler)
         write_field(mask, field, glyphs, scale, style, bank, rng)
-        glyphs_by_field[field.id] = glyphs
+        written.glyphs[field.id] = glyphs
         if field.bubbles is not None:
-            bubbles_by_field[field.id] = fill_bubbles(mask, field, glyphs, scale, style, rng)
+            written.bubbles[field.id] = fill_bubbles(mask, field, glyphs, scale, style, rng)
     for grid in page.tally_grids:
-        rows = [values[f"{grid.field_id}_baris_{r}"] for r in range(1, grid.rows + 1)]
-        draw_tally(mask, grid, rows, scale, rng)
+        written.tallies[grid.field_id] = draw_tally(mask, grid, [values[f] for f in grid.row_field_ids], scale,
+                                                    tally_style, rng)
+        boxes = [rect_px(b, scale) for f in page.fields if f.id in grid.row_field_ids and struck[f.id]
+                 for b in f.boxes_mm]
+        if boxes:
+            strike_boxes(mask, boxes, max(1, round(tally_style.thickness_mm * scale)), rng)
     coverage = cv2.convertScaleAbs(mask, alpha=style.strength)
     kept = cv2.merge([cv2.multiply(page_gray, 255 - coverage, scale=1 / 255)] * 3)
     ink = cv2.merge([cv2.convertScaleAbs(coverage, alpha=c / 255) for c in style.ink_bgr])
-    return cv2.add(kept, ink), glyphs_by_field, bubbles_by_field
+    return written._replace(image=cv2.add(kept, ink))

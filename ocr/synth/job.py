@@ -20,6 +20,7 @@ import numpy as np
 from ocr.synth.camera import PROFILES, CameraProfile, photograph, plan_photo
 from ocr.synth.handwriting import GlyphBank, load_bank
 from ocr.synth.ink import WriterStyle, write_page
+from ocr.synth.tally import TallyStyle
 from ocr.synth.values import make_inconsistent, realistic_values
 from ocr.templates.catalog import get_template
 from ocr.templates.model import FormTemplate, rect_corners
@@ -79,23 +80,25 @@ def synthesize_tps(template: FormTemplate, index: int, job: SynthJob, bank: Glyp
     if inconsistent:
         values, slip = make_inconsistent(template, values, rng)
     style = replace(WriterStyle.random(rng), **dict(job.style))
+    tally_style = TallyStyle.random(rng)
     folder = job.out_dir / f"tps-{index:04d}"
     folder.mkdir(parents=True, exist_ok=True)
     truth: dict = {"template": template.id, "submission": folder.name, "pages": {}, "fields": values,
                    "consistent": slip is None, "slip": slip, "seed": job.seed, "index": index,
                    "profile": profile.name, "handwriting": bank.source, "ink": style.ink, "filler": style.filler,
-                   "glyphs": {}, "bubbles": {}, "photos": {}}
+                   "glyphs": {}, "bubbles": {}, "tally": {}, "photos": {}}
     for page in template.pages:
         plan = plan_photo(profile, template.page_size_mm, rng)
         scale = _render_scale(plan.px_per_mm(template.page_size_mm))
-        filled, glyphs, bubbles = write_page(_blank_page(template.id, page.number, scale), page, values, scale, style,
-                                             bank, rng)
-        jpeg, geometry = photograph(filled, scale, template.page_size_mm, plan, profile, rng)
+        written = write_page(_blank_page(template.id, page.number, scale), page, values, scale, style, bank, rng,
+                             tally_style)
+        jpeg, geometry = photograph(written.image, scale, template.page_size_mm, plan, profile, rng)
         name = f"page-{page.number}.jpg"
         (folder / name).write_bytes(jpeg)
         truth["pages"][str(page.number)] = name
-        truth["glyphs"].update(glyphs)
-        truth["bubbles"].update(bubbles)
+        truth["glyphs"].update(written.glyphs)
+        truth["bubbles"].update(written.bubbles)
+        truth["tally"].update({f: t.to_json() for f, t in written.tallies.items()})
         truth["photos"][str(page.number)] = {
             "file": name, "width": geometry.width, "height": geometry.height,
             "exif_orientation": geometry.exif_orientation, "page_fraction": round(geometry.page_fraction(), 4),

@@ -75,6 +75,11 @@ class TallyGrid(Frozen):
     cols: int
     rows: int
 
+    @property
+    def row_field_ids(self) -> tuple[str, ...]:
+        """The fields holding each row's written count, top to bottom."""
+        return tuple(f"{self.field_id}_baris_{r}" for r in range(1, self.rows + 1))
+
 
 class PrintedRect(Frozen):
     rect_mm: RectMM

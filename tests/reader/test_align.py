@@ -181,8 +181,8 @@ def test_strongly_bent_page_is_refused_not_misread(bank):
     rng = np.random.default_rng(5)
     profile = PROFILES["scan"]
     page = template.page(1)
-    filled, _, _ = write_page(render_page(template, 1, 127), page, realistic_values(template, rng), 5.0,
-                              WriterStyle.random(rng), bank, rng)
+    filled = write_page(render_page(template, 1, 127), page, realistic_values(template, rng), 5.0,
+                        WriterStyle.random(rng), bank, rng).image
     plan = plan_photo(profile, template.page_size_mm, rng)
     # A sheet bowed by 14 mm: far beyond what the per-box refinement follows.
     bowed = type(plan)(frame=plan.frame, homography=plan.homography, bend=(14.0, 1.0, 0.3, 14.0, 1.0, 1.9))
