@@ -23,7 +23,7 @@ from ocr.templates.model import FormTemplate
 SubmissionStatus = Literal["ok", "review", "incomplete", "rejected", "error"]
 SUBMISSION_STATUSES: tuple[str, ...] = get_args(SubmissionStatus)  # in the order summaries list them
 FieldStatus = Literal["ok", "corrected", "review", "unreadable"]
-SCHEMA_VERSION = 2  # 2: typed reasons (code + detail), reader_version, page geometry
+SCHEMA_VERSION = 3  # 2: typed reasons (code + detail), reader_version, page geometry; 3: tally counts
 
 
 class Reason(BaseModel):
@@ -99,15 +99,29 @@ class Alternative(BaseModel):
     p: float = Field(description="probability of this value from the field's own boxes")
 
 
+class TallyCount(BaseModel):
+    """What the tally marks of a row say about its written sum (the fields `<column>_baris_<r>`)."""
+
+    status: Literal["counted", "struck", "none"] = Field(
+        description="counted: marks counted; struck: the row struck out as unused (its sum is 0); none: the grid "
+                    "holds no mark at all, so it is no evidence")
+    count: int | None = Field(description="marks counted (60, a full row, may stand for more); 0 when struck; "
+                                          "None when there is no evidence")
+    p: float = Field(description="probability of `count` (1 for a struck row)")
+    cells: list[str] = Field(default_factory=list, description="per cell, left to right: '0'..'5' marks or 'struck'")
+
+
 class FieldResult(BaseModel):
     value: int | None
     confidence: float = Field(description="P(value) against its runner-up under the rules, 0..1")
     status: FieldStatus
     reasons: list[Reason] = Field(default_factory=list)
-    read_value: int | None = Field(default=None, description="the boxes' own most probable value, before the rules")
+    read_value: int | None = Field(default=None, description="the field's own most probable value before the rules: "
+                                                             "its boxes, with its row's tally marks where it has any")
     digits: list[DigitRead] = Field(default_factory=list, description="per box, left to right")
     alternatives: list[Alternative] = Field(default_factory=list)
     page: int
+    tally: TallyCount | None = Field(default=None, description="a row sum's tally marks; None for other fields")
 
 
 class RuleCheck(BaseModel):

@@ -48,6 +48,8 @@ class FindingCode(StrEnum):
     NO_DIGIT_WRITTEN = "no_digit_written"  # a zero read from fillers only
     BOX_NOT_PLACED = "box_not_placed"  # a box not found on its printed lines
     BUBBLE_CONFLICT = "bubble_conflict"  # OMR bubbles that disagree with each other
+    TALLY_CONFLICT = "tally_conflict"  # detail: `<row field> tally 52 vs written 57`, both confident
+    ROW_STRUCK = "row_struck"  # a row-sum whose tally row is struck out as unused: read as 0, not from its boxes
     MISSING_PAGE = "missing_page"  # of the submission: a page of its template no photo shows (detail: its number)
     DUPLICATE_PHOTOS = "duplicate_photos"  # of the submission: the same photos as another one (detail: its name)
 
