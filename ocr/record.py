@@ -16,13 +16,14 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
-from ocr.reader.digits import weights_sha256
+from ocr.reader.digits import SHIPPED, weights_sha256
 from ocr.reader.reasons import FindingCode, ReasonCode
 from ocr.templates.model import FormTemplate
 
 SubmissionStatus = Literal["ok", "review", "incomplete", "rejected", "error"]
 SUBMISSION_STATUSES: tuple[str, ...] = get_args(SubmissionStatus)  # in the order summaries list them
 FieldStatus = Literal["ok", "corrected", "review", "unreadable"]
+TALLY_WEIGHTS = "tally.onnx"  # the tally cell model's file beside digits.onnx (ocr/reader/tally.py)
 SCHEMA_VERSION = 3  # 2: typed reasons (code + detail), reader_version, page geometry; 3: tally counts
 
 
@@ -133,6 +134,8 @@ class RuleCheck(BaseModel):
 class ReaderVersion(BaseModel):
     formc: str = Field(description="the formc package version")
     model: str = Field(description="sha256 of the digit model's weights, first 12 hex digits")
+    tally_model: str = Field("", description="sha256 of the tally cell model's weights, first 12 hex digits; empty "
+                                             "when formc shipped none (records before schema 3)")
     templates: dict[str, int] = Field(default_factory=dict, description="template id -> version, of the templates read")
 
 
@@ -166,10 +169,15 @@ def _package_version() -> str:
         return "source"
 
 
+def _tally_model() -> str:
+    """The shipped tally model's version (its weights' sha256, 12 hex digits); empty while none is shipped."""
+    return weights_sha256(SHIPPED, TALLY_WEIGHTS)[:12] if SHIPPED.joinpath(TALLY_WEIGHTS).is_file() else ""
+
+
 def reader_version(templates: tuple[FormTemplate, ...] = (), model: str = "") -> ReaderVersion:
-    """What read a submission: the package, the model (its weights' sha256, 12 hex digits; default the shipped
-    model's) and the versions of `templates`."""
-    return ReaderVersion(formc=_package_version(), model=model or weights_sha256()[:12],
+    """What read a submission: the package, the digit model (its weights' sha256, 12 hex digits; default the
+    shipped model's), the shipped tally model and the versions of `templates`."""
+    return ReaderVersion(formc=_package_version(), model=model or weights_sha256()[:12], tally_model=_tally_model(),
                          templates={t.id: t.version for t in templates})
 
 

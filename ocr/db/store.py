@@ -126,6 +126,8 @@ class FieldRow(Base):
     digits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     alternatives: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     page: Mapped[int] = mapped_column(Integer)
+    # SQL NULL for the fields that are not row sums (and for rows saved before schema 3).
+    tally: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class UserRow(Base):

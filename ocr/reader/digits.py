@@ -156,9 +156,10 @@ class ModelInfo:
 
 
 @lru_cache(maxsize=4)
-def weights_sha256(folder=SHIPPED) -> str:
-    """sha256 of a model's weights (by default the shipped one): the model's version in every record."""
-    return hashlib.sha256(folder.joinpath("digits.onnx").read_bytes()).hexdigest()
+def weights_sha256(folder=SHIPPED, name: str = "digits.onnx") -> str:
+    """sha256 of a model's weights (by default the shipped digit model's; `name`: another model's file, e.g.
+    tally.onnx): the model's version in every record."""
+    return hashlib.sha256(folder.joinpath(name).read_bytes()).hexdigest()
 
 
 @lru_cache(maxsize=4)

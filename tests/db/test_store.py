@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, delete, event, func, insert, select, text
+from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, text
 
 from ocr.db.store import (
     Base,
@@ -34,6 +34,7 @@ from ocr.record import (
     PageResult,
     RuleCheck,
     SubmissionResult,
+    TallyCount,
     error_result,
     photos_key,
 )
@@ -64,6 +65,11 @@ def tally(status: str = "review", paslon_1: int | None = 74) -> SubmissionResult
                                         reasons=["corrected_by_rules: read 7"], read_value=7,
                                       digits=digits("-", "-", "7"), page=2),
         "suara_sah": FieldResult(value=None, confidence=0.0, status="unreadable", reasons=["unreadable"], page=3),
+        # A row sum with its row's marks (schema 3): the tally is a JSON column of its own.
+        "suara_paslon_1_baris_2": FieldResult(value=12, confidence=0.97, status="ok", read_value=12,
+                                              digits=digits("1", "2"), page=2,
+                                              tally=TallyCount(status="counted", count=12, p=0.912345,
+                                                               cells=["5", "5", "2", "0"])),
     }
     pages = [
         PageResult(source="tps-0001/page-2.jpg", sha256=PHOTOS[0], page=2, status="read",
@@ -108,6 +114,8 @@ def test_round_trip_and_replace_by_submission_and_photos(url):
         store.save(first)
         assert store.get("tps-0001", first.photos_key) == first
         assert list(store.get("tps-0001", first.photos_key).fields) == list(first.fields)  # the template's order
+        with store.engine.connect() as connection:  # fields with no tally hold SQL NULL, not JSON 'null'
+            assert connection.scalar(select(func.count()).where(FieldRow.tally.is_(None))) == 4
         first_id = submission_ids(store)
         assert store.get("tps-0001", "0" * 64) is None
 
@@ -116,7 +124,7 @@ def test_round_trip_and_replace_by_submission_and_photos(url):
         second.fields.pop("suara_sah")
         store.save(second)
         assert store.get("tps-0001", second.photos_key) == second
-        assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (1, 2, 3)
+        assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (1, 2, 4)
         assert submission_ids(store) == first_id  # updated in place: the review app's links survive
 
         failed = error_result("tps-0002", ["tps-0002/page-1.jpg"], ["c" * 64], "internal_error", "worker crashed")
@@ -145,7 +153,7 @@ def test_workers_saving_one_submission_at_once_leave_one_copy(url):
     # A redelivered task can run beside the original: both upsert the same photos_key.
     with ResultStore(url) as store, ThreadPoolExecutor(4) as pool:
         list(pool.map(store.save, [tally(paslon_1=n) for n in range(20)]))
-        assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (1, 2, 4)
+        assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (1, 2, 5)
         assert store.get("tps-0001", photos_key(PHOTOS, SOURCES)).fields["suara_paslon_1"].value in range(20)
 
 
@@ -181,7 +189,7 @@ def test_identical_photos_under_two_names_are_two_rows(url):
         store.save_many([first, twin])
         assert store.keys() == {("tps-0001", first.photos_key), ("tps-0009", first.photos_key)}
         assert store.get("tps-0001", first.photos_key) == first and store.get("tps-0009", first.photos_key) == twin
-        assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (2, 4, 8)
+        assert (rows(store, SubmissionRow), rows(store, PageRow), rows(store, FieldRow)) == (2, 4, 10)
         twin_id = submission_ids(store)[1]
         again = twin.model_copy(update={"status": "review"})
         store.save(again)  # the same pair again: replaced in place
@@ -200,30 +208,58 @@ def test_twins_count_their_deliveries_apart(url):
         assert rows(store, DeliveryRow) == 0  # (the PostgreSQL database is the session's: the cluster tests count on it)
 
 
+@contextmanager
+def as_of(revision: str, url: str, record: dict) -> Iterator[Connection]:
+    """A connection to a new database at `revision` (0004 or 0005) that holds `record` as formc of that revision
+    wrote it: no tally column, no quality or geometry."""
+    engine = create_engine(url)
+    event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys=ON"))
+    try:
+        with engine.begin() as connection:
+            migrate(connection, revision)
+            submission_id = connection.execute(insert(SubmissionRow).values(
+                {c: record[c] for c in ("photos_key", "submission", "template", "status", "reasons", "checks",
+                                        "timings_ms")}
+            ).returning(SubmissionRow.id)).scalar_one()
+            connection.execute(insert(PageRow), [dict(p, submission_id=submission_id, position=i, quality=None,
+                                                      geometry=None) for i, p in enumerate(record["pages"])])
+            connection.execute(insert(FieldRow), [{**{c: v for c, v in f.items() if c != "tally"},
+                                                   "submission_id": submission_id, "field_id": k}
+                                                  for k, f in record["fields"].items()])
+            yield connection
+    finally:
+        engine.dispose()
+
+
 def test_a_database_of_revision_0004_with_rows_is_upgraded_keeping_them(tmp_path):
     url = default_url(tmp_path / "old.db")
     record = tally().model_dump(mode="json")
-    engine = create_engine(url)
-    event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys=ON"))
-    with engine.begin() as connection:  # rows as formc of revision 0004 wrote them
-        migrate(connection, "0004")
-        submission_id = connection.execute(insert(SubmissionRow).values(
-            {c: record[c] for c in ("photos_key", "submission", "template", "status", "reasons", "checks", "timings_ms")}
-        ).returning(SubmissionRow.id)).scalar_one()
-        connection.execute(insert(PageRow), [dict(p, submission_id=submission_id, position=i, quality=None,
-                                                  geometry=None) for i, p in enumerate(record["pages"])])
-        connection.execute(insert(FieldRow), [dict(f, submission_id=submission_id, field_id=k)
-                                              for k, f in record["fields"].items()])
+    with as_of("0004", url, record) as connection:
         connection.execute(text("INSERT INTO deliveries VALUES (:key, 0, 2)"), {"key": record["photos_key"]})
-    engine.dispose()
     with ResultStore(url) as store:  # upgraded on open: copying the table lost none of its pages or fields
         stored = store.get("tps-0001", record["photos_key"])
-        assert (rows(store, PageRow), rows(store, FieldRow)) == (2, 4) and stored.fields.keys() == record["fields"].keys()
+        assert (rows(store, PageRow), rows(store, FieldRow)) == (2, 5) and stored.fields.keys() == record["fields"].keys()
         store.save(tally().model_copy(update={"submission": "tps-0009"}))  # a twin is a row of its own now
         assert rows(store, SubmissionRow) == 2 and store.count_delivery("tps-0001", record["photos_key"]) == 1
         with store.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
             assert connection.scalar(text("PRAGMA foreign_keys")) == 1  # on again after the upgrade
+
+
+def test_a_database_of_revision_0005_with_rows_gets_tallies_and_keeps_its_fields(tmp_path):
+    url = default_url(tmp_path / "old.db")
+    record = tally().model_dump(mode="json")
+    with as_of("0005", url, record):
+        pass
+    with ResultStore(url) as store:
+        stored = store.get("tps-0001", record["photos_key"])
+        # Saved before schema 3: the row sum has no tally, all else is as it was.
+        assert stored.fields["suara_paslon_1_baris_2"].tally is None
+        assert stored.fields == {k: f.model_copy(update={"tally": None}) for k, f in tally().fields.items()}
+        store.save(tally())
+        assert store.get("tps-0001", record["photos_key"]) == tally() and rows(store, FieldRow) == 5
+        with store.engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
 def test_a_file_that_is_not_a_database_or_a_directory_is_refused_in_one_line(tmp_path):

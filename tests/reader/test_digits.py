@@ -1,5 +1,6 @@
 """The shipped box classifier and the OMR bubble reader, on boxes cut by the reader itself."""
 
+import hashlib
 import json
 
 import cv2
@@ -9,7 +10,8 @@ import pytest
 from ocr.reader.align import align_page
 from ocr.reader.bubbles import FILLED, decide, read_bubbles
 from ocr.reader.decode import decode_photo
-from ocr.reader.digits import BLANK, CLASSES, X_FILLER, DigitClassifier, prepare
+from ocr.reader.digits import BLANK, CLASSES, SHIPPED, X_FILLER, DigitClassifier, prepare
+from ocr.record import ReaderVersion, reader_version
 from ocr.synth.crops import tps_crops
 from ocr.synth.handwriting import cross_seven, flag_one, load_bank
 from ocr.synth.job import SynthJob, synthesize_tps
@@ -46,6 +48,14 @@ def test_api_shape_any_crop_size(classifier):
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert classifier.predict([]).shape == (0, 13)
     assert CLASSES[10:] == ("X", "-", "blank")
+
+
+def test_records_name_both_models_by_their_weights(classifier):
+    assert reader_version().model == classifier.version
+    tally = SHIPPED.joinpath("tally.onnx")
+    assert reader_version().tally_model == (hashlib.sha256(tally.read_bytes()).hexdigest()[:12] if tally.is_file() else "")
+    # Records written before the tally model name none.
+    assert ReaderVersion.model_validate({"formc": "0.1.0", "model": classifier.version}).tally_model == ""
 
 
 def test_colour_crop_is_refused_with_a_clear_error(classifier):
