@@ -119,7 +119,7 @@ def template_render(template_id: str, page: int, dpi: float, out: Path, pdf: boo
 @click.option("--page", type=int, default=1, show_default=True)
 @click.option("--dpi", type=float, default=100, show_default=True)
 def template_boxes(template_id: str, page: int, dpi: float) -> None:
-    """Boxes and bubbles of a page in px of `template render` at the same --dpi, as JSON."""
+    """Boxes, bubbles and tally cells of a page in px of `template render` at the same --dpi, as JSON."""
     from ocr.templates.render import page_boxes
 
     tmpl = _template(template_id)

@@ -80,6 +80,13 @@ class TallyGrid(Frozen):
         """The fields holding each row's written count, top to bottom."""
         return tuple(f"{self.field_id}_baris_{r}" for r in range(1, self.rows + 1))
 
+    def cells_mm(self) -> tuple[tuple[RectMM, ...], ...]:
+        """(x, y, w, h) page mm of every cell, row by row, each row left to right."""
+        x, y, w, h = self.rect_mm
+        cell_w, cell_h = w / self.cols, h / self.rows
+        return tuple(tuple((x + c * cell_w, y + r * cell_h, cell_w, cell_h) for c in range(self.cols))
+                     for r in range(self.rows))
+
 
 class PrintedRect(Frozen):
     rect_mm: RectMM

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ocr.templates.model import FormTemplate, NumberField, RectMM, TemplatePage
+from ocr.templates.model import FormTemplate, NumberField, RectMM, TallyGrid, TemplatePage
 
 MM_PER_INCH = 25.4
 INK = 0
@@ -49,8 +49,13 @@ def bubble_rects_px(field: NumberField, scale: float) -> list[list[tuple[int, in
     return out
 
 
+def tally_cells_px(grid: TallyGrid, scale: float) -> list[list[tuple[int, int, int, int]]]:
+    """Per row of a tally grid, the (x, y, w, h) px of each cell, left to right."""
+    return [[rect_px(cell, scale) for cell in row] for row in grid.cells_mm()]
+
+
 def page_boxes(template: FormTemplate, page_number: int, dpi: float) -> dict:
-    """The public `formc template boxes` contract: every field's boxes and bubbles in px."""
+    """The public `formc template boxes` contract: every field's boxes and bubbles, and its tally grid's cells, in px."""
     scale = px_per_mm(dpi)
     width, height = page_size_px(template, scale)
     page = template.page(page_number)
@@ -60,6 +65,8 @@ def page_boxes(template: FormTemplate, page_number: int, dpi: float) -> dict:
         if field.bubbles is not None:
             entry["bubbles"] = [[list(r) for r in column] for column in bubble_rects_px(field, scale)]
         fields[field.id] = entry
+    for grid in page.tally_grids:  # a grid whose number boxes are on another page gets an entry of its own
+        fields.setdefault(grid.field_id, {})["tally_cells"] = [[list(c) for c in row] for row in tally_cells_px(grid, scale)]
     return {"template": template.id, "page": page_number, "dpi": dpi, "width": width, "height": height,
             "fields": fields}
 
@@ -137,12 +144,9 @@ def _draw_page(template: FormTemplate, page: TemplatePage, scale: float) -> Imag
         else:
             _frame(draw, px, _thickness(printed.stroke_mm, scale))
     for grid in page.tally_grids:
-        x, y, w, h = grid.rect_mm
-        cell_w, cell_h = w / grid.cols, h / grid.rows
-        for c in range(grid.cols):
-            for r in range(grid.rows):
-                _frame(draw, rect_px((x + c * cell_w, y + r * cell_h, cell_w, cell_h), scale),
-                       _thickness(0.35, scale), GRID_GREY)
+        for row in tally_cells_px(grid, scale):
+            for cell in row:
+                _frame(draw, cell, _thickness(0.35, scale), GRID_GREY)
     for field in page.fields:
         for box in field.boxes_mm:
             if field.guide == "seven_segment":

@@ -46,6 +46,29 @@ def test_bubbles_are_drawn_where_reported():
     assert "bubbles" not in page_boxes(get_template("kwk-gubernur-3"), 2, 100)["fields"]["suara_paslon_3"]
 
 
+@pytest.mark.parametrize("template_id, page, dpi", [("kwk-gubernur-3", 2, 60), ("kwk-bupati-tunggal", 3, 100)])
+def test_tally_cells_are_drawn_where_reported(template_id, page, dpi):
+    template = get_template(template_id)
+    image = render_page(template, page, dpi)
+    fields = page_boxes(template, page, dpi)["fields"]
+    grids = template.page(page).tally_grids
+    assert grids and {g.field_id for g in grids} == {k for k, entry in fields.items() if "tally_cells" in entry}
+    for grid in grids:
+        assert list(fields[grid.field_id]) == ["boxes", "tally_cells"]  # the number's own keys are as they were
+        cells = fields[grid.field_id]["tally_cells"]
+        assert [len(row) for row in cells] == [grid.cols] * grid.rows
+        for above, below in zip(cells, cells[1:]):  # rows top to bottom, cells left to right, sharing their lines
+            assert [y + h for _, y, _, h in above] == [y for _, y, _, _ in below]
+        for row in cells:
+            assert [x + w for x, _, w, _ in row[:-1]] == [x for x, _, _, _ in row[1:]]
+            for x, y, w, h in row:
+                # A grey printed line on all four edges at the reported coordinates, blank paper inside.
+                for edge in (image[y, x:x + w], image[y + h, x:x + w], image[y:y + h, x], image[y:y + h, x + w]):
+                    assert np.mean(edge < 200) > 0.95, (grid.field_id, (x, y, w, h))
+                assert image[y + 2:y + h - 1, x + 2:x + w - 1].min() > 200, grid.field_id
+    assert not any("tally_cells" in entry for entry in page_boxes(template, 1, dpi)["fields"].values())
+
+
 @pytest.mark.parametrize("template_id, page", [("ppwp-2024", 1), ("kwk-walikota-5", 2), ("kwk-gubernur-tunggal", 3)])
 def test_page_tag_decodes_to_the_page_id(template_id, page):
     template = get_template(template_id)
@@ -91,5 +114,6 @@ def test_cli_render_and_boxes_agree(tmp_path):
     image = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
     assert (boxes["width"], boxes["height"]) == (image.shape[1], image.shape[0])
     assert set(boxes["fields"]) >= {"suara_paslon_1", "suara_paslon_3_baris_5"}
+    assert [len(row) for row in boxes["fields"]["suara_paslon_1"]["tally_cells"]] == [12] * 5
     bad = subprocess.run(cmd + ["boxes", "kwk-gubernur-3", "--page", "7"], capture_output=True, text=True)
     assert bad.returncode == 2 and "has pages [1, 2, 3]" in bad.stderr
