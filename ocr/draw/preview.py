@@ -2,10 +2,12 @@
 
 A page preview is the photo warped onto its template page (page px = page mm x `px_per_mm`, so the
 template's geometry maps straight onto it), every field of that page outlined in its status colour
-with its value in a label beside its boxes, and a side panel on the right: the submission's status,
-a legend, the failed rules with the values of both sides, and the page's fields to check with their
-reasons. A refused photo gets its reason in large letters over a dimmed thumbnail instead. Images are
-BGR uint8 (OpenCV's order); text is drawn by Pillow in the font of ocr/templates/render.py.
+with its value in a label beside its boxes, what each row's tally marks count over the end of that
+row (green where they agree with the row's written sum, red where not), and a side panel on the
+right: the submission's status, a legend, the failed rules with the values of both sides, and the
+page's fields to check with their reasons. A refused photo gets its reason in large letters over a
+dimmed thumbnail instead. Images are BGR uint8 (OpenCV's order); text is drawn by Pillow in the font
+of ocr/templates/render.py.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ocr.draw.placement import PagePlacement, placements
 from ocr.reader.geometry import map_points, rectify, window_to_photo
-from ocr.record import SubmissionResult
+from ocr.record import FieldResult, SubmissionResult, TallyCount
 from ocr.templates.model import FormTemplate, NumberField, TemplatePage
-from ocr.templates.render import bold_stroke, bubble_rects_px, font, page_size_px, rect_px
+from ocr.templates.render import bold_stroke, bubble_rects_px, font, page_size_px, rect_px, tally_cells_px
 from ocr.templates.rules import evaluate, parse_rule
 
 RGB = tuple[int, int, int]
@@ -126,6 +128,34 @@ def _draw_label(draw: ImageDraw.ImageDraw, text: str, rect: Rect, size: int, fil
     draw.rounded_rectangle(rect, radius=pad, fill=fill, outline=WHITE, width=max(1, size // 20))
     draw.text((rect[0] + pad - left, rect[1] + pad - top), text, fill=WHITE, font=font(size),
               stroke_width=bold_stroke(size), stroke_fill=WHITE)
+
+
+def _tally_text(tally: TallyCount | None) -> str | None:
+    """What a row's tally marks say, for a label: None where they say nothing (no marks, or not a row sum)."""
+    if tally is None or tally.status == "none":
+        return None
+    return "row struck" if tally.status == "struck" else f"tally {tally.count}"
+
+
+def _tally_colour(read: FieldResult) -> RGB:
+    """Green where the marks agree with the written row sum (a struck row with 0), red where they do not."""
+    return STATUS_RGB["ok" if read.tally.count == read.value else "unreadable"]
+
+
+def _draw_tallies(draw: ImageDraw.ImageDraw, page: TemplatePage, result: SubmissionResult, px_per_mm: float) -> None:
+    """Each row's counted marks (or `row struck`) over the end of its tally row, beside the row sum's own label."""
+    gap = round(0.8 * px_per_mm)
+    for grid in page.tally_grids:
+        for field_id, row in zip(grid.row_field_ids, tally_cells_px(grid, px_per_mm)):
+            read = result.fields.get(field_id)
+            text = _tally_text(read.tally) if read else None
+            if text is None:
+                continue
+            _, y0, x1, y1 = _union([_corners(cell) for cell in row])
+            size = round(0.45 * (y1 - y0))
+            w, h, *_ = _label_box(text, size)
+            top = (y0 + y1 - h) // 2
+            _draw_label(draw, text, (x1 - gap - w, top, x1 - gap, top + h), size, _tally_colour(read))
 
 
 def _wrap(text: str, face: ImageFont.FreeTypeFont, width: int) -> list[str]:
@@ -235,6 +265,9 @@ def _write_panel(image: Image.Image, result: SubmissionResult, alignment: PagePl
             notes.append(f"boxes read {read.read_value}")
         if read.alternatives:
             notes.append("other readings: " + ", ".join(str(a.value) for a in read.alternatives))
+        tally = _tally_text(read.tally)
+        if tally:
+            notes.append(tally)
         col.text("; ".join(notes), small, MUTED_RGB, indent=3 * small)
     elsewhere = sorted({r.page for r in result.fields.values() if r.status != "ok" and r.page != number})
     if elsewhere:
@@ -283,6 +316,7 @@ def render_page_preview(photo_gray: np.ndarray, alignment: PagePlacement, result
         rect, size = _place_label(text, field, taken, bounds, px_per_mm)
         taken.append(_corners((rect[0], rect[1], rect[2] - rect[0], rect[3] - rect[1]), round(0.5 * px_per_mm)))
         _draw_label(draw, text, rect, size, colour)
+    _draw_tallies(draw, page, result, px_per_mm)
     panel = _panel(result, alignment, round(PANEL_MM * px_per_mm), image.height, px_per_mm)
     canvas = Image.new("RGB", (image.width + panel.width, panel.height), WHITE)
     canvas.paste(image, (0, 0))

@@ -15,9 +15,9 @@ from ocr.draw.preview import (
     warp_page,
 )
 from ocr.pipeline import PhotoInput, ReaderSettings, read_pages, submission_result
-from ocr.record import SubmissionResult
+from ocr.record import SubmissionResult, TallyCount
 from ocr.templates.catalog import load_templates
-from ocr.templates.render import page_size_px, rect_px
+from ocr.templates.render import page_size_px, rect_px, tally_cells_px
 from tests.conftest import REPO
 
 SCALE = 4.0  # px per page mm
@@ -132,6 +132,38 @@ def test_the_value_is_drawn_beside_its_boxes(review):
     plain = warp_page(page.photo.gray, page.alignment, SCALE)
     drawn = cv2.dilate(_coloured(before[:height, :width]).astype(np.uint8), np.ones((15, 15))) > 0
     assert np.array_equal(before[:height, :width, 1][~drawn], plain[~drawn])
+
+
+def test_a_rows_tally_is_drawn_over_the_end_of_its_row_green_where_it_agrees(review):
+    read, result, _ = review
+    page = _page(read, 2)
+    grid = page.alignment.template.page(2).tally_grids[0]
+    agrees, differs, struck, blank = grid.row_field_ids[:4]
+    untallied = result.model_copy(deep=True)
+    for read_field in untallied.fields.values():  # whatever the reader counted: these rows say what the test sets
+        read_field.tally = None
+    tallied = untallied.model_copy(deep=True)
+    tallied.fields[agrees].value = tallied.fields[differs].value = 12
+    tallied.fields[agrees].tally = TallyCount(status="counted", count=12, p=0.9, cells=["5", "5", "2"] + ["0"] * 9)
+    tallied.fields[differs].tally = TallyCount(status="counted", count=15, p=0.9, cells=["5", "5", "5"] + ["0"] * 9)
+    tallied.fields[struck].value = 4  # struck out as unused, yet a 4 written: the marks disagree
+    tallied.fields[struck].tally = TallyCount(status="struck", count=0, p=1.0, cells=["struck"] * 12)
+    tallied.fields[blank].tally = TallyCount(status="none", count=None, p=0.0, cells=["0"] * 12)
+    image = render_page_preview(page.photo.gray, page.alignment, tallied, SCALE)
+
+    def end_of(preview, row):
+        """The last three cells of a tally row, where its label goes."""
+        cells = tally_cells_px(grid, SCALE)[row]
+        x, y, _, h = cells[-3]
+        return preview[y:y + h, x:cells[-1][0] + cells[-1][2]]
+
+    green, red = STATUS_RGB["ok"], STATUS_RGB["unreadable"]
+    assert _is(end_of(image, 0), green).sum() > 300 and not _is(end_of(image, 0), red).any()
+    assert _is(end_of(image, 1), red).sum() > 300 and not _is(end_of(image, 1), green).any()
+    assert _is(end_of(image, 2), red).sum() > 300
+    assert not _coloured(end_of(image, 3)).any()  # no marks at all: nothing to say
+    before = render_page_preview(page.photo.gray, page.alignment, untallied, SCALE)
+    assert not any(_coloured(end_of(before, row)).any() for row in range(4))  # no tally in the record, no label
 
 
 def test_refused_photos_get_their_reason_over_a_dimmed_thumbnail():
