@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from ocr.db.store import default_url
-from ocr.record import SubmissionResult
+from ocr.record import SubmissionResult, TallyCount
 from ocr.review.accounts import hash_password
 from ocr.review.dashboard import dashboard
 from ocr.review.workflow import Reviews
@@ -78,10 +78,11 @@ class Env:
             self.clients[name] = (client, log_in(client, name))
         return self.clients[name]
 
-    def copy(self, name: str, uploader: str | None = None) -> int:
-        """A stored copy of the uploaded slip sample's result under a new photo key (and name); its id."""
+    def copy(self, name: str, uploader: str | None = None, **update) -> int:
+        """A stored copy of the uploaded slip sample's result under a new photo key (and name), with `update`'s
+        keys replaced; its id."""
         key = f"{len(self.reviews.store.keys()):064x}"
-        self.reviews.store.save(self.slip.model_copy(update={"submission": name, "photos_key": key}))
+        self.reviews.store.save(self.slip.model_copy(update={"submission": name, "photos_key": key, **update}))
         submission_id = self.reviews.id_of(name, key)
         if uploader is not None:
             self.reviews.record_upload(submission_id, self.users[uploader], ["page-1.jpg"])
@@ -292,6 +293,23 @@ def test_review_page_shows_flagged_fields_with_crops_and_rules(env):
     for kind in ("boxes", "region"):
         image = client.get(f"/submissions/{env.slip_id}/{kind}/suara_sah.jpg")
         assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"
+
+
+def test_review_page_shows_the_tally_beside_row_sums(env):
+    fields = {f: read.model_copy(update={"tally": None}) for f, read in env.slip.fields.items()}  # tallies set here only
+    fields["suara_paslon_1_baris_1"] = fields["suara_paslon_1_baris_1"].model_copy(update={
+        "status": "review", "value": 52, "tally": TallyCount(status="counted", count=55, p=0.8, cells=["5"] * 11)})
+    fields["suara_paslon_2_baris_1"] = fields["suara_paslon_2_baris_1"].model_copy(update={
+        "status": "ok", "value": 0, "tally": TallyCount(status="struck", count=0, p=1.0, cells=["struck"] * 12)})
+    fields["suara_paslon_3_baris_1"] = fields["suara_paslon_3_baris_1"].model_copy(update={
+        "tally": TallyCount(status="none", count=None, p=0.0, cells=["0"] * 12)})  # no marks: no evidence to show
+    target = env.copy("kab-t/tps-tally", fields=fields)
+    client, _ = env.client("rudi")
+    page = client.get(f"/review/{target}").text
+    flagged = page.split('id="field-suara_paslon_1_baris_1"')[1].split('class="field ')[0]
+    assert '· <span class="tally fail">tally: 55 marks</span></p>' in flagged  # in the reader's line, against its 52
+    assert '<code>suara_paslon_2_baris_1</code> <span class="tally good">tally: row struck</span>' in page
+    assert page.count('class="tally ') == 2
 
 
 def test_queue_puts_review_first_by_risk(env):
