@@ -3,8 +3,9 @@
     read_submission(photos, templates, settings) -> SubmissionResult
 
 Stages, in order (each a module of ocr/reader/): decode -> align (locate, identify or match a
-reference scan, refine) -> cut boxes -> classify (one batch for all pages) -> bubbles fused into
-their boxes -> field candidates -> joint decoding under the hard rules -> verdict. The CLI, the
+reference scan, refine) -> cut boxes -> count tally marks -> classify (one batch for all pages) ->
+bubbles fused into their boxes -> field candidates -> tally counts weighed in -> joint decoding
+under the hard rules -> verdict. The CLI, the
 local pool, the Celery task and the web app all read through here. It never raises: a photo that
 cannot be used is a refused page with its reason, a bug is an `error` record whose traceback is
 in the log. A refused photo makes the submission `rejected`, with the other pages still read; a
@@ -29,6 +30,8 @@ from ocr.reader.decode import Photo, decode_photo
 from ocr.reader.digits import CLASSES, DigitClassifier
 from ocr.reader.fields import FieldRead
 from ocr.reader.reasons import FindingCode, ReasonCode, Refusal
+from ocr.reader.tally import CELL_CLASSES, RowTally
+from ocr.reader.tally import counter as tally_counter
 from ocr.reader.verdict import Policy, decide
 from ocr.record import (
     SCHEMA_VERSION,
@@ -43,6 +46,7 @@ from ocr.record import (
     Reason,
     RuleCheck,
     SubmissionResult,
+    TallyCount,
     error_result,
     photos_key,
     reader_version,
@@ -162,9 +166,17 @@ def _cut_fields(page: PageRead, fields: dict[str, FieldRead]) -> list[np.ndarray
     return crops
 
 
+def _count_tallies(page: PageRead, fields: dict[str, FieldRead], threads: int) -> None:
+    """Each row-sum field of an aligned page gets its row's tally marks."""
+    for grid in page.alignment.template.page(page.page).tally_grids:
+        for row in tally_counter(threads).read_grid(page.photo.gray, page.alignment.page_homography, grid):
+            if row.field_id in fields:
+                fields[row.field_id].tally = row
+
+
 def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], settings: ReaderSettings) -> SubmissionRead:
     """Every stage over the photos of one submission (may raise on a bug: `read_submission` catches it)."""
-    timings = {"decode": 0.0, "align": 0.0, "classify": 0.0, "decode_rules": 0.0}
+    timings = {"decode": 0.0, "align": 0.0, "classify": 0.0, "tally": 0.0, "decode_rules": 0.0}
     pages: list[PageRead] = []
     fields: dict[str, FieldRead] = {}
     crops: list[np.ndarray] = []
@@ -174,6 +186,9 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
         if pages[-1].alignment is not None:
             template = pages[-1].alignment.template
             crops.extend(_cut_fields(pages[-1], fields))
+            t = time.perf_counter()
+            _count_tallies(pages[-1], fields, settings.threads)
+            timings["tally"] += time.perf_counter() - t
     if template is None:
         return SubmissionRead(None, "rejected", pages, timings_ms=_ms(timings))
     t = time.perf_counter()
@@ -220,15 +235,21 @@ def _page_result(page: PageRead) -> PageResult:
                       geometry=_geometry(alignment) if alignment is not None and refusal is None else None)
 
 
+def _tally_count(row: RowTally | None) -> TallyCount | None:
+    if row is None:
+        return None
+    return TallyCount(status=row.status, count=row.count, p=_finite(row.p), cells=[CELL_CLASSES[c] for c in row.cells])
+
+
 def _field_result(read: FieldRead) -> FieldResult:
     v, top = read.verdict, read.probs.argmax(axis=1)
     return FieldResult(
         value=v.value, confidence=_finite(v.confidence), status=v.status, read_value=v.read_value, page=read.page,
         reasons=[Reason(code=r.code, detail=r.detail) for r in v.reasons],
         digits=[DigitRead(label=CLASSES[c], p=_finite(read.probs[i, c])) for i, c in enumerate(top)],
-        alternatives=[Alternative(value=value, p=_finite(p)) for value, p in zip(read.candidates.values,
-                                                                                 read.candidates.probs)
-                      if value != v.value][:ALTERNATIVES])
+        alternatives=[Alternative(value=value, p=_finite(p)) for value, p in zip(v.candidates.values,
+                                                                                 v.candidates.probs)
+                      if value != v.value][:ALTERNATIVES], tally=_tally_count(read.tally))
 
 
 def submission_result(submission: str, read: SubmissionRead) -> SubmissionResult:

@@ -18,12 +18,12 @@ from pydantic import BaseModel, Field, model_validator
 
 from ocr.reader.digits import SHIPPED, weights_sha256
 from ocr.reader.reasons import FindingCode, ReasonCode
+from ocr.reader.tally import TALLY_WEIGHTS
 from ocr.templates.model import FormTemplate
 
 SubmissionStatus = Literal["ok", "review", "incomplete", "rejected", "error"]
 SUBMISSION_STATUSES: tuple[str, ...] = get_args(SubmissionStatus)  # in the order summaries list them
 FieldStatus = Literal["ok", "corrected", "review", "unreadable"]
-TALLY_WEIGHTS = "tally.onnx"  # the tally cell model's file beside digits.onnx (ocr/reader/tally.py)
 SCHEMA_VERSION = 3  # 2: typed reasons (code + detail), reader_version, page geometry; 3: tally counts
 
 
@@ -169,15 +169,11 @@ def _package_version() -> str:
         return "source"
 
 
-def _tally_model() -> str:
-    """The shipped tally model's version (its weights' sha256, 12 hex digits); empty while none is shipped."""
-    return weights_sha256(SHIPPED, TALLY_WEIGHTS)[:12] if SHIPPED.joinpath(TALLY_WEIGHTS).is_file() else ""
-
-
 def reader_version(templates: tuple[FormTemplate, ...] = (), model: str = "") -> ReaderVersion:
     """What read a submission: the package, the digit model (its weights' sha256, 12 hex digits; default the
     shipped model's), the shipped tally model and the versions of `templates`."""
-    return ReaderVersion(formc=_package_version(), model=model or weights_sha256()[:12], tally_model=_tally_model(),
+    return ReaderVersion(formc=_package_version(), model=model or weights_sha256()[:12],
+                         tally_model=weights_sha256(SHIPPED, TALLY_WEIGHTS)[:12],
                          templates={t.id: t.version for t in templates})
 
 

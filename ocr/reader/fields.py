@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ocr.reader.digits import BLANK, CLASSES
+from ocr.reader.tally import RowTally
 
 FILLERS = frozenset({CLASSES.index("X"), CLASSES.index("-"), BLANK})
 MIN_BOX_P = 1e-7  # classes below this probability in a box are not enumerated (their mass goes to residual)
@@ -47,10 +48,16 @@ class FieldCandidates:
     filler_only: float  # probability that the value 0 comes from fillers alone ("XXX")
     box_rows: list[list[float]] = field(compare=False, repr=False, default=None)  # (n_boxes, 13), for values not listed
     zero_readings: list[float] = field(compare=False, repr=False, default=None)  # `_prefix_readings(.., [0])`
+    # An independent count of the same number weighed in (its row's tally marks): likelihood of the value k at
+    # [min(k, len - 1)], the best 1; None: the boxes alone.
+    count_likelihood: tuple[float, ...] | None = field(compare=False, repr=False, default=None)
 
     def probability(self, value: int) -> float:
-        """Exact probability of any value, listed or not."""
-        return _value_probability(self.box_rows, self.zero_readings, self.empty, value)
+        """Exact probability of any value, listed or not (times its count's likelihood where one is weighed in)."""
+        if self.box_rows is None:  # decided without the boxes (a struck row): only the listed values are likely
+            return dict(zip(self.values, self.probs)).get(value, self.residual)
+        p = _value_probability(self.box_rows, self.zero_readings, self.empty, value)
+        return p if self.count_likelihood is None else p * _likelihood(self.count_likelihood, value)
 
     @property
     def best(self) -> int | None:
@@ -139,6 +146,43 @@ def field_candidates(field_id: str, box_probs: np.ndarray) -> FieldCandidates:
         filler_only=float(np.prod(box_probs[:, sorted(FILLERS)].sum(axis=1))) - empty, box_rows=rows, zero_readings=zeros)
 
 
+def _likelihood(count_likelihood: tuple[float, ...], value: int) -> float:
+    return count_likelihood[min(value, len(count_likelihood) - 1)]
+
+
+def _best_string(box_rows: list[list[float]], value: int) -> tuple[str, ...]:
+    """The most probable boxes reading as `value` (> 0, fitting the boxes): best filler or 0 first, then its digits."""
+    digits = str(value)
+    lead = box_rows[: len(box_rows) - len(digits)]
+    return (*(CLASSES[max(sorted(FILLERS | {0}), key=row.__getitem__)] for row in lead), *digits)
+
+
+def with_count(c: FieldCandidates, count_likelihood: tuple[float, ...]) -> FieldCandidates:
+    """`c` weighed by an independent count of the same number: each value's probability times its likelihood, the
+    count's likely values listed too. The residual stays a bound: any unlisted value's likelihood is at most the
+    largest one among the values left unlisted (values past the end share the last)."""
+    n = len(count_likelihood)
+    floor = min(count_likelihood)
+    extra = [k for k in range(n) if count_likelihood[k] > floor and k not in c.values
+             and len(str(k)) <= len(c.box_rows)]
+    values = (*c.values, *extra)
+    probs = [c.probability(v) * _likelihood(count_likelihood, v) for v in c.values]
+    probs += [_value_probability(c.box_rows, c.zero_readings, c.empty, k) * count_likelihood[k] for k in extra]
+    labels = (*c.labels, *(_best_string(c.box_rows, k) for k in extra))
+    order = sorted(range(len(values)), key=lambda i: -probs[i])
+    unlisted = max([count_likelihood[-1]] + [count_likelihood[k] for k in range(n) if k not in values])
+    return replace(c, values=tuple(values[i] for i in order), probs=tuple(probs[i] for i in order),
+                   labels=tuple(labels[i] for i in order), residual=c.residual * unlisted,
+                   count_likelihood=count_likelihood)
+
+
+def unused(c: FieldCandidates, residual: float) -> FieldCandidates:
+    """A field the form itself marks unused (its tally row struck out): 0, whatever its boxes show; any other value
+    only at `residual`."""
+    return FieldCandidates(c.field_id, (0,), (1.0 - residual,), (("-",) * len(c.box_rows),),
+                           residual=residual, empty=0.0, malformed=0.0, filler_only=0.0)
+
+
 @dataclass
 class FieldRead:
     """Everything the reader knows of one field, from its boxes to its verdict: the one object per field that the
@@ -152,6 +196,7 @@ class FieldRead:
     candidates: FieldCandidates | None = None
     flags: list = field(default_factory=list)  # findings (FindingCode) that send the field to a person
     doubts: list = field(default_factory=list)  # findings that let it pass only with a correction's margin
+    tally: RowTally | None = None  # a row sum's tally marks, weighed in by the verdict where its policy says so
     verdict: object = None  # its FieldVerdict, once judged
 
     def set_probs(self, probs: np.ndarray) -> None:

@@ -6,7 +6,7 @@ is a mark), and a small CNN gives its probabilities over `CELL_CLASSES`: 0..5 ma
 (no marks, a strike line through it). A cell with no ink at all is 0 without the network.
 
 A row's count distribution is the convolution of its cells' (struck counts as 0). A row is
-`struck` when its cells hold no marks and strike lines cross at least three of them: the officer
+`struck` when its cells hold no marks and a strike line crosses one of them: the officer
 marked it unused, so its row sum is 0 whatever its boxes look like. A grid without any mark (left
 empty, or struck out whole) is no evidence at all: never "0 votes".
 
@@ -35,9 +35,11 @@ INPUT_W, INPUT_H = 64, 44  # network input (px): a cell and a quarter cell aroun
 CONTEXT = (0.25, 0.15)  # share of the cell's width and height added on each side
 INK_SHARE = 0.35  # ink this much darker than the window's paper (as a share of it) counts fully
 EMPTY_INK = 0.25  # a cell whose darkest ink (0..1) inside is below this holds nothing
-STRUCK_CELLS = 3  # strike lines across at least this many empty cells make a row struck
+STRUCK_CELLS = 1  # a strike line across one cell of a row without marks: the officer marked it unused
+STRUCK_SURE = 0.9  # ... and no mark in it at this probability
 ROW_MAX = 60  # 12 groups of five: a full row may stand for more (the excess written elsewhere)
 SHIPPED = resources.files("ocr.reader.models")
+TALLY_WEIGHTS = "tally.onnx"  # beside digits.onnx; its calibration in tally.json
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,15 @@ class RowTally:
         """Probability of `count` (1 for a struck row: its value is decided by the strike, not counted)."""
         return float(max(self.counts)) if self.status == "counted" else 1.0
 
-    def likelihood(self, value: int, floor: float) -> float:
-        """How well `value` agrees with the marks, the best agreeing value scoring 1; `floor`: a miscount's share."""
-        if self.status != "counted":
-            return 1.0
-        p = self.counts[min(value, ROW_MAX)] if value >= 0 else 0.0
-        return max(p, floor) / max(max(self.counts), floor)
+    def count_likelihood(self, floor: float) -> tuple[float, ...]:
+        """How well each value 0..60 agrees with the marks (60 also for more), the best 1, none below `floor`: the
+        share of miscounts the cells' probabilities do not foresee."""
+        top = max(self.counts)
+        return tuple(max(p / top, floor) for p in self.counts)
+
+    def agrees(self, value: int) -> bool:
+        """Whether a written value is the count (a full row's 60 stands for 60 or more)."""
+        return value == self.count or (self.count == ROW_MAX and value >= ROW_MAX)
 
 
 def grid_windows(gray: np.ndarray, page_homography: np.ndarray, grid: TallyGrid) -> np.ndarray:
@@ -103,7 +108,7 @@ class TallyCounter:
     def __init__(self, threads: int = 1, folder=SHIPPED):
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = threads
-        self.session = ort.InferenceSession(folder.joinpath("tally.onnx").read_bytes(), options,
+        self.session = ort.InferenceSession(folder.joinpath(TALLY_WEIGHTS).read_bytes(), options,
                                             providers=["CPUExecutionProvider"])
         self.temperature = float(json.loads(folder.joinpath("tally.json").read_text())["temperature"])
 
@@ -143,7 +148,7 @@ def rows_of(grid: TallyGrid, probs: np.ndarray) -> list[RowTally]:
     for r, field_id in enumerate(grid.row_field_ids):
         cells = tuple(int(c) for c in top[r])
         struck = all(c in (0, STRUCK_CLASS) for c in cells) and cells.count(STRUCK_CLASS) >= STRUCK_CELLS
-        out.append(RowTally(field_id, "struck", cells=cells) if struck and counts[r][0] >= 0.99 else
+        out.append(RowTally(field_id, "struck", cells=cells) if struck and counts[r][0] >= STRUCK_SURE else
                    RowTally(field_id, "counted", tuple(float(p) for p in counts[r]), cells))
     return out
 

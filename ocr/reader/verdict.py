@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ocr.reader.fields import FieldCandidates, FieldRead
+from ocr.reader.fields import FieldCandidates, FieldRead, unused, with_count
 from ocr.reader.joint import JointResult, decode_jointly
 from ocr.reader.reasons import Finding, FindingCode
 from ocr.templates.model import FormTemplate
@@ -31,6 +31,9 @@ class Policy:
     corrected_margin: float = 5.0  # a rule-made change needs more
     max_fix_nats: float = 9.0  # above this, the rules would overrule strong evidence: inconsistent as written
     use_rules: bool = True
+    use_tally: bool = True  # weigh each row sum's tally marks in (ocr/reader/tally.py)
+    tally_floor: float = 1e-3  # likelihood kept by a value the marks rule out: a miscount the cells did not foresee
+    tally_sure: float = 0.99  # a count this probable that disagrees with confidently written digits is a conflict
     # Every box's residual (at least this) shared out by the confusions measured on unseen writers (digits.py
     # floored); None: the classifier's probabilities as they are (the default: on 700 submissions a floor of 1e-4
     # to 3e-3 changed no silent error and sent 0.2-1.5 % more of them to review).
@@ -44,6 +47,7 @@ class FieldVerdict:
     status: str
     reasons: list[Finding] = field(default_factory=list)
     read_value: int | None = None  # the field's own most probable value, before the rules
+    candidates: FieldCandidates | None = None  # what was judged: the boxes' candidates, tally marks weighed in
 
 
 @dataclass(frozen=True)
@@ -58,20 +62,50 @@ def _confidence(margin: float) -> float:
     return 1.0 / (1.0 + math.exp(-min(margin, 50.0)))
 
 
+@dataclass(frozen=True)
+class Weighed:
+    """A field's candidates with its tally marks weighed in, and what the marks say about it."""
+
+    candidates: FieldCandidates
+    flags: tuple[Finding, ...] = ()  # send the field to a person (tally_conflict)
+    notes: tuple[Finding, ...] = ()  # explain the value (row_struck)
+
+
+STRUCK_RESIDUAL = 1e-6  # any other value than 0 for a struck row: the rules may not make one cheaply
+
+
+def weigh(read: FieldRead, policy: Policy) -> Weighed:
+    """The tally channel: a struck row reads 0; counted marks multiply each value's probability by its likelihood;
+    a sure count against confidently written digits is a conflict, and the digits stay as written for the person."""
+    c, tally = read.candidates, read.tally
+    if tally is None or not policy.use_tally or tally.status == "none":
+        return Weighed(c)
+    if tally.status == "struck":
+        return Weighed(unused(c, STRUCK_RESIDUAL), notes=(Finding(FindingCode.ROW_STRUCK),))
+    if c.values:
+        runner_up = max(c.probs[1] if len(c.probs) > 1 else 0.0, c.residual, 1e-300)
+        confident = math.log(c.probs[0] / runner_up) >= policy.ok_margin
+        if confident and tally.p >= policy.tally_sure and not tally.agrees(c.values[0]):
+            detail = f"{read.field_id} tally {tally.count} vs written {c.values[0]}"
+            return Weighed(c, flags=(Finding(FindingCode.TALLY_CONFLICT, detail),))
+    return Weighed(with_count(c, tally.count_likelihood(policy.tally_floor)))
+
+
 def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> Verdict:
-    """Joint decoding of the fields' candidates under the template's hard rules (unless the policy drops them), then
-    the verdict; each FieldRead gets its FieldVerdict."""
+    """Joint decoding of the fields' candidates (tally marks weighed in) under the template's hard rules (unless the
+    policy drops them), then the verdict; each FieldRead gets its FieldVerdict."""
     rules = list(template.rules) if policy.use_rules else []
-    joint = decode_jointly({f: r.candidates for f, r in fields.items()}, rules, template.fields)
-    return judge(template, fields, joint, policy)
+    weighed = {f: weigh(r, policy) for f, r in fields.items()}
+    joint = decode_jointly({f: w.candidates for f, w in weighed.items()}, rules, template.fields)
+    return judge(template, fields, joint, policy, weighed)
 
 
-def _field_verdict(read: FieldRead, margin: float, consistent: int | None, written: int | None, inconsistent: bool,
-                   failed: list[Finding], policy: Policy) -> FieldVerdict:
+def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent: int | None, written: int | None,
+                   inconsistent: bool, failed: list[Finding], policy: Policy) -> FieldVerdict:
     """One field's status and reasons (see the module docstring)."""
-    cand: FieldCandidates = read.candidates
+    cand = weighed.candidates
     value = written if inconsistent else consistent
-    verdict = FieldVerdict(value, _confidence(margin), "ok", [], written)
+    verdict = FieldVerdict(value, _confidence(margin), "ok", [*weighed.notes], written, cand)
     if cand.empty > 0.5 or (value is None and written is None):
         verdict.value, verdict.status = None, "unreadable"
         verdict.reasons.append(Finding(FindingCode.EMPTY_FIELD if cand.empty > 0.5 else FindingCode.UNREADABLE))
@@ -96,17 +130,18 @@ def _field_verdict(read: FieldRead, margin: float, consistent: int | None, writt
         verdict.reasons += [Finding(code) for code in read.doubts]
         if verdict.status == "ok" and margin < policy.corrected_margin:
             verdict.status = "review"
-    for flag in read.flags:
-        verdict.reasons.append(Finding(flag))
+    for flag in [*map(Finding, read.flags), *weighed.flags]:
+        verdict.reasons.append(flag)
         if verdict.status in ("ok", "corrected"):
             verdict.status = "review"
     return verdict
 
 
-def judge(template: FormTemplate, fields: dict[str, FieldRead], joint: JointResult, policy: Policy) -> Verdict:
-    """Field statuses and the submission's, from the joint result; each FieldRead gets its verdict. Upstream
-    findings per field: `flags` send it to review (`bubble_conflict`); `doubts` (`box_not_placed`) let it pass only
-    with the margin a correction needs."""
+def judge(template: FormTemplate, fields: dict[str, FieldRead], joint: JointResult, policy: Policy,
+          weighed: dict[str, Weighed]) -> Verdict:
+    """Field statuses and the submission's, from the joint result over the `weighed` candidates; each FieldRead gets
+    its verdict. Upstream findings per field: `flags` send it to review (`bubble_conflict`); `doubts`
+    (`box_not_placed`) let it pass only with the margin a correction needs."""
     consistent, written = joint.consistent.values, joint.unconstrained.values
     inconsistent = policy.use_rules and joint.unconstrained.log_p - joint.consistent.log_p > policy.max_fix_nats
     known_written = {f: v for f, v in written.items() if v is not None}
@@ -114,8 +149,9 @@ def judge(template: FormTemplate, fields: dict[str, FieldRead], joint: JointResu
     verdicts: dict[str, FieldVerdict] = {}
     for field_id, read in fields.items():
         failed = [Finding(FindingCode.RULE_FAILED, expr) for expr, ids in broken.items() if field_id in ids]
-        read.verdict = verdicts[field_id] = _field_verdict(read, joint.margins.get(field_id, 0.0), consistent[field_id],
-                                                           written[field_id], inconsistent, failed, policy)
+        read.verdict = verdicts[field_id] = _field_verdict(read, weighed[field_id], joint.margins.get(field_id, 0.0),
+                                                           consistent[field_id], written[field_id], inconsistent,
+                                                           failed, policy)
     # Rules broken as written are the submission's reasons unless a confident correction settled them.
     unsettled = inconsistent or any(v.status != "corrected" for v in verdicts.values() if v.value != v.read_value
                                     or any(r.code == FindingCode.RULE_FAILED for r in v.reasons))
