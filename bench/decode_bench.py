@@ -4,7 +4,7 @@
 
 Makes `--count` phone submissions with `formc synth` (templates in turn, seed 2024; a share
 deliberately inconsistent as written), reads each with ocr/pipeline.py, and prints, with the rules on
-and off: field accuracy of the emitted values, silently wrong fields (value != truth while the
+and off and with the tally marks weighed in or not: field accuracy of the emitted values, silently wrong fields (value != truth while the
 field is ok/corrected and the submission ok), submissions sent to review, and the share of the
 inconsistent ones sent to review; then the trade-off curve over the `ok` margin. `--reads` keeps
 the reads (each field's probabilities, candidates and findings) in a pickle so that a policy is re-judged in seconds.
@@ -26,8 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ocr.pipeline import PhotoInput, ReaderSettings, read_pages  # noqa: E402
-from ocr.reader.joint import decode_jointly  # noqa: E402
-from ocr.reader.verdict import Policy, judge  # noqa: E402
+from ocr.reader.verdict import Policy, decode, judge  # noqa: E402
 from ocr.synth.job import SynthJob, synthesize  # noqa: E402
 from ocr.templates.catalog import get_template, load_templates  # noqa: E402
 
@@ -43,17 +42,10 @@ def _read(folder: Path) -> tuple[dict, object]:
     return truth, read
 
 
-def decoded(results: list, use_rules: bool) -> list:
-    """Joint result per submission (policy-independent: decoded once, judged per policy)."""
-    out = []
-    for truth, read in results:
-        template = get_template(truth["template"])
-        if not read.fields:
-            out.append(None)
-            continue
-        rules = list(template.rules) if use_rules else []
-        out.append(decode_jointly({f: r.candidates for f, r in read.fields.items()}, rules, template.fields))
-    return out
+def decoded(results: list, policy: Policy) -> list:
+    """(weighed fields, joint result) per submission: independent of the margins, so decoded once, judged per margin."""
+    return [decode(get_template(truth["template"]), read.fields, policy) if read.fields else None
+            for truth, read in results]
 
 
 def evaluate(results: list, joints: list, policy: Policy) -> dict:
@@ -64,7 +56,7 @@ def evaluate(results: list, joints: list, policy: Policy) -> dict:
         if decoding is None:
             review += 1
             continue
-        verdict = judge(template, read.fields, decoding, policy)
+        verdict = judge(template, read.fields, decoding[1], policy, decoding[0])
         status = "rejected" if read.status == "rejected" else verdict.status
         review += status != "ok"
         if not truth["consistent"]:
@@ -114,16 +106,22 @@ def main() -> None:
     print(f"{len(results)} phone submissions ({sum(len(t['pages']) for t, _ in results)} photos), "
           f"{sum(not t['consistent'] for t, _ in results)} inconsistent as written; made in {made:.0f} s, "
           f"read in {read_s:.0f} s with {args.workers} workers")
-    print("rules | field accuracy (emitted) | silently wrong fields | submissions to review | inconsistent to review")
-    joints = {use_rules: decoded(results, use_rules) for use_rules in (True, False)}
-    for use_rules in (True, False):
-        m = evaluate(results, joints[use_rules], Policy(use_rules=use_rules))
-        print(f"{'on ' if use_rules else 'off'} | {m['accuracy']:.4%} | {m['silent']:.4%} ({m['silent_n']} of "
+    print("rules | tally marks | field accuracy (emitted) | silently wrong fields | submissions to review | "
+          "inconsistent to review")
+    channels = {(True, True): "on | on", (True, False): "on | off", (False, False): "off | off"}
+    joints = {k: decoded(results, Policy(use_rules=k[0], use_tally=k[1])) for k in channels}
+    for (use_rules, use_tally), label in channels.items():
+        m = evaluate(results, joints[use_rules, use_tally], Policy(use_rules=use_rules, use_tally=use_tally))
+        print(f"{label} | {m['accuracy']:.4%} | {m['silent']:.4%} ({m['silent_n']} of "
               f"{m['fields']}) | {m['review']:.2%} | {m['inconsistent_review']:.1%} of {m['inconsistent']}")
-    print("trade-off (rules on): ok margin | corrected margin | silently wrong | to review")
-    for ok in (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0):
-        m = evaluate(results, joints[True], replace(Policy(), ok_margin=ok, corrected_margin=ok + 2))
-        print(f"{ok:.0f} | {ok + 2:.0f} | {m['silent']:.4%} ({m['silent_n']}) | {m['review']:.2%}")
+    print("trade-off (rules on): ok margin | corrected margin | silently wrong, to review: tally on | tally off")
+    for ok in (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0):
+        cells = []
+        for use_tally in (True, False):
+            m = evaluate(results, joints[True, use_tally],
+                         replace(Policy(), ok_margin=ok, corrected_margin=ok + 2, use_tally=use_tally))
+            cells.append(f"{m['silent_n']}, {m['review']:.2%}")
+        print(f"{ok:.0f} | {ok + 2:.0f} | {' | '.join(cells)}")
 
 
 if __name__ == "__main__":

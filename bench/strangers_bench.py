@@ -113,20 +113,24 @@ def with_floor(results: list, floor: float | None, model: Path | None = None) ->
 def report(name: str, results: list, floors: tuple, model: Path | None) -> None:
     print(f"\n{name}: {len(results)} submissions ({sum(not t['consistent'] for t, _ in results)} with a slip), "
           f"{sum(len(t['pages']) for t, _ in results)} photos")
-    print("floor residual | field accuracy (emitted) | silently wrong fields | submissions to review | slips to review")
+    print("floor residual | tally marks | field accuracy (emitted) | silently wrong fields | submissions to review | "
+          "slips to review")
     curves = {}
     for floor in floors:
         floored = with_floor(results, floor, model)
-        joints = decoded(floored, True)
-        m = evaluate(floored, joints, replace(Policy(), floor_residual=floor))
-        print(f"{floor} | {m['accuracy']:.4%} | {m['silent']:.4%} ({m['silent_n']} of {m['fields']}) "
-              f"| {m['review']:.2%} | {m['inconsistent_review']:.1%} of {m['inconsistent']}")
-        curves[floor] = [evaluate(floored, joints, replace(Policy(), ok_margin=ok, corrected_margin=ok + 2))
-                         for ok in MARGINS]
+        for use_tally in (True, False):
+            policy = replace(Policy(), floor_residual=floor, use_tally=use_tally)
+            joints = decoded(floored, policy)
+            m = evaluate(floored, joints, policy)
+            print(f"{floor} | {'on' if use_tally else 'off'} | {m['accuracy']:.4%} | {m['silent']:.4%} "
+                  f"({m['silent_n']} of {m['fields']}) | {m['review']:.2%} | {m['inconsistent_review']:.1%} of "
+                  f"{m['inconsistent']}")
+            curves[floor, use_tally] = [evaluate(floored, joints, replace(policy, ok_margin=ok, corrected_margin=ok + 2))
+                                        for ok in MARGINS]
     print("curve, silently wrong fields / submissions to review: ok margin (corrected = ok + 2) | "
-          + " | ".join(f"floor {f}" for f in floors))
+          + " | ".join(f"floor {f}, tally {'on' if t else 'off'}" for f, t in curves))
     for k, ok in enumerate(MARGINS):
-        print(f"{ok:.0f} | " + " | ".join(f"{curves[f][k]['silent_n']} / {curves[f][k]['review']:.1%}" for f in floors))
+        print(f"{ok:.0f} | " + " | ".join(f"{c[k]['silent_n']} / {c[k]['review']:.1%}" for c in curves.values()))
 
 
 def main() -> None:

@@ -4,7 +4,9 @@
 
 Each TPS draws its template (every shipped one with a tally grid) and camera profile from (seed,
 index); every cell of every tally grid on its pages is cut by `ocr.reader.tally.grid_windows` and
-labelled from truth.json (0..5 marks, or struck: no mark and a strike line across it). Cells of
+labelled from truth.json (0..5 marks, or struck: no mark and a strike line across it); `--practice`
+draws the grids as training sheets (every cell a random number of marks: a partial group is one
+cell per row on a real form). Cells of
 unused rows without ink are kept at `--keep-empty` of their number (they are most of a grid and
 never reach the network). One compressed shard per TPS chunk: windows (n, 44, 64) uint8, labels.
 """
@@ -42,14 +44,14 @@ def cell_labels(tally: dict) -> np.ndarray:
     return np.where((cells == 0) & struck, STRUCK_CLASS, cells).ravel().astype(np.uint8)
 
 
-def tps_cells(seed: int, index: int, bank, keep_empty: float) -> tuple[np.ndarray, np.ndarray]:
+def tps_cells(seed: int, index: int, bank, keep_empty: float, practice: bool) -> tuple[np.ndarray, np.ndarray]:
     templates = {k: t for k, t in load_templates().items() if any(p.tally_grids for p in t.pages)}
     rng = np.random.default_rng([seed, index, 0x7A11])
     template = templates[str(rng.choice(sorted(templates)))]
     profile = str(rng.choice(list(PROFILE_MIX), p=list(PROFILE_MIX.values())))
     windows, labels = [], []
     with tempfile.TemporaryDirectory(prefix="formc-tally-") as tmp:
-        job = SynthJob(template.id, 1, Path(tmp), seed=seed, profile=profile)
+        job = SynthJob(template.id, 1, Path(tmp), seed=seed, profile=profile, tally_practice=practice)
         truth = synthesize_tps(template, index, replace(job, first_index=index), bank, False)
         for number, name in truth["pages"].items():
             page = template.page(int(number))
@@ -80,8 +82,8 @@ def _init() -> None:
     cv2.setNumThreads(1)
 
 
-def _chunk(seed: int, indices: list[int], keep_empty: float, out: Path) -> tuple[int, dict]:
-    parts = [tps_cells(seed, i, _bank, keep_empty) for i in indices]
+def _chunk(seed: int, indices: list[int], keep_empty: float, practice: bool, out: Path) -> tuple[int, dict]:
+    parts = [tps_cells(seed, i, _bank, keep_empty, practice) for i in indices]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     np.savez_compressed(out, windows=x, labels=y)
@@ -97,13 +99,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=10)
     ap.add_argument("--keep-empty", type=float, default=0.1)
+    ap.add_argument("--practice", action="store_true", help="tally grids as training sheets: every cell random marks")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     indices = list(range(args.first, args.first + args.tps))
     chunks = [indices[i: i + args.chunk] for i in range(0, len(indices), args.chunk)]
     totals: dict[int, int] = {}
     with ProcessPoolExecutor(args.workers, mp_context=_SPAWN, initializer=_init) as pool:
-        futures = [pool.submit(_chunk, args.seed, c, args.keep_empty, args.out / f"cells-{c[0]:05d}.npz")
+        futures = [pool.submit(_chunk, args.seed, c, args.keep_empty, args.practice, args.out / f"cells-{c[0]:05d}.npz")
                    for c in chunks]
         for f in futures:
             n, counts = f.result()

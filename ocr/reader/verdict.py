@@ -91,12 +91,17 @@ def weigh(read: FieldRead, policy: Policy) -> Weighed:
     return Weighed(with_count(c, tally.count_likelihood(policy.tally_floor)))
 
 
-def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> Verdict:
-    """Joint decoding of the fields' candidates (tally marks weighed in) under the template's hard rules (unless the
-    policy drops them), then the verdict; each FieldRead gets its FieldVerdict."""
-    rules = list(template.rules) if policy.use_rules else []
+def decode(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> tuple[dict[str, Weighed], JointResult]:
+    """Each field weighed, and the joint decoding of the weighed candidates under the template's hard rules (unless
+    the policy drops them): what does not depend on the margins, so a benchmark judges many margins on one decoding."""
     weighed = {f: weigh(r, policy) for f, r in fields.items()}
-    joint = decode_jointly({f: w.candidates for f, w in weighed.items()}, rules, template.fields)
+    rules = list(template.rules) if policy.use_rules else []
+    return weighed, decode_jointly({f: w.candidates for f, w in weighed.items()}, rules, template.fields)
+
+
+def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> Verdict:
+    """Decoding, then the verdict; each FieldRead gets its FieldVerdict."""
+    weighed, joint = decode(template, fields, policy)
     return judge(template, fields, joint, policy, weighed)
 
 

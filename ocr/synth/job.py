@@ -40,6 +40,7 @@ class SynthJob:
     first_index: int = 1
     style: tuple[tuple[str, object], ...] = ()  # WriterStyle fields forced for every TPS, e.g. (("blocky", 1.0),)
     megapixels: float | None = None  # every photo this size instead of the profile's range (benchmarks: 12 MP)
+    tally_practice: bool = False  # tally grids as training sheets (ocr/synth/tally.py), not the row sums' marks
 
     def inconsistent_indices(self) -> set[int]:
         """Exactly round(fraction x count) TPS, chosen by the seed."""
@@ -80,7 +81,7 @@ def synthesize_tps(template: FormTemplate, index: int, job: SynthJob, bank: Glyp
     if inconsistent:
         values, slip = make_inconsistent(template, values, rng)
     style = replace(WriterStyle.random(rng), **dict(job.style))
-    tally_style = TallyStyle.random(rng)
+    tally_style = replace(TallyStyle.random(rng), practice=job.tally_practice)
     folder = job.out_dir / f"tps-{index:04d}"
     folder.mkdir(parents=True, exist_ok=True)
     truth: dict = {"template": template.id, "submission": folder.name, "pages": {}, "fields": values,

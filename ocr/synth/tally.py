@@ -34,14 +34,17 @@ class TallyStyle:
     wobble: float  # random placement of each stroke, share of the cell
     overshoot: float  # chance a stroke runs past the cell's top or bottom border
     strike: str  # "none" | "z" | "diagonal": what the officer draws over unused space
+    reach: float  # how far the fifth stroke runs past the outer uprights, share of the cell width
+    practice: bool = False  # a training sheet: every cell a random number of marks, strikes anywhere (labels exact)
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "TallyStyle":
-        return cls(fifth=str(rng.choice(["diagonal", "falling", "horizontal", "square"], p=[0.6, 0.15, 0.15, 0.1])),
-                   slant=float(rng.normal(0, 0.12)), length=float(rng.uniform(0.5, 0.8)),
-                   pitch=float(rng.uniform(0.12, 0.18)), thickness_mm=float(rng.uniform(0.3, 0.8)),
-                   wobble=float(rng.uniform(0.005, 0.04)), overshoot=float(rng.uniform(0.0, 0.15)),
-                   strike=str(rng.choice(["none", "z", "diagonal"], p=[0.4, 0.35, 0.25])))
+        return cls(fifth=str(rng.choice(["diagonal", "falling", "horizontal", "square"], p=[0.55, 0.2, 0.15, 0.1])),
+                   slant=float(rng.normal(0, 0.15)), length=float(rng.uniform(0.45, 0.85)),
+                   pitch=float(rng.uniform(0.1, 0.2)), thickness_mm=float(rng.uniform(0.25, 0.8)),
+                   wobble=float(rng.uniform(0.005, 0.04)), overshoot=float(rng.uniform(0.0, 0.2)),
+                   strike=str(rng.choice(["none", "z", "diagonal"], p=[0.4, 0.35, 0.25])),
+                   reach=float(rng.uniform(0.0, 0.15)))
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def _group(mask: np.ndarray, g: _Grid, r: int, c: int, marks: int, style: TallyS
         _line(mask, g.point(r, c, mx + lean / 2, y0), g.point(r, c, mx - lean / 2, y1), thickness)
         xs.append(mx)
     if marks == 5:
-        a, b = xs[0] - 0.08 + jitter(), xs[-1] + 0.08 + jitter()
+        a, b = xs[0] - 0.06 - style.reach + jitter(), xs[-1] + 0.06 + style.reach + jitter()
         if style.fifth == "horizontal":
             y = 0.5 + rng.uniform(-0.12, 0.12)
             _line(mask, g.point(r, c, a, y + jitter()), g.point(r, c, b, y + jitter()), thickness)
@@ -137,6 +140,8 @@ def draw_tally(mask: np.ndarray, grid: TallyGrid, row_counts: list[int], scale: 
     """Draw the marks of `row_counts` (rows filled in order) into `grid` on the ink mask, and the strike-outs."""
     g = _Grid(grid, scale)
     thickness = max(1, round(style.thickness_mm * scale))
+    if style.practice:
+        return _practice(mask, g, style, thickness, rng)
     cells = [[0] * grid.cols for _ in range(grid.rows)]
     end = None  # (row, cell, fraction) just after the last mark
     for r, count in enumerate(row_counts):
@@ -160,6 +165,31 @@ def draw_tally(mask: np.ndarray, grid: TallyGrid, row_counts: list[int], scale: 
                 g.strike(mask, g.point(last, 0, 0.1, 0.8), g.point(last, grid.cols - 1, 0.95, 0.75), thickness)
     labels = [STRUCK if s else count for s, count in zip(struck, row_counts)]
     return TallyLabels(cells, g.struck, labels)
+
+
+def _practice(mask: np.ndarray, g: _Grid, style: TallyStyle, thickness: int, rng: np.random.Generator) -> TallyLabels:
+    """A training sheet: each row random marks per cell (a partial group is rare on forms), some rows then struck
+    from a random cell to their end, some left empty under a diagonal strike."""
+    cells = [[0] * g.cols for _ in range(g.rows)]
+    for r in range(g.rows):
+        kind = rng.random()
+        if kind < 0.2:  # an unused row under a strike line
+            y0, y1 = rng.uniform(0.2, 0.8, 2)
+            g.strike(mask, g.point(r, 0, rng.uniform(0, 0.3), y0), g.point(r, g.cols - 1, rng.uniform(0.7, 1.0), y1),
+                     thickness)
+            continue
+        if kind < 0.3:
+            continue  # left empty
+        end = None
+        for c in range(g.cols):
+            cells[r][c] = int(rng.choice(6, p=[0.15, 0.15, 0.15, 0.15, 0.15, 0.25]))
+            if cells[r][c]:
+                end = (c, _group(mask, g, r, c, cells[r][c], style, thickness, rng))
+        if end is not None and rng.random() < 0.3:  # struck on from the last mark, as after a row's last group
+            c, fx = end
+            y = 0.5 + rng.uniform(-0.15, 0.15)
+            g.strike(mask, g.point(r, c, fx + 0.05, y), g.point(r, g.cols - 1, rng.uniform(0.85, 1.05), y), thickness)
+    return TallyLabels(cells, g.struck, [sum(row) for row in cells])
 
 
 def strike_boxes(mask: np.ndarray, boxes_px: list[tuple[int, int, int, int]], thickness: int,
