@@ -20,7 +20,7 @@ from ocr.reader.geometry import rectify
 from ocr.templates.model import FormTemplate
 
 TITLE_PX_PER_MM = 8.0
-_PAGE = re.compile(r"HALAMAN\s*(\d)\s*DARI\s*(\d)")
+_PAGE = re.compile(r"HALAMAN\s*(\d)\s*DA[A-Z1]{0,2}\s*(\d)")  # a small 'dari' is read 'dan' or 'dar' now and then
 _MODEL = re.compile(r"C\s*[.,]?\s*HASIL\s*[-–]?\s*([A-Z]{3,4})")
 
 
@@ -57,7 +57,7 @@ def read_title(gray: np.ndarray, page_homography: np.ndarray, template: FormTemp
     # Tesseract reads best with capitals some 30 px high: twice the window's 8 px/mm.
     window = cv2.resize(window, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
     text = pytesseract.image_to_string(window, config="--psm 6").upper()
-    model, page = _MODEL.search(text), _PAGE.search(text.replace("O", "0").replace("DAR1", "DARI"))
+    model, page = _MODEL.search(text), _PAGE.search(text.replace("O", "0"))
     if not model or not page:
         return None
     return model.group(1), int(page.group(1))

@@ -240,13 +240,14 @@ def _pass_one(photo: _Photo, blank: np.ndarray, template: FormTemplate, page_num
     centres, shifts, weights = [], [], []
     at_limit = 0
 
-    def measure_region(rect: RectMM, prior: tuple[float, float], search: float) -> None:
+    def measure_region(rect: RectMM, prior: tuple[float, float], search: float, tally_row: bool = False) -> None:
         nonlocal at_limit
         [(shift, match, _)] = _measure(photo, blank, [rect], [prior], search)
         if match < MIN_UNIT_MATCH:
             return
         if max(abs(shift[0] - prior[0]), abs(shift[1] - prior[1])) > search - 0.5:
-            at_limit += 1
+            # A strike line along a tally row pulls its match along the row's printed lines: no sign of a bend.
+            at_limit += not tally_row
             return
         centres.append(_centre(rect))
         shifts.append(shift)
@@ -258,7 +259,7 @@ def _pass_one(photo: _Photo, blank: np.ndarray, template: FormTemplate, page_num
     for rect, pitch in _tally_rows(template, page_number):
         # Rows repeat every pitch: search less than half of it around what the big boxes say.
         prior = tuple(float(v) for v in coarse(np.array([_centre(rect)]))[0])
-        measure_region(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch))
+        measure_region(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch), tally_row=True)
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     return smooth, at_limit
 
