@@ -3,11 +3,12 @@
     python bench/decode_bench.py --count 1000 [--inconsistent 0.05] [--workers 2] [--data DIR] [--reads FILE]
 
 Makes `--count` phone submissions with `formc synth` (templates in turn, seed 2024; a share
-deliberately inconsistent as written), reads each with ocr/pipeline.py, and prints, with the rules on
-and off and with the tally marks weighed in or not: field accuracy of the emitted values, silently wrong fields (value != truth while the
-field is ok/corrected and the submission ok), submissions sent to review, and the share of the
-inconsistent ones sent to review; then the trade-off curve over the `ok` margin. `--reads` keeps
-the reads (each field's probabilities, candidates and findings) in a pickle so that a policy is re-judged in seconds.
+deliberately inconsistent as written), reads each with ocr/pipeline.py, and prints, with the rules
+on and off and the tally marks weighed in or not: field accuracy of the emitted values, silently
+wrong fields (value != truth while the field is ok/corrected and the submission ok), submissions
+sent to review, and the share of the inconsistent ones sent to review; then the trade-off curve
+over the `ok` margin, tally on and off. `--reads` keeps the reads (each field's probabilities,
+candidates, tally counts and findings) in a pickle so that a policy is re-judged in seconds.
 """
 
 from __future__ import annotations

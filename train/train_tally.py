@@ -1,8 +1,10 @@
 """Train the tally-cell classifier (ocr/reader/models/tally.onnx + tally.json) from train/make_tally_cells.py's shards.
 
-    python train/make_tally_cells.py --out /tmp/tally/train --tps 1600 --seed 1 --chunk 20
-    python train/make_tally_cells.py --out /tmp/tally/calib --tps 200 --seed 2 --chunk 20
-    python train/train_tally.py --train /tmp/tally/train --calib /tmp/tally/calib --out ocr/reader/models --seed 1
+    python train/make_tally_cells.py --out /tmp/tally/train --tps 1260 --seed 1 --chunk 20
+    python train/make_tally_cells.py --out /tmp/tally/practice --tps 500 --seed 3 --chunk 20 --practice --keep-empty 0.3
+    python train/make_tally_cells.py --out /tmp/tally/calib --tps 100 --seed 2 --chunk 10
+    python train/train_tally.py --train /tmp/tally/train /tmp/tally/practice --calib /tmp/tally/calib \
+        --out ocr/reader/models --seed 1 --steps 8000
 
 Cells of 1..4 marks are rare (one partial group per row), so batches draw the classes evenly;
 shifts, ink strength and noise widen what the network sees. The temperature is fitted on the
@@ -29,8 +31,8 @@ from ocr.reader.tally import CELL_CLASSES, INPUT_H, INPUT_W, ink  # noqa: E402
 from train.train_digits import fit_temperature  # noqa: E402
 
 
-def load(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    parts = [np.load(f) for f in sorted(folder.glob("cells-*.npz"))]
+def load(folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    parts = [np.load(f) for folder in folders for f in sorted(folder.glob("cells-*.npz"))]
     windows = np.concatenate([p["windows"] for p in parts])
     return ink(windows)[:, 0], np.concatenate([p["labels"] for p in parts]).astype(np.int64)
 
@@ -55,8 +57,8 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=Path, required=True)
-    ap.add_argument("--calib", type=Path, required=True)
+    ap.add_argument("--train", type=Path, nargs="+", required=True)
+    ap.add_argument("--calib", type=Path, nargs="+", required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--steps", type=int, default=4000)

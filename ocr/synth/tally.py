@@ -104,8 +104,10 @@ def _group(mask: np.ndarray, g: _Grid, r: int, c: int, marks: int, style: TallyS
     def jitter() -> float:
         return float(rng.normal(0, style.wobble))
 
+    def over() -> float:  # a stroke's end past the cell's border, now and then
+        return rng.uniform(-0.25, 0) if rng.random() < style.overshoot else 0.0
+
     top = (1 - style.length) / 2
-    over = (lambda: rng.uniform(-0.25, 0) if rng.random() < style.overshoot else 0.0)
     if style.fifth == "square":
         left, right, low, high = 0.2 + jitter(), 0.72 + jitter(), top + over() + jitter(), 1 - top - over() + jitter()
         sides = [((left, high), (left, low)), ((left, low), (right, low)), ((right, low), (right, high)),
