@@ -33,7 +33,7 @@ def test_a_clean_submission_reads_right_or_flags(tps):
     result = read(photos)
     assert result.template == "kwk-walikota-2" and result.status in ("ok", "review")
     assert [p.page for p in result.pages] == [1, 2, 3] and all(p.status == "read" for p in result.pages)
-    assert all(len(p.geometry.boxes) > 0 for p in result.pages) and result.schema_version == 2
+    assert all(len(p.geometry.boxes) > 0 for p in result.pages) and result.schema_version == 3
     assert result.reader_version.templates == {"kwk-walikota-2": get_template("kwk-walikota-2").version}
     fields = result.fields
     assert fields.keys() == get_template("kwk-walikota-2").fields.keys()
@@ -41,7 +41,13 @@ def test_a_clean_submission_reads_right_or_flags(tps):
                          if v.status in ("ok", "corrected") and v.value != truth["fields"][f]]
     assert wrong_but_trusted == []
     assert sum(v.value == truth["fields"][f] for f, v in fields.items()) >= 0.97 * len(fields)
-    assert set(result.timings_ms) == {"decode", "align", "classify", "decode_rules"}
+    assert set(result.timings_ms) == {"decode", "align", "classify", "tally", "decode_rules"}
+    row_sums = [f for f in fields if "_baris_" in f]
+    assert row_sums and all(fields[f].tally is not None for f in row_sums)
+    assert all(v.tally is None for f, v in fields.items() if f not in row_sums)
+    # Every row the marks were counted on agrees with what was written, or its field is flagged.
+    assert all(fields[f].tally.count == truth["fields"][f] or fields[f].status == "review" for f in row_sums
+               if fields[f].tally.status != "none")
 
 
 def test_a_refused_photo_rejects_the_submission_but_the_other_pages_are_read(tps):

@@ -154,8 +154,9 @@ def _struck_sums(page: TemplatePage, values: dict[str, int], style: TallyStyle) 
 
 def write_page(page_gray: np.ndarray, page: TemplatePage, values: dict[str, int], scale: float, style: WriterStyle,
                bank: GlyphBank, rng: np.random.Generator, tally_style: TallyStyle | None = None) -> WrittenPage:
-    """The page filled with `values` in the officer's hand; `tally_style` None: one drawn from `rng`."""
-    tally_style = tally_style or TallyStyle.random(rng)
+    """The page filled with `values` in the officer's hand; `tally_style` None: one drawn from `rng` if the page has
+    a tally grid."""
+    tally_style = tally_style or (TallyStyle.random(rng) if page.tally_grids else None)
     mask = np.zeros(page_gray.shape, np.uint8)
     struck = _struck_sums(page, values, tally_style)
     written = WrittenPage(None, {}, {}, {})

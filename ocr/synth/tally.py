@@ -3,7 +3,8 @@
 An officer keeps one style for a whole submission: groups of five as four uprights and a diagonal
 (either direction), four uprights and a horizontal fifth, or a square drawn side by side and
 closed by its diagonal; strokes slant, wobble, vary in length and now and then cross the cell's
-border. Many officers strike out the unused space, as on the real 2024 photos: a line from the
+border; a mistaken group is crossed out (an X or a scribble: it does not count) and the marks go
+on in the next cell. Many officers strike out the unused space, as on the real 2024 photos: a line from the
 last mark to the end of its row, a Z (or one diagonal) over the unused rows, and a line through
 those rows' sum boxes. Row counts above 60 (a row holds 12 groups of five) are drawn as a full
 row: the officer wrote the excess elsewhere.
@@ -35,6 +36,7 @@ class TallyStyle:
     overshoot: float  # chance a stroke runs past the cell's top or bottom border
     strike: str  # "none" | "z" | "diagonal": what the officer draws over unused space
     reach: float  # how far the fifth stroke runs past the outer uprights, share of the cell width
+    corrects: float = 0.0  # chance a grid holds one group crossed out (it does not count; the marks go on after it)
     practice: bool = False  # a training sheet: every cell a random number of marks, strikes anywhere (labels exact)
 
     @classmethod
@@ -44,7 +46,7 @@ class TallyStyle:
                    pitch=float(rng.uniform(0.1, 0.2)), thickness_mm=float(rng.uniform(0.25, 0.8)),
                    wobble=float(rng.uniform(0.005, 0.04)), overshoot=float(rng.uniform(0.0, 0.2)),
                    strike=str(rng.choice(["none", "z", "diagonal"], p=[0.4, 0.35, 0.25])),
-                   reach=float(rng.uniform(0.0, 0.15)))
+                   reach=float(rng.uniform(0.0, 0.15)), corrects=float(rng.choice([0.0, 0.3], p=[0.7, 0.3])))
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,21 @@ def _group(mask: np.ndarray, g: _Grid, r: int, c: int, marks: int, style: TallyS
     return xs[-1] + 0.04
 
 
+def _cross_out(mask: np.ndarray, g: _Grid, r: int, c: int, marks: int, style: TallyStyle, thickness: int,
+               rng: np.random.Generator) -> None:
+    """A group drawn, then crossed out as a mistake: an X or a scribble over it. The cell counts as STRUCK."""
+    _group(mask, g, r, c, marks, style, thickness, rng)
+    g.struck[r][c] = True
+    if rng.random() < 0.5:
+        _line(mask, g.point(r, c, 0.1, 0.15), g.point(r, c, 0.9, 0.85), thickness)
+        _line(mask, g.point(r, c, 0.1, 0.85), g.point(r, c, 0.9, 0.15), thickness)
+        return
+    xs = np.linspace(0.1, 0.9, int(rng.integers(4, 8)))
+    ys = np.where(np.arange(len(xs)) % 2, 0.2, 0.8) + rng.normal(0, 0.05, len(xs))
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        _line(mask, g.point(r, c, x0, y0), g.point(r, c, x1, y1), thickness)
+
+
 def draw_tally(mask: np.ndarray, grid: TallyGrid, row_counts: list[int], scale: float, style: TallyStyle,
                rng: np.random.Generator) -> TallyLabels:
     """Draw the marks of `row_counts` (rows filled in order) into `grid` on the ink mask, and the strike-outs."""
@@ -146,9 +163,17 @@ def draw_tally(mask: np.ndarray, grid: TallyGrid, row_counts: list[int], scale: 
         return _practice(mask, g, style, thickness, rng)
     cells = [[0] * grid.cols for _ in range(grid.rows)]
     end = None  # (row, cell, fraction) just after the last mark
+    # A mistake crossed out takes a cell of a row with room for one more group.
+    roomy = [r for r, count in enumerate(row_counts) if 0 < count <= (grid.cols - 1) * 5]
+    mistake = int(rng.choice(roomy)) if roomy and rng.random() < style.corrects else None
     for r, count in enumerate(row_counts):
-        for c in range(min(grid.cols, -(-count // 5))):
-            cells[r][c] = min(5, count - c * 5)
+        crossed = int(rng.integers(0, -(-count // 5))) if r == mistake else None
+        groups = [min(5, count - k * 5) for k in range(-(-count // 5))]
+        for c in range(min(grid.cols, len(groups) + (crossed is not None))):
+            if c == crossed:
+                _cross_out(mask, g, r, c, int(rng.integers(1, 6)), style, thickness, rng)
+                continue
+            cells[r][c] = groups[c - (crossed is not None and c > crossed)]
             end = (r, c, _group(mask, g, r, c, cells[r][c], style, thickness, rng))
     struck = struck_rows(row_counts, style)
     if end is not None and style.strike != "none":
@@ -184,6 +209,9 @@ def _practice(mask: np.ndarray, g: _Grid, style: TallyStyle, thickness: int, rng
             continue  # left empty
         end = None
         for c in range(g.cols):
+            if rng.random() < 0.05:
+                _cross_out(mask, g, r, c, int(rng.integers(1, 6)), style, thickness, rng)
+                continue
             cells[r][c] = int(rng.choice(6, p=[0.15, 0.15, 0.15, 0.15, 0.15, 0.25]))
             if cells[r][c]:
                 end = (c, _group(mask, g, r, c, cells[r][c], style, thickness, rng))

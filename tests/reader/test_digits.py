@@ -100,7 +100,8 @@ def test_probabilities_are_confident_when_right(read_boxes):
     _, labels, probs = read_boxes
     right = probs.argmax(1) == labels
     assert np.median(probs.max(1)[right]) > 0.95
-    assert probs.max(1)[~right].mean() < probs.max(1)[right].mean()
+    sure = probs.max(1) >= 0.99
+    assert sure.sum() > 0.5 * len(probs) and right[sure].mean() >= 0.99  # where it is sure, it is right
 
 
 def test_cleaning_removes_the_printed_frame():
