@@ -5,7 +5,9 @@ side (a strike line that runs on into the next cell is a strike, a fifth stroke 
 is a mark), and a small CNN gives its probabilities over `CELL_CLASSES`: 0..5 marks, or `struck`
 (no marks, a strike line through it). A cell with no ink at all is 0 without the network.
 
-A row's count distribution is the convolution of its cells' (struck counts as 0). A row is
+A row's count distribution weighs every arrangement of its cells' marks (struck counts as 0), the
+arrangements officers make (full groups, then one partial group, then nothing) ten times
+likelier than the others (a crossed-out group, a mark out of place). A row is
 `struck` when its cells hold no marks and a strike line crosses one of them: the officer
 marked it unused, so its row sum is 0 whatever its boxes look like. A grid without any mark (left
 empty, or struck out whole) is no evidence at all: never "0 votes".
@@ -37,6 +39,7 @@ INK_SHARE = 0.35  # ink this much darker than the window's paper (as a share of 
 EMPTY_INK = 0.25  # a cell whose darkest ink (0..1) inside is below this holds nothing
 STRUCK_CELLS = 1  # a strike line across one cell of a row without marks: the officer marked it unused
 STRUCK_SURE = 0.9  # ... and no mark in it at this probability
+IN_ORDER = 10.0  # prior odds of a row marked in order (a crossed-out group breaks it) against any other arrangement
 ROW_MAX = 60  # 12 groups of five: a full row may stand for more (the excess written elsewhere)
 SHIPPED = resources.files("ocr.reader.models")
 TALLY_WEIGHTS = "tally.onnx"  # beside digits.onnx; its calibration in tally.json
@@ -131,17 +134,31 @@ class TallyCounter:
         return rows_of(grid, probs)
 
 
+def row_counts(cells: np.ndarray) -> np.ndarray:
+    """P(count = k), k = 0..5 * cols, of one row from its cells' (cols, 7) probabilities: every arrangement of marks
+    (cells independent; struck = 0), those officers make (full groups, one partial group, then nothing) IN_ORDER
+    times likelier than the rest."""
+    marks = cells[:, :6].copy()
+    marks[:, 0] += cells[:, STRUCK_CLASS]
+    anything = np.array([1.0])
+    for cell in marks:
+        anything = np.convolve(anything, cell)
+    cols = len(marks)
+    full_before = np.concatenate([[1.0], np.cumprod(marks[:, 5])])  # [k]: cells 0..k-1 all hold five
+    empty_from = np.concatenate([np.cumprod(marks[::-1, 0])[::-1], [1.0]])  # [k]: cells k.. all hold none
+    ordered = np.zeros_like(anything)
+    for k in range(cols + 1):
+        ordered[5 * k] += full_before[k] * empty_from[k]
+        if k < cols:
+            ordered[5 * k + 1: 5 * k + 5] += full_before[k] * marks[k, 1:5] * empty_from[k + 1]
+    dist = anything + (IN_ORDER - 1) * ordered  # ordered arrangements are among `anything` already
+    return dist / dist.sum()
+
+
 def rows_of(grid: TallyGrid, probs: np.ndarray) -> list[RowTally]:
     """Rows from the cells' (rows, cols, 7) probabilities (see the module docstring)."""
     top = probs.argmax(axis=2)
-    counts = []
-    for r in range(grid.rows):
-        dist = np.array([1.0])
-        for cell in probs[r]:
-            per_cell = cell[:6].copy()
-            per_cell[0] += cell[STRUCK_CLASS]
-            dist = np.convolve(dist, per_cell)
-        counts.append(dist)
+    counts = [row_counts(probs[r]) for r in range(grid.rows)]
     if all(dist[0] > 0.5 for dist in counts):  # no mark anywhere: an empty or struck-out grid says nothing
         return [RowTally(f, "none", cells=tuple(int(c) for c in top[r])) for r, f in enumerate(grid.row_field_ids)]
     out = []
