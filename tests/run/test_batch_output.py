@@ -68,7 +68,7 @@ def test_an_empty_out_is_used_and_a_torn_record_is_read_again(tmp_path):
 
 
 def test_a_second_batch_on_the_same_out_is_refused_while_the_first_runs(tmp_path):
-    inbox = inbox_of(tmp_path, 16)  # enough for the first to be reading still when the second starts
+    inbox = inbox_of(tmp_path, 32)  # enough for the first to be reading still when the second starts, on busy cores too
     out = tmp_path / "results.jsonl"
     first = _start(inbox, out, "--workers", "1")
     wait_for_lines(out, 1)
@@ -76,7 +76,7 @@ def test_a_second_batch_on_the_same_out_is_refused_while_the_first_runs(tmp_path
     assert first.poll() is None, "the first batch ended before the second started"
     _one_clear_error(second, "being written by another formc batch")
     assert first.wait(timeout=300) == 0, first.stderr.read()
-    assert sorted(r.submission for r in records(out)) == sorted(f"tps-{i}" for i in range(16))
+    assert sorted(r.submission for r in records(out)) == sorted(f"tps-{i}" for i in range(32))
 
 
 def _file_size_limit(limit: int):
