@@ -30,14 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ocr.pipeline import PhotoInput, ReaderSettings, read_submission  # noqa: E402
-from ocr.reader.align import PageAlignment, align_page  # noqa: E402
-from ocr.reader.decode import decode_photo  # noqa: E402
+from ocr.reader.align import PageAlignment  # noqa: E402
 from ocr.reader.tally import CELL_CLASSES, ROW_MAX, STRUCK_CLASS, TallyCounter  # noqa: E402
 from ocr.synth.handwriting import load_bank  # noqa: E402
 from ocr.synth.job import SynthJob, synthesize_tps  # noqa: E402
 from ocr.synth.tally import STRUCK  # noqa: E402
 from ocr.templates.catalog import get_template, load_templates  # noqa: E402
-from train.make_tally_cells import cell_labels  # noqa: E402
+from train.make_tally_cells import cell_labels, tally_pages  # noqa: E402
 
 _bank = None
 _counter: TallyCounter | None = None
@@ -53,17 +52,11 @@ def _init(model: Path | None) -> None:
 def one_tps(template_id: str, index: int, seed: int) -> dict:
     """Cell classes (true, read), row counts (true, read, p, status) and page times of one synthetic TPS."""
     template = get_template(template_id)
-    out = {"cells": [], "inked": [], "rows": [], "page_ms": [], "page_cells": []}
+    out = {"cells": [], "rows": [], "page_ms": [], "page_cells": []}
     with tempfile.TemporaryDirectory(prefix="formc-tally-bench-") as tmp:
         truth = synthesize_tps(template, index, SynthJob(template_id, 1, Path(tmp), seed=seed, profile="phone"),
                                _bank, False)
-        for number, name in truth["pages"].items():
-            page = template.page(int(number))
-            if not page.tally_grids:
-                continue
-            path = Path(tmp) / truth["submission"] / name
-            photo = decode_photo(path.read_bytes(), str(path))
-            alignment = photo and align_page(photo, (template,), template_id=template_id, page_number=int(number))
+        for page, photo, alignment in tally_pages(template, truth, Path(tmp) / truth["submission"]):
             if not isinstance(alignment, PageAlignment):
                 out["rows"].append(None)  # a refused page: its rows are not counted at all
                 continue

@@ -21,6 +21,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -44,6 +45,16 @@ def cell_labels(tally: dict) -> np.ndarray:
     return np.where((cells == 0) & struck, STRUCK_CLASS, cells).ravel().astype(np.uint8)
 
 
+def tally_pages(template, truth: dict, folder: Path) -> Iterator[tuple]:
+    """(page, photo, alignment or refusal) of each page of a synthetic TPS in `folder` that holds a tally grid."""
+    for number, name in truth["pages"].items():
+        page = template.page(int(number))
+        if page.tally_grids:
+            photo = decode_photo((folder / name).read_bytes(), str(folder / name))
+            yield page, photo, photo and align_page(photo, (template,), template_id=template.id,
+                                                    page_number=int(number))
+
+
 def tps_cells(seed: int, index: int, bank, keep_empty: float, practice: bool) -> tuple[np.ndarray, np.ndarray]:
     templates = {k: t for k, t in load_templates().items() if any(p.tally_grids for p in t.pages)}
     rng = np.random.default_rng([seed, index, 0x7A11])
@@ -53,13 +64,7 @@ def tps_cells(seed: int, index: int, bank, keep_empty: float, practice: bool) ->
     with tempfile.TemporaryDirectory(prefix="formc-tally-") as tmp:
         job = SynthJob(template.id, 1, Path(tmp), seed=seed, profile=profile, tally_practice=practice)
         truth = synthesize_tps(template, index, replace(job, first_index=index), bank, False)
-        for number, name in truth["pages"].items():
-            page = template.page(int(number))
-            if not page.tally_grids:
-                continue
-            path = Path(tmp) / truth["submission"] / name
-            photo = decode_photo(path.read_bytes(), str(path))
-            alignment = photo and align_page(photo, (template,), template_id=template.id, page_number=int(number))
+        for page, photo, alignment in tally_pages(template, truth, Path(tmp) / truth["submission"]):
             if not isinstance(alignment, PageAlignment):
                 continue
             for grid in page.tally_grids:
