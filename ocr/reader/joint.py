@@ -3,10 +3,13 @@
 Each field offers its candidate values (ocr/reader/fields.py) and one more option, "another value",
 whose probability is the field's residual mass: the most any value not listed can have. The
 search maximises the sum of log probabilities over fields, subject to the hard rules. A field
-that closes a rule takes the value the rule names, scored exactly whether listed or not; a free
-field set to "another value" leaves its rules unjudged. So the result is exact: any assignment
-using an unlisted free value scores at most what the same assignment with "another value"
-scores, and that one was searched.
+that closes a rule takes the value the rule names, scored exactly whether listed or not. A field
+set to "another value" leaves its rules unjudged only while another of their terms is unknown too:
+once a rule's other terms are known, it names that field's value, scored exactly (and a value
+that is listed is no "another value": that assignment is the listed option's). So the result is
+exact: any assignment using an unlisted value scores at most what the same assignment with
+"another value" scores, and that one was searched; and a field confirmed by a rule cannot win
+a margin back by becoming "some other number" that no rule would let it be.
 """
 
 from __future__ import annotations
@@ -45,12 +48,13 @@ class _Equation:
     rule: Rule
     terms: tuple[tuple[int, float], ...]  # (position in the search order, coefficient), last one closing
     const: float
+    coefs: dict[int, float]  # the same terms by position
 
 
 class _Search:
     """Exact dynamic programme over the fields in a fixed order. The state after the first d fields
-    is, for every rule still open, the partial sum of its assigned terms (or that one is "another
-    value"): what the remaining fields need to know, so equal states are solved once."""
+    is, for every rule still open, the partial sum of its known terms and which of its fields are
+    "another value": what the remaining fields need to know, so equal states are solved once."""
 
     def __init__(self, candidates: dict[str, FieldCandidates], rules: list[Rule], known: list[str]):
         linear = [(r, r.parsed.linear(known)) for r in rules]
@@ -69,21 +73,14 @@ class _Search:
         for rule, (coefs, const) in usable:
             terms = tuple(sorted(((position[f], c) for f, c in coefs.items()), key=lambda t: t[0]))
             e = len(self.equations)
-            self.equations.append(_Equation(rule, terms, const))
+            self.equations.append(_Equation(rule, terms, const, dict(terms)))
             self.closing[terms[-1][0]].append(e)
-            for pos, coef in terms[:-1]:
+            for pos, coef in terms:
                 self.terms_at[pos].append((e, coef))
         best = [opts[0][1] for opts in self.options]
         self.rest = [sum(best[d:]) for d in range(len(best) + 1)]  # the most fields d.. can score
         self.open_at = [tuple(e for e, eq in enumerate(self.equations) if eq.terms[0][0] < d <= eq.terms[-1][0])
                         for d in range(len(self.order) + 1)]
-        # Where each equation's state comes from when a state tuple is stepped (index in the tuple, or
-        # None: not open yet, so its constant and no unknown term), for the max-marginal passes.
-        slot = [{e: i for i, e in enumerate(open_eqs)} for open_eqs in self.open_at]
-        self.closing_from = [[(slot[d].get(e), self.equations[e].const) for e in self.closing[d]]
-                             for d in range(len(self.order))]
-        self.next_from = [[(slot[d].get(e), self.equations[e].const, dict(self.terms_at[d]).get(e))
-                           for e in self.open_at[d + 1]] for d in range(len(self.order))]
 
     @staticmethod
     def _options(c: FieldCandidates) -> list[tuple[int | None, float]]:
@@ -111,31 +108,34 @@ class _Search:
         return order
 
     def run(self) -> Assignment:
-        """The best assignment (one always exists: "another value" satisfies any rule)."""
-        self.partial = [eq.const for eq in self.equations]
-        self.unknown = [0] * len(self.equations)  # terms that are "another value"
+        """The best assignment (one always exists: "another value" everywhere leaves every rule unjudged)."""
         self.memo: dict[tuple, tuple[bool, float, tuple]] = {}
-        found = self._complete(0, -math.inf)
+        found = self._complete(0, (), -math.inf)
         return Assignment(dict(zip(self.order, found[1])), found[0])
 
-    def _required(self, depth: int, closing: list[tuple[float, int]]) -> tuple[bool, int | None]:
+    def _required(self, depth: int, closing: list[tuple[float, tuple]]) -> tuple[bool, int | None]:
         """(constrained, value) for the field at `depth` from the rules it closes, given their (partial sum,
-        unknown terms) in `self.closing[depth]` order; value None: no value fits."""
+        unknown positions) in `self.closing[depth]` order; value None: no value fits."""
         need = None
         constrained = False
-        for e, (partial, unknown) in zip(self.closing[depth], closing):
-            if unknown:
-                continue  # an unknown value can make it hold: a person judges it
-            eq = self.equations[e]
-            coef = eq.terms[-1][1]
-            x = -partial / coef
-            value = round(x)
-            if abs(x - value) * abs(coef) > eq.rule.tolerance + 1e-9 or value < 0 or (constrained and need != value):
+        for e, (partial, unknowns) in zip(self.closing[depth], closing):
+            if unknowns:
+                continue  # named once this field is chosen, if only one is unknown (`_resolve`)
+            value = self._named(e, partial, self.equations[e].terms[-1][1])
+            if value is None or (constrained and need != value):
                 return True, None
             constrained, need = True, value
         return constrained, need
 
-    def _choices(self, depth: int, closing: list[tuple[float, int]]) -> list[tuple[int | None, float]]:
+    def _named(self, e: int, partial: float, coef: float) -> int | None:
+        """The value a term with coefficient `coef` must take for equation `e` to hold, if a count can."""
+        x = -partial / coef
+        value = round(x)
+        if abs(x - value) * abs(coef) > self.equations[e].rule.tolerance + 1e-9 or value < 0:
+            return None
+        return value
+
+    def _choices(self, depth: int, closing: list[tuple[float, tuple]]) -> list[tuple[int | None, float]]:
         """The options of the field at `depth` given the state of the rules it closes."""
         constrained, need = self._required(depth, closing)
         if not constrained:
@@ -146,8 +146,52 @@ class _Search:
         logp = self.log_p[depth].get(need)
         return [(need, logp if logp is not None else _log(self.candidates[depth].probability(need)))]
 
-    def _complete(self, depth: int, floor: float) -> tuple[float, tuple] | None:
-        """Best (score, values) of the fields from `depth` on if it scores above `floor`, else None.
+    def _resolve(self, depth: int, eqs: dict[int, tuple[float, tuple]], logp: float) -> float | None:
+        """A rule closing at `depth` with one "another value" left names that value: scored exactly instead of the
+        residual bound and put into the field's other rules; None when no count fits or the value named is listed
+        (that assignment is the listed option's, searched there). Mutates `eqs`; returns the step's log p."""
+        queue = [e for e in self.closing[depth] if len(eqs[e][1]) == 1]
+        while queue:
+            e = queue.pop()
+            partial, unknowns = eqs[e]
+            if not unknowns:  # all known after a substitution: it must hold
+                if abs(partial) > self.equations[e].rule.tolerance + 1e-9:
+                    return None
+                continue
+            if len(unknowns) > 1:
+                continue
+            u = unknowns[0]
+            value = self._named(e, partial, self.equations[e].coefs[u])
+            if value is None or value in self.log_p[u]:
+                return None
+            logp += _log(self.candidates[u].probability(value)) - self.log_p[u][OTHER]
+            for f, (p, unk) in eqs.items():
+                if u in unk:
+                    eqs[f] = (p + self.equations[f].coefs[u] * value, tuple(x for x in unk if x != u))
+                    if f != e and len(eqs[f][1]) <= 1 and f in self.closing[depth]:
+                        queue.append(f)
+        return logp
+
+    def _expand(self, depth: int, state: tuple) -> list[tuple[int | None, float, tuple]]:
+        """(value, log p, next state) for each option of the field at `depth` from `state`: per open rule (in
+        `open_at[depth]` order), its partial sum and the positions of its "another value" terms."""
+        here = dict(zip(self.open_at[depth], state))
+        closing = [here.get(e) or (self.equations[e].const, ()) for e in self.closing[depth]]  # not open: 1-term rule
+        moves = []
+        for value, logp in self._choices(depth, closing):
+            eqs = dict(here)
+            for e, coef in self.terms_at[depth]:
+                partial, unknowns = eqs.get(e) or (self.equations[e].const, ())
+                eqs[e] = (partial, (*unknowns, depth)) if value is OTHER else (partial + coef * value, unknowns)
+            if any(eqs[e][1] for e in self.closing[depth]):
+                logp = self._resolve(depth, eqs, logp)
+                if logp is None:
+                    continue
+            moves.append((value, logp, tuple(eqs[e] for e in self.open_at[depth + 1])))
+        return moves
+
+    def _complete(self, depth: int, state: tuple, floor: float) -> tuple[float, tuple] | None:
+        """Best (score, values) of the fields from `depth` on, from `state`, if it scores above `floor`, else None.
 
         Memoised on the state of the open rules: an exact best, or a bound it was found not to beat
         (alpha-beta style), so equal states are solved once and hopeless branches are cut early."""
@@ -155,7 +199,7 @@ class _Search:
             return (0.0, ()) if floor < 0.0 else None
         if self.rest[depth] <= floor:
             return None
-        key = (depth, *((self.partial[e], self.unknown[e]) for e in self.open_at[depth]))
+        key = (depth, state)
         known = self.memo.get(key)
         if known is None and len(self.memo) > MAX_MEMO:
             raise _Undecided
@@ -166,42 +210,14 @@ class _Search:
             if score <= floor:  # proven: nothing here beats `score`
                 return None
         best = None
-        closing = [(self.partial[e], self.unknown[e]) for e in self.closing[depth]]
-        for value, logp in self._choices(depth, closing):
+        for value, logp, nxt in self._expand(depth, state):
             bar = max(floor, best[0]) if best else floor
-            for e, coef in self.terms_at[depth]:
-                if value is OTHER:
-                    self.unknown[e] += 1
-                else:
-                    self.partial[e] += coef * value
-            rest = self._complete(depth + 1, bar - logp)
-            for e, coef in self.terms_at[depth]:
-                if value is OTHER:
-                    self.unknown[e] -= 1
-                else:
-                    self.partial[e] -= coef * value
+            rest = self._complete(depth + 1, nxt, bar - logp)
             if rest is not None:
                 best = (logp + rest[0], (value, *rest[1]))
         # Above the floor, the best is exact: every branch cut could not beat it.
         self.memo[key] = (True, *best) if best else (False, floor, ())
         return best
-
-    def _expand(self, depth: int, state: tuple) -> list[tuple[int | None, float, tuple]]:
-        """(value, log p, next state) for each option of the field at `depth` from `state` (as in the memo keys)."""
-        closing = [state[i] if i is not None else (c, 0) for i, c in self.closing_from[depth]]
-        moves = []
-        for value, logp in self._choices(depth, closing):
-            nxt = []
-            for i, const, coef in self.next_from[depth]:
-                partial, unknown = state[i] if i is not None else (const, 0)
-                if coef is not None:
-                    if value is OTHER:
-                        unknown += 1
-                    else:
-                        partial += coef * value
-                nxt.append((partial, unknown))
-            moves.append((value, logp, tuple(nxt)))
-        return moves
 
     def runner_ups(self, best: Assignment, floor: float) -> dict[str, float | None]:
         """Per field: the best score of an assignment that gives it another value than `best` does, if above

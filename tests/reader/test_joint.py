@@ -153,3 +153,49 @@ def test_a_search_too_large_to_finish_decides_nothing(monkeypatch):
     undecided = decode_jointly(candidates, rules, candidates)
     assert undecided.consistent.values == undecided.unconstrained.values == {"a": 12, "b": 30, "c": 42, "d": 1, "e": 12, "f": 13}
     assert set(undecided.margins.values()) == {0.0}
+
+
+def _brute_margins(dists: dict[str, dict], rules: list[Rule], best: dict) -> dict[str, float]:
+    """Per field: the best score minus the best score of a consistent assignment giving it another value."""
+    names = list(dists)
+    top, runner = -math.inf, dict.fromkeys(names, -math.inf)
+    for combo in itertools.product(*([(v, p) for v, p in dists[n].items() if v is not None and p > 0] for n in names)):
+        values = {n: v for n, (v, _) in zip(names, combo)}
+        if all(r.holds(values) for r in rules):
+            score = sum(math.log(p) for _, p in combo)
+            top = max(top, score)
+            for n in names:
+                if values[n] != best[n]:
+                    runner[n] = max(runner[n], score)
+    return {n: top - runner[n] for n in names}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_margins_never_exceed_the_true_margins(seed):
+    """A margin is a bound a person relies on: never wider than the brute force's over every value of every field."""
+    rng = np.random.default_rng(200 + seed)
+    a, b = int(rng.integers(0, 50)), int(rng.integers(0, 49))
+    probs = {name: _noisy(rng, f"{v:X>2}") for name, v in (("a", a), ("b", b), ("c", a + b))}
+    cands = {name: field_candidates(name, p) for name, p in probs.items()}
+    rules = [Rule(expr="c = a + b")]
+    result = decode_jointly(cands, rules, dict.fromkeys(probs))
+    if None in result.consistent.values.values():
+        return
+    true = _brute_margins({n: _value_distribution(p) for n, p in probs.items()}, rules, result.consistent.values)
+    for name, margin in result.margins.items():
+        assert margin <= min(true[name], 15.0) + 1e-9
+
+
+def test_another_value_named_by_a_rule_is_no_free_runner_up():
+    """c = a + b, e = c + d, every box sure but one of c's: d as "some other number" must move e as well; it can no
+    longer leave its rule unjudged and cost only its own residual once the rule's other terms are known."""
+    boxes = sure("X27")
+    boxes[1, C["7"]], boxes[1, C["2"]] = 0.94, 0.05
+    cands = {"a": field_candidates("a", sure("X12")), "b": field_candidates("b", sure("X15")),
+             "c": field_candidates("c", boxes / boxes.sum(1, keepdims=True)),
+             "d": field_candidates("d", sure("X40")), "e": field_candidates("e", sure("X67"))}
+    result = decode_jointly(cands, [Rule(expr="c = a + b"), Rule(expr="e = c + d")], dict.fromkeys(cands))
+    assert result.consistent.values == {"a": 12, "b": 15, "c": 27, "d": 40, "e": 67}
+    own_doubt = {f: math.log(c.probs[0] / c.residual) for f, c in cands.items()}
+    for f in "abd":  # each needs a second field changed with it
+        assert result.margins[f] > 1.8 * own_doubt[f]
