@@ -4,7 +4,8 @@ Per field: `ok` (read as written, the runner-up far behind), `corrected` (the ru
 read; both values kept), `review`, `unreadable`. Per submission: `ok` when every field is ok or
 corrected and no soft rule fails, else `review`; refused photos make it `rejected` (ocr/pipeline.py).
 A form that breaks a hard rule as written, with strong evidence for the written digits (fixing
-it would cost more than `max_fix_nats` in all, or one field more than `max_fix_field_nats`), is
+it would cost more than `max_fix_nats` in all, or one field more than `max_fix_field_nats`, or than
+`max_fix_slip_nats` where the change is the size of an arithmetic slip), is
 reported as written and sent to review: never "fixed" into a false consistency.
 """
 
@@ -22,10 +23,10 @@ from ocr.templates.model import FormTemplate
 @dataclass(frozen=True)
 class Policy:
     """Thresholds in nats of log probability, chosen on bench/strangers_bench.py's curve for the classifier trained
-    on writer-disjoint splits (its probabilities stop short of 1, so the old model's 4 / 6 sent most forms to a
-    person): at ok 3 / corrected 5, 0 of 36,066 fields silently wrong over 500 submissions by held-out writers
-    and 200 by MNIST's test writers (95 % bound 8.3e-5 < the 1e-4 goal); at ok 2, 2 silently wrong. README
-    gives the whole curve."""
+    on writer-disjoint splits (its probabilities stop short of 1): at ok 3 / corrected 5, with rule-named "another
+    value" (ocr/reader/joint.py), a doubtful read needing a correction's margin and slip-sized changes limited, 0
+    silently wrong of 36,066 fields over 500 submissions by held-out writers and 200 by MNIST's test writers, and 0
+    of 51,290 over 1,000 by our own writers. README gives the whole curve."""
 
     ok_margin: float = 3.0  # a read confirmed by this margin over its runner-up is emitted as `ok`
     corrected_margin: float = 5.0  # a rule-made change needs more
@@ -33,6 +34,9 @@ class Policy:
     # ... and so does one field whose own reading the rules would overrule by more than this: a KPPS slip written
     # clearly (on 1,000 phone submissions, the slips overruled cost 5.9-8.5 nats; 13 of 294 right corrections more)
     max_fix_field_nats: float = 5.5
+    # ... or by more than this when the change is the size of a slip (off by 1-3, by 10 or 100: miscounted, a carry
+    # forgotten): there a slip is about as likely as a misread, so only a doubtful box may be overruled
+    max_fix_slip_nats: float = 2.5
     use_rules: bool = True
     use_tally: bool = True  # weigh each row sum's tally marks in (ocr/reader/tally.py)
     tally_floor: float = 1e-3  # likelihood kept by a value the marks rule out: a miscount the cells did not foresee
@@ -74,6 +78,13 @@ class Weighed:
     notes: tuple[Finding, ...] = ()  # explain the value (row_struck)
 
 
+def _own_margin(c: FieldCandidates) -> float:
+    """Nats by which the field's own reading (boxes, tally) prefers its best value to any other, rules aside."""
+    if not c.values:
+        return 0.0
+    return math.log(c.probs[0] / max(c.probs[1] if len(c.probs) > 1 else 0.0, c.residual, 1e-300))
+
+
 STRUCK_RESIDUAL = 1e-6  # any other value than 0 for a struck row: the rules may not make one cheaply
 
 
@@ -86,8 +97,7 @@ def weigh(read: FieldRead, policy: Policy) -> Weighed:
     if tally.status == "struck":
         return Weighed(unused(c, STRUCK_RESIDUAL), notes=(Finding(FindingCode.ROW_STRUCK),))
     if c.values:
-        runner_up = max(c.probs[1] if len(c.probs) > 1 else 0.0, c.residual, 1e-300)
-        confident = math.log(c.probs[0] / runner_up) >= policy.ok_margin
+        confident = _own_margin(c) >= policy.ok_margin
         if confident and tally.p >= policy.tally_sure and not tally.agrees(c.values[0]):
             detail = f"{read.field_id} tally {tally.count} vs written {c.values[0]}"
             return Weighed(c, flags=(Finding(FindingCode.TALLY_CONFLICT, detail),))
@@ -113,6 +123,9 @@ def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent:
     """One field's status and reasons (see the module docstring)."""
     cand = weighed.candidates
     value = written if inconsistent else consistent
+    # A read its own boxes doubt, that only the rules confirm, needs a correction's margin: one writer's misreads
+    # agree with each other (a 4 read as 6 in L and in J keeps L + P = J), and the rules cannot tell.
+    needed = policy.corrected_margin if _own_margin(cand) < policy.ok_margin else policy.ok_margin
     verdict = FieldVerdict(value, _confidence(margin), "ok", [*weighed.notes], written, cand)
     if cand.empty > 0.5 or (value is None and written is None):
         verdict.value, verdict.status = None, "unreadable"
@@ -126,11 +139,11 @@ def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent:
     elif value != written:
         verdict.status = "corrected" if margin >= policy.corrected_margin else "review"
         verdict.reasons.append(Finding(FindingCode.CORRECTED_BY_RULES, f"read {written}"))
-    elif margin < policy.ok_margin:
+    elif margin < needed:
         verdict.status = "review"
     if verdict.status == "review":  # every review says why
         verdict.reasons += [r for r in failed if r not in verdict.reasons]
-        if margin < policy.ok_margin:
+        if margin < (policy.ok_margin if inconsistent or value != written else needed):
             verdict.reasons.append(Finding(FindingCode.LOW_MARGIN, f"{margin:.1f}"))
     if value == 0 and cand.filler_only > 0.5 * (cand.probs[0] if cand.probs else 1.0):
         verdict.reasons.append(Finding(FindingCode.NO_DIGIT_WRITTEN))
@@ -151,13 +164,23 @@ def _fix_cost(candidates: FieldCandidates, written: int, consistent: int) -> flo
                                                                                  1e-300))
 
 
+SLIP_SIZES = frozenset({1, 2, 3, 10, 100})  # how far an officer's arithmetic slip puts a number off
+
+
+def _clear_slip(candidates: FieldCandidates, written: int, consistent: int, policy: Policy) -> bool:
+    """Whether the rules would overrule what this field's boxes clearly say: then the form is inconsistent as
+    written, for a person; a change the size of a slip may overrule only a doubtful reading."""
+    limit = policy.max_fix_slip_nats if abs(written - consistent) in SLIP_SIZES else policy.max_fix_field_nats
+    return _fix_cost(candidates, written, consistent) > limit
+
+
 def judge(template: FormTemplate, fields: dict[str, FieldRead], joint: JointResult, policy: Policy,
           weighed: dict[str, Weighed]) -> Verdict:
     """Field statuses and the submission's, from the joint result over the `weighed` candidates; each FieldRead gets
     its verdict. Upstream findings per field: `flags` send it to review (`bubble_conflict`); `doubts`
     (`box_not_placed`) let it pass only with the margin a correction needs."""
     consistent, written = joint.consistent.values, joint.unconstrained.values
-    clear_slip = any(_fix_cost(weighed[f].candidates, written[f], consistent[f]) > policy.max_fix_field_nats
+    clear_slip = any(_clear_slip(weighed[f].candidates, written[f], consistent[f], policy)
                      for f in fields if written[f] is not None and consistent[f] not in (None, written[f]))
     inconsistent = policy.use_rules and (joint.unconstrained.log_p - joint.consistent.log_p > policy.max_fix_nats
                                          or clear_slip)

@@ -1,5 +1,7 @@
 """Field and submission statuses, each with its reason, on a whole KWK form's worth of fields."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -70,6 +72,36 @@ def test_doubtful_read_without_rules_goes_to_review(values):
     assert v.status == "review" and v.value == values[field] and any(r.code == FindingCode.LOW_MARGIN for r in v.reasons)
     assert verdict.status == "review"
     assert read(values, {field: probs}).fields[field].status in ("ok", "corrected")  # the sums settle it
+
+
+def test_a_doubtful_box_only_the_rules_confirm_needs_a_corrections_margin(values):
+    """One writer's 4 read as 6 in dpt_l and in dpt_j keeps dpt_l + dpt_p = dpt_j: the rule cannot tell two agreeing
+    misreads from the truth, so a read its own boxes doubt needs the corrected margin, not the ok one."""
+    values = dict(values, dpt_l=154, dpt_p=200, dpt_j=354)
+    doubtful = {}
+    for field, p_six in (("dpt_l", 0.85), ("dpt_j", 0.9)):
+        probs = box_probs(str(values[field]))
+        probs[2, C["6"]], probs[2, C["4"]] = p_six, 0.99 - p_six
+        doubtful[field] = probs
+    v = read(values, doubtful).fields["dpt_l"]
+    assert v.value == 156 and v.status == "review" and any(r.code == FindingCode.LOW_MARGIN for r in v.reasons)
+    assert 3 < -math.log(1 / v.confidence - 1) < 5  # past the ok margin: only the correction's margin sends it
+
+
+def test_a_change_the_size_of_a_slip_overrules_only_a_doubtful_box(values):
+    """The rules want paslon 1's number; its last box leans to a digit one off. At 0.95 against 0.03 that would be a
+    misread, but an officer's slip (off by one) is as likely: the form goes to a person as written. At 0.5 against
+    0.48 the box itself is in doubt and the rules settle it."""
+    field = "suara_paslon_1"
+    written = glyph_string(values[field], 3, "X")
+    other = str(int(written[2]) - 1) if written[2] != "0" else "1"
+    for p_other, status, value in ((0.95, "review", int(written[:2].replace("X", "") + other)),
+                                   (0.5, "corrected", values[field])):
+        probs = box_probs(written)
+        probs[2, C[other]], probs[2, C[written[2]]] = p_other, 0.98 - p_other
+        verdict = read(values, {field: probs})
+        assert (verdict.fields[field].status, verdict.fields[field].value) == (status, value)
+        assert verdict.status == ("review" if status == "review" else "ok")
 
 
 def test_empty_field_is_unreadable(values):
