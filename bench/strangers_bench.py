@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.decode_bench import decoded, evaluate  # noqa: E402
+from bench.decode_bench import decode_ms, decoded, evaluate  # noqa: E402
 from ocr.pipeline import PhotoInput, ReaderSettings, classifier, read_pages  # noqa: E402
 from ocr.reader.verdict import Policy  # noqa: E402
 from ocr.synth.handwriting import GlyphBank  # noqa: E402
@@ -124,7 +124,7 @@ def report(name: str, results: list, floors: tuple, model: Path | None) -> None:
             m = evaluate(floored, joints, policy)
             print(f"{floor} | {'on' if use_tally else 'off'} | {m['accuracy']:.4%} | {m['silent']:.4%} "
                   f"({m['silent_n']} of {m['fields']}) | {m['review']:.2%} | {m['inconsistent_review']:.1%} of "
-                  f"{m['inconsistent']}")
+                  f"{m['inconsistent']} | {decode_ms(joints)}")
             curves[floor, use_tally] = [evaluate(floored, joints, replace(policy, ok_margin=ok, corrected_margin=ok + 2))
                                         for ok in MARGINS]
     print("curve, silently wrong fields / submissions to review: ok margin (corrected = ok + 2) | "

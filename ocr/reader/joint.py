@@ -3,13 +3,17 @@
 Each field offers its candidate values (ocr/reader/fields.py) and one more option, "another value",
 whose probability is the field's residual mass: the most any value not listed can have. The
 search maximises the sum of log probabilities over fields, subject to the hard rules. A field
-that closes a rule takes the value the rule names, scored exactly whether listed or not. A field
-set to "another value" leaves its rules unjudged only while another of their terms is unknown too:
-once a rule's other terms are known, it names that field's value, scored exactly (and a value
-that is listed is no "another value": that assignment is the listed option's). So the result is
-exact: any assignment using an unlisted value scores at most what the same assignment with
-"another value" scores, and that one was searched; and a field confirmed by a rule cannot win
-a margin back by becoming "some other number" that no rule would let it be.
+that closes a rule takes the value the rule names, scored exactly whether listed or not; a free
+field set to "another value" leaves its rules unjudged. So the result is exact: any assignment
+using an unlisted free value scores at most what the same assignment with "another value"
+scores, and that one was searched.
+
+The margins (max-marginals) are searched tighter: there a rule whose terms are all known but one
+"another value" names that value, scored exactly (a value that is listed is no "another value":
+that assignment is the listed option's), so a field that rules confirm cannot win its margin back
+by becoming "some other number" that no rule would let it be. The best assignment is the same
+under both scorings whenever it names every field (only "another value" scores differ), and the
+looser one finds it faster.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ocr.reader.fields import FieldCandidates
 from ocr.templates.model import Rule
 
 OTHER = None  # the "another value" option
+UNJUDGED = (0.0, (-1, -1))  # an open rule with two or more "another value" terms: holds whatever the rest (a bound)
 LOG_FLOOR = -50.0  # log probability given to an option of probability 0
 MARGIN_CAP = 15.0  # runner-ups are searched this many nats below the best: beyond, as good as impossible
 MAX_STATES = 5_000  # rule states at one depth of the runner-up search; past it, the margins are not trusted
@@ -56,7 +61,9 @@ class _Search:
     is, for every rule still open, the partial sum of its known terms and which of its fields are
     "another value": what the remaining fields need to know, so equal states are solved once."""
 
-    def __init__(self, candidates: dict[str, FieldCandidates], rules: list[Rule], known: list[str]):
+    def __init__(self, candidates: dict[str, FieldCandidates], rules: list[Rule], known: list[str],
+                 named: bool = True):
+        self.named = named  # whether a rule with one "another value" left names it (else: unjudged, looser, faster)
         linear = [(r, r.parsed.linear(known)) for r in rules]
         unsupported = [r.expr for r, lin in linear if lin is None or r.parsed.cmp != "="]
         if unsupported:
@@ -182,7 +189,14 @@ class _Search:
             eqs = dict(here)
             for e, coef in self.terms_at[depth]:
                 partial, unknowns = eqs.get(e) or (self.equations[e].const, ())
-                eqs[e] = (partial, (*unknowns, depth)) if value is OTHER else (partial + coef * value, unknowns)
+                if unknowns == UNJUDGED[1]:
+                    continue
+                if value is not OTHER:
+                    eqs[e] = (partial + coef * value, unknowns)
+                elif unknowns or not self.named:  # states that differ only in a sum no rule will judge are one
+                    eqs[e] = UNJUDGED
+                else:
+                    eqs[e] = (partial, (depth,))
             if any(eqs[e][1] for e in self.closing[depth]):
                 logp = self._resolve(depth, eqs, logp)
                 if logp is None:
@@ -266,7 +280,7 @@ def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule],
     """Best consistent and unconstrained assignments, and each field's margin to its runner-up. When the rules tie
     too many doubtful fields together (a voters' grid read badly), the search gives up: each field keeps its own
     best reading with margin 0, so a person sees all of them."""
-    search = _Search(candidates, [r for r in rules if r.hard], list(all_field_ids))
+    search = _Search(candidates, [r for r in rules if r.hard], list(all_field_ids), named=False)
     free = {f: search.options[i][0][0] for i, f in enumerate(search.order)}
     unconstrained = Assignment(free, sum(o[0][1] for o in search.options))
     try:
@@ -277,7 +291,7 @@ def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule],
 
 def _decide(candidates: dict[str, FieldCandidates], rules: list[Rule], all_field_ids: dict[str, object],
             search: _Search, unconstrained: Assignment) -> JointResult:
-    best = search.run()
+    best = search.run()  # "another value" unjudged: the same best when it names every field, found faster
     # Runner-ups are searched only within MARGIN_CAP of the best: a value whose own shortfall against
     # the field's top option already exceeds the room left cannot take part, so it is dropped.
     room = best.log_p - MARGIN_CAP - unconstrained.log_p
@@ -287,7 +301,9 @@ def _decide(candidates: dict[str, FieldCandidates], rules: list[Rule], all_field
         keep = [i for i, p in enumerate(c.probs) if _log(p) - top >= room]
         narrowed[f] = replace(c, values=tuple(c.values[i] for i in keep), probs=tuple(c.probs[i] for i in keep),
                               labels=tuple(c.labels[i] for i in keep))
-    search = _Search(narrowed, [r for r in rules if r.hard], list(all_field_ids))
+    # With a field the rules leave at "another value", it goes to a person and so do the margins' bounds; else
+    # each rule that names a field's value scores it, so the margins are not capped by a field's residual.
+    search = _Search(narrowed, [r for r in rules if r.hard], list(all_field_ids), named=OTHER not in best.values.values())
     runner = search.runner_ups(best, best.log_p - MARGIN_CAP)
     margins = {f: MARGIN_CAP if r is None else best.log_p - r for f, r in runner.items()}
     return JointResult(best, unconstrained, margins)
