@@ -17,32 +17,20 @@ from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from ocr.draw.panel import Column, panel, tally_text
 from ocr.draw.placement import PagePlacement, placements
+from ocr.draw.style import MUTED_RGB, NOT_JUDGED_RGB, RGB, STATUS_RGB, WHITE, label_box
 from ocr.reader.geometry import map_points, rectify, window_to_photo
-from ocr.record import FieldResult, SubmissionResult, TallyCount
+from ocr.record import FieldResult, SubmissionResult
 from ocr.templates.model import FormTemplate, NumberField, TemplatePage
 from ocr.templates.render import bold_stroke, bubble_rects_px, font, page_size_px, rect_px, tally_cells_px
-from ocr.templates.rules import evaluate, parse_rule
 
-RGB = tuple[int, int, int]
 Rect = tuple[int, int, int, int]  # (x0, y0, x1, y1) px, end exclusive
 
-STATUS_RGB: dict[str, RGB] = {"ok": (0, 150, 70), "corrected": (30, 100, 230), "review": (240, 120, 0),
-                              "unreadable": (215, 20, 20)}
-SUBMISSION_RGB: dict[str, RGB] = {"ok": STATUS_RGB["ok"], "review": STATUS_RGB["review"],
-                                  "incomplete": STATUS_RGB["unreadable"], "rejected": STATUS_RGB["unreadable"],
-                                  "error": STATUS_RGB["unreadable"]}
-NOT_JUDGED_RGB: RGB = (120, 120, 120)  # a field the result does not carry (a result of another submission)
-INK_RGB: RGB = (20, 20, 20)
-MUTED_RGB: RGB = (95, 95, 95)
-WHITE: RGB = (255, 255, 255)
 PANEL_MM = 280.0  # side panel width in page mm, so that it scales with the page
 REFUSAL_WIDTH_PX = 1600
-_VERDICT = {"ok": "every number passed the checks", "review": "a person must check the marked fields",
-            "incomplete": "a page of the form is missing: photograph it",
-            "rejected": "a photo was refused: take it again", "error": "the reader failed on this submission"}
 
 
 def _warp(photo_gray: np.ndarray, alignment: PagePlacement, origin_mm: tuple[float, float], size_px: tuple[int, int],
@@ -92,14 +80,6 @@ def _printed_obstacles(page: TemplatePage, px_per_mm: float) -> list[Rect]:
     return rects
 
 
-def _label_box(text: str, size: int) -> tuple[int, int, int, int, int]:
-    """(width, height, padding, glyph left, glyph top) px of a value label in bold at `size`."""
-    left, _, right, _ = font(size).getbbox(text, stroke_width=bold_stroke(size))
-    _, top, _, bottom = font(size).getbbox("0123456789?", stroke_width=bold_stroke(size))  # one height for all values
-    pad = max(2, round(0.16 * size))
-    return right - left + 2 * pad, bottom - top + 2 * pad, pad, left, top
-
-
 def _place_label(text: str, field: NumberField, taken: list[Rect], bounds: Rect, px_per_mm: float) -> tuple[Rect, int]:
     """The label's rectangle and font size: the largest that fits right of, left of, above or below the boxes
     without covering print that matters or another label; the smallest, on the right, when none does."""
@@ -109,7 +89,7 @@ def _place_label(text: str, field: NumberField, taken: list[Rect], bounds: Rect,
     size = round(0.75 * rect_px(field.boxes_mm[0], px_per_mm)[3])
     smallest = round(4.0 * px_per_mm)
     while True:
-        w, h, *_ = _label_box(text, size)
+        w, h, *_ = label_box(text, size)
         spots = [(group[2] + gap, mid - h // 2), (group[0] - gap - w, mid - h // 2),
                  (group[2] - w, group[1] - gap - h), (group[2] - w, group[3] + gap)]
         for x, y in spots:
@@ -124,17 +104,10 @@ def _place_label(text: str, field: NumberField, taken: list[Rect], bounds: Rect,
 
 
 def _draw_label(draw: ImageDraw.ImageDraw, text: str, rect: Rect, size: int, fill: RGB) -> None:
-    _, _, pad, left, top = _label_box(text, size)
+    _, _, pad, left, top = label_box(text, size)
     draw.rounded_rectangle(rect, radius=pad, fill=fill, outline=WHITE, width=max(1, size // 20))
     draw.text((rect[0] + pad - left, rect[1] + pad - top), text, fill=WHITE, font=font(size),
               stroke_width=bold_stroke(size), stroke_fill=WHITE)
-
-
-def _tally_text(tally: TallyCount | None) -> str | None:
-    """What a row's tally marks say, for a label: None where they say nothing (no marks, or not a row sum)."""
-    if tally is None or tally.status == "none":
-        return None
-    return "row struck" if tally.status == "struck" else f"tally {tally.count}"
 
 
 def _tally_colour(read: FieldResult) -> RGB:
@@ -148,148 +121,14 @@ def _draw_tallies(draw: ImageDraw.ImageDraw, page: TemplatePage, result: Submiss
     for grid in page.tally_grids:
         for field_id, row in zip(grid.row_field_ids, tally_cells_px(grid, px_per_mm)):
             read = result.fields.get(field_id)
-            text = _tally_text(read.tally) if read else None
+            text = tally_text(read.tally) if read else None
             if text is None:
                 continue
             _, y0, x1, y1 = _union([_corners(cell) for cell in row])
             size = round(0.45 * (y1 - y0))
-            w, h, *_ = _label_box(text, size)
+            w, h, *_ = label_box(text, size)
             top = (y0 + y1 - h) // 2
             _draw_label(draw, text, (x1 - gap - w, top, x1 - gap, top + h), size, _tally_colour(read))
-
-
-def _wrap(text: str, face: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    """Greedy word wrap to `width` px; a word longer than the line (a path) is cut."""
-    lines: list[str] = []
-    for word in text.split():
-        if lines and face.getlength(f"{lines[-1]} {word}") <= width:
-            lines[-1] += f" {word}"
-            continue
-        while len(word) > 1 and face.getlength(word) > width:
-            cut = next((i for i in range(len(word) - 1, 0, -1) if face.getlength(word[:i]) <= width), 1)
-            lines.append(word[:cut])
-            word = word[cut:]
-        lines.append(word)
-    return lines
-
-
-class _Column:
-    """Text written top-down into a column of an image: wrapped lines, swatches, badges."""
-
-    def __init__(self, image: Image.Image, x: int, y: int, width: int):
-        self.draw = ImageDraw.Draw(image)
-        self.x, self.y, self.width = x, y, width
-
-    def text(self, text: str, size: int, fill: RGB = INK_RGB, bold: bool = False, indent: int = 0) -> None:
-        stroke = bold_stroke(size, bold)
-        for line in _wrap(text, font(size), self.width - indent):
-            self.draw.text((self.x + indent, self.y), line, fill=fill, font=font(size), stroke_width=stroke,
-                           stroke_fill=fill)
-            self.y += round(1.25 * size)
-
-    def badge(self, text: str, size: int, fill: RGB) -> None:
-        w, h, pad, left, top = _label_box(text, size)
-        rect = (self.x, self.y, self.x + w + 2 * pad, self.y + h)
-        self.draw.rounded_rectangle(rect, radius=pad, fill=fill)
-        self.draw.text((self.x + 2 * pad - left, self.y + pad - top), text, fill=WHITE, font=font(size),
-                       stroke_width=bold_stroke(size), stroke_fill=WHITE)
-        self.y += h + size // 3
-
-    def swatches(self, items: list[tuple[str, RGB]], size: int) -> None:
-        x = self.x
-        for name, colour in items:
-            width = size + size // 3 + round(font(size).getlength(name))
-            if x > self.x and x + width > self.x + self.width:
-                x, self.y = self.x, self.y + round(1.4 * size)
-            self.draw.rectangle((x, self.y + size // 8, x + size, self.y + size + size // 8), fill=colour)
-            self.draw.text((x + size + size // 3, self.y), name, fill=INK_RGB, font=font(size))
-            x += width + size
-        self.y += round(1.6 * size)
-
-    def space(self, px: int) -> None:
-        self.y += px
-
-
-def _sides(rule: str, result: SubmissionResult) -> str | None:
-    """'181 vs 171': both sides of a rule with the values read, or None when one of its fields has none."""
-    comparison = parse_rule(rule)
-    values = {f: r.value for f, r in result.fields.items()}
-    if any(values.get(f) is None for f in comparison.field_ids(values)):
-        return None
-    known = {f: v for f, v in values.items() if v is not None}
-    return f"{evaluate(comparison.left, known):g} vs {evaluate(comparison.right, known):g}"
-
-
-def _write_panel(image: Image.Image, result: SubmissionResult, alignment: PagePlacement, px_per_mm: float) -> int:
-    """The side panel's content: who and what, the verdict, a legend, failed rules, the fields to check; its height."""
-    body, small, big = round(13 * px_per_mm), round(10.5 * px_per_mm), round(28 * px_per_mm)
-    margin = round(8 * px_per_mm)
-    col = _Column(image, margin, margin, image.width - 2 * margin)
-    template, number = alignment.template, alignment.page_number
-    source = next((p.source for p in result.pages if p.page == number and p.status == "read"), "")
-    col.text(result.submission, body, bold=True)
-    col.text(f"{template.id} - page {number} of {len(template.pages)} - {source}", small, MUTED_RGB)
-    q = alignment.quality
-    col.text(f"photo: {q.markers_found}/4 corner markers, tag {'read' if q.tag_read else 'not read'}, "
-             f"sharpness {q.sharpness:.2f}, paper {q.paper_level}/255", small, MUTED_RGB)
-    col.space(small)
-    col.badge(result.status.upper(), big, SUBMISSION_RGB[result.status])
-    col.text(_VERDICT[result.status], small, MUTED_RGB)
-    col.space(small)
-    col.swatches([(status, colour) for status, colour in STATUS_RGB.items()], small)
-
-    failed = [c for c in result.checks if not c.ok]
-    numbering = {c.rule: f"R{i}" for i, c in enumerate(sorted(failed, key=lambda c: not c.hard), 1)}
-    for hard in (True, False):
-        rules = [c.rule for c in failed if c.hard == hard]
-        col.text(f"Failed {'hard' if hard else 'soft'} rules: {len(rules) or 'none'}", body, bold=True,
-                 fill=STATUS_RGB["unreadable" if hard and rules else "review" if rules else "ok"])
-        for rule in rules:
-            col.text(f"{numbering[rule]}  {rule}", small, indent=small)
-            sides = _sides(rule, result)
-            if sides:
-                col.text(sides, small, bold=True, indent=3 * small)
-        col.space(small // 2)
-
-    flagged = [f for f in template.page(number).fields if f.id in result.fields and result.fields[f.id].status != "ok"]
-    col.space(small // 2)
-    col.text(f"Fields to check on this page: {len(flagged) or 'none'}", body, bold=True)
-    for field in flagged:
-        read = result.fields[field.id]
-        value = "?" if read.value is None else str(read.value)
-        col.text(f"{field.id} = {value}  ({read.status})", small, STATUS_RGB[read.status], bold=True, indent=small)
-        # A failed rule is named by its number above rather than written out again (ocr/reader/verdict.py's wording).
-        notes = [f"fails {numbering[r.detail]}" if r.code == "rule_failed" and r.detail in numbering else str(r)
-                 for r in read.reasons]
-        if read.read_value != read.value:
-            notes.append(f"boxes read {read.read_value}")
-        if read.alternatives:
-            notes.append("other readings: " + ", ".join(str(a.value) for a in read.alternatives))
-        tally = _tally_text(read.tally)
-        if tally:
-            notes.append(tally)
-        col.text("; ".join(notes), small, MUTED_RGB, indent=3 * small)
-    elsewhere = sorted({r.page for r in result.fields.values() if r.status != "ok" and r.page != number})
-    if elsewhere:
-        count = sum(r.status != "ok" and r.page != number for r in result.fields.values())
-        col.space(small // 2)
-        col.text(f"Other pages: {count} fields to check (page {', '.join(map(str, elsewhere))})", small, MUTED_RGB)
-    refused = [p for p in result.pages if p.status == "refused"]
-    if refused:
-        col.space(small // 2)
-        col.text("Refused photos:", body, STATUS_RGB["unreadable"], bold=True)
-        for p in refused:
-            col.text(f"{p.source}: {', '.join(e.code for e in p.errors)}", small, indent=small)
-    return col.y + margin
-
-
-def _panel(result: SubmissionResult, alignment: PagePlacement, width: int, min_height: int,
-           px_per_mm: float) -> Image.Image:
-    # A dry run on a one-row image measures the height: Pillow clips what falls outside.
-    height = _write_panel(Image.new("RGB", (width, 1)), result, alignment, px_per_mm)
-    image = Image.new("RGB", (width, max(min_height, height)), WHITE)
-    _write_panel(image, result, alignment, px_per_mm)
-    return image
 
 
 def render_page_preview(photo_gray: np.ndarray, alignment: PagePlacement, result: SubmissionResult,
@@ -317,10 +156,10 @@ def render_page_preview(photo_gray: np.ndarray, alignment: PagePlacement, result
         taken.append(_corners((rect[0], rect[1], rect[2] - rect[0], rect[3] - rect[1]), round(0.5 * px_per_mm)))
         _draw_label(draw, text, rect, size, colour)
     _draw_tallies(draw, page, result, px_per_mm)
-    panel = _panel(result, alignment, round(PANEL_MM * px_per_mm), image.height, px_per_mm)
-    canvas = Image.new("RGB", (image.width + panel.width, panel.height), WHITE)
+    side = panel(result, alignment, round(PANEL_MM * px_per_mm), image.height, px_per_mm)
+    canvas = Image.new("RGB", (image.width + side.width, side.height), WHITE)
     canvas.paste(image, (0, 0))
-    canvas.paste(panel, (image.width, 0))
+    canvas.paste(side, (image.width, 0))
     ImageDraw.Draw(canvas).rectangle((image.width, 0, image.width + line - 1, canvas.height), fill=MUTED_RGB)
     return np.ascontiguousarray(np.asarray(canvas)[:, :, ::-1])
 
@@ -328,7 +167,7 @@ def render_page_preview(photo_gray: np.ndarray, alignment: PagePlacement, result
 def _write_refusal(image: Image.Image, source: str, code: str, message: str) -> int:
     """The refusal's text, light on dark; its height (a dry run on a one-row image measures it)."""
     margin = image.width // 20
-    col = _Column(image, margin, margin, image.width - 2 * margin)
+    col = Column(image, margin, margin, image.width - 2 * margin)
     col.text("PHOTO REFUSED", 56, (255, 120, 110), bold=True)
     col.space(20)
     col.text(code.replace("_", " ").upper(), 120, WHITE, bold=True)
