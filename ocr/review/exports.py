@@ -5,13 +5,13 @@ Each export is built here as bytes; the web app only sends it and logs who took 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import zipfile
 from collections.abc import Iterator
 
 import cv2
+from defusedcsv import csv  # the standard module's API; cells a spreadsheet would run as formulas are quoted
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

@@ -376,6 +376,17 @@ def test_four_eyes_the_uploader_cannot_verify(env):
     assert view.state == "verified" and view.verified_by == "rina"
 
 
+def test_a_csv_export_never_hands_a_spreadsheet_a_formula(env):
+    """A TPS named like a formula is written as text: a spreadsheet shows it, it does not run it."""
+    target = env.copy("=1+2/@SUM(A1)", uploader="olga")
+    client, csrf = env.client("rina")
+    client.post(f"/review/{target}", data={"v.pengguna_total_l": "79", "v.suara_sah": "171", "csrf": csrf, "reason": "r"})
+    assert client.post(f"/review/{target}/verify", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    rows = [r for r in csv.DictReader(io.StringIO(client.get("/export/results.csv").text)) if "SUM" in r["submission"]]
+    assert rows and {(r["submission"], r["region"]) for r in rows} == {("'=1+2/@SUM(A1)", "'=1+2")}
+    assert all(r["value"] == "" or r["value"].isdigit() for r in rows)  # numbers stay numbers
+
+
 def test_exports_hold_the_verified_values_and_labelled_crops(env):
     target = env.copy("kab-e/tps-export", uploader="olga")
     client, csrf = env.client("rina")
