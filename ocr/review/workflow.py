@@ -3,7 +3,8 @@
 The machine's result is never changed here (a new save of the same photos replaces it whole): a
 reviewer's value goes into `corrections`, and a field's effective value is its newest correction,
 else the machine's. A verified submission is locked until someone reopens it, an explicit and
-logged action; the uploader of a submission cannot verify it (four eyes). Every change is written
+logged action; no one who uploaded these photos or corrected the submission may verify it (four eyes).
+Every change is written
 to `audit_log` in the same transaction as the change itself (`audit.py`).
 
 `Reviews` is the one object the web app and the CLI hold: these actions on top of the accounts
@@ -67,6 +68,15 @@ class SubmissionView:
     verified_by: str | None
     verified_at: datetime | None
     corrections: list[Correction] = field(default_factory=list)
+    uploaders: frozenset[str] = frozenset()  # everyone who uploaded these photos, first or again
+
+    def four_eyes(self, user: User) -> str | None:
+        """Why `user` may not verify this submission under four eyes (they uploaded or corrected it), or None."""
+        if user.name in self.uploaders or (self.uploaded_by is not None and self.uploaded_by.id == user.id):
+            return "you uploaded this submission: another reviewer must verify it (four eyes)"
+        if any(c.user == user.name for c in self.corrections):
+            return "you corrected this submission: another reviewer must verify it (four eyes)"
+        return None
 
     @property
     def corrected(self) -> dict[str, Correction]:
@@ -115,8 +125,8 @@ def _verify_refusal(view: SubmissionView, user: User) -> ReviewError | None:
     """Why `user` may not verify the submission now, or None."""
     if view.state == "verified":
         return Locked(f"{view.result.submission} is verified already")
-    if view.uploaded_by is not None and view.uploaded_by.id == user.id:
-        return FourEyes("you uploaded this submission: another reviewer must verify it (four eyes)")
+    if (reason := view.four_eyes(user)) is not None:
+        return FourEyes(reason)
     if view.result.status not in QUEUED:
         return ReviewError(f"a {view.result.status} submission cannot be verified: its photos must be taken again")
     missing = [f for f, v in view.values.items() if v is None]
@@ -153,11 +163,14 @@ class Reviews(Accounts):
                            for c, name in session.execute(
                                select(CorrectionRow, UserRow.name).join(UserRow, UserRow.id == CorrectionRow.user_id)
                                .where(CorrectionRow.submission_id == submission_id).order_by(CorrectionRow.id))]
+            uploaders = frozenset(session.scalars(
+                select(UserRow.name).join(AuditRow, AuditRow.user_id == UserRow.id)
+                .where(AuditRow.action == "upload", AuditRow.submission_id == submission_id)))
         return SubmissionView(
             id=submission_id, result=result, created_at=utc(created_at), state=review.state if review else "open",
             uploaded_by=User(uploader.id, uploader.name, uploader.role) if uploader else None,
             verified_by=verifier.name if verifier else None,
-            verified_at=utc(review.verified_at) if review else None, corrections=corrections)
+            verified_at=utc(review.verified_at) if review else None, corrections=corrections, uploaders=uploaders)
 
     def has_uploaded(self, user: User, submission_id: int) -> bool:
         """Whether `user` uploaded these photos (first or again): what lets an operator see a submission."""

@@ -51,13 +51,13 @@ def _review_page(request: Request, view: SubmissionView, status_code: int = 200,
     fields = sorted(view.result.fields, key=lambda f: (view.result.fields[f].page, order.index(f) if f in order else 0))
     flagged = [f for f in fields if view.result.fields[f].status in FLAGGED or f in view.corrected]
     failed_hard = [r for r, hard in view.failed_rules() if hard]
-    four_eyes = view.uploaded_by is not None and view.uploaded_by.id == user.id
+    four_eyes = view.four_eyes(user)
     saved = request.query_params.get("saved") is not None
     values = {f: "" if v is None else str(v) for f, v in view.values.items()} | (typed or {})
     return render(request, "review.html", status_code, view=view, flagged=flagged,
                   others=[f for f in fields if f not in flagged], values=values, statuses=statuses(view),
                   rules=_rules_json(view.result.template), failed_hard=failed_hard, four_eyes=four_eyes, error=error,
-                  focus_verify=saved and not failed_hard and not four_eyes and view.state == "open",
+                  focus_verify=saved and not failed_hard and four_eyes is None and view.state == "open",
                   audit=reviews_of(request).audit(50, view.id))
 
 

@@ -335,7 +335,9 @@ def test_correct_verify_lock_reopen_with_an_audit_trail(env):
     bad = client.post(f"/review/{target}", data={"v.suara_sah": "17x", "csrf": csrf, "reason": "r"})
     assert bad.status_code == 422 and "not a number of votes" in bad.text
 
-    assert client.post(f"/review/{target}/verify", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    assert client.post(f"/review/{target}/verify", data={"csrf": csrf}).status_code == 403  # who corrected it
+    rina, rina_csrf = env.client("rina")
+    assert rina.post(f"/review/{target}/verify", data={"csrf": rina_csrf}, follow_redirects=False).status_code == 303
     assert env.reviews.view(target).state == "verified"
     locked = client.post(f"/review/{target}", data={"v.suara_sah": "170", "csrf": csrf, "reason": "again"})
     assert locked.status_code == 409 and env.reviews.view(target).values["suara_sah"] == 171
@@ -345,12 +347,13 @@ def test_correct_verify_lock_reopen_with_an_audit_trail(env):
     assert env.reviews.view(target).state == "open"
 
     log = [e for e in env.reviews.audit(submission_id=target)][::-1]
-    assert [e["action"] for e in log] == ["upload", "correct", "correct", "verify", "reopen"]
+    assert [(e["action"], e["user"]) for e in log] == [("upload", "olga"), ("correct", "rudi"), ("correct", "rudi"),
+                                                        ("verify_refused", "rudi"), ("verify", "rina"), ("reopen", "rudi")]
     changes = {e["detail"]["field"]: (e["detail"]["old"], e["detail"]["new"]) for e in log if e["action"] == "correct"}
     read_l = view.result.fields["pengguna_total_l"].value  # the machine's read (a misread of the 9 in "-79")
     assert changes == {"pengguna_total_l": (read_l, 79), "suara_sah": (181, 171)} and read_l != 79
-    assert all(e["user"] == "rudi" and e["at"] is not None for e in log[1:])
-    assert log[1]["detail"]["reason"] == "slip on the form: 71+71+29" and log[4]["detail"]["reason"] == "recount ordered"
+    assert all(e["at"] is not None for e in log)
+    assert log[1]["detail"]["reason"] == "slip on the form: 71+71+29" and log[5]["detail"]["reason"] == "recount ordered"
 
 
 def test_verify_refuses_while_a_hard_rule_fails(env):
@@ -376,11 +379,33 @@ def test_four_eyes_the_uploader_cannot_verify(env):
     assert view.state == "verified" and view.verified_by == "rina"
 
 
+def test_four_eyes_whoever_corrected_or_uploaded_again_cannot_verify(env):
+    """Four eyes is a rule of the data: the verifier neither uploaded these photos (first or again) nor corrected
+    the submission; anyone else may."""
+    corrected = env.copy("kab-x/tps-corrected", uploader="olga")
+    rina, rina_csrf = env.client("rina")
+    rina.post(f"/review/{corrected}", data={"v.pengguna_total_l": "79", "v.suara_sah": "171", "csrf": rina_csrf,
+                                            "reason": "checked"})
+    page = rina.get(f"/review/{corrected}").text
+    assert "You corrected this submission: another reviewer must verify it" in page and 'id="verify"' not in page
+    refused = rina.post(f"/review/{corrected}/verify", data={"csrf": rina_csrf})
+    assert refused.status_code == 403 and env.reviews.view(corrected).state == "open"
+
+    uploaded_again = env.copy("kab-x/tps-uploaded-again", uploader="olga")
+    env.reviews.record_upload(uploaded_again, env.users["rina"], ["page-1.jpg"])  # the same photos, by a reviewer
+    env.reviews.correct(uploaded_again, env.users["rudi"], {"pengguna_total_l": 79, "suara_sah": 171}, "checked")
+    assert rina.post(f"/review/{uploaded_again}/verify", data={"csrf": rina_csrf}).status_code == 403
+    ade, ade_csrf = env.client("ade")
+    for target in (corrected, uploaded_again):
+        assert ade.post(f"/review/{target}/verify", data={"csrf": ade_csrf}, follow_redirects=False).status_code == 303
+        assert env.reviews.view(target).verified_by == "ade"
+
+
 def test_a_csv_export_never_hands_a_spreadsheet_a_formula(env):
     """A TPS named like a formula is written as text: a spreadsheet shows it, it does not run it."""
     target = env.copy("=1+2/@SUM(A1)", uploader="olga")
+    env.reviews.correct(target, env.users["rudi"], {"pengguna_total_l": 79, "suara_sah": 171}, "r")
     client, csrf = env.client("rina")
-    client.post(f"/review/{target}", data={"v.pengguna_total_l": "79", "v.suara_sah": "171", "csrf": csrf, "reason": "r"})
     assert client.post(f"/review/{target}/verify", data={"csrf": csrf}, follow_redirects=False).status_code == 303
     rows = [r for r in csv.DictReader(io.StringIO(client.get("/export/results.csv").text)) if "SUM" in r["submission"]]
     assert rows and {(r["submission"], r["region"]) for r in rows} == {("'=1+2/@SUM(A1)", "'=1+2")}
@@ -389,9 +414,10 @@ def test_a_csv_export_never_hands_a_spreadsheet_a_formula(env):
 
 def test_exports_hold_the_verified_values_and_labelled_crops(env):
     target = env.copy("kab-e/tps-export", uploader="olga")
+    rudi, rudi_csrf = env.client("rudi")
+    rudi.post(f"/review/{target}", data={"v.pengguna_total_l": "79", "v.suara_sah": "171", "csrf": rudi_csrf, "reason": "r"})
     client, csrf = env.client("rina")
-    client.post(f"/review/{target}", data={"v.pengguna_total_l": "79", "v.suara_sah": "171", "csrf": csrf, "reason": "r"})
-    client.post(f"/review/{target}/verify", data={"csrf": csrf})
+    assert client.post(f"/review/{target}/verify", data={"csrf": csrf}, follow_redirects=False).status_code == 303
     rows = list(csv.DictReader(io.StringIO(client.get("/export/results.csv").text)))
     mine = {r["field"]: r for r in rows if r["submission"] == "kab-e/tps-export"}
     assert mine["suara_sah"]["value"] == "171" and mine["suara_sah"]["machine_value"] == "181"

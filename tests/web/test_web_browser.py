@@ -50,6 +50,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Reviews]]:
     reviews: Reviews = app.state.reviews
     reviews.add_user("olga", "operator", hash_password(PASSWORD))
     reviews.add_user("rudi", "reviewer", hash_password(PASSWORD))
+    reviews.add_user("rina", "reviewer", hash_password(PASSWORD))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -138,11 +139,19 @@ def test_upload_preview_review_with_the_keyboard_verify_export(server, browser):
     page.keyboard.type("boxes misread; arithmetic slip on the form (71+71+29)")
     page.keyboard.press("Enter")  # saves
     page.wait_for_url(f"{base}/review/{submission_id}?saved=1")
-    assert page.evaluate("document.activeElement.id") == "verify"
-    page.keyboard.press("Enter")  # verifies
-    page.wait_for_url(lambda url: "saved=1" not in url)
+    assert page.get_by_text("You corrected this submission: another reviewer must verify it").is_visible()
+    assert page.locator("#verify").count() == 0  # four eyes: who corrected does not verify
+    page.click("button:has-text('Log out')")
+    page.wait_for_url(lambda url: "/login" in url)
+
+    # A second reviewer checks the corrected values and verifies.
+    log_in(page, base, "rina")
+    page.goto(f"{base}/review/{submission_id}")
+    assert page.locator("#rules-summary").inner_text() == "every hard rule holds"
+    page.click("#verify")
+    page.wait_for_url(lambda url: url != f"{base}/review/{submission_id}")
     view = reviews.view(submission_id)
-    assert view.state == "verified" and view.verified_by == "rudi"
+    assert view.state == "verified" and view.verified_by == "rina"
     read_l = view.result.fields["pengguna_total_l"].value  # the machine's misread of "-79"
     assert {c.field_id: (c.old_value, c.new_value) for c in view.corrections} == {"pengguna_total_l": (read_l, 79),
                                                                                   "suara_sah": (181, 171)}
