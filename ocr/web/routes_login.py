@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -21,7 +22,8 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", next=_next_path(request.query_params.get("next")))
     form = await request.form()
     name, password = str(form.get("name", "")), str(form.get("password", ""))
-    user = authenticate(reviews_of(request), name, password)
+    # argon2 costs tens of ms of CPU by design: in a worker thread, so other users' pages do not wait for it.
+    user = await run_in_threadpool(authenticate, reviews_of(request), name, password)
     if user is None:
         reviews_of(request).log(None, "login_failed", name=name[:100])
         return render(request, "login.html", 401, next=_next_path(str(form.get("next", ""))),

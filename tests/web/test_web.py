@@ -279,6 +279,30 @@ def test_log_in_cookie_and_password_storage(env):
     assert any(e["action"] == "login_failed" and e["detail"]["name"] == "rudi" for e in env.reviews.audit())
 
 
+def test_passwords_are_checked_off_the_event_loop(env, monkeypatch):
+    """argon2 costs tens of ms of CPU by design: checked on the event loop, a few wrong-password loops stall every
+    other user's page. The check runs in a worker thread (no running event loop there)."""
+    import asyncio
+
+    import ocr.web.routes_login as routes_login
+
+    on_loop, real = [], routes_login.authenticate
+
+    def spy(*args):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(*args)
+
+    monkeypatch.setattr(routes_login, "authenticate", spy)
+    with TestClient(env.app) as client:
+        page = client.get("/login")
+        client.post("/login", data={"name": "rudi", "password": "guess", "csrf": csrf_of(page.text)})
+    assert on_loop == [False]
+
+
 # --- review --------------------------------------------------------------------------------------------------------
 
 def test_review_page_shows_flagged_fields_with_crops_and_rules(env):
