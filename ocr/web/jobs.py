@@ -103,9 +103,9 @@ class LocalReader(Reader):
             submission_id = self.reviews.id_of(result.submission, result.photos_key)
             self.reviews.record_upload(submission_id, user, [name for name, _ in photos], job_id)
             self._finish(job_id, submission_id)
-        except Exception as exc:
+        except Exception:  # the details (a failed statement's SQL, paths) stay in the server's log, not on the page
             log.exception("upload job %s (%s) failed", job_id, submission)
-            self._finish(job_id, None, f"{type(exc).__name__}: {exc}")
+            self._finish(job_id, None, f"reading {job_id} did not finish")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -132,7 +132,8 @@ class ClusterReader(Reader):
         try:
             self._tasks[job_id] = (send(self.app, message), submission, message["photos_key"])
         except OUTAGES as exc:
-            self._finish(job_id, None, f"the reading cluster's broker cannot be reached ({exc!r})")
+            self._finish(job_id, None, "the reading cluster's broker cannot be reached")
+            log.warning("upload job %s: broker unreachable: %r", job_id, exc)
 
     def job(self, job_id: str) -> Job | None:
         from ocr.run.cluster import OUTAGES

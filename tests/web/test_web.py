@@ -303,6 +303,27 @@ def test_passwords_are_checked_off_the_event_loop(env, monkeypatch):
     assert on_loop == [False]
 
 
+def test_a_failed_save_tells_the_operator_without_the_databases_words(tmp_path, monkeypatch):
+    """A read that cannot be saved (a read-only database, a full disk) says so plainly: the failed statement, with
+    its SQL and values, goes to the server's log, never onto an operator's page."""
+    from sqlalchemy.exc import OperationalError
+
+    def read_only(result):
+        raise OperationalError("INSERT INTO submissions (submission, photos_key) VALUES (?, ?)", ("kab-q/tps-0001", "ab"),
+                               Exception("attempt to write a readonly database"))
+
+    app = create_app(default_url(tmp_path / "results.db"), tmp_path / "store", secret="test-secret")
+    app.state.reviews.add_user("olga", "operator", hash_password(PASSWORD))
+    monkeypatch.setattr(app.state.reader.store, "save", read_only)
+    with TestClient(app) as client:
+        job_url = upload(client, log_in(client, "olga"), "kab-q/tps-0001", SAMPLES / "tps-0001")
+        deadline = time.time() + 120
+        while "being read" in (page := client.get(job_url).text) and time.time() < deadline:
+            time.sleep(0.2)
+    assert "The server failed while saving the result" in page and "did not finish" in page
+    assert "INSERT" not in page and "readonly" not in page and "OperationalError" not in page
+
+
 # --- review --------------------------------------------------------------------------------------------------------
 
 def test_review_page_shows_flagged_fields_with_crops_and_rules(env):
