@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -30,7 +31,7 @@ from ocr.run.photo_store import PhotoStore
 from ocr.web.auth import load_secret
 from ocr.web.jobs import ClusterReader, LocalReader
 from ocr.web.middleware import BodyLimit, SecurityHeaders, ServerTiming
-from ocr.web.pages import HERE
+from ocr.web.pages import HERE, database_unavailable
 from ocr.web.routes_login import home, login, logout
 from ocr.web.routes_reports import audit, dashboard, export
 from ocr.web.routes_review import queue, reopen, review, verify
@@ -81,6 +82,7 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         reader.close()
         store.close()
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={SQLAlchemyError: database_unavailable})
     app.state.store, app.state.reviews, app.state.photos, app.state.reader = store, reviews, photos, reader
     return app

@@ -6,6 +6,7 @@ CSRF token and the flash message of the previous action.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,20 @@ REVIEWERS = ("reviewer", "admin")
 UPLOADERS = ROLES
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+log = logging.getLogger(__name__)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     context.update(user=request.state.user, csrf=csrf_token(request), flash=request.session.pop("flash", None))
     return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """A database that cannot be reached or written (read-only, full disk, down): a plain 503 page for whoever asked;
+    the statement and the driver's message go to the server's log only."""
+    log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+    return templates.TemplateResponse(request, "unavailable.html", {"user": None, "csrf": "", "flash": None},
+                                      status_code=503)
 
 
 def reviews_of(request: Request) -> Reviews:

@@ -324,6 +324,24 @@ def test_a_failed_save_tells_the_operator_without_the_databases_words(tmp_path, 
     assert "INSERT" not in page and "readonly" not in page and "OperationalError" not in page
 
 
+def test_a_database_that_cannot_be_written_gives_a_plain_503(tmp_path, monkeypatch):
+    """Log-in writes the audit log: on a read-only (or full, or gone) database the person sees a plain page saying
+    so, not a bare 500 or the statement that failed."""
+    from sqlalchemy.exc import OperationalError
+
+    def read_only(*args, **kwargs):
+        raise OperationalError("INSERT INTO audit_log (user_id, action) VALUES (?, ?)", (None, "login_failed"),
+                               Exception("attempt to write a readonly database"))
+
+    app = create_app(default_url(tmp_path / "results.db"), tmp_path / "store", secret="test-secret")
+    monkeypatch.setattr(app.state.reviews, "log", read_only)
+    with TestClient(app) as client:
+        page = client.get("/login")
+        response = client.post("/login", data={"name": "rudi", "password": "guess", "csrf": csrf_of(page.text)})
+    assert response.status_code == 503 and "cannot be used right now" in response.text
+    assert "INSERT" not in response.text and "readonly" not in response.text
+
+
 # --- review --------------------------------------------------------------------------------------------------------
 
 def test_review_page_shows_flagged_fields_with_crops_and_rules(env):
