@@ -12,7 +12,8 @@ database itself. Nothing is lost and nothing is kept twice:
 - saving is an upsert by the submission's name and its photos' content key, so a redelivered task rewrites the
   same rows;
 - every delivery is counted in the database (`ResultStore.count_delivery`): a submission whose
-  reading killed a worker twice is recorded as `error: worker_crashed` on its third delivery;
+  reading killed a worker twice is recorded as `error: worker_crashed` on its third delivery, and that record
+  stands: a copy re-sent past the visibility timeout neither reads it again nor overwrites it;
 - a database that is down is retried with exponential backoff; the broker connection retries on its own;
   the submitter waits out an outage of either for up to `OUTAGE_S`.
 
@@ -111,6 +112,10 @@ def _read_submission_task(task, payload: dict) -> dict:
             PhotoRef(*p[:3], sha256=sha if p[2] is None and sha else "", member=p[3] if len(p) > 3 else None)
             for p, sha in zip(payload["photos"], payload["hashes"])))
         key = (payload["submission"], payload["photos_key"])
+        # A straggler (re-sent past the visibility timeout) of a submission already recorded as killing workers is
+        # not read again, and one still reading when that record is made does not overwrite it: the record stands.
+        if (crashed := _crashed_record(store, key)) is not None:
+            return _task_result(crashed)
         # A retry (database down) is a new message: its deliveries count afresh, so only crashes count.
         if store.count_delivery(*key, task.request.retries) >= MAX_DELIVERIES:
             result = crashed_result(sub, payload["hashes"])
@@ -118,6 +123,9 @@ def _read_submission_task(task, payload: dict) -> dict:
             on_read = PhotoStore(store_dir).draw if payload.get("draw") else None
             result = read_one(sub, _worker["templates"], BatchSettings(ReaderSettings(template_id=payload["template_id"])),
                               on_read=on_read)
+            if (crashed := _crashed_record(store, key)) is not None:
+                store.clear_deliveries(*key)
+                return _task_result(crashed)
         store.save(result)
         if (upload := payload.get("upload")) is not None:  # from the review app: who uploaded it, as it does locally
             record_upload(store, submission_id_of(store, *key), upload["user"][0], [p[0] for p in payload["photos"]],
@@ -127,8 +135,20 @@ def _read_submission_task(task, payload: dict) -> dict:
         if (stale := _worker.pop("store", None)) is not None:  # reconnect on the retry
             stale.close()
         raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries))
+    return _task_result(result)
+
+
+def _task_result(result: SubmissionResult) -> dict:
     # The record itself (~15 KB) rides back with the task's result: the submitter need not query the database for it.
     return {"photos_key": result.photos_key, "status": result.status, "record": result.model_dump_json()}
+
+
+def _crashed_record(store: ResultStore, key: tuple[str, str]) -> SubmissionResult | None:
+    """The stored record of this submission if it says that reading it killed workers (`worker_crashed`)."""
+    stored = store.get(*key)
+    if stored is not None and any(r.code == ReasonCode.WORKER_CRASHED for r in stored.reasons):
+        return stored
+    return None
 
 
 def payload(submission: str, photos: list[list[str | int | None]], hashes: list[str], template_id: str | None = None,
