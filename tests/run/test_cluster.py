@@ -217,6 +217,33 @@ def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url:
         worker.wait(30)
 
 
+def test_a_straggler_of_a_crashed_submission_leaves_its_record_alone(tmp_path: Path, redis_url: str,
+                                                                      postgres_url: str) -> None:
+    """A copy of the message re-sent past the visibility timeout after the third delivery recorded `worker_crashed`:
+    the worker answers with that record, without reading the photos again or counting a delivery."""
+    from ocr.run.cluster import make_app, payload, send
+    from ocr.run.inputs import PhotoRef, SubmissionInput
+    from ocr.run.local import crashed_result
+
+    photos = [[p.name, str(p), None] for p in sorted(SAMPLE.glob("*.jpg"))]
+    message = payload("straggler", photos, [f"{i:064x}" for i in range(len(photos))])
+    sub = SubmissionInput("straggler", tuple(PhotoRef(*p) for p in photos))
+    with ResultStore(postgres_url) as db:
+        db.save(crashed := crashed_result(sub, message["hashes"]).model_copy(update={"photos_key": message["photos_key"]}))
+    worker = start_worker(redis_url, postgres_url, tmp_path / "store", tmp_path / "worker.log", REDELIVERY_AFTER_S)
+    try:
+        answer = send(make_app(redis_url), message).get(timeout=120)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+    assert SubmissionResult.model_validate_json(answer["record"]) == crashed
+    with ResultStore(postgres_url) as db:
+        assert db.get("straggler", message["photos_key"]) == crashed
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM deliveries WHERE submission = 'straggler'"
+                                              ).scalar_one() == 0
+
+
 def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path: Path, redis_url: str,
                                                                         postgres_url: str) -> None:
     """The kernel's OOM killer, played by the test: each time a pool process is reading the poison submission it is
