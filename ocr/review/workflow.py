@@ -137,6 +137,10 @@ def _verify_refusal(view: SubmissionView, user: User) -> ReviewError | None:
     return None
 
 
+# Queued (a status a person can verify) and not verified: the review queue's rows.
+_QUEUED_OPEN = (SubmissionRow.status.in_(QUEUED), or_(ReviewRow.state.is_(None), ReviewRow.state == "open"))
+
+
 class Reviews(Accounts):
     """The review side of the results database behind `store`."""
 
@@ -186,9 +190,9 @@ class Reviews(Accounts):
                 .join(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
                 .where(ReviewRow.uploaded_by == user.id).order_by(SubmissionRow.id.desc()).limit(limit))]
 
-    def queue(self, limit: int = 100) -> list[QueueItem]:
+    def queue(self, limit: int = 100, offset: int = 0) -> list[QueueItem]:
         """Open submissions that can be verified: `review` first, by risk (more flagged fields, then the lowest
-        confidence of a flagged field), then `ok`; oldest first on ties."""
+        confidence of a flagged field), then `ok`; oldest first on ties. `offset`: how many to skip (paging)."""
         flagged = (select(FieldRow.submission_id, func.count().label("flagged"),
                           func.min(FieldRow.confidence).label("lowest"))
                    .where(FieldRow.status.in_(FLAGGED)).group_by(FieldRow.submission_id).subquery())
@@ -198,13 +202,20 @@ class Reviews(Accounts):
                         SubmissionRow.created_at)
                  .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
                  .outerjoin(flagged, flagged.c.submission_id == SubmissionRow.id)
-                 .where(SubmissionRow.status.in_(QUEUED), or_(ReviewRow.state.is_(None), ReviewRow.state == "open"))
+                 .where(*_QUEUED_OPEN)
                  .order_by(case((SubmissionRow.status == "review", 0), else_=1), n_flagged.desc(), lowest,
                            SubmissionRow.id)
-                 .limit(limit))
+                 .limit(limit).offset(offset))
         with Session(self.engine) as session:
             return [QueueItem(i, name, status, flagged_, float(low), utc(at))
                     for i, name, status, flagged_, low, at in session.execute(query)]
+
+    def queue_size(self) -> int:
+        """How many submissions the queue holds in all."""
+        query = (select(func.count()).select_from(SubmissionRow)
+                 .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id).where(*_QUEUED_OPEN))
+        with Session(self.engine) as session:
+            return session.scalar(query)
 
     # --- corrections and verification -----------------------------------------------------------------------------
 

@@ -15,10 +15,19 @@ from ocr.templates.rules import BinOp, Ceil, Expr, FieldRef, Num, SumOf
 from ocr.web.auth import guard
 from ocr.web.pages import REVIEWERS, flash, render, reviews_of, statuses, view_for
 
+QUEUE_PAGE = 100  # submissions a queue page lists
+
 
 @guard(*REVIEWERS)
 async def queue(request: Request) -> Response:
-    return render(request, "queue.html", items=reviews_of(request).queue())
+    page = request.query_params.get("page", "1")
+    page = int(page) if page.isdigit() and int(page) >= 1 else 1
+    reviews = reviews_of(request)
+    total = reviews.queue_size()
+    items = reviews.queue(QUEUE_PAGE, (page - 1) * QUEUE_PAGE)
+    first = (page - 1) * QUEUE_PAGE + 1
+    return render(request, "queue.html", items=items, page=page, total=total, first=first,
+                  last=first + len(items) - 1, more=first + len(items) - 1 < total)
 
 
 def _expr(node: Expr, known: dict) -> dict[str, Any]:

@@ -384,6 +384,25 @@ def test_queue_puts_review_first_by_risk(env):
     assert all(item.status == "review" for item in env.reviews.queue(1000)[:order.index("kab-z/tps-ok")])
 
 
+def test_the_queue_pages_through_every_open_submission(env, monkeypatch):
+    """The queue says how many there are and pages through them all, none twice: it no longer stops at 100."""
+    import ocr.web.routes_review as routes_review
+
+    monkeypatch.setattr(routes_review, "QUEUE_PAGE", 2)
+    for n in range(5):
+        env.copy(f"kab-p/tps-{n:04d}", uploader="olga")
+    client, _ = env.client("rudi")
+    total = env.reviews.queue_size()
+    assert total >= 5
+    seen = []
+    for page in range(1, -(-total // 2) + 1):  # ceil(total / 2) pages
+        html = client.get(f"/queue?page={page}").text
+        seen += re.findall(r'<a href="/review/(\d+)">', html)
+        assert f"of {total}." in html and ('?page=' + str(page + 1) in html) == (page * 2 < total)
+    assert len(seen) == len(set(seen)) == total
+    assert [str(item.id) for item in env.reviews.queue(1000)] == seen  # the same order as one long page
+
+
 def test_correct_verify_lock_reopen_with_an_audit_trail(env):
     target = env.copy("kab-x/tps-audit", uploader="olga")
     client, csrf = env.client("rudi")
