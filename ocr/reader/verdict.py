@@ -125,7 +125,8 @@ def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent:
     value = written if inconsistent else consistent
     # A read its own boxes doubt, that only the rules confirm, needs a correction's margin: one writer's misreads
     # agree with each other (a 4 read as 6 in L and in J keeps L + P = J), and the rules cannot tell.
-    needed = policy.corrected_margin if _own_margin(cand) < policy.ok_margin else policy.ok_margin
+    confirmed_only = not inconsistent and value == written and _own_margin(cand) < policy.ok_margin
+    needed = policy.corrected_margin if confirmed_only else policy.ok_margin
     verdict = FieldVerdict(value, _confidence(margin), "ok", [*weighed.notes], written, cand)
     if cand.empty > 0.5 or (value is None and written is None):
         verdict.value, verdict.status = None, "unreadable"
@@ -143,7 +144,7 @@ def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent:
         verdict.status = "review"
     if verdict.status == "review":  # every review says why
         verdict.reasons += [r for r in failed if r not in verdict.reasons]
-        if margin < (policy.ok_margin if inconsistent or value != written else needed):
+        if margin < needed:
             verdict.reasons.append(Finding(FindingCode.LOW_MARGIN, f"{margin:.1f}"))
     if value == 0 and cand.filler_only > 0.5 * (cand.probs[0] if cand.probs else 1.0):
         verdict.reasons.append(Finding(FindingCode.NO_DIGIT_WRITTEN))

@@ -4,8 +4,7 @@ The machine's result is never changed here (a new save of the same photos replac
 reviewer's value goes into `corrections`, and a field's effective value is its newest correction,
 else the machine's. A verified submission is locked until someone reopens it, an explicit and
 logged action; no one who uploaded these photos or corrected the submission may verify it (four eyes).
-Every change is written
-to `audit_log` in the same transaction as the change itself (`audit.py`).
+Every change is written to `audit_log` in the same transaction as the change itself (`audit.py`).
 
 `Reviews` is the one object the web app and the CLI hold: these actions on top of the accounts
 (`accounts.py`) and the audit log; exports and dashboard figures are read from it (`exports.py`,
@@ -68,11 +67,11 @@ class SubmissionView:
     verified_by: str | None
     verified_at: datetime | None
     corrections: list[Correction] = field(default_factory=list)
-    uploaders: frozenset[str] = frozenset()  # everyone who uploaded these photos, first or again
+    uploaders: frozenset[str] = frozenset()  # everyone who uploaded these photos, first (uploaded_by) or again
 
     def four_eyes(self, user: User) -> str | None:
         """Why `user` may not verify this submission under four eyes (they uploaded or corrected it), or None."""
-        if user.name in self.uploaders or (self.uploaded_by is not None and self.uploaded_by.id == user.id):
+        if user.name in self.uploaders:
             return "you uploaded this submission: another reviewer must verify it (four eyes)"
         if any(c.user == user.name for c in self.corrections):
             return "you corrected this submission: another reviewer must verify it (four eyes)"
@@ -169,7 +168,8 @@ class Reviews(Accounts):
                                .where(CorrectionRow.submission_id == submission_id).order_by(CorrectionRow.id))]
             uploaders = frozenset(session.scalars(
                 select(UserRow.name).join(AuditRow, AuditRow.user_id == UserRow.id)
-                .where(AuditRow.action == "upload", AuditRow.submission_id == submission_id)))
+                .where(AuditRow.action == "upload", AuditRow.submission_id == submission_id))) | (
+                {uploader.name} if uploader else set())
         return SubmissionView(
             id=submission_id, result=result, created_at=utc(created_at), state=review.state if review else "open",
             uploaded_by=User(uploader.id, uploader.name, uploader.role) if uploader else None,

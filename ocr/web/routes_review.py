@@ -26,8 +26,9 @@ async def queue(request: Request) -> Response:
     total = reviews.queue_size()
     items = reviews.queue(QUEUE_PAGE, (page - 1) * QUEUE_PAGE)
     first = (page - 1) * QUEUE_PAGE + 1
-    return render(request, "queue.html", items=items, page=page, total=total, first=first,
-                  last=first + len(items) - 1, more=first + len(items) - 1 < total)
+    last = first + len(items) - 1
+    return render(request, "queue.html", items=items, page=page, total=total, first=first, last=last,
+                  more=last < total)
 
 
 def _expr(node: Expr, known: dict) -> dict[str, Any]:

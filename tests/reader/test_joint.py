@@ -57,17 +57,19 @@ def test_value_probability_is_exact():
         assert value_probability(probs, value) == pytest.approx(full.get(value, 0.0), abs=1e-12)
 
 
-def _brute_force(dists: dict[str, dict], rules: list[Rule], all_ids: dict) -> tuple[float, dict]:
-    """Every combination of every field's numbers (a field always holds one; malformed reads are none)."""
+def _consistent(dists: dict[str, dict], rules: list[Rule]):
+    """(log p, values) of every combination of every field's numbers that holds every rule (a field always holds one;
+    malformed reads are none)."""
     names = list(dists)
-    best = (-math.inf, None)
     for combo in itertools.product(*([(v, p) for v, p in dists[n].items() if v is not None and p > 0] for n in names)):
         values = {n: v for n, (v, _) in zip(names, combo)}
         if all(r.holds(values) for r in rules):
-            score = sum(math.log(p) for _, p in combo)
-            if score > best[0]:
-                best = (score, values)
-    return best
+            yield sum(math.log(p) for _, p in combo), values
+
+
+def _brute_force(dists: dict[str, dict], rules: list[Rule], all_ids: dict) -> tuple[float, dict]:
+    """The best consistent combination, by enumerating them all."""
+    return max(_consistent(dists, rules), key=lambda found: found[0], default=(-math.inf, None))
 
 
 def _value_distribution(probs: np.ndarray) -> dict:
@@ -157,17 +159,13 @@ def test_a_search_too_large_to_finish_decides_nothing(monkeypatch):
 
 def _brute_margins(dists: dict[str, dict], rules: list[Rule], best: dict) -> dict[str, float]:
     """Per field: the best score minus the best score of a consistent assignment giving it another value."""
-    names = list(dists)
-    top, runner = -math.inf, dict.fromkeys(names, -math.inf)
-    for combo in itertools.product(*([(v, p) for v, p in dists[n].items() if v is not None and p > 0] for n in names)):
-        values = {n: v for n, (v, _) in zip(names, combo)}
-        if all(r.holds(values) for r in rules):
-            score = sum(math.log(p) for _, p in combo)
-            top = max(top, score)
-            for n in names:
-                if values[n] != best[n]:
-                    runner[n] = max(runner[n], score)
-    return {n: top - runner[n] for n in names}
+    top, runner = -math.inf, dict.fromkeys(dists, -math.inf)
+    for score, values in _consistent(dists, rules):
+        top = max(top, score)
+        for n in dists:
+            if values[n] != best[n]:
+                runner[n] = max(runner[n], score)
+    return {n: top - runner[n] for n in dists}
 
 
 @pytest.mark.parametrize("seed", range(5))
