@@ -143,6 +143,33 @@ class UserRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class SessionRow(Base):
+    """A log-in to the review app. The cookie carries a random session id; this row keeps only its sha256, so a
+    copy of the table cannot be replayed as a cookie. Log-out, expiry or revocation ends it on every worker at once."""
+
+    __tablename__ = "sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    address: Mapped[str] = mapped_column(String(64))  # the client's IP address at log-in
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailureRow(Base):
+    """A failed log-in, counted per user name and per client address to throttle guessing (`ocr/review/throttle.py`);
+    kept in the database so that the limits hold across workers and restarts."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)  # as typed: an unknown name counts too
+    address: Mapped[str] = mapped_column(String(64), index=True)
+
+
 class ReviewRow(Base):
     """The people's side of a submission: who uploaded it, and whether (and by whom) it was verified and locked.
 

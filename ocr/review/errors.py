@@ -13,3 +13,11 @@ class Locked(ReviewError):
 
 class FourEyes(ReviewError):
     """The uploader of a submission tried to verify it."""
+
+
+class LastAdmin(ReviewError):
+    """The last active admin would be deactivated or lose the role."""
+
+
+class NoSuchUser(ReviewError):
+    """No account has the name given."""

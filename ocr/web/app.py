@@ -3,13 +3,14 @@
 `create_app(db_url, store_dir)` builds a Starlette app on the `formc batch` database and a photo store
 on disk. Pages are rendered on the server (Jinja2); the only script is the live rule check of the
 review page. The routes live by area in `routes_login.py`, `routes_upload.py`, `routes_submission.py`,
-`routes_review.py` and `routes_reports.py` (what they share: `pages.py`). Who may open what:
+`routes_review.py`, `routes_reports.py` and `routes_accounts.py` (what they share: `pages.py`). Who may open what:
 
 | route | roles |
 |---|---|
 | /upload, /jobs/ID, /submissions/ID (+ its page images, photos) | operator (own uploads), reviewer, admin |
 | /queue, /review/ID, /export/*, /dashboard, field images | reviewer, admin |
-| /audit | admin |
+| /audit, /admin/users (+ a user's active, role, password) | admin |
+| /account/password (one's own) | everyone logged in |
 """
 
 from __future__ import annotations
@@ -26,19 +27,19 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ocr.db.store import ResultStore
+from ocr.review.sessions import SESSION_HOURS
 from ocr.review.workflow import Reviews
 from ocr.run.photo_store import PhotoStore
 from ocr.web.auth import load_secret
 from ocr.web.jobs import ClusterReader, LocalReader
 from ocr.web.middleware import BodyLimit, SecurityHeaders, ServerTiming
 from ocr.web.pages import HERE, database_unavailable
+from ocr.web.routes_accounts import own_password, user_active, user_password, user_role, users
 from ocr.web.routes_login import home, login, logout
 from ocr.web.routes_reports import audit, dashboard, export
 from ocr.web.routes_review import queue, reopen, review, verify
 from ocr.web.routes_submission import field_image, page_image, photo, submission
 from ocr.web.routes_upload import MAX_UPLOAD_BYTES, job, upload
-
-SESSION_HOURS = 12  # a working day in the office
 
 
 def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_only: bool = False,
@@ -67,6 +68,11 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         Route("/export/{kind:str}", export),
         Route("/dashboard", dashboard),
         Route("/audit", audit),
+        Route("/admin/users", users),
+        Route("/admin/users/{name:str}/active", user_active, methods=["POST"]),
+        Route("/admin/users/{name:str}/role", user_role, methods=["POST"]),
+        Route("/admin/users/{name:str}/password", user_password, methods=["POST"]),
+        Route("/account/password", own_password, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     middleware = [

@@ -1,8 +1,9 @@
 """Request guards: the session's user, CSRF tokens, role checks (accounts and password hashes: `ocr.review.accounts`).
 
-The session is Starlette's signed cookie (itsdangerous; HttpOnly, SameSite=Lax, Secure behind HTTPS)
-holding the user id and a CSRF token; the user is loaded from the database on every request, so a
-deactivated account or a changed role takes effect at once. Every endpoint goes through `guard`:
+The cookie is Starlette's signed session (itsdangerous; HttpOnly, SameSite=Lax, Secure behind HTTPS) holding
+only a random session id and a CSRF token; the session and its user are looked up in the database on every
+request (`Accounts.session_user`), so log-out, deactivation, a role or password change end it at once, for every
+copy of the cookie. Every endpoint goes through `guard`:
 no log-in -> redirect to the log-in page (401 for non-GET), wrong role -> 403, an unsafe method
 without the session's CSRF token in the form (or the X-CSRF-Token header) -> 403.
 """
@@ -49,15 +50,27 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def log_in(request: Request, user: User) -> None:
-    # A fresh session (new CSRF token) at log-in: nothing from before it carries over.
+def set_session(request: Request, session_id: str) -> None:
+    # A fresh cookie (new CSRF token) at log-in: nothing from before it carries over.
     request.session.clear()
-    request.session.update(uid=user.id, csrf=secrets.token_urlsafe(32))
+    request.session.update(sid=session_id, csrf=secrets.token_urlsafe(32))
+
+
+def session_id_of(request: Request) -> str | None:
+    sid = request.session.get("sid")
+    return sid if isinstance(sid, str) else None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "-"
 
 
 def current_user(request: Request) -> User | None:
-    uid = request.session.get("uid")
-    return request.app.state.reviews.user(uid) if isinstance(uid, int) else None
+    sid = session_id_of(request)
+    user = request.app.state.reviews.session_user(sid) if sid else None
+    if sid and user is None:
+        request.session.pop("sid")  # ended: the browser need not send it again
+    return user
 
 
 async def _csrf_ok(request: Request) -> bool:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from ocr.review.workflow import Reviews
+
 DEFAULT_DB = "results.db"  # beside where `formc serve` runs, like `formc batch --db sqlite:///results.db`
 DEFAULT_STORE = "photos"
+# ocr.review.accounts.ROLES, spelled out so that `formc` starts without loading the database layer (tests/test_cli.py).
+ROLES = ("operator", "reviewer", "admin")
 
 
 def _db_url(db_url: str | None) -> str:
@@ -50,24 +58,106 @@ def users() -> None:
     """Accounts of the review web app."""
 
 
-@users.command("add")
-@click.argument("name")
-@click.option("--role", type=click.Choice(["operator", "reviewer", "admin"]), required=True)
-@click.option("--db", "db_url", help=f"results database (default: sqlite:///{DEFAULT_DB})")
-@click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin (no prompt)")
-def users_add(name: str, role: str, db_url: str | None, password_stdin: bool) -> None:
-    """Add an account; the password is asked for (twice), or read from stdin with --password-stdin."""
+def _password(password_stdin: bool) -> str:
+    """The password from the first line of stdin, or asked for twice."""
+    return sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
+        "password", hide_input=True, confirmation_prompt=True, err=True)
+
+
+@contextmanager
+def _accounts(db_url: str | None) -> Iterator[Reviews]:
+    """The accounts of the database at `db_url`; a refusal (unknown user, short password) is a one-line error."""
     from ocr.db.store import ResultStore
-    from ocr.review.accounts import hash_password
     from ocr.review.errors import ReviewError
     from ocr.review.workflow import Reviews
 
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
-        "password", hide_input=True, confirmation_prompt=True, err=True)
     try:
-        password_hash = hash_password(password)
         with ResultStore(_db_url(db_url)) as store:
-            user = Reviews(store).add_user(name, role, password_hash)
+            yield Reviews(store)
     except (ValueError, ReviewError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+_DB_OPTION = click.option("--db", "db_url", help=f"results database (default: sqlite:///{DEFAULT_DB})")
+_STDIN_OPTION = click.option("--password-stdin", is_flag=True,
+                             help="read the password from the first line of stdin (no prompt)")
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@_DB_OPTION
+@_STDIN_OPTION
+def users_add(name: str, role: str, db_url: str | None, password_stdin: bool) -> None:
+    """Add an account; the password is asked for (twice), or read from stdin with --password-stdin."""
+    from ocr.review.accounts import hash_password
+
+    password = _password(password_stdin)
+    with _accounts(db_url) as accounts:
+        user = accounts.add_user(name, role, hash_password(password))
     click.echo(f"{user.name} ({user.role}) added", err=True)
+
+
+@users.command("list")
+@_DB_OPTION
+def users_list(db_url: str | None) -> None:
+    """Every account: name, role, active or not, last log-in (UTC)."""
+    with _accounts(db_url) as accounts:
+        found = accounts.accounts()
+    rows = [("name", "role", "active", "last log-in (UTC)")] + [
+        (a.name, a.role, "yes" if a.active else "no", a.last_login.strftime("%Y-%m-%d %H:%M") if a.last_login else "never")
+        for a in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[3]]))
+
+
+@users.command("deactivate")
+@click.argument("name")
+@_DB_OPTION
+def users_deactivate(name: str, db_url: str | None) -> None:
+    """Deactivate an account (kept for the audit log); its open sessions end at once."""
+    with _accounts(db_url) as accounts:
+        accounts.set_active(name, False)
+    click.echo(f"{name} deactivated", err=True)
+
+
+@users.command("activate")
+@click.argument("name")
+@_DB_OPTION
+def users_activate(name: str, db_url: str | None) -> None:
+    """Activate a deactivated account again."""
+    with _accounts(db_url) as accounts:
+        accounts.set_active(name, True)
+    click.echo(f"{name} activated", err=True)
+
+
+@users.command("set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+@_DB_OPTION
+def users_set_role(name: str, role: str, db_url: str | None) -> None:
+    """Give an account another role; its open sessions end at once."""
+    with _accounts(db_url) as accounts:
+        accounts.set_role(name, role)
+    click.echo(f"{name} is {role} now", err=True)
+
+
+@users.command("reset-password")
+@click.argument("name")
+@_DB_OPTION
+@_STDIN_OPTION
+@click.option("--generate", is_flag=True, help="make a random password and print it (stdout) instead of asking")
+def users_reset_password(name: str, db_url: str | None, password_stdin: bool, generate: bool) -> None:
+    """Set an account's password (asked for twice, read from stdin, or generated and printed); its open sessions
+    end at once."""
+    from ocr.review.accounts import generate_password, hash_password
+
+    if generate and password_stdin:
+        raise click.UsageError("--generate or --password-stdin, not both")
+    password = generate_password() if generate else _password(password_stdin)
+    with _accounts(db_url) as accounts:
+        accounts.reset_password(name, hash_password(password))
+    if generate:
+        click.echo(password)
+    click.echo(f"password of {name} reset", err=True)

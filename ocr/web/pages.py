@@ -7,6 +7,7 @@ CSRF token and the flash message of the previous action.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.templating import Jinja2Templates
 
 from ocr.review.accounts import ROLES, User
+from ocr.review.sessions import now
+from ocr.review.throttle import Throttled
 from ocr.review.workflow import Reviews, SubmissionView
 from ocr.web.auth import csrf_token
 
@@ -37,6 +40,17 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
     log.error("database error on %s %s: %s", request.method, request.url.path, exc)
     return templates.TemplateResponse(request, "unavailable.html", {"user": None, "csrf": "", "flash": None},
                                       status_code=503)
+
+
+def throttled(request: Request, refusal: Throttled, template: str, **context: Any) -> Response:
+    """`template` answered with 429 and a message saying for how long log-ins are refused."""
+    seconds = max(60, math.ceil((refusal.until - now()).total_seconds()))
+    who = "untuk akun ini" if refusal.scope == "account" else "dari alamat jaringan ini"
+    error = (f"Terlalu banyak percobaan masuk yang gagal {who}. Demi keamanan, coba lagi dalam "
+             f"{math.ceil(seconds / 60)} menit.")
+    response = render(request, template, 429, error=error, **context)
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def reviews_of(request: Request) -> Reviews:

@@ -6,9 +6,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ocr.review.accounts import authenticate
-from ocr.web.auth import guard, log_in
-from ocr.web.pages import render, reviews_of
+from ocr.review.accounts import log_in
+from ocr.review.throttle import Throttled
+from ocr.web.auth import client_address, guard, session_id_of, set_session
+from ocr.web.pages import render, reviews_of, throttled
 
 
 def _next_path(value: str | None) -> str:
@@ -22,19 +23,21 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", next=_next_path(request.query_params.get("next")))
     form = await request.form()
     name, password = str(form.get("name", "")), str(form.get("password", ""))
-    # argon2 costs tens of ms of CPU by design: in a worker thread, so other users' pages do not wait for it.
-    user = await run_in_threadpool(authenticate, reviews_of(request), name, password)
-    if user is None:
-        reviews_of(request).log(None, "login_failed", name=name[:100])
-        return render(request, "login.html", 401, next=_next_path(str(form.get("next", ""))),
-                      error="wrong user name or password")
-    log_in(request, user)
-    reviews_of(request).log(user, "login")
-    return RedirectResponse(_next_path(str(form.get("next", ""))), status_code=303)
+    next_path = _next_path(str(form.get("next", "")))
+    try:
+        # argon2 costs tens of ms of CPU by design: in a worker thread, so other users' pages do not wait for it.
+        found = await run_in_threadpool(log_in, reviews_of(request), name, password, client_address(request))
+    except Throttled as refusal:
+        return throttled(request, refusal, "login.html", next=next_path)
+    if found is None:
+        return render(request, "login.html", 401, next=next_path, error="wrong user name or password")
+    set_session(request, found[1])
+    return RedirectResponse(next_path, status_code=303)
 
 
 @guard()
 async def logout(request: Request) -> Response:
+    reviews_of(request).end_session(session_id_of(request), request.state.user)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
