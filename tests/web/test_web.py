@@ -27,23 +27,10 @@ from ocr.review.dashboard import dashboard
 from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
 from ocr.web.routes_upload import MAX_PHOTOS, MAX_UPLOAD_BYTES
+from tests.web.conftest import PASSWORD, csrf_of, log_in
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "kwk-gubernur-3"
-PASSWORD = "correct horse battery"
 USERS = {"olga": "operator", "rudi": "reviewer", "rina": "reviewer", "ade": "admin"}
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
-
-
-def log_in(client: TestClient, name: str) -> str:
-    """Logs `client` in as `name`; the session's CSRF token."""
-    page = client.get("/login")
-    response = client.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf_of(page.text), "next": "/"},
-                           follow_redirects=False)
-    assert response.status_code == 303, response.text
-    return csrf_of(client.get("/upload").text)
 
 
 def upload(client: TestClient, csrf: str, name: str, folder: Path) -> str:
@@ -171,7 +158,7 @@ def test_an_operator_sees_only_their_own_uploads(env):
 
 def _concrete(path: str, env: Env) -> str:
     values = {"sid": str(env.slip_id), "n": "0", "kind": "boxes", "field_id": "suara_sah", "sha": env.slip.pages[0].sha256,
-              "job_id": "x"}
+              "job_id": "x", "name": "rina"}
     path = path.replace("/export/{kind:str}", "/export/results.csv")
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
@@ -284,9 +271,9 @@ def test_passwords_are_checked_off_the_event_loop(env, monkeypatch):
     other user's page. The check runs in a worker thread (no running event loop there)."""
     import asyncio
 
-    import ocr.web.routes_login as routes_login
+    import ocr.review.accounts as accounts
 
-    on_loop, real = [], routes_login.authenticate
+    on_loop, real = [], accounts.authenticate
 
     def spy(*args):
         try:
@@ -296,7 +283,7 @@ def test_passwords_are_checked_off_the_event_loop(env, monkeypatch):
             on_loop.append(False)
         return real(*args)
 
-    monkeypatch.setattr(routes_login, "authenticate", spy)
+    monkeypatch.setattr(accounts, "authenticate", spy)
     with TestClient(env.app) as client:
         page = client.get("/login")
         client.post("/login", data={"name": "rudi", "password": "guess", "csrf": csrf_of(page.text)})
@@ -325,7 +312,7 @@ def test_a_failed_save_tells_the_operator_without_the_databases_words(tmp_path, 
 
 
 def test_a_database_that_cannot_be_written_gives_a_plain_503(tmp_path, monkeypatch):
-    """Log-in writes the audit log: on a read-only (or full, or gone) database the person sees a plain page saying
+    """A failed log-in is counted and logged: on a read-only (or full, or gone) database the person sees a plain page saying
     so, not a bare 500 or the statement that failed."""
     from sqlalchemy.exc import OperationalError
 
@@ -334,7 +321,7 @@ def test_a_database_that_cannot_be_written_gives_a_plain_503(tmp_path, monkeypat
                                Exception("attempt to write a readonly database"))
 
     app = create_app(default_url(tmp_path / "results.db"), tmp_path / "store", secret="test-secret")
-    monkeypatch.setattr(app.state.reviews, "log", read_only)
+    monkeypatch.setattr(app.state.reviews, "count_failure", read_only)
     with TestClient(app) as client:
         page = client.get("/login")
         response = client.post("/login", data={"name": "rudi", "password": "guess", "csrf": csrf_of(page.text)})

@@ -13,8 +13,6 @@ import csv
 import io
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,13 +23,13 @@ from ocr.db.store import default_url
 from ocr.review.accounts import hash_password
 from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
+from tests.web.conftest import PASSWORD, served
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install formc[test])")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "kwk-gubernur-3" / "tps-0002"
-PASSWORD = "correct horse battery"
 SCREENSHOTS = os.environ.get("FORMC_SCREENSHOTS") == "1"
 
 
@@ -51,19 +49,8 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Reviews]]:
     reviews.add_user("olga", "operator", hash_password(PASSWORD))
     reviews.add_user("rudi", "reviewer", hash_password(PASSWORD))
     reviews.add_user("rina", "reviewer", hash_password(PASSWORD))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not uv.started:
-        assert time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", reviews
-    uv.should_exit = True
-    thread.join(timeout=30)
+    with served(app) as base:
+        yield base, reviews
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,50 @@
+"""What the web tests share: logging a TestClient in, the app served by a real uvicorn on a free port."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+PASSWORD = "correct horse battery"
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def log_in(client: TestClient, name: str, password: str = PASSWORD) -> str:
+    """Logs `client` in as `name`; the session's CSRF token."""
+    page = client.get("/login")
+    response = client.post("/login", data={"name": name, "password": password, "csrf": csrf_of(page.text), "next": "/"},
+                           follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return csrf_of(client.get("/upload").text)
+
+
+@contextmanager
+def served(app: Starlette) -> Iterator[str]:
+    """`app` served by uvicorn in a thread (one event loop, as `formc serve` runs it) while in the block; its base URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        assert time.time() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
