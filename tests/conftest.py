@@ -1,6 +1,7 @@
 """Shared fixtures. `shared_dir` is ../shared beside the checkout: tests that need it skip without it.
 
-`postgres_url` starts a throwaway PostgreSQL server (Debian package postgresql) and skips without one."""
+`postgres_url` starts a throwaway PostgreSQL server (Debian package postgresql) and skips without one; `url` runs a
+test on a fresh SQLite file and on that server."""
 
 from __future__ import annotations
 
@@ -41,3 +42,19 @@ def throwaway_url(start) -> Iterator[str]:
 def postgres_url() -> Iterator[str]:
     """A URL to a fresh database on a throwaway PostgreSQL server, started for this test session and stopped after."""
     yield from throwaway_url(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A results database: a fresh SQLite file, then the session's PostgreSQL database."""
+    from sqlalchemy import delete
+
+    from ocr.db.store import ResultStore, SubmissionRow, default_url
+
+    if request.param == "sqlite":
+        return default_url(tmp_path / "results.db")
+    # One PostgreSQL database serves the session: each test starts from empty results (accounts stay: use new names).
+    postgres_url = request.getfixturevalue("postgres_url")
+    with ResultStore(postgres_url) as store, store.engine.begin() as connection:
+        connection.execute(delete(SubmissionRow))
+    return postgres_url

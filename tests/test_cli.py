@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from cli import main
 from ocr.db.store import ResultStore, default_url
-from ocr.review.accounts import User
+from ocr.review.accounts import ROLES, User, authenticate
 from ocr.review.workflow import Reviews
 from tests.conftest import REPO
 
@@ -88,3 +88,51 @@ def test_users_add_on_the_command_line(tmp_path):
     with ResultStore(url) as store:
         user, stored = Reviews(store).credentials("sari")
     assert user == User(user.id, "sari", "reviewer") and stored.startswith("$argon2id$")
+
+
+def test_users_list_deactivate_set_role_and_reset_password_on_the_command_line(tmp_path):
+    url = default_url(tmp_path / "cli.db")
+
+    def users(*args: str, stdin: str | None = None):
+        return CliRunner().invoke(main, ["users", *args, "--db", url], input=stdin)
+
+    assert users("add", "sari", "--role", "reviewer", "--password-stdin", stdin="a long password\n").exit_code == 0
+    assert users("add", "budi", "--role", "admin", "--password-stdin", stdin="a long password\n").exit_code == 0
+    with ResultStore(url) as store:
+        reviews = Reviews(store)
+        sari = reviews.credentials("sari")[0]
+        session = reviews.start_session(sari, "10.0.0.1")
+        listed = users("list")
+        assert listed.exit_code == 0
+        header, budi_line, sari_line = listed.stdout.splitlines()
+        assert header.split()[:3] == ["name", "role", "active"]
+        assert budi_line.split() == ["budi", "admin", "yes", "never"] and sari_line.split()[:3] == ["sari", "reviewer", "yes"]
+
+        assert users("set-role", "sari", "operator").exit_code == 0
+        assert reviews.session_user(session) is None  # ended at once
+        assert reviews.credentials("sari")[0].role == "operator"
+        session = reviews.start_session(sari, "10.0.0.1")
+        assert users("deactivate", "sari").exit_code == 0
+        assert reviews.session_user(session) is None and reviews.credentials("sari") is None
+        assert users("list").stdout.splitlines()[2].split()[:3] == ["sari", "operator", "no"]
+        assert users("activate", "sari").exit_code == 0
+
+        session = reviews.start_session(sari, "10.0.0.1")
+        assert users("reset-password", "sari", stdin="a new password\na new password\n").exit_code == 0  # asked twice
+        assert reviews.session_user(session) is None
+        assert authenticate(reviews, "sari", "a new password") and not authenticate(reviews, "sari", "a long password")
+        generated = users("reset-password", "sari", "--generate")
+        assert generated.exit_code == 0 and authenticate(reviews, "sari", generated.stdout.strip())
+
+        nobody = users("deactivate", "nobody")
+        assert nobody.exit_code == 1 and "no user named 'nobody'" in nobody.output
+        last = users("set-role", "budi", "reviewer")
+        assert last.exit_code == 1 and "last active admin" in last.output
+        assert [e["action"] for e in reviews.audit()][:6] == [
+            "user_reset_password", "user_reset_password", "login", "user_activate", "user_deactivate", "login"]
+
+
+def test_the_command_line_knows_the_roles_without_loading_the_database():
+    from ocr.web import commands
+
+    assert commands.ROLES == ROLES

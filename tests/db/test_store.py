@@ -22,6 +22,7 @@ from ocr.db.store import (
     ResultStore,
     StoreUnavailable,
     SubmissionRow,
+    UserRow,
     default_url,
     migrate,
 )
@@ -95,17 +96,6 @@ def rows(store: ResultStore, table: type[Base]) -> int:
 def submission_ids(store: ResultStore) -> list[int]:
     with store.engine.connect() as connection:
         return list(connection.scalars(select(SubmissionRow.id).order_by(SubmissionRow.id)))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "sqlite":
-        return default_url(tmp_path / "results.db")
-    # One PostgreSQL database serves the session: each test starts from empty tables.
-    postgres_url = request.getfixturevalue("postgres_url")
-    with ResultStore(postgres_url) as store, store.engine.begin() as connection:
-        connection.execute(delete(SubmissionRow))
-    return postgres_url
 
 
 def test_round_trip_and_replace_by_submission_and_photos(url):
@@ -210,7 +200,7 @@ def test_twins_count_their_deliveries_apart(url):
 
 @contextmanager
 def as_of(revision: str, url: str, record: dict) -> Iterator[Connection]:
-    """A connection to a new database at `revision` (0004 or 0005) that holds `record` as formc of that revision
+    """A connection to a new database at `revision` (0004 to 0006) that holds `record` as formc of that revision
     wrote it: no tally column, no quality or geometry."""
     engine = create_engine(url)
     event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys=ON"))
@@ -258,6 +248,24 @@ def test_a_database_of_revision_0005_with_rows_gets_tallies_and_keeps_its_fields
         assert stored.fields == {k: f.model_copy(update={"tally": None}) for k, f in tally().fields.items()}
         store.save(tally())
         assert store.get("tps-0001", record["photos_key"]) == tally() and rows(store, FieldRow) == 5
+        with store.engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_a_database_of_revision_0006_with_accounts_gets_sessions_and_keeps_its_users(tmp_path):
+    from ocr.review.accounts import Accounts, authenticate, hash_password
+
+    url = default_url(tmp_path / "old.db")
+    with as_of("0006", url, tally().model_dump(mode="json")) as connection:
+        connection.execute(insert(UserRow).values(name="ade", role="admin", password_hash=hash_password("a long password"),
+                                                  active=True))
+    with ResultStore(url) as store:
+        accounts = Accounts(store)
+        assert [(a.name, a.role, a.active, a.last_login) for a in accounts.accounts()] == [("ade", "admin", True, None)]
+        user = authenticate(accounts, "ade", "a long password")
+        session_id = accounts.start_session(user, "10.0.0.1")
+        assert accounts.session_user(session_id) == user and accounts.accounts()[0].last_login is not None
+        assert store.keys() == {("tps-0001", tally().photos_key)} and rows(store, FieldRow) == 5
         with store.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
