@@ -115,7 +115,7 @@ def test_users_list_deactivate_set_role_and_reset_password_on_the_command_line(t
         assert users("deactivate", "sari").exit_code == 0
         assert reviews.session_user(session) is None and reviews.credentials("sari") is None
         assert users("list").stdout.splitlines()[2].split()[:3] == ["sari", "operator", "no"]
-        assert users("activate", "sari").exit_code == 0
+        assert users("deactivate", "sari", "--undo").exit_code == 0
 
         session = reviews.start_session(sari, "10.0.0.1")
         assert users("reset-password", "sari", stdin="a new password\na new password\n").exit_code == 0  # asked twice

@@ -115,21 +115,12 @@ def users_list(db_url: str | None) -> None:
 @users.command("deactivate")
 @click.argument("name")
 @_DB_OPTION
-def users_deactivate(name: str, db_url: str | None) -> None:
+@click.option("--undo", is_flag=True, help="activate the account again")
+def users_deactivate(name: str, db_url: str | None, undo: bool) -> None:
     """Deactivate an account (kept for the audit log); its open sessions end at once."""
     with _accounts(db_url) as accounts:
-        accounts.set_active(name, False)
-    click.echo(f"{name} deactivated", err=True)
-
-
-@users.command("activate")
-@click.argument("name")
-@_DB_OPTION
-def users_activate(name: str, db_url: str | None) -> None:
-    """Activate a deactivated account again."""
-    with _accounts(db_url) as accounts:
-        accounts.set_active(name, True)
-    click.echo(f"{name} activated", err=True)
+        accounts.set_active(name, undo)
+    click.echo(f"{name} {'activated' if undo else 'deactivated'}", err=True)
 
 
 @users.command("set-role")

@@ -66,6 +66,12 @@ def attempt(client: TestClient, name: str, password: str):
                        follow_redirects=False)
 
 
+def as_admin(admin: tuple[TestClient, str], name: str, action: str, **form: str):
+    """The admin's `action` (active, role, password) on the user `name`, with `form`."""
+    client, csrf = admin
+    return client.post(f"/admin/users/{name}/{action}", data={"csrf": csrf, **form}, follow_redirects=False)
+
+
 def refused(client: TestClient, path: str = "/upload") -> bool:
     """Whether `client`'s session is over: the page sends it to the log-in."""
     response = client.get(path, follow_redirects=False)
@@ -114,14 +120,11 @@ def test_a_deactivated_users_open_session_is_refused_at_once(app, admin):
     name = new_user(app, "operator")
     client, _ = logged_in(app, name)
     assert client.get("/upload").status_code == 200
-    admin_client, csrf = admin
-    response = admin_client.post(f"/admin/users/{name}/active", data={"csrf": csrf, "active": "0"},
-                                 follow_redirects=False)
-    assert response.status_code == 303
+    assert as_admin(admin, name, "active", active="0").status_code == 303
     assert refused(client)
-    assert "dinonaktifkan" in admin_client.get("/admin/users").text
+    assert "dinonaktifkan" in admin[0].get("/admin/users").text
     assert attempt(TestClient(app), name, PASSWORD).status_code == 401
-    admin_client.post(f"/admin/users/{name}/active", data={"csrf": csrf, "active": "1"})
+    as_admin(admin, name, "active", active="1")
     assert attempt(TestClient(app), name, PASSWORD).status_code == 303
     assert actions(app, name=name)[:3] == ["user_activate", "login_failed", "user_deactivate"]
     assert {e["user"] for e in app.state.reviews.audit(1000) if e["action"].startswith("user_") and
@@ -132,10 +135,7 @@ def test_a_role_change_ends_the_users_sessions(app, admin):
     name = new_user(app, "reviewer")
     client, _ = logged_in(app, name)
     assert client.get("/queue").status_code == 200
-    admin_client, csrf = admin
-    response = admin_client.post(f"/admin/users/{name}/role", data={"csrf": csrf, "role": "operator"},
-                                 follow_redirects=False)
-    assert response.status_code == 303
+    assert as_admin(admin, name, "role", role="operator").status_code == 303
     assert refused(client, "/queue")
     again, _ = logged_in(app, name)
     assert again.get("/queue").status_code == 403  # an operator now
@@ -167,14 +167,13 @@ def test_changing_ones_own_password_ends_the_other_sessions_only(app):
 def test_an_admin_reset_shows_a_new_password_once_and_ends_the_sessions(app, admin):
     name = new_user(app, "operator")
     client, _ = logged_in(app, name)
-    admin_client, csrf = admin
-    page = admin_client.post(f"/admin/users/{name}/password", data={"csrf": csrf})
+    page = as_admin(admin, name, "password")
     assert page.status_code == 200 and "hanya ditampilkan sekali" in page.text
     password = re.search(r'class="one-time"><code>([^<]+)</code>', page.text).group(1)
     assert refused(client)
     assert attempt(TestClient(app), name, PASSWORD).status_code == 401
     assert attempt(TestClient(app), name, password).status_code == 303
-    assert password not in admin_client.get("/admin/users").text
+    assert password not in admin[0].get("/admin/users").text
     assert password not in json.dumps(app.state.reviews.audit(1000), default=str)
     assert "user_reset_password" in actions(app, name=name)
 
@@ -204,13 +203,12 @@ def test_the_admin_pages_need_the_admin_role(app):
 
 
 def test_the_last_active_admin_can_be_neither_deactivated_nor_demoted(app, admin):
-    admin_client, csrf = admin
     assert [a.name for a in app.state.reviews.accounts() if a.role == "admin" and a.active] == ["ade"]
-    for action, data in (("active", {"active": "0"}), ("role", {"role": "reviewer"})):
-        response = admin_client.post(f"/admin/users/ade/{action}", data={"csrf": csrf, **data})
+    for action, form in (("active", {"active": "0"}), ("role", {"role": "reviewer"})):
+        response = as_admin(admin, "ade", action, **form)
         assert response.status_code == 409 and "admin aktif terakhir" in response.text
-    assert admin_client.get("/admin/users").status_code == 200
-    assert admin_client.post("/admin/users/nobody/role", data={"csrf": csrf, "role": "admin"}).status_code == 404
+    assert admin[0].get("/admin/users").status_code == 200  # still logged in: nothing changed
+    assert as_admin(admin, "nobody", "role", role="admin").status_code == 404
 
 
 # --- throttling ----------------------------------------------------------------------------------------------------
