@@ -42,7 +42,7 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
                                       status_code=503)
 
 
-def throttled(request: Request, refusal: Throttled, template: str, **context: Any) -> Response:
+def too_many_attempts(request: Request, refusal: Throttled, template: str, **context: Any) -> Response:
     """`template` answered with 429 and a message saying for how long log-ins are refused."""
     seconds = max(60, math.ceil((refusal.until - now()).total_seconds()))
     who = "untuk akun ini" if refusal.scope == "account" else "dari alamat jaringan ini"

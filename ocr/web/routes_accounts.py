@@ -14,7 +14,7 @@ from ocr.review.accounts import MIN_PASSWORD, ROLES, change_password, generate_p
 from ocr.review.errors import LastAdmin, NoSuchUser, ReviewError
 from ocr.review.throttle import Throttled
 from ocr.web.auth import client_address, guard, session_id_of
-from ocr.web.pages import flash, render, reviews_of, throttled
+from ocr.web.pages import flash, render, reviews_of, too_many_attempts
 
 ROLE_NAMES = {"operator": "operator", "reviewer": "pemeriksa", "admin": "admin"}  # as the page shows them
 
@@ -90,7 +90,7 @@ async def own_password(request: Request) -> Response:
         changed = await run_in_threadpool(change_password, reviews_of(request), request.state.user, old, new,
                                           session_id_of(request), client_address(request))
     except Throttled as refusal:
-        return throttled(request, refusal, "password.html")
+        return too_many_attempts(request, refusal, "password.html")
     if not changed:
         return render(request, "password.html", 403, error="Kata sandi lama salah.")
     flash(request, "Kata sandi diganti. Sesi akun ini di perangkat lain telah diakhiri.")

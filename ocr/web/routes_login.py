@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from ocr.review.accounts import log_in
 from ocr.review.throttle import Throttled
 from ocr.web.auth import client_address, guard, session_id_of, set_session
-from ocr.web.pages import render, reviews_of, throttled
+from ocr.web.pages import render, reviews_of, too_many_attempts
 
 
 def _next_path(value: str | None) -> str:
@@ -28,7 +28,7 @@ async def login(request: Request) -> Response:
         # argon2 costs tens of ms of CPU by design: in a worker thread, so other users' pages do not wait for it.
         found = await run_in_threadpool(log_in, reviews_of(request), name, password, client_address(request))
     except Throttled as refusal:
-        return throttled(request, refusal, "login.html", next=next_path)
+        return too_many_attempts(request, refusal, "login.html", next=next_path)
     if found is None:
         return render(request, "login.html", 401, next=next_path, error="wrong user name or password")
     set_session(request, found[1])
