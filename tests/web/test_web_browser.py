@@ -3,7 +3,8 @@
 The flow of the issue: an operator logs in and uploads the photos of a synthetic TPS (the slip sample,
 read for real), sees the preview; a reviewer opens the queue, corrects two fields with the keyboard only
 (the live rule check turns green), saves with Enter, verifies with Enter, and exports. With
-FORMC_SCREENSHOTS=1 it writes docs/img/web-preview.png and docs/img/web-review.png for the README.
+FORMC_SCREENSHOTS=1 it writes docs/img/web-preview.png, docs/img/web-review.png and docs/img/web-users.png for
+the README.
 Skips when Playwright or a chromium binary is missing (Makefile's `test` installs Debian's chromium).
 """
 
@@ -49,6 +50,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Reviews]]:
     reviews.add_user("olga", "operator", hash_password(PASSWORD))
     reviews.add_user("rudi", "reviewer", hash_password(PASSWORD))
     reviews.add_user("rina", "reviewer", hash_password(PASSWORD))
+    reviews.add_user("ade", "admin", hash_password(PASSWORD))
     with served(app) as base:
         yield base, reviews
 
@@ -62,10 +64,10 @@ def browser() -> Iterator:
         b.close()
 
 
-def log_in(page, base: str, name: str) -> None:
+def log_in(page, base: str, name: str, password: str = PASSWORD) -> None:
     page.goto(f"{base}/login")
     page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=password]", password)
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: "/login" not in url)
 
@@ -150,4 +152,30 @@ def test_upload_preview_review_with_the_keyboard_verify_export(server, browser):
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     values = {r["field"]: r["value"] for r in rows if r["submission"] == "kab-x/tps-0002"}
     assert values["suara_sah"] == "171" and values["pengguna_total_l"] == "79" and values["suara_paslon_1"] == "71"
+    context.close()
+
+
+def test_the_admin_resets_a_password_that_works_once_shown(server, browser):
+    """The admin's users page (Indonesian): a new operator's password reset with one click, shown once, and the
+    operator logs in with it."""
+    base, reviews = server
+    reviews.add_user("budi", "operator", hash_password(PASSWORD))
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    log_in(page, base, "ade")
+    page.click("nav a:has-text('Pengguna')")
+    page.wait_for_url(f"{base}/admin/users")
+    row = page.locator("table.users tr").filter(has=page.locator("td", has_text="budi"))
+    assert "belum pernah" in row.inner_text() and row.locator("select option:checked").inner_text() == "operator"
+    if SCREENSHOTS:
+        page.screenshot(path=str(REPO / "docs" / "img" / "web-users.png"))
+    row.locator("button:has-text('Atur ulang kata sandi')").click()
+    page.wait_for_url(f"{base}/admin/users/budi/password")
+    password = page.locator(".one-time code").inner_text()
+    assert "hanya ditampilkan sekali" in page.content()
+    page.click("button:has-text('Log out')")
+    page.wait_for_url(lambda url: "/login" in url)
+    log_in(page, base, "budi", password)
+    assert page.url == f"{base}/upload"
     context.close()
