@@ -125,7 +125,8 @@ def report(name: str, results: list, floors: tuple, model: Path | None) -> None:
             print(f"{floor} | {'on' if use_tally else 'off'} | {m['accuracy']:.4%} | {m['silent']:.4%} "
                   f"({m['silent_n']} of {m['fields']}) | {m['review']:.2%} | {m['inconsistent_review']:.1%} of "
                   f"{m['inconsistent']} | {decode_ms(joints)}")
-            curves[floor, use_tally] = [evaluate(floored, joints, replace(policy, ok_margin=ok, corrected_margin=ok + 2))
+            wide = decoded(floored, replace(policy, corrected_margin=max(MARGINS) + 2))  # margins as far as the curve goes
+            curves[floor, use_tally] = [evaluate(floored, wide, replace(policy, ok_margin=ok, corrected_margin=ok + 2))
                                         for ok in MARGINS]
     print("curve, silently wrong fields / submissions to review: ok margin (corrected = ok + 2) | "
           + " | ".join(f"floor {f}, tally {'on' if t else 'off'}" for f, t in curves))

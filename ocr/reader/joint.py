@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from ocr.reader.fields import FieldCandidates
 from ocr.templates.model import Rule
@@ -27,9 +28,11 @@ from ocr.templates.model import Rule
 OTHER = None  # the "another value" option
 UNJUDGED = (0.0, (-1, -1))  # an open rule with two or more "another value" terms: holds whatever the rest (a bound)
 LOG_FLOOR = -50.0  # log probability given to an option of probability 0
-MARGIN_CAP = 15.0  # runner-ups are searched this many nats below the best: beyond, as good as impossible
-MAX_STATES = 5_000  # rule states at one depth of the runner-up search; past it, the margins are not trusted
-MAX_MEMO = 50_000  # rule states the best-assignment search may visit (~1 s); past it, nothing is decided
+MARGIN_CAP = 15.0  # runner-ups are searched this many nats below the best by default: beyond, as good as impossible
+BEST_REACH = (8.0, 16.0, 32.0, math.inf)  # nats below the fields' own tops the best is first searched, then wider
+# Rule states a submission's searches may expand in all (about 20 us each on one core: the bound on its decoding
+# time, whatever the form says); on 1,700 read submissions the most any needed was 1,618.
+MAX_EXPANSIONS = 3_000
 
 
 def _log(p: float) -> float:
@@ -38,6 +41,18 @@ def _log(p: float) -> float:
 
 class _Undecided(Exception):
     """The rules tie too many doubtful fields together to search them in time."""
+
+
+class _Budget:
+    """What is left of a submission's MAX_EXPANSIONS."""
+
+    def __init__(self) -> None:
+        self.left = MAX_EXPANSIONS
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _Undecided
 
 
 @dataclass(frozen=True)
@@ -56,38 +71,74 @@ class _Equation:
     coefs: dict[int, float]  # the same terms by position
 
 
+def _order(fields: list[str], groups: list[set[str]]) -> list[str]:
+    """Greedy: next the field that leaves the fewest rules open, then the one closing the most."""
+    order: list[str] = []
+    placed: set[str] = set()
+    remaining = set(fields)
+    while remaining:
+        def cost(f: str) -> tuple:
+            after = placed | {f}
+            still_open = sum(1 for g in groups if g & after and not g <= after)
+            closes = sum(1 for g in groups if f in g and g <= after)
+            return (still_open, -closes, f)
+        pick = min(remaining, key=cost)
+        order.append(pick)
+        placed.add(pick)
+        remaining.discard(pick)
+    return order
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the search needs from the field ids and the rules alone: compiled once per template, not per photo."""
+
+    order: tuple[str, ...]  # the fields in search order
+    equations: tuple[_Equation, ...]
+    terms_at: tuple[tuple[tuple[int, float], ...], ...]  # per position: (equation, coefficient) of its terms
+    closing: tuple[tuple[int, ...], ...]  # per position: the equations its field closes
+    open_at: tuple[tuple[int, ...], ...]  # per depth: the equations with terms on both sides of it
+
+
+@lru_cache(maxsize=256)
+def _plan(fields: tuple[str, ...], rules: tuple[Rule, ...], known: tuple[str, ...]) -> _Plan:
+    linear = [(r, r.parsed.linear(list(known))) for r in rules]
+    unsupported = [r.expr for r, lin in linear if lin is None or r.parsed.cmp != "="]
+    if unsupported:
+        raise ValueError(f"hard rules must be linear equalities for joint decoding: {unsupported}")
+    usable = [(r, lin) for r, lin in linear if lin[0] and lin[0].keys() <= set(fields)]
+    order = _order(list(fields), [set(lin[0]) for _, lin in usable])
+    position = {f: i for i, f in enumerate(order)}
+    equations: list[_Equation] = []
+    terms_at: list[list[tuple[int, float]]] = [[] for _ in order]
+    closing: list[list[int]] = [[] for _ in range(len(order) + 1)]
+    for rule, (coefs, const) in usable:
+        terms = tuple(sorted(((position[f], c) for f, c in coefs.items()), key=lambda t: t[0]))
+        e = len(equations)
+        equations.append(_Equation(rule, terms, const, dict(terms)))
+        closing[terms[-1][0]].append(e)
+        for pos, coef in terms:
+            terms_at[pos].append((e, coef))
+    open_at = tuple(tuple(e for e, eq in enumerate(equations) if eq.terms[0][0] < d <= eq.terms[-1][0])
+                    for d in range(len(order) + 1))
+    return _Plan(tuple(order), tuple(equations), tuple(map(tuple, terms_at)), tuple(map(tuple, closing)), open_at)
+
+
 class _Search:
     """Exact dynamic programme over the fields in a fixed order. The state after the first d fields
     is, for every rule still open, the partial sum of its known terms and which of its fields are
     "another value": what the remaining fields need to know, so equal states are solved once."""
 
-    def __init__(self, candidates: dict[str, FieldCandidates], rules: list[Rule], known: list[str],
-                 named: bool = True):
+    def __init__(self, plan: _Plan, candidates: dict[str, FieldCandidates], budget: _Budget, named: bool = True):
+        self.budget = budget
         self.named = named  # whether a rule with one "another value" left names it (else: unjudged, looser, faster)
-        linear = [(r, r.parsed.linear(known)) for r in rules]
-        unsupported = [r.expr for r, lin in linear if lin is None or r.parsed.cmp != "="]
-        if unsupported:
-            raise ValueError(f"hard rules must be linear equalities for joint decoding: {unsupported}")
-        usable = [(r, lin) for r, lin in linear if lin[0] and lin[0].keys() <= candidates.keys()]
-        self.order = self._order(list(candidates), [set(lin[0]) for _, lin in usable])
+        self.order, self.equations = plan.order, plan.equations
+        self.terms_at, self.closing, self.open_at = plan.terms_at, plan.closing, plan.open_at
         self.candidates = [candidates[f] for f in self.order]
         self.options = [self._options(candidates[f]) for f in self.order]
         self.log_p = [dict(opts) for opts in self.options]
-        position = {f: i for i, f in enumerate(self.order)}
-        self.equations: list[_Equation] = []
-        self.terms_at: list[list[tuple[int, float]]] = [[] for _ in self.order]  # (equation, coefficient)
-        self.closing: list[list[int]] = [[] for _ in range(len(self.order) + 1)]
-        for rule, (coefs, const) in usable:
-            terms = tuple(sorted(((position[f], c) for f, c in coefs.items()), key=lambda t: t[0]))
-            e = len(self.equations)
-            self.equations.append(_Equation(rule, terms, const, dict(terms)))
-            self.closing[terms[-1][0]].append(e)
-            for pos, coef in terms:
-                self.terms_at[pos].append((e, coef))
         best = [opts[0][1] for opts in self.options]
         self.rest = [sum(best[d:]) for d in range(len(best) + 1)]  # the most fields d.. can score
-        self.open_at = [tuple(e for e, eq in enumerate(self.equations) if eq.terms[0][0] < d <= eq.terms[-1][0])
-                        for d in range(len(self.order) + 1)]
 
     @staticmethod
     def _options(c: FieldCandidates) -> list[tuple[int | None, float]]:
@@ -96,29 +147,12 @@ class _Search:
             options.append((OTHER, _log(c.residual)))
         return sorted(options, key=lambda o: -o[1])
 
-    @staticmethod
-    def _order(fields: list[str], groups: list[set[str]]) -> list[str]:
-        """Greedy: next the field that leaves the fewest rules open, then the one closing the most."""
-        order: list[str] = []
-        placed: set[str] = set()
-        remaining = set(fields)
-        while remaining:
-            def cost(f: str) -> tuple:
-                after = placed | {f}
-                still_open = sum(1 for g in groups if g & after and not g <= after)
-                closes = sum(1 for g in groups if f in g and g <= after)
-                return (still_open, -closes, f)
-            pick = min(remaining, key=cost)
-            order.append(pick)
-            placed.add(pick)
-            remaining.discard(pick)
-        return order
-
-    def run(self) -> Assignment:
-        """The best assignment (one always exists: "another value" everywhere leaves every rule unjudged)."""
+    def run(self, floor: float = -math.inf) -> Assignment | None:
+        """The best assignment if it scores above `floor` (with none, one always exists: "another value" everywhere
+        leaves every rule unjudged)."""
         self.memo: dict[tuple, tuple[bool, float, tuple]] = {}
-        found = self._complete(0, (), -math.inf)
-        return Assignment(dict(zip(self.order, found[1])), found[0])
+        found = self._complete(0, (), floor)
+        return found and Assignment(dict(zip(self.order, found[1])), found[0])
 
     def _required(self, depth: int, closing: list[tuple[float, tuple]]) -> tuple[bool, int | None]:
         """(constrained, value) for the field at `depth` from the rules it closes, given their (partial sum,
@@ -182,6 +216,7 @@ class _Search:
     def _expand(self, depth: int, state: tuple) -> list[tuple[int | None, float, tuple]]:
         """(value, log p, next state) for each option of the field at `depth` from `state`: per open rule (in
         `open_at[depth]` order), its partial sum and the positions of its "another value" terms."""
+        self.budget.spend()
         here = dict(zip(self.open_at[depth], state))
         closing = [here.get(e) or (self.equations[e].const, ()) for e in self.closing[depth]]  # not open: 1-term rule
         moves = []
@@ -215,8 +250,6 @@ class _Search:
             return None
         key = (depth, state)
         known = self.memo.get(key)
-        if known is None and len(self.memo) > MAX_MEMO:
-            raise _Undecided
         if known is not None:
             exact, score, values = known
             if exact:
@@ -247,8 +280,6 @@ class _Search:
                     total = score + logp
                     if total + self.rest[d + 1] > floor and total > forward[d + 1].get(nxt, -math.inf):
                         forward[d + 1][nxt] = total
-            if len(forward[d + 1]) > MAX_STATES:
-                raise _Undecided
         backward: dict[tuple, float] = {(): 0.0}
         runner: dict[str, float | None] = {}
         for d in range(n - 1, -1, -1):
@@ -272,38 +303,90 @@ class _Search:
 class JointResult:
     consistent: Assignment  # best assignment under the hard rules
     unconstrained: Assignment  # each field's own most probable option
-    margins: dict[str, float]  # per field: log p of the best minus the best with that field's value changed (at most MARGIN_CAP)
+    margins: dict[str, float]  # per field: log p of the best minus the best with that field's value changed (at most the reach)
 
 
-def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule],
-                   all_field_ids: dict[str, object]) -> JointResult:
-    """Best consistent and unconstrained assignments, and each field's margin to its runner-up. When the rules tie
-    too many doubtful fields together (a voters' grid read badly), the search gives up: each field keeps its own
-    best reading with margin 0, so a person sees all of them."""
-    search = _Search(candidates, [r for r in rules if r.hard], list(all_field_ids), named=False)
-    free = {f: search.options[i][0][0] for i, f in enumerate(search.order)}
-    unconstrained = Assignment(free, sum(o[0][1] for o in search.options))
-    try:
-        return _decide(candidates, rules, all_field_ids, search, unconstrained)
-    except _Undecided:
-        return JointResult(unconstrained, unconstrained, {f: 0.0 for f in search.order})
-
-
-def _decide(candidates: dict[str, FieldCandidates], rules: list[Rule], all_field_ids: dict[str, object],
-            search: _Search, unconstrained: Assignment) -> JointResult:
-    best = search.run()  # "another value" unjudged: the same best when it names every field, found faster
-    # Runner-ups are searched only within MARGIN_CAP of the best: a value whose own shortfall against
-    # the field's top option already exceeds the room left cannot take part, so it is dropped.
-    room = best.log_p - MARGIN_CAP - unconstrained.log_p
+def _within(candidates: dict[str, FieldCandidates], reach: float) -> dict[str, FieldCandidates]:
+    """Each field's listed values whose own log p is within `reach` of its top: the only ones an assignment scoring
+    within `reach` of the fields' own tops can use (a value a rule names is scored exactly all the same)."""
     narrowed = {}
     for f, c in candidates.items():
         top = _log(c.probs[0]) if c.probs else LOG_FLOOR
-        keep = [i for i, p in enumerate(c.probs) if _log(p) - top >= room]
+        keep = [i for i, p in enumerate(c.probs) if _log(p) - top >= -reach]
         narrowed[f] = replace(c, values=tuple(c.values[i] for i in keep), probs=tuple(c.probs[i] for i in keep),
                               labels=tuple(c.labels[i] for i in keep))
+    return narrowed
+
+
+@lru_cache(maxsize=256)
+def _components(fields: tuple[str, ...], rules: tuple[Rule, ...],
+                known: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], tuple[Rule, ...]], ...]:
+    """The fields split into groups no hard rule connects, each with its rules, smallest first: decoded one by one,
+    the same best and margins (independent groups add up), bounds that fit each group, and the budget spent by a
+    large group leaves the small ones decided."""
+    reads = [(rule, rule.parsed.field_ids(known)) for rule in rules]
+    reads = [(rule, ids) for rule, ids in reads if ids and ids <= set(fields)]  # the others cannot be judged here
+    group = {f: {f} for f in fields}
+    for _, ids in reads:
+        first, *others = ids
+        for f in others:
+            if group[f] is not group[first]:
+                merged = group[first] | group[f]
+                for g in merged:
+                    group[g] = merged
+    out, seen = [], set()
+    for f in fields:
+        if f not in seen:
+            members = tuple(g for g in fields if g in group[f])
+            seen.update(members)
+            out.append((members, tuple(rule for rule, ids in reads if ids & group[f])))
+    return tuple(sorted(out, key=lambda g: len(g[0])))
+
+
+def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule], all_field_ids: dict[str, object],
+                   reach: float = MARGIN_CAP, fix_limit: float = math.inf) -> JointResult:
+    """Best consistent and unconstrained assignments, and each field's margin to its runner-up, searched `reach` nats
+    below the best (a margin beyond is reported as `reach`: pass the largest margin a decision depends on).
+
+    Bounded work where it cannot change a decision: a group of fields whose own readings break its rules by more
+    than `fix_limit` nats (a form inconsistent as written, reported as read) is not searched further: its fields
+    keep their own readings with margin 0 and the consistent score is -inf. When the rules tie too many doubtful
+    fields together (a voters' grid read badly), the search stops at MAX_EXPANSIONS states in all: the groups not
+    decided by then keep their own best readings with margin 0. Either way a person sees all of them."""
+    hard = tuple(r for r in rules if r.hard)
+    options = {f: _Search._options(c)[0] for f, c in candidates.items()}
+    unconstrained = Assignment({f: o[0] for f, o in options.items()}, sum(o[1] for o in options.values()))
+    values, log_p, margins, budget = {}, 0.0, {}, _Budget()
+    for fields, group_rules in _components(tuple(candidates), hard, tuple(all_field_ids)):
+        own = Assignment({f: unconstrained.values[f] for f in fields}, sum(options[f][1] for f in fields))
+        plan = _plan(fields, group_rules, tuple(all_field_ids))
+        try:
+            best, group_margins = _decide(plan, {f: candidates[f] for f in fields}, own, reach, fix_limit, budget)
+        except _Undecided:
+            best, group_margins = own, dict.fromkeys(fields, 0.0)
+        values.update(best.values)
+        log_p += best.log_p
+        margins.update(group_margins)
+    return JointResult(Assignment({f: values[f] for f in candidates}, log_p), unconstrained, margins)
+
+
+def _decide(plan: _Plan, candidates: dict[str, FieldCandidates], unconstrained: Assignment, reach: float,
+            fix_limit: float, budget: _Budget) -> tuple[Assignment, dict[str, float]]:
+    """One group's best and margins (see decode_jointly)."""
+    # The best, searched first among values near each field's own top and wider only when none fits there: an
+    # assignment within k nats of the fields' tops uses no value further than k from its field's top. "Another
+    # value" is unjudged here: the same best whenever it names every field, found faster.
+    for k in [k for k in BEST_REACH if k < fix_limit] + [fix_limit]:
+        best = _Search(plan, _within(candidates, k), budget, named=False).run(unconstrained.log_p - k)
+        if best is not None:
+            break
+    else:
+        return Assignment(unconstrained.values, -math.inf), dict.fromkeys(plan.order, 0.0)
+    # Runner-ups are searched only within `reach` of the best: a value whose own shortfall against the field's top
+    # option already exceeds the room left cannot take part, so it is dropped.
+    narrowed = _within(candidates, unconstrained.log_p - best.log_p + reach)
     # With a field the rules leave at "another value", it goes to a person and so do the margins' bounds; else
     # each rule that names a field's value scores it, so the margins are not capped by a field's residual.
-    search = _Search(narrowed, [r for r in rules if r.hard], list(all_field_ids), named=OTHER not in best.values.values())
-    runner = search.runner_ups(best, best.log_p - MARGIN_CAP)
-    margins = {f: MARGIN_CAP if r is None else best.log_p - r for f, r in runner.items()}
-    return JointResult(best, unconstrained, margins)
+    search = _Search(plan, narrowed, budget, named=OTHER not in best.values.values())
+    runner = search.runner_ups(best, best.log_p - reach)
+    return best, {f: reach if r is None else best.log_p - r for f, r in runner.items()}

@@ -46,6 +46,12 @@ class Policy:
     # to 3e-3 changed no silent error and sent 0.2-1.5 % more of them to review).
     floor_residual: float | None = None
 
+    @property
+    def margin_reach(self) -> float:
+        """How far below the best the runner-ups are searched: no status depends on a margin beyond the larger
+        threshold, so a margin past it is reported as it (and its confidence as at least that)."""
+        return max(self.ok_margin, self.corrected_margin)
+
 
 @dataclass
 class FieldVerdict:
@@ -104,12 +110,16 @@ def weigh(read: FieldRead, policy: Policy) -> Weighed:
     return Weighed(with_count(c, tally.count_likelihood(policy.tally_floor)))
 
 
-def decode(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> tuple[dict[str, Weighed], JointResult]:
+def decode(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy,
+           bounded: bool = True) -> tuple[dict[str, Weighed], JointResult]:
     """Each field weighed, and the joint decoding of the weighed candidates under the template's hard rules (unless
-    the policy drops them): what does not depend on the margins, so a benchmark judges many margins on one decoding."""
+    the policy drops them): what does not depend on the margins, so a benchmark judges many margins on one decoding.
+    Bounded: a group of fields broken by more than `max_fix_nats` as read (reported as read) is not searched for its
+    consistent best; `bounded=False` searches it all the same (what bench/joint_bounds.py measures the bound by)."""
     weighed = {f: weigh(r, policy) for f, r in fields.items()}
     rules = list(template.rules) if policy.use_rules else []
-    return weighed, decode_jointly({f: w.candidates for f, w in weighed.items()}, rules, template.fields)
+    return weighed, decode_jointly({f: w.candidates for f, w in weighed.items()}, rules, template.fields,
+                                   policy.margin_reach, policy.max_fix_nats if bounded else math.inf)
 
 
 def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> Verdict:

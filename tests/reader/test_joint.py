@@ -151,7 +151,7 @@ def test_a_search_too_large_to_finish_decides_nothing(monkeypatch):
     candidates = {f: field_candidates(f, p) for f, p in probs.items()}
     decided = decode_jointly(candidates, rules, candidates)
     assert min(decided.margins.values()) > 5
-    monkeypatch.setattr(joint, "MAX_STATES", 0)
+    monkeypatch.setattr(joint, "MAX_EXPANSIONS", 0)
     undecided = decode_jointly(candidates, rules, candidates)
     assert undecided.consistent.values == undecided.unconstrained.values == {"a": 12, "b": 30, "c": 42, "d": 1, "e": 12, "f": 13}
     assert set(undecided.margins.values()) == {0.0}
@@ -197,3 +197,56 @@ def test_another_value_named_by_a_rule_is_no_free_runner_up():
     own_doubt = {f: math.log(c.probs[0] / c.residual) for f, c in cands.items()}
     for f in "abd":  # each needs a second field changed with it
         assert result.margins[f] > 1.8 * own_doubt[f]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_margins_are_searched_as_far_as_asked_and_exact_within(seed):
+    """A margin reach of 3 nats: each margin is the full search's, cut at 3 (no decision depends on more)."""
+    rng = np.random.default_rng(300 + seed)
+    a, b = int(rng.integers(0, 50)), int(rng.integers(0, 49))
+    cands = {name: field_candidates(name, _noisy(rng, f"{v:X>2}")) for name, v in (("a", a), ("b", b), ("c", a + b))}
+    rules = [Rule(expr="c = a + b")]
+    full, near = decode_jointly(cands, rules, dict.fromkeys(cands)), decode_jointly(cands, rules, dict.fromkeys(cands), 3.0)
+    assert near.consistent.values == full.consistent.values
+    for name, margin in full.margins.items():
+        assert near.margins[name] == pytest.approx(min(margin, 3.0), abs=1e-9)
+
+
+def _two_groups(d_boxes: np.ndarray, p: float = 0.999) -> dict:
+    """c = a + b read clearly with one doubtful box in c; f = d + e apart, d read from `d_boxes`, e and f at `p`."""
+    c_boxes = sure("X27")
+    c_boxes[1, C["7"]], c_boxes[1, C["2"]] = 0.94, 0.05
+    return {"a": field_candidates("a", sure("X12")), "b": field_candidates("b", sure("X15")),
+            "c": field_candidates("c", c_boxes / c_boxes.sum(1, keepdims=True)),
+            "d": field_candidates("d", d_boxes), "e": field_candidates("e", sure("X40", p)),
+            "f": field_candidates("f", sure("X52", p))}
+
+
+RULES_TWO_GROUPS = [Rule(expr="c = a + b"), Rule(expr="f = d + e")]
+
+
+def test_groups_no_rule_connects_are_decoded_apart():
+    """An illegible field in one group (its best is "another value") leaves the other group's margins as they are
+    when that group is decoded alone: before, one "another value" anywhere loosened every margin of the form."""
+    illegible = np.full((2, 13), 1 / 13)
+    cands = _two_groups(illegible)
+    together = decode_jointly(cands, RULES_TWO_GROUPS, dict.fromkeys(cands))
+    alone = decode_jointly({f: cands[f] for f in "abc"}, RULES_TWO_GROUPS[:1], dict.fromkeys("abc"))
+    assert together.consistent.values["d"] is None
+    for f in "abc":
+        assert together.margins[f] == pytest.approx(alone.margins[f], abs=1e-9)
+        assert together.consistent.values[f] == alone.consistent.values[f]
+
+
+def test_a_group_broken_beyond_the_fix_limit_is_not_searched_and_the_rest_is_exact():
+    """f = d + e read as 52 = 11 + 40, every box sure: fixing it costs over 12 nats. With a fix limit of 9 that group
+    keeps its readings at margin 0 (a person sees it) and the consistent score is -inf (inconsistent as read); the
+    other group is decoded exactly as without the limit."""
+    cands = _two_groups(sure("X11", 0.9999999), 0.9999999)
+    bounded = decode_jointly(cands, RULES_TWO_GROUPS, dict.fromkeys(cands), 5.0, fix_limit=9.0)
+    exact = decode_jointly(cands, RULES_TWO_GROUPS, dict.fromkeys(cands), 5.0)
+    assert bounded.consistent.log_p == -math.inf and exact.consistent.log_p > -math.inf
+    assert {f: bounded.consistent.values[f] for f in "def"} == {"d": 11, "e": 40, "f": 52}
+    assert {f: bounded.margins[f] for f in "def"} == dict.fromkeys("def", 0.0)
+    for f in "abc":
+        assert bounded.margins[f] == exact.margins[f] and bounded.consistent.values[f] == exact.consistent.values[f]

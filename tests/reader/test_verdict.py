@@ -165,3 +165,31 @@ def test_every_field_not_ok_says_why(seed):
         override[field] = probs
     verdict = read(values, override)
     assert all(v.reasons for v in verdict.fields.values() if v.status != "ok")
+
+
+def test_the_work_of_decoding_is_bounded_whatever_the_form_says(monkeypatch):
+    """Every box of a six-paslon form doubtful (a quarter of its mass spread over the other classes) and three fields
+    written clearly wrong: the searches stop at MAX_EXPANSIONS states in all (about 20 us each), and the groups they
+    could not decide go to a person at margin 0, never passed as ok."""
+    import ocr.reader.joint as joint
+
+    template, rng = get_template("kwk-gubernur-6"), np.random.default_rng(1)
+    values = realistic_values(template, rng)
+    fields = {}
+    for f, v in values.items():
+        written = glyph_string(v, len(template.fields[f].boxes_mm), "X")
+        probs = rng.dirichlet(np.full(13, 0.3), size=len(written)) * 0.25
+        for i, ch in enumerate(written):
+            probs[i, C[ch]] += 0.75
+        if f in ("pengguna_dpt_l", "suara_sah", "surat_sisa"):
+            probs[-1] = np.eye(13)[(C[written[-1]] + 3) % 10] * 0.9995 + 0.0005 / 13
+        fields[f] = FieldRead(f, template.fields[f].page, len(probs))
+        fields[f].set_probs(probs / probs.sum(1, keepdims=True))
+    spent = []
+    spend = joint._Budget.spend
+    monkeypatch.setattr(joint._Budget, "spend", lambda budget: (spent.append(1), spend(budget)))
+    verdict = decide(template, fields, Policy())
+    assert len(spent) == joint.MAX_EXPANSIONS + 1  # the one past the budget stops the search
+    undecided = [f for f, v in verdict.fields.items() if v.confidence == 0.5]  # margin 0
+    assert len(undecided) > 30 and all(verdict.fields[f].status == "review" for f in undecided)
+    assert verdict.status == "review"
