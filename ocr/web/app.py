@@ -37,10 +37,10 @@ from ocr.review.workflow import Reviews
 from ocr.run.photo_store import PhotoStore
 from ocr.web.auth import load_secret
 from ocr.web.jobs import ClusterReader, LocalReader
+from ocr.web.local_time import DEFAULT_ZONE
 from ocr.web.middleware import BodyLimit, SecurityHeaders, ServerTiming
 from ocr.web.pages import HERE, database_unavailable
 from ocr.web.routes_accounts import own_password, user_active, user_password, user_role, users
-from ocr.web.local_time import DEFAULT_ZONE
 from ocr.web.routes_login import home, language, login, logout
 from ocr.web.routes_reports import audit, dashboard, export
 from ocr.web.routes_review import queue, reopen, review, verify

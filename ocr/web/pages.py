@@ -18,12 +18,14 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.templating import Jinja2Templates
 
 from ocr.review.accounts import ROLES, User
+from ocr.review.errors import ReviewError
 from ocr.review.sessions import now
 from ocr.review.throttle import Throttled
 from ocr.review.workflow import Reviews, SubmissionView
 from ocr.web import i18n, local_time
 from ocr.web.auth import csrf_token
 from ocr.web.i18n import LANGUAGES, catalog, language_of, translate
+from ocr.web.rule_words import rule_words
 
 HERE = Path(__file__).resolve().parent
 REVIEWERS = ("reviewer", "admin")
@@ -32,6 +34,7 @@ UPLOADERS = ROLES
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
 i18n.install(_env)
 local_time.install(_env)
+_env.filters["rule_words"] = rule_words
 templates = Jinja2Templates(env=_env)
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,11 @@ def too_many_attempts(request: Request, refusal: Throttled, template: str, **con
     response = render(request, template, 429, error=error, **context)
     response.headers["Retry-After"] = str(seconds)
     return response
+
+
+def explained(request: Request, refusal: ReviewError) -> str:
+    """Why a review action was refused, in the request's language."""
+    return translate(request, refusal.message, **refusal.params)
 
 
 def reviews_of(request: Request) -> Reviews:
