@@ -24,14 +24,12 @@ def _users_page(request: Request, status_code: int = 200, error: str | None = No
 
 def _refused(request: Request, change: Callable[[], None]) -> Response | None:
     """Applies `change` to the user in the URL: None when done, else the list saying why not."""
-    name = request.path_params["name"]
     try:
         change()
-    except NoSuchUser:
-        return _users_page(request, 404, translate(request, "There is no user named %(name)s.", name=name))
-    except LastAdmin:
-        return _users_page(request, 409, translate(request, "%(name)s is the last active admin: make another user admin "
-                                                   "first.", name=name))
+    except NoSuchUser as exc:
+        return _users_page(request, 404, explained(request, exc))
+    except LastAdmin as exc:
+        return _users_page(request, 409, explained(request, exc))
     except ReviewError as exc:
         return _users_page(request, 422, explained(request, exc))
     return None
