@@ -38,7 +38,7 @@ def _db_url(db_url: str | None) -> str:
               help="uploads read at once in this process (without --broker)")
 @click.option("--broker", help="hand uploads to the `formc worker`s on this broker (their --store must be this --store, "
               "their --db this --db)")
-@click.option("--timezone", type=click.Choice(TIMEZONES), default=TIMEZONES[0], show_default=True,
+@click.option("--timezone", type=click.Choice(TIMEZONES), default="Asia/Jakarta", show_default=True,
               help="times on the pages in WIB (Asia/Jakarta), WITA (Asia/Makassar) or WIT (Asia/Jayapura); stored in UTC")
 def serve(db_url: str | None, store_dir: Path, host: str, port: int, secret: str | None, https_only: bool,
           workers: int, broker: str | None, timezone: str) -> None:
