@@ -60,7 +60,7 @@ MESSAGE_KEYWORDS := -k translate:2 -k ReviewError -k Locked -k FourEyes -k LastA
 messages: $(VENV)/.installed-test
 	mkdir -p out
 	$(VENV)/bin/pybabel -q extract -F babel.cfg $(MESSAGE_KEYWORDS) --no-location --sort-output -o out/messages.pot .
-	$(VENV)/bin/pybabel -q update -i out/messages.pot -d ocr/web/locale --no-location --ignore-obsolete
+	$(VENV)/bin/pybabel -q update -i out/messages.pot -d ocr/web/locale --ignore-obsolete --no-fuzzy-matching
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info
