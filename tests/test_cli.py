@@ -136,3 +136,12 @@ def test_the_command_line_knows_the_roles_without_loading_the_database():
     from ocr.web import commands
 
     assert commands.ROLES == ROLES
+
+
+def test_formc_serve_offers_the_three_indonesian_time_zones():
+    from ocr.web import commands
+    from ocr.web.local_time import ZONES
+
+    assert commands.TIMEZONES == ZONES
+    result = formc("serve", "--timezone", "Europe/Berlin")
+    assert result.returncode == 2 and "Asia/Makassar" in result.stderr

@@ -62,7 +62,7 @@ def generate_password() -> str:
 def _row(session: Session, name: str) -> UserRow:
     row = session.scalar(select(UserRow).where(UserRow.name == name))
     if row is None:
-        raise NoSuchUser(f"no user named {name!r}")
+        raise NoSuchUser("no user named '%(name)s'", name=name)
     return row
 
 
@@ -71,7 +71,7 @@ def _keep_an_admin(session: Session, row: UserRow) -> None:
     others = session.scalar(select(func.count()).select_from(UserRow).where(
         UserRow.role == "admin", UserRow.active.is_(True), UserRow.id != row.id))
     if row.role == "admin" and row.active and others == 0:
-        raise LastAdmin(f"{row.name} is the last active admin: make another admin first")
+        raise LastAdmin("%(name)s is the last active admin: make another admin first", name=row.name)
 
 
 class Accounts(AuditLog):
@@ -79,12 +79,12 @@ class Accounts(AuditLog):
 
     def add_user(self, name: str, role: str, password_hash: str, by: User | None = None) -> User:
         if role not in ROLES:
-            raise ReviewError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+            raise ReviewError("role must be one of %(roles)s, not '%(role)s'", roles=", ".join(ROLES), role=role)
         if not re.fullmatch(r"[A-Za-z0-9._@-]{1,100}", name):
             raise ReviewError("a user name is 1-100 letters, digits, '.', '_', '@' or '-'")
         with Session(self.engine) as session, session.begin():
             if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
-                raise ReviewError(f"user {name!r} exists already")
+                raise ReviewError("user '%(name)s' exists already", name=name)
             row = UserRow(name=name, role=role, password_hash=password_hash, active=True)
             session.add(row)
             session.flush()
@@ -128,7 +128,7 @@ class Accounts(AuditLog):
     def set_role(self, name: str, role: str, by: User | None = None) -> None:
         """Gives `name` another role; their sessions end, so the new role holds from their next log-in."""
         if role not in ROLES:
-            raise ReviewError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+            raise ReviewError("role must be one of %(roles)s, not '%(role)s'", roles=", ".join(ROLES), role=role)
         at = sessions.now()
         with Session(self.engine) as session, session.begin():
             row = _row(session, name)

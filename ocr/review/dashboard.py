@@ -62,8 +62,8 @@ def _votes(votes: list, corrections: list, region: dict[int, str], verified: set
 
 
 def dashboard(store: ResultStore, hours: int = 24) -> dict[str, Any]:
-    """Counts by status and region, reads per hour over the last `hours`, review reasons, vote totals by region
-    (machine reads of every submission beside the effective values of verified ones)."""
+    """Counts by status and region, reads per hour over the last `hours` (each by its start, UTC), review reasons,
+    vote totals by region (machine reads of every submission beside the effective values of verified ones)."""
     with store.engine.connect() as connection:  # Core rows: no ORM bookkeeping over 10,000s of them
         subs = connection.execute(select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status,
                                          ReviewRow.state, SubmissionRow.created_at)
@@ -82,6 +82,6 @@ def dashboard(store: ResultStore, hours: int = 24) -> dict[str, Any]:
     return dict(
         total=len(subs), by_status=dict(by_status),
         by_region={r: dict(c) for r, c in sorted(by_region.items())},
-        per_hour=[(f"{at:%d %b %H}:00", per_hour[at]) for at in (start + timedelta(hours=h) for h in range(hours))],
+        per_hour=[(at, per_hour[at]) for at in (start + timedelta(hours=h) for h in range(hours))],
         reasons=reason_counts.most_common(),
         **_votes(votes, corrections, region, verified))

@@ -69,12 +69,12 @@ class SubmissionView:
     corrections: list[Correction] = field(default_factory=list)
     uploaders: frozenset[str] = frozenset()  # everyone who uploaded these photos, first (uploaded_by) or again
 
-    def four_eyes(self, user: User) -> str | None:
+    def four_eyes(self, user: User) -> FourEyes | None:
         """Why `user` may not verify this submission under four eyes (they uploaded or corrected it), or None."""
         if user.name in self.uploaders:
-            return "you uploaded this submission: another reviewer must verify it (four eyes)"
+            return FourEyes("you uploaded this submission: another reviewer must verify it (four eyes)")
         if any(c.user == user.name for c in self.corrections):
-            return "you corrected this submission: another reviewer must verify it (four eyes)"
+            return FourEyes("you corrected this submission: another reviewer must verify it (four eyes)")
         return None
 
     @property
@@ -123,16 +123,18 @@ def parse_value(text: str) -> int | None:
 def _verify_refusal(view: SubmissionView, user: User) -> ReviewError | None:
     """Why `user` may not verify the submission now, or None."""
     if view.state == "verified":
-        return Locked(f"{view.result.submission} is verified already")
-    if (reason := view.four_eyes(user)) is not None:
-        return FourEyes(reason)
+        return Locked("%(submission)s is verified already", submission=view.result.submission)
+    if (refusal := view.four_eyes(user)) is not None:
+        return refusal
     if view.result.status not in QUEUED:
-        return ReviewError(f"a {view.result.status} submission cannot be verified: its photos must be taken again")
+        return ReviewError("a %(status)s submission cannot be verified: its photos must be taken again",
+                           status=view.result.status)
     missing = [f for f, v in view.values.items() if v is None]
+    if missing:
+        return ReviewError("cannot verify: no value for %(fields)s", fields=", ".join(missing))
     hard = [rule for rule, is_hard in view.failed_rules() if is_hard]
-    if missing or hard:
-        return ReviewError("cannot verify: " + "; ".join(
-            ([f"no value for {', '.join(missing)}"] if missing else []) + [f"rule fails: {r}" for r in hard]))
+    if hard:
+        return ReviewError("cannot verify: rule fails: %(rules)s", rules="; ".join(hard))
     return None
 
 
@@ -222,7 +224,7 @@ class Reviews(Accounts):
     def _lock(self, session: Session, submission_id: int) -> ReviewRow | None:
         """The submission's review row, with the submission locked against a concurrent change (PostgreSQL)."""
         if session.scalar(select(SubmissionRow.id).where(SubmissionRow.id == submission_id).with_for_update()) is None:
-            raise ReviewError(f"no submission {submission_id}")
+            raise ReviewError("no submission %(id)s", id=submission_id)
         return session.get(ReviewRow, submission_id)
 
     def correct(self, submission_id: int, user: User, values: dict[str, int | None], reason: str) -> list[str]:
@@ -235,9 +237,10 @@ class Reviews(Accounts):
             view = self.view(submission_id)  # read under the lock: the old values are the ones being replaced
             unknown = sorted(set(values) - set(view.result.fields))
             if unknown:
-                raise ReviewError(f"no such field: {', '.join(unknown)}")
+                raise ReviewError("no such field: %(fields)s", fields=", ".join(unknown))
             if review is not None and review.state == "verified":
-                raise Locked(f"{view.result.submission} is verified and locked: reopen it to change a value")
+                raise Locked("%(submission)s is verified and locked: reopen it to change a value",
+                             submission=view.result.submission)
             current = view.values
             changed = [f for f, v in values.items() if v != current[f]]
             for f in changed:

@@ -122,7 +122,8 @@ class _PageBuilder:
             for col in grid.cols:
                 field_id = grid.id.replace("{grid_row}", row.key).replace("{grid_col}", col.key).strip("_")
                 boxes = _boxes(grid.boxes, (col.x_mm, row.y_mm))
-                self.fields.append(NumberField(id=field_id, page=self.number, label=row.label, boxes_mm=boxes,
+                label = f"{row.label}, {col.label}" if row.label and col.label else row.label or col.label
+                self.fields.append(NumberField(id=field_id, page=self.number, label=label, boxes_mm=boxes,
                                                stroke_mm=grid.boxes.stroke_mm, guide=grid.boxes.guide))
             if row.label and grid.label_x_mm is not None:
                 self.texts.append(PrintedText(text=row.label, xy_mm=(grid.label_x_mm, row.y_mm + grid.boxes.size_mm[1] / 2),
@@ -135,10 +136,13 @@ class _PageBuilder:
                                     cols=spec.cols, rows=spec.rows))
         if spec.row_sums:
             rs = spec.row_sums
+            # Named after the field the grid tallies ("Jumlah suara sah (1), baris 2") when it is on this page.
+            total = next((f.label for f in self.fields if f.id == spec.field_id and f.label), "")
             for r in range(spec.rows):
                 boxes = tuple((rs.x_mm + i * rs.size_mm[0], y + r * ch, rs.size_mm[0], rs.size_mm[1]) for i in range(rs.count))
-                self.fields.append(NumberField(id=f"{spec.field_id}_baris_{r + 1}", page=self.number, boxes_mm=boxes,
-                                               stroke_mm=rs.stroke_mm))
+                label = f"{total}, baris {r + 1}" if total else f"Jumlah tiap baris {r + 1}"
+                self.fields.append(NumberField(id=f"{spec.field_id}_baris_{r + 1}", page=self.number, label=label,
+                                               boxes_mm=boxes, stroke_mm=rs.stroke_mm))
 
     def add_layout(self, layout: LayoutSpec) -> None:
         self.add_printed(layout.rects, layout.texts)

@@ -36,7 +36,8 @@ class BubbleSpec(Spec):
 
 class FieldSpec(Spec):
     id: str = Field(pattern=r"^[a-z0-9_{}]+$")
-    label: str = ""
+    label: str = Field("", description="the field's name as the form prints it (shown to people); drawn at label_xy_mm "
+                       "when that is given")
     label_xy_mm: PointMM | None = None
     boxes: BoxRowSpec
     bubbles: BubbleSpec | None = None
@@ -51,6 +52,7 @@ class GridRow(Spec):
 class GridCol(Spec):
     key: str
     x_mm: float
+    label: str = Field("", description="the column's heading as people read it; a field's label is its row's, then this")
 
 
 class FieldGridSpec(Spec):

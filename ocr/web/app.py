@@ -11,6 +11,10 @@ review page. The routes live by area in `routes_login.py`, `routes_upload.py`, `
 | /queue, /review/ID, /export/*, /dashboard, field images | reviewer, admin |
 | /audit, /admin/users (+ a user's active, role, password) | admin |
 | /account/password (one's own) | everyone logged in |
+| /login, /language (this browser's language) | everyone |
+
+Pages are in Bahasa Indonesia unless a browser chose English (`ocr/web/i18n.py`); times are shown in the server's
+zone (`ocr/web/local_time.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -32,10 +37,11 @@ from ocr.review.workflow import Reviews
 from ocr.run.photo_store import PhotoStore
 from ocr.web.auth import load_secret
 from ocr.web.jobs import ClusterReader, LocalReader
+from ocr.web.local_time import DEFAULT_ZONE
 from ocr.web.middleware import BodyLimit, SecurityHeaders, ServerTiming
 from ocr.web.pages import HERE, database_unavailable
 from ocr.web.routes_accounts import own_password, user_active, user_password, user_role, users
-from ocr.web.routes_login import home, login, logout
+from ocr.web.routes_login import home, language, login, logout
 from ocr.web.routes_reports import audit, dashboard, export
 from ocr.web.routes_review import queue, reopen, review, verify
 from ocr.web.routes_submission import field_image, page_image, photo, submission
@@ -43,10 +49,12 @@ from ocr.web.routes_upload import MAX_UPLOAD_BYTES, job, upload
 
 
 def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_only: bool = False,
-               workers: int = 1, broker: str | None = None) -> Starlette:
+               workers: int = 1, broker: str | None = None, timezone: str = DEFAULT_ZONE) -> Starlette:
     """The app on the results database at `db_url` and the photo store in `store_dir`; cookies signed with `secret`
     (else $FORMC_SECRET, else a key kept in the store); `https_only` marks the cookie Secure (behind TLS). Uploads
-    are read by `workers` threads here, or, given a `broker`, by the cluster's `formc worker`s."""
+    are read by `workers` threads here, or, given a `broker`, by the cluster's `formc worker`s. Times are shown in
+    `timezone` (an IANA name: Asia/Jakarta, Asia/Makassar or Asia/Jayapura)."""
+    zone = ZoneInfo(timezone)
     store = ResultStore(db_url)
     reviews = Reviews(store)
     photos = PhotoStore(store_dir)
@@ -55,6 +63,7 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         Route("/", home),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/language", language, methods=["POST"]),
         Route("/upload", upload, methods=["GET", "POST"]),
         Route("/jobs/{job_id:str}", job),
         Route("/submissions/{sid:int}", submission),
@@ -91,4 +100,5 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={SQLAlchemyError: database_unavailable})
     app.state.store, app.state.reviews, app.state.photos, app.state.reader = store, reviews, photos, reader
+    app.state.zone = zone
     return app

@@ -17,6 +17,7 @@ DEFAULT_DB = "results.db"  # beside where `formc serve` runs, like `formc batch 
 DEFAULT_STORE = "photos"
 # ocr.review.accounts.ROLES, spelled out so that `formc` starts without loading the database layer (tests/test_cli.py).
 ROLES = ("operator", "reviewer", "admin")
+TIMEZONES = ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura")  # ocr.web.local_time.ZONES, for the same reason
 
 
 def _db_url(db_url: str | None) -> str:
@@ -37,8 +38,10 @@ def _db_url(db_url: str | None) -> str:
               help="uploads read at once in this process (without --broker)")
 @click.option("--broker", help="hand uploads to the `formc worker`s on this broker (their --store must be this --store, "
               "their --db this --db)")
+@click.option("--timezone", type=click.Choice(TIMEZONES), default="Asia/Jakarta", show_default=True,
+              help="times on the pages in WIB (Asia/Jakarta), WITA (Asia/Makassar) or WIT (Asia/Jayapura); stored in UTC")
 def serve(db_url: str | None, store_dir: Path, host: str, port: int, secret: str | None, https_only: bool,
-          workers: int, broker: str | None) -> None:
+          workers: int, broker: str | None, timezone: str) -> None:
     """The review web app: upload and preview, review queue, corrections, verification, exports, dashboard."""
     import uvicorn
 
@@ -47,7 +50,7 @@ def serve(db_url: str | None, store_dir: Path, host: str, port: int, secret: str
 
     try:
         app = create_app(_db_url(db_url), store_dir, secret=secret, https_only=https_only, workers=workers,
-                         broker=broker)
+                         broker=broker, timezone=timezone)
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,7 +1,8 @@
 """What every route module shares: rendering a page, the app's reviews, a flash message, the submission in the URL.
 
 Pages are rendered on the server (Jinja2, `ocr/web/templates/`); every page gets the user, the session's
-CSRF token and the flash message of the previous action.
+CSRF token, the flash message of the previous action, the request's language (`ocr/web/i18n.py`) and the server's
+time zone (`ocr/web/local_time.py`).
 """
 
 from __future__ import annotations
@@ -11,46 +12,67 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.templating import Jinja2Templates
 
 from ocr.review.accounts import ROLES, User
+from ocr.review.errors import ReviewError
 from ocr.review.sessions import now
 from ocr.review.throttle import Throttled
 from ocr.review.workflow import Reviews, SubmissionView
+from ocr.web import i18n, local_time
 from ocr.web.auth import csrf_token
+from ocr.web.i18n import LANGUAGES, catalog, language_of, translate
+from ocr.web.rule_words import rule_words
 
 HERE = Path(__file__).resolve().parent
 REVIEWERS = ("reviewer", "admin")
 UPLOADERS = ROLES
 
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+i18n.install(_env)
+local_time.install(_env)
+_env.filters["rule_words"] = rule_words
+templates = Jinja2Templates(env=_env)
 log = logging.getLogger(__name__)
+
+
+def _page(request: Request, template: str, status_code: int, context: dict[str, Any]) -> Response:
+    language = language_of(request)
+    context.update(i18n=catalog(language), language=language, languages=LANGUAGES, zone=request.app.state.zone)
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     context.update(user=request.state.user, csrf=csrf_token(request), flash=request.session.pop("flash", None))
-    return templates.TemplateResponse(request, template, context, status_code=status_code)
+    return _page(request, template, status_code, context)
 
 
 async def database_unavailable(request: Request, exc: Exception) -> Response:
     """A database that cannot be reached or written (read-only, full disk, down): a plain 503 page for whoever asked;
     the statement and the driver's message go to the server's log only."""
     log.error("database error on %s %s: %s", request.method, request.url.path, exc)
-    return templates.TemplateResponse(request, "unavailable.html", {"user": None, "csrf": "", "flash": None},
-                                      status_code=503)
+    return _page(request, "unavailable.html", 503, {"user": None, "csrf": "", "flash": None})
 
 
 def too_many_attempts(request: Request, refusal: Throttled, template: str, **context: Any) -> Response:
     """`template` answered with 429 and a message saying for how long log-ins are refused."""
     seconds = max(60, math.ceil((refusal.until - now()).total_seconds()))
-    who = "untuk akun ini" if refusal.scope == "account" else "dari alamat jaringan ini"
-    error = (f"Terlalu banyak percobaan masuk yang gagal {who}. Demi keamanan, coba lagi dalam "
-             f"{math.ceil(seconds / 60)} menit.")
+    minutes = math.ceil(seconds / 60)
+    error = translate(request, "Too many failed log-ins for this account. For safety, try again in %(minutes)s "
+                      "minutes.", minutes=minutes) if refusal.scope == "account" else translate(
+        request, "Too many failed log-ins from this network address. For safety, try again in %(minutes)s minutes.",
+        minutes=minutes)
     response = render(request, template, 429, error=error, **context)
     response.headers["Retry-After"] = str(seconds)
     return response
+
+
+def explained(request: Request, refusal: ReviewError) -> str:
+    """Why a review action was refused, in the request's language."""
+    return translate(request, refusal.message, **refusal.params)
 
 
 def reviews_of(request: Request) -> Reviews:
@@ -66,9 +88,9 @@ def view_for(request: Request, reviewers_only: bool = False) -> SubmissionView |
     user: User = request.state.user
     submission_id = request.path_params["sid"]
     if user.role not in REVIEWERS and (reviewers_only or not reviews_of(request).has_uploaded(user, submission_id)):
-        return PlainTextResponse("your role may not open this submission", status_code=403)
+        return PlainTextResponse(translate(request, "Your role may not open this submission."), status_code=403)
     view = reviews_of(request).view(submission_id)
-    return view if view is not None else PlainTextResponse("no such submission", status_code=404)
+    return view if view is not None else PlainTextResponse(translate(request, "No such submission."), status_code=404)
 
 
 def statuses(view: SubmissionView) -> dict[str, str]:

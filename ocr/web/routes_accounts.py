@@ -14,27 +14,24 @@ from ocr.review.accounts import MIN_PASSWORD, ROLES, change_password, generate_p
 from ocr.review.errors import LastAdmin, NoSuchUser, ReviewError
 from ocr.review.throttle import Throttled
 from ocr.web.auth import client_address, guard, session_id_of
-from ocr.web.pages import flash, render, reviews_of, too_many_attempts
-
-ROLE_NAMES = {"operator": "operator", "reviewer": "pemeriksa", "admin": "admin"}  # as the page shows them
+from ocr.web.i18n import ROLE_LABELS, translate
+from ocr.web.pages import explained, flash, render, reviews_of, too_many_attempts
 
 
 def _users_page(request: Request, status_code: int = 200, error: str | None = None) -> Response:
-    return render(request, "users.html", status_code, accounts=reviews_of(request).accounts(), roles=ROLES,
-                  role_names=ROLE_NAMES, error=error)
+    return render(request, "users.html", status_code, accounts=reviews_of(request).accounts(), roles=ROLES, error=error)
 
 
 def _refused(request: Request, change: Callable[[], None]) -> Response | None:
     """Applies `change` to the user in the URL: None when done, else the list saying why not."""
-    name = request.path_params["name"]
     try:
         change()
-    except NoSuchUser:
-        return _users_page(request, 404, f"Tidak ada pengguna bernama {name}.")
-    except LastAdmin:
-        return _users_page(request, 409, f"{name} adalah admin aktif terakhir: jadikan pengguna lain admin lebih dulu.")
+    except NoSuchUser as exc:
+        return _users_page(request, 404, explained(request, exc))
+    except LastAdmin as exc:
+        return _users_page(request, 409, explained(request, exc))
     except ReviewError as exc:
-        return _users_page(request, 422, str(exc))
+        return _users_page(request, 422, explained(request, exc))
     return None
 
 
@@ -53,8 +50,8 @@ async def user_active(request: Request) -> Response:
     active = (await request.form()).get("active") == "1"
     name = request.path_params["name"]
     refused = _refused(request, lambda: reviews_of(request).set_active(name, active, request.state.user))
-    return refused or _done(request, f"Akun {name} diaktifkan." if active else
-                            f"Akun {name} dinonaktifkan; sesinya diakhiri.")
+    return refused or _done(request, translate(request, "Account %(name)s activated.", name=name) if active else
+                            translate(request, "Account %(name)s deactivated; its sessions were ended.", name=name))
 
 
 @guard("admin")
@@ -62,7 +59,9 @@ async def user_role(request: Request) -> Response:
     role = str((await request.form()).get("role", ""))
     name = request.path_params["name"]
     refused = _refused(request, lambda: reviews_of(request).set_role(name, role, request.state.user))
-    return refused or _done(request, f"Peran {name} sekarang {ROLE_NAMES.get(role, role)}; sesinya diakhiri.")
+    role_name = translate(request, ROLE_LABELS[role]) if role in ROLE_LABELS else role
+    return refused or _done(request, translate(request, "%(name)s is now %(role)s; their sessions were ended.",
+                                               name=name, role=role_name))
 
 
 @guard("admin")
@@ -82,9 +81,11 @@ async def own_password(request: Request) -> Response:
     form = await request.form()
     old, new = str(form.get("old", "")), str(form.get("new", ""))
     if new != form.get("again"):
-        return render(request, "password.html", 422, error="Kata sandi baru dan ulangannya tidak sama.")
+        return render(request, "password.html", 422, error=translate(request, "The new password and its repetition "
+                                                                     "differ."))
     if len(new) < MIN_PASSWORD:
-        return render(request, "password.html", 422, error=f"Kata sandi baru paling sedikit {MIN_PASSWORD} karakter.")
+        return render(request, "password.html", 422, error=translate(
+            request, "The new password has at least %(count)s characters.", count=MIN_PASSWORD))
     try:
         # argon2 twice (the old password, the new hash): in a worker thread, so other users' pages do not wait.
         changed = await run_in_threadpool(change_password, reviews_of(request), request.state.user, old, new,
@@ -92,6 +93,6 @@ async def own_password(request: Request) -> Response:
     except Throttled as refusal:
         return too_many_attempts(request, refusal, "password.html")
     if not changed:
-        return render(request, "password.html", 403, error="Kata sandi lama salah.")
-    flash(request, "Kata sandi diganti. Sesi akun ini di perangkat lain telah diakhiri.")
+        return render(request, "password.html", 403, error=translate(request, "The old password is wrong."))
+    flash(request, translate(request, "Password changed. This account's sessions on other devices have been ended."))
     return RedirectResponse("/", status_code=303)

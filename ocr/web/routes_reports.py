@@ -9,6 +9,7 @@ from starlette.responses import PlainTextResponse, Response
 from ocr.review.dashboard import dashboard as dashboard_figures
 from ocr.review.exports import crops_zip, results_csv, results_jsonl, verified
 from ocr.web.auth import guard
+from ocr.web.i18n import translate
 from ocr.web.pages import REVIEWERS, render, reviews_of
 
 
@@ -25,7 +26,7 @@ async def export(request: Request) -> Response:
         body, count = crops_zip(reviews, request.app.state.photos)
         media_type = "application/zip"
     else:
-        return PlainTextResponse("no such export", status_code=404)
+        return PlainTextResponse(translate(request, "No such export."), status_code=404)
     reviews.log(request.state.user, "export", kind=kind, records=count)
     return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="formc-{kind}"'})
 

@@ -9,11 +9,13 @@ from starlette.responses import RedirectResponse, Response
 
 from ocr.review.accounts import User
 from ocr.review.errors import FourEyes, Locked, ReviewError
-from ocr.review.workflow import FLAGGED, SubmissionView, parse_value
+from ocr.review.workflow import FLAGGED, MAX_VALUE, SubmissionView, parse_value
 from ocr.templates.catalog import get_template
 from ocr.templates.rules import BinOp, Ceil, Expr, FieldRef, Num, SumOf
 from ocr.web.auth import guard
-from ocr.web.pages import REVIEWERS, flash, render, reviews_of, statuses, view_for
+from ocr.web.i18n import translate
+from ocr.web.pages import REVIEWERS, explained, flash, render, reviews_of, statuses, view_for
+from ocr.web.rule_words import rule_words
 
 QUEUE_PAGE = 100  # submissions a queue page lists
 
@@ -49,7 +51,8 @@ def _rules_json(template_id: str | None) -> list[dict[str, Any]]:
     if template_id is None:
         return []
     template = get_template(template_id)
-    return [{"text": r.expr, "hard": r.hard, "tol": r.tolerance, "cmp": r.parsed.cmp,
+    return [{"text": r.expr, "words": rule_words(r.expr, template_id), "hard": r.hard, "tol": r.tolerance,
+             "cmp": r.parsed.cmp,
              "l": _expr(r.parsed.left, template.fields), "r": _expr(r.parsed.right, template.fields)}
             for r in template.rules]
 
@@ -57,7 +60,9 @@ def _rules_json(template_id: str | None) -> list[dict[str, Any]]:
 def _review_page(request: Request, view: SubmissionView, status_code: int = 200, error: str | None = None,
                  typed: dict[str, str] | None = None) -> Response:
     user: User = request.state.user
-    order = list(get_template(view.result.template).fields) if view.result.template else list(view.result.fields)
+    template = get_template(view.result.template) if view.result.template else None
+    order = list(template.fields) if template else list(view.result.fields)
+    labels = {f: field.label for f, field in template.fields.items() if field.label} if template else {}
     fields = sorted(view.result.fields, key=lambda f: (view.result.fields[f].page, order.index(f) if f in order else 0))
     flagged = [f for f in fields if view.result.fields[f].status in FLAGGED or f in view.corrected]
     failed_hard = [r for r, hard in view.failed_rules() if hard]
@@ -66,7 +71,8 @@ def _review_page(request: Request, view: SubmissionView, status_code: int = 200,
     values = {f: "" if v is None else str(v) for f, v in view.values.items()} | (typed or {})
     return render(request, "review.html", status_code, view=view, flagged=flagged,
                   others=[f for f in fields if f not in flagged], values=values, statuses=statuses(view),
-                  rules=_rules_json(view.result.template), failed_hard=failed_hard, four_eyes=four_eyes, error=error,
+                  rules=_rules_json(view.result.template), failed_hard=failed_hard, labels=labels, error=error,
+                  four_eyes=explained(request, four_eyes) if four_eyes else None,
                   focus_verify=saved and not failed_hard and four_eyes is None and view.state == "open",
                   audit=reviews_of(request).audit(50, view.id))
 
@@ -80,17 +86,22 @@ async def review(request: Request) -> Response:
         return _review_page(request, view)
     form = await request.form()
     typed = {key[2:]: str(value) for key, value in form.multi_items() if key.startswith("v.")}
-    try:
-        values = {f: parse_value(text) for f, text in typed.items()}
-    except ValueError as exc:
-        return _review_page(request, view, 422, error=str(exc), typed=typed)
+    values = {}
+    for f, text in typed.items():
+        try:
+            values[f] = parse_value(text)
+        except ValueError:
+            error = translate(request, "%(field)s: '%(text)s' is not a number of votes (0 to %(max)s).", field=f,
+                              text=text.strip(), max=MAX_VALUE)
+            return _review_page(request, view, 422, error=error, typed=typed)
     try:
         changed = reviews_of(request).correct(view.id, request.state.user, values, str(form.get("reason", "")))
     except Locked as exc:
-        return _review_page(request, view, 409, error=str(exc))
+        return _review_page(request, view, 409, error=explained(request, exc))
     except ReviewError as exc:
-        return _review_page(request, view, 422, error=str(exc), typed=typed)
-    flash(request, f"Saved: {len(changed)} field{'s' * (len(changed) != 1)} corrected." if changed else "Saved: no change.")
+        return _review_page(request, view, 422, error=explained(request, exc), typed=typed)
+    flash(request, translate(request, "Saved; fields corrected: %(count)s.", count=len(changed)) if changed else
+          translate(request, "Saved: no change."))
     return RedirectResponse(f"/review/{view.id}?saved=1", status_code=303)
 
 
@@ -102,10 +113,10 @@ async def verify(request: Request) -> Response:
     try:
         reviews_of(request).verify(view.id, request.state.user)
     except FourEyes as exc:
-        return _review_page(request, view, 403, error=str(exc))
+        return _review_page(request, view, 403, error=explained(request, exc))
     except ReviewError as exc:
-        return _review_page(request, view, 409, error=str(exc))
-    flash(request, f"{view.result.submission} verified and locked.")
+        return _review_page(request, view, 409, error=explained(request, exc))
+    flash(request, translate(request, "%(submission)s verified and locked.", submission=view.result.submission))
     next_item = next(iter(reviews_of(request).queue(1)), None)
     return RedirectResponse(f"/review/{next_item.id}" if next_item else "/queue", status_code=303)
 
@@ -119,6 +130,6 @@ async def reopen(request: Request) -> Response:
     try:
         reviews_of(request).reopen(view.id, request.state.user, str(form.get("reason", "")))
     except ReviewError as exc:
-        return _review_page(request, view, 409, error=str(exc))
-    flash(request, f"{view.result.submission} reopened.")
+        return _review_page(request, view, 409, error=explained(request, exc))
+    flash(request, translate(request, "%(submission)s reopened.", submission=view.result.submission))
     return RedirectResponse(f"/review/{view.id}", status_code=303)

@@ -15,6 +15,7 @@ from ocr.review.accounts import User
 from ocr.run.inputs import MAX_PHOTO_BYTES
 from ocr.run.photo_store import sniff
 from ocr.web.auth import guard
+from ocr.web.i18n import translate
 from ocr.web.pages import UPLOADERS, flash, render, reviews_of
 
 MAX_PHOTOS = 6  # the pages of one TPS (3 for the KWK forms, 2 for PPWP) and a few retakes
@@ -49,20 +50,22 @@ async def upload(request: Request) -> Response:
     name = str(form.get("submission", "")).strip()
     files = [f for f in form.getlist("photos") if isinstance(f, UploadFile) and f.filename]
     if not SUBMISSION_NAME.fullmatch(name) or ".." in name:
-        return refuse("Name the TPS like kab-bandung/kec-x/tps-001: letters, digits, '.', '_', '-', up to 4 parts "
-                      "separated by '/'.", 400)
+        return refuse(translate(request, "Name the TPS like kab-bandung/kec-x/tps-001: letters, digits, '.', '_', '-', "
+                                "up to 4 parts separated by '/'."), 400)
     if not files:
-        return refuse("Choose the photos of the form's pages.", 400)
+        return refuse(translate(request, "Choose the photos of the form's pages."), 400)
     if len(files) > MAX_PHOTOS:
-        return refuse(f"At most {MAX_PHOTOS} photos per TPS: send only the pages of this TPS.", 400)
+        return refuse(translate(request, "At most %(count)s photos per TPS: send only the pages of this TPS.",
+                                count=MAX_PHOTOS), 400)
     photos, taken = [], set()
     for f in files:
         data = await f.read(MAX_PHOTO_BYTES + 1)
         if len(data) > MAX_PHOTO_BYTES:
-            return refuse(f"{f.filename}: larger than {MAX_PHOTO_BYTES // 2**20} MB; send the camera's photo as it is.", 413)
+            return refuse(translate(request, "%(file)s: larger than %(mb)s MB; send the camera's photo as it is.",
+                                    file=f.filename, mb=MAX_PHOTO_BYTES // 2**20), 413)
         if sniff(data[:32]) is None:
-            return refuse(f"{f.filename}: not a photo (JPEG, PNG, WebP or HEIC). Take a photo of the page and send "
-                          "that.", 415)
+            return refuse(translate(request, "%(file)s: not a photo (JPEG, PNG, WebP or HEIC). Take a photo of the "
+                                    "page and send that.", file=f.filename), 415)
         photos.append((_photo_name(f.filename, taken), request.app.state.photos.put(data)))
     # The same photos again, under this name or else another TPS's: the stored read stands, nothing is read twice
     # (nor kept for a second TPS: the page shows whose photos they are).
@@ -70,7 +73,7 @@ async def upload(request: Request) -> Response:
     existing = reviews.id_of(name, key) or reviews.id_of(None, key)
     if existing is not None:
         reviews.record_upload(existing, user, [n for n, _ in photos])
-        flash(request, "These photos were uploaded before: here is their result.")
+        flash(request, translate(request, "These photos were uploaded before: here is their result."))
         return RedirectResponse(f"/submissions/{existing}", status_code=303)
     job_id = request.app.state.reader.submit(name, photos, user)
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
@@ -80,7 +83,7 @@ async def upload(request: Request) -> Response:
 async def job(request: Request) -> Response:
     found = request.app.state.reader.job(request.path_params["job_id"])
     if found is None or found.owner != request.state.user.id:
-        return PlainTextResponse("no such upload (uploads are kept an hour)", status_code=404)
+        return PlainTextResponse(translate(request, "No such upload (uploads are kept an hour)."), status_code=404)
     if found.state == "done":
         return RedirectResponse(f"/submissions/{found.submission_id}", status_code=303)
     return render(request, "job.html", job=found, elapsed=time.time() - found.started)

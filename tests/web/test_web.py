@@ -46,7 +46,7 @@ def wait_for_submission(client: TestClient, job_url: str, timeout: float = 120) 
         response = client.get(job_url, follow_redirects=False)
         if response.status_code == 303:
             return int(response.headers["location"].rsplit("/", 1)[1])
-        assert response.status_code == 200 and "being read" in response.text
+        assert response.status_code == 200 and "sedang dibaca" in response.text
         time.sleep(0.2)
     raise AssertionError("the upload was not read in time")
 
@@ -128,8 +128,8 @@ def test_a_batch_twin_says_whose_photos_it_has_before_anyone_verifies_it(env):
     assert twin_id != env.slip_id and env.reviews.id_of(None, env.slip.photos_key) == env.slip_id
     rudi, _ = env.client("rudi")
     for page in (rudi.get(f"/submissions/{twin_id}").text, rudi.get(f"/review/{twin_id}").text):
-        assert "The same photos as kab-x/tps-0002" in page and "No need to retake" not in page
-    assert "The same photos as" not in rudi.get(f"/submissions/{env.slip_id}").text
+        assert "Foto yang sama dengan kab-x/tps-0002" in page and "Tidak perlu foto ulang" not in page
+    assert "Foto yang sama dengan" not in rudi.get(f"/submissions/{env.slip_id}").text
 
 
 def test_a_refused_photo_gets_a_plain_message(env):
@@ -142,7 +142,7 @@ def test_a_refused_photo_gets_a_plain_message(env):
                            files=[("photos", ("IMG_1.jpg", blank.getvalue(), "image/jpeg"))], follow_redirects=False)
     submission_id = wait_for_submission(client, response.headers["location"])
     page = client.get(f"/submissions/{submission_id}").text
-    assert "Take this photo again" in page and "no_page_found" in page
+    assert "Foto ulang halaman ini" in page and "halaman formulir tidak ditemukan" in page
     assert client.get(f"/submissions/{submission_id}/page-0.jpg").status_code == 200  # the refusal, drawn
 
 
@@ -231,10 +231,10 @@ def test_a_non_image_upload_is_refused_by_content(env):
     client, csrf = env.client("olga")
     response = client.post("/upload", data={"submission": "kab-x/tps-9", "csrf": csrf},
                            files=[("photos", ("page-1.jpg", b"%PDF-1.4 not a photo at all", "image/jpeg"))])
-    assert response.status_code == 415 and "not a photo" in response.text
+    assert response.status_code == 415 and "bukan foto" in response.text
     too_many = [("photos", (f"p{i}.jpg", b"\xff\xd8\xff", "image/jpeg")) for i in range(MAX_PHOTOS + 1)]
     response = client.post("/upload", data={"submission": "kab-x/tps-9", "csrf": csrf}, files=too_many)
-    assert response.status_code == 400 and f"At most {MAX_PHOTOS} photos" in response.text
+    assert response.status_code == 400 and f"Paling banyak {MAX_PHOTOS} foto" in response.text
     flood = [("photos", (f"p{i}.jpg", b"\xff\xd8\xff", "image/jpeg")) for i in range(50)]
     assert client.post("/upload", data={"submission": "kab-x/tps-9", "csrf": csrf}, files=flood).status_code == 400
 
@@ -305,9 +305,9 @@ def test_a_failed_save_tells_the_operator_without_the_databases_words(tmp_path, 
     with TestClient(app) as client:
         job_url = upload(client, log_in(client, "olga"), "kab-q/tps-0001", SAMPLES / "tps-0001")
         deadline = time.time() + 120
-        while "being read" in (page := client.get(job_url).text) and time.time() < deadline:
+        while "sedang dibaca" in (page := client.get(job_url).text) and time.time() < deadline:
             time.sleep(0.2)
-    assert "The server failed while saving the result" in page and "did not finish" in page
+    assert "Server gagal menyimpan hasil" in page and "did not finish" in page
     assert "INSERT" not in page and "readonly" not in page and "OperationalError" not in page
 
 
@@ -325,7 +325,7 @@ def test_a_database_that_cannot_be_written_gives_a_plain_503(tmp_path, monkeypat
     with TestClient(app) as client:
         page = client.get("/login")
         response = client.post("/login", data={"name": "rudi", "password": "guess", "csrf": csrf_of(page.text)})
-    assert response.status_code == 503 and "cannot be used right now" in response.text
+    assert response.status_code == 503 and "tidak dapat digunakan saat ini" in response.text
     assert "INSERT" not in response.text and "readonly" not in response.text
 
 
@@ -357,8 +357,9 @@ def test_review_page_shows_the_tally_beside_row_sums(env):
     client, _ = env.client("rudi")
     page = client.get(f"/review/{target}").text
     flagged = page.split('id="field-suara_paslon_1_baris_1"')[1].split('class="field ')[0]
-    assert '· <span class="tally fail">tally: 55 marks</span></p>' in flagged  # in the reader's line, against its 52
-    assert '<code>suara_paslon_2_baris_1</code> <span class="tally good">tally: row struck</span>' in page
+    assert '· <span class="tally fail">turus: 55 garis</span></p>' in flagged  # in the reader's line, against its 52
+    assert ('Jumlah suara sah (2), baris 1 <code class="field-id">suara_paslon_2_baris_1</code> '
+            '<span class="tally good">turus: baris dicoret</span>') in page
     assert page.count('class="tally ') == 2
 
 
@@ -385,7 +386,7 @@ def test_the_queue_pages_through_every_open_submission(env, monkeypatch):
     for page in range(1, -(-total // 2) + 1):  # ceil(total / 2) pages
         html = client.get(f"/queue?page={page}").text
         seen += re.findall(r'<a href="/review/(\d+)">', html)
-        assert f"of {total}." in html and ('?page=' + str(page + 1) in html) == (page * 2 < total)
+        assert f"dari {total}." in html and ('?page=' + str(page + 1) in html) == (page * 2 < total)
     assert len(seen) == len(set(seen)) == total
     assert [str(item.id) for item in env.reviews.queue(1000)] == seen  # the same order as one long page
 
@@ -402,7 +403,7 @@ def test_correct_verify_lock_reopen_with_an_audit_trail(env):
     assert view.result.fields["suara_sah"].value == 181  # the machine's read stays as read
     assert not [r for r, hard in view.failed_rules() if hard]
     bad = client.post(f"/review/{target}", data={"v.suara_sah": "17x", "csrf": csrf, "reason": "r"})
-    assert bad.status_code == 422 and "not a number of votes" in bad.text
+    assert bad.status_code == 422 and "bukan jumlah suara" in bad.text
 
     assert client.post(f"/review/{target}/verify", data={"csrf": csrf}).status_code == 403  # who corrected it
     rina, rina_csrf = env.client("rina")
@@ -429,7 +430,7 @@ def test_verify_refuses_while_a_hard_rule_fails(env):
     target = env.copy("kab-x/tps-inconsistent", uploader="olga")
     client, csrf = env.client("rudi")
     response = client.post(f"/review/{target}/verify", data={"csrf": csrf})
-    assert response.status_code == 409 and "rule fails" in response.text
+    assert response.status_code == 409 and "aturan tidak terpenuhi" in response.text
     assert env.reviews.view(target).state == "open"
 
 
@@ -438,7 +439,7 @@ def test_four_eyes_the_uploader_cannot_verify(env):
     rudi, rudi_csrf = env.client("rudi")
     rudi.post(f"/review/{target}", data={"v.pengguna_total_l": "79", "v.suara_sah": "171", "csrf": rudi_csrf,
                                          "reason": "checked"})
-    assert "another reviewer must verify it" in rudi.get(f"/review/{target}").text
+    assert "pemeriksa lain harus memverifikasinya" in rudi.get(f"/review/{target}").text
     response = rudi.post(f"/review/{target}/verify", data={"csrf": rudi_csrf})
     assert response.status_code == 403 and env.reviews.view(target).state == "open"
     assert [e["user"] for e in env.reviews.audit(submission_id=target) if e["action"] == "verify_refused"] == ["rudi"]
@@ -456,7 +457,7 @@ def test_four_eyes_whoever_corrected_or_uploaded_again_cannot_verify(env):
     rina.post(f"/review/{corrected}", data={"v.pengguna_total_l": "79", "v.suara_sah": "171", "csrf": rina_csrf,
                                             "reason": "checked"})
     page = rina.get(f"/review/{corrected}").text
-    assert "You corrected this submission: another reviewer must verify it" in page and 'id="verify"' not in page
+    assert "Anda mengoreksi kiriman ini: pemeriksa lain harus memverifikasinya" in page and 'id="verify"' not in page
     refused = rina.post(f"/review/{corrected}/verify", data={"csrf": rina_csrf})
     assert refused.status_code == 403 and env.reviews.view(corrected).state == "open"
 
@@ -523,5 +524,5 @@ def test_dashboard_counts_and_votes(env):
     assert dict(d["reasons"])["rule_failed"] >= 1
     verified = d["votes"]["kab-e"]
     assert verified["verified_count"] == 1 and verified["verified"]["suara_paslon_1"] == env.slip.fields["suara_paslon_1"].value
-    assert "paslon_1" in page.text and "rule_failed" in page.text
+    assert "paslon_1" in page.text and "aturan formulir tidak terpenuhi" in page.text
     assert client.get("/audit").status_code == 200

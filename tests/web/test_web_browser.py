@@ -93,18 +93,19 @@ def test_upload_preview_review_with_the_keyboard_verify_export(server, browser):
     page.fill("input[name=submission]", "kab-x/tps-0002")
     page.set_input_files("input[name=photos]", sorted(str(p) for p in SAMPLE.glob("page-*.jpg")))
     start = time.perf_counter()
-    page.click("button[type=submit]:has-text('Upload and read')")
+    page.click("button[type=submit]:has-text('Unggah dan baca')")
     page.wait_for_url(lambda url: "/submissions/" in url, timeout=120_000)
     seconds = time.perf_counter() - start
     assert page.locator("h1 .badge.review").is_visible()
     assert page.get_by_text("suara_sah = sum(suara_paslon_#) + sum(suara_kolom_kosong)").is_visible()
+    assert page.get_by_text("A. Jumlah seluruh suara sah = Jumlah suara sah (1)").is_visible()  # the rule in words
     page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     assert page.locator("figure.page img").count() == 3
     print(f"upload to preview: {seconds:.1f} s")
     if SCREENSHOTS:
         page.screenshot(path=str(REPO / "docs" / "img" / "web-preview.png"))
     submission_id = int(page.url.rsplit("/", 1)[1])
-    page.click("button:has-text('Log out')")
+    page.click("button:has-text('Keluar')")
     page.wait_for_url(lambda url: "/login" in url)
 
     # The reviewer: the queue, the submission, two corrections typed with the keyboard only.
@@ -114,13 +115,15 @@ def test_upload_preview_review_with_the_keyboard_verify_export(server, browser):
     page.wait_for_url(f"{base}/review/{submission_id}")
     page.wait_for_function("[...document.querySelectorAll('.crops img')].every(i => i.complete && i.naturalWidth > 0)")
     summary = page.locator("#rules-summary")
-    assert "failing" in summary.inner_text()
+    assert "tidak terpenuhi" in summary.inner_text()
     assert page.evaluate("document.activeElement.id") == "v-pengguna_dpt_l"  # the first flagged field has the focus
+    # In Indonesian, each field by the label the form prints, its id in small print.
+    assert page.locator("label[for=v-pengguna_total_l]").inner_text().startswith("4. Jumlah Pengguna Hak Pilih")
     tab_to(page, "v-pengguna_total_l")
     page.keyboard.type("79")
     tab_to(page, "v-suara_sah")
     page.keyboard.type("171")
-    assert summary.inner_text() == "every hard rule holds"  # re-checked on the page as the numbers are typed
+    assert summary.inner_text() == "semua aturan wajib terpenuhi"  # re-checked on the page as the numbers are typed
     if SCREENSHOTS:
         page.screenshot(path=str(REPO / "docs" / "img" / "web-review.png"))
     tab_to(page, "reason")
@@ -128,15 +131,22 @@ def test_upload_preview_review_with_the_keyboard_verify_export(server, browser):
     page.keyboard.type("boxes misread; arithmetic slip on the form (71+71+29)")
     page.keyboard.press("Enter")  # saves
     page.wait_for_url(f"{base}/review/{submission_id}?saved=1")
-    assert page.get_by_text("You corrected this submission: another reviewer must verify it").is_visible()
+    assert page.get_by_text("Anda mengoreksi kiriman ini: pemeriksa lain harus memverifikasinya").is_visible()
     assert page.locator("#verify").count() == 0  # four eyes: who corrected does not verify
-    page.click("button:has-text('Log out')")
+    # English is one click away, on the same page, and the live check speaks it too.
+    page.click("header button:has-text('English')")
+    page.wait_for_url(f"{base}/review/{submission_id}?saved=1")
+    assert page.locator("#rules-summary").inner_text() == "every hard rule holds"
+    assert page.get_by_text("You corrected this submission: another reviewer must verify it").is_visible()
+    page.click("header button:has-text('Bahasa Indonesia')")
+    page.wait_for_url(f"{base}/review/{submission_id}?saved=1")
+    page.click("button:has-text('Keluar')")
     page.wait_for_url(lambda url: "/login" in url)
 
     # A second reviewer checks the corrected values and verifies.
     log_in(page, base, "rina")
     page.goto(f"{base}/review/{submission_id}")
-    assert page.locator("#rules-summary").inner_text() == "every hard rule holds"
+    assert page.locator("#rules-summary").inner_text() == "semua aturan wajib terpenuhi"
     page.click("#verify")
     page.wait_for_url(lambda url: url != f"{base}/review/{submission_id}")
     view = reviews.view(submission_id)
@@ -174,7 +184,7 @@ def test_the_admin_resets_a_password_that_works_once_shown(server, browser):
     page.wait_for_url(f"{base}/admin/users/budi/password")
     password = page.locator(".one-time code").inner_text()
     assert "hanya ditampilkan sekali" in page.content()
-    page.click("button:has-text('Log out')")
+    page.click("button:has-text('Keluar')")
     page.wait_for_url(lambda url: "/login" in url)
     log_in(page, base, "budi", password)
     assert page.url == f"{base}/upload"

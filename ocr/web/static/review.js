@@ -1,4 +1,4 @@
-// Live re-check of the form's rules on the review page: the rules come as JSON (ocr/web/app.py _rules_json),
+// Live re-check of the form's rules on the review page: the rules come as JSON (ocr/web/routes_review.py _rules_json),
 // values from the page's inputs; a rule reading an empty or non-numeric field is not judged.
 "use strict";
 (function () {
@@ -57,8 +57,9 @@
     });
     Object.entries(inputs).forEach(([id, el]) => el.classList.toggle("in-failed-rule", bad.has(id)));
     const summary = document.getElementById("rules-summary");
-    summary.textContent = hardFailing ? `${hardFailing} hard rule${hardFailing === 1 ? "" : "s"} failing or not judged`
-      : "every hard rule holds";
+    const words = summary.parentElement.dataset;  // the page's language: .rulebox data-failing-one, -many, -holding
+    summary.textContent = hardFailing === 0 ? words.holding
+      : hardFailing === 1 ? words.failingOne : words.failingMany.replace("{n}", hardFailing);
     summary.className = hardFailing ? "fail" : "good";
   }
   document.addEventListener("input", check);
