@@ -30,9 +30,10 @@ UNJUDGED = (0.0, (-1, -1))  # an open rule with two or more "another value" term
 LOG_FLOOR = -50.0  # log probability given to an option of probability 0
 MARGIN_CAP = 15.0  # runner-ups are searched this many nats below the best by default: beyond, as good as impossible
 BEST_REACH = (8.0, 16.0, 32.0, math.inf)  # nats below the fields' own tops the best is first searched, then wider
-# Rule states a submission's searches may expand in all (about 20 us each on one core: the bound on its decoding
-# time, whatever the form says); on 1,700 read submissions the most any needed was 1,618.
-MAX_EXPANSIONS = 3_000
+# Moves (a rule state expanded, or one option tried from it) a submission's searches may make in all, about 2.5 us
+# each on one core: the bound on its decoding time whatever the form says. Of 1,700 read submissions, 10 needed more
+# (up to 245,000); the median needed 450.
+MAX_MOVES = 30_000
 
 
 def _log(p: float) -> float:
@@ -44,13 +45,13 @@ class _Undecided(Exception):
 
 
 class _Budget:
-    """What is left of a submission's MAX_EXPANSIONS."""
+    """What is left of the moves (a state expanded, each option tried from it) a submission's searches may make."""
 
-    def __init__(self) -> None:
-        self.left = MAX_EXPANSIONS
+    def __init__(self, states: float) -> None:
+        self.left = states
 
-    def spend(self) -> None:
-        self.left -= 1
+    def spend(self, moves: int) -> None:
+        self.left -= moves
         if self.left < 0:
             raise _Undecided
 
@@ -216,11 +217,12 @@ class _Search:
     def _expand(self, depth: int, state: tuple) -> list[tuple[int | None, float, tuple]]:
         """(value, log p, next state) for each option of the field at `depth` from `state`: per open rule (in
         `open_at[depth]` order), its partial sum and the positions of its "another value" terms."""
-        self.budget.spend()
         here = dict(zip(self.open_at[depth], state))
         closing = [here.get(e) or (self.equations[e].const, ()) for e in self.closing[depth]]  # not open: 1-term rule
+        choices = self._choices(depth, closing)
+        self.budget.spend(1 + len(choices))
         moves = []
-        for value, logp in self._choices(depth, closing):
+        for value, logp in choices:
             eqs = dict(here)
             for e, coef in self.terms_at[depth]:
                 partial, unknowns = eqs.get(e) or (self.equations[e].const, ())
@@ -301,7 +303,7 @@ class _Search:
 
 @dataclass(frozen=True)
 class JointResult:
-    consistent: Assignment  # best assignment under the hard rules
+    consistent: Assignment  # best assignment under the hard rules (log_p -inf: a group left undecided, as read)
     unconstrained: Assignment  # each field's own most probable option
     margins: dict[str, float]  # per field: log p of the best minus the best with that field's value changed (at most the reach)
 
@@ -344,26 +346,25 @@ def _components(fields: tuple[str, ...], rules: tuple[Rule, ...],
 
 
 def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule], all_field_ids: dict[str, object],
-                   reach: float = MARGIN_CAP, fix_limit: float = math.inf) -> JointResult:
+                   reach: float = MARGIN_CAP, max_moves: float | None = None) -> JointResult:
     """Best consistent and unconstrained assignments, and each field's margin to its runner-up, searched `reach` nats
     below the best (a margin beyond is reported as `reach`: pass the largest margin a decision depends on).
 
-    Bounded work where it cannot change a decision: a group of fields whose own readings break its rules by more
-    than `fix_limit` nats (a form inconsistent as written, reported as read) is not searched further: its fields
-    keep their own readings with margin 0 and the consistent score is -inf. When the rules tie too many doubtful
-    fields together (a voters' grid read badly), the search stops at MAX_EXPANSIONS states in all: the groups not
-    decided by then keep their own best readings with margin 0. Either way a person sees all of them."""
+    The work is bounded whatever the form says: when the rules tie too many doubtful fields together (a voters' grid
+    read badly), the searches stop after `max_moves` moves in all (default MAX_MOVES), and the groups
+    not decided by then keep their own best readings with margin 0, so a person sees all of them; the consistent
+    score is then -inf (no consistent assignment known: the form counts as inconsistent as written)."""
     hard = tuple(r for r in rules if r.hard)
     options = {f: _Search._options(c)[0] for f, c in candidates.items()}
     unconstrained = Assignment({f: o[0] for f, o in options.items()}, sum(o[1] for o in options.values()))
-    values, log_p, margins, budget = {}, 0.0, {}, _Budget()
+    values, log_p, margins, budget = {}, 0.0, {}, _Budget(MAX_MOVES if max_moves is None else max_moves)
     for fields, group_rules in _components(tuple(candidates), hard, tuple(all_field_ids)):
         own = Assignment({f: unconstrained.values[f] for f in fields}, sum(options[f][1] for f in fields))
         plan = _plan(fields, group_rules, tuple(all_field_ids))
         try:
-            best, group_margins = _decide(plan, {f: candidates[f] for f in fields}, own, reach, fix_limit, budget)
+            best, group_margins = _decide(plan, {f: candidates[f] for f in fields}, own, reach, budget)
         except _Undecided:
-            best, group_margins = own, dict.fromkeys(fields, 0.0)
+            best, group_margins = Assignment(own.values, -math.inf), dict.fromkeys(fields, 0.0)
         values.update(best.values)
         log_p += best.log_p
         margins.update(group_margins)
@@ -371,17 +372,15 @@ def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule], al
 
 
 def _decide(plan: _Plan, candidates: dict[str, FieldCandidates], unconstrained: Assignment, reach: float,
-            fix_limit: float, budget: _Budget) -> tuple[Assignment, dict[str, float]]:
+            budget: _Budget) -> tuple[Assignment, dict[str, float]]:
     """One group's best and margins (see decode_jointly)."""
     # The best, searched first among values near each field's own top and wider only when none fits there: an
     # assignment within k nats of the fields' tops uses no value further than k from its field's top. "Another
     # value" is unjudged here: the same best whenever it names every field, found faster.
-    for k in [k for k in BEST_REACH if k < fix_limit] + [fix_limit]:
+    for k in BEST_REACH:
         best = _Search(plan, _within(candidates, k), budget, named=False).run(unconstrained.log_p - k)
         if best is not None:
             break
-    else:
-        return Assignment(unconstrained.values, -math.inf), dict.fromkeys(plan.order, 0.0)
     # Runner-ups are searched only within `reach` of the best: a value whose own shortfall against the field's top
     # option already exceeds the room left cannot take part, so it is dropped.
     narrowed = _within(candidates, unconstrained.log_p - best.log_p + reach)

@@ -114,12 +114,13 @@ def decode(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy,
            bounded: bool = True) -> tuple[dict[str, Weighed], JointResult]:
     """Each field weighed, and the joint decoding of the weighed candidates under the template's hard rules (unless
     the policy drops them): what does not depend on the margins, so a benchmark judges many margins on one decoding.
-    Bounded: a group of fields broken by more than `max_fix_nats` as read (reported as read) is not searched for its
-    consistent best; `bounded=False` searches it all the same (what bench/joint_bounds.py measures the bound by)."""
+    `bounded=False` lifts the search's budget of rule states (what bench/joint_bounds.py measures the bound by)."""
     weighed = {f: weigh(r, policy) for f, r in fields.items()}
     rules = list(template.rules) if policy.use_rules else []
-    return weighed, decode_jointly({f: w.candidates for f, w in weighed.items()}, rules, template.fields,
-                                   policy.margin_reach, policy.max_fix_nats if bounded else math.inf)
+    candidates = {f: w.candidates for f, w in weighed.items()}
+    if bounded:
+        return weighed, decode_jointly(candidates, rules, template.fields, policy.margin_reach)
+    return weighed, decode_jointly(candidates, rules, template.fields, policy.margin_reach, math.inf)
 
 
 def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> Verdict:
@@ -135,7 +136,7 @@ def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent:
     value = written if inconsistent else consistent
     # A read its own boxes doubt, that only the rules confirm, needs a correction's margin: one writer's misreads
     # agree with each other (a 4 read as 6 in L and in J keeps L + P = J), and the rules cannot tell.
-    confirmed_only = not inconsistent and value == written and _own_margin(cand) < policy.ok_margin
+    confirmed_only = value == written and _own_margin(cand) < policy.ok_margin
     needed = policy.corrected_margin if confirmed_only else policy.ok_margin
     verdict = FieldVerdict(value, _confidence(margin), "ok", [*weighed.notes], written, cand)
     if cand.empty > 0.5 or (value is None and written is None):
@@ -145,7 +146,7 @@ def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent:
         verdict.value, verdict.status = written, "review"
         verdict.reasons += failed or [Finding(FindingCode.UNREADABLE)]
     elif inconsistent:
-        verdict.status = "review" if failed or margin < policy.ok_margin else "ok"
+        verdict.status = "review" if failed or margin < needed else "ok"
         verdict.reasons += failed
     elif value != written:
         verdict.status = "corrected" if margin >= policy.corrected_margin else "review"
