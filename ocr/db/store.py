@@ -84,7 +84,7 @@ class SubmissionRow(Base):
     reader_version: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     timings_ms: Mapped[dict[str, float]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     # The database deletes a submission's pages and fields (ON DELETE CASCADE); the ORM need not load them first.
@@ -180,7 +180,7 @@ class ReviewRow(Base):
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True)
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     state: Mapped[str] = mapped_column(String(16), index=True)  # open | verified
-    verified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    verified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -195,7 +195,7 @@ class CorrectionRow(Base):
     old_value: Mapped[int | None] = mapped_column(Integer)
     new_value: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -207,8 +207,8 @@ class AuditRow(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     action: Mapped[str] = mapped_column(String(32), index=True)
     submission_id: Mapped[int | None] = mapped_column(Integer, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ocr.db.store import AuditRow, ResultStore, UserRow
+from ocr.review.search import AuditFilter
 
 if TYPE_CHECKING:
     from ocr.review.accounts import User
@@ -40,12 +41,23 @@ class AuditLog:
         with Session(self.engine) as session, session.begin():
             record(session, user, action, submission_id, detail)
 
-    def audit(self, limit: int = 200, submission_id: int | None = None) -> list[dict[str, Any]]:
-        """The newest entries first: at, user, action, submission_id, detail."""
+    def audit(self, limit: int = 200, submission_id: int | None = None, offset: int = 0,
+              found: AuditFilter = AuditFilter()) -> list[dict[str, Any]]:
+        """The newest entries first, narrowed to `found` (and `submission_id`), `offset` skipped: at, user, action,
+        submission_id, address (the client's, kept by log-ins and other security events, else None), detail."""
         query = (select(AuditRow.at, UserRow.name, AuditRow.action, AuditRow.submission_id, AuditRow.detail)
-                 .outerjoin(UserRow, UserRow.id == AuditRow.user_id).order_by(AuditRow.id.desc()).limit(limit))
+                 .outerjoin(UserRow, UserRow.id == AuditRow.user_id).where(*found.where())
+                 .order_by(AuditRow.id.desc()).limit(limit).offset(offset))
         if submission_id is not None:
             query = query.where(AuditRow.submission_id == submission_id)
         with Session(self.engine) as session:
-            return [dict(at=utc(at), user=name, action=action, submission_id=sid, detail=detail)
+            return [dict(at=utc(at), user=name, action=action, submission_id=sid, address=detail.get("address"),
+                         detail=detail)
                     for at, name, action, sid, detail in session.execute(query)]
+
+    def audit_size(self, found: AuditFilter = AuditFilter()) -> int:
+        """How many entries the audit log, narrowed to `found`, holds."""
+        query = (select(func.count()).select_from(AuditRow).outerjoin(UserRow, UserRow.id == AuditRow.user_id)
+                 .where(*found.where()))
+        with Session(self.engine) as session:
+            return session.scalar(query)

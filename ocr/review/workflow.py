@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ocr.db.store import AuditRow, CorrectionRow, FieldRow, ReviewRow, SubmissionRow, UserRow
 from ocr.db.uploads import record_upload, submission_id_of
@@ -28,6 +29,7 @@ from ocr.record import SubmissionResult
 from ocr.review.accounts import Accounts, User
 from ocr.review.audit import record, utc
 from ocr.review.errors import FourEyes, Locked, ReviewError
+from ocr.review.search import SubmissionFilter
 from ocr.templates.catalog import get_template
 
 FLAGGED = ("review", "unreadable")  # field statuses a reviewer must look at
@@ -47,12 +49,21 @@ class Correction:
 
 @dataclass(frozen=True)
 class QueueItem:
+    """A submission as the queue and the list of submissions show it."""
+
     id: int
     submission: str
-    status: str
+    status: str  # the machine's
     flagged: int
     lowest_confidence: float
     created_at: datetime
+    state: str = "open"  # open | verified
+    verified_by: str | None = None
+
+    @property
+    def shown_status(self) -> str:
+        """`verified` once verified, else the machine's status (the list's status filter: `search.py`)."""
+        return "verified" if self.state == "verified" else self.status
 
 
 @dataclass
@@ -140,6 +151,11 @@ def _verify_refusal(view: SubmissionView, user: User) -> ReviewError | None:
 
 # Queued (a status a person can verify) and not verified: the review queue's rows.
 _QUEUED_OPEN = (SubmissionRow.status.in_(QUEUED), or_(ReviewRow.state.is_(None), ReviewRow.state == "open"))
+# Each submission's flagged fields: how many, and the least sure of them (the queue's risk).
+_FLAGGED = (select(FieldRow.submission_id, func.count().label("flagged"), func.min(FieldRow.confidence).label("lowest"))
+            .where(FieldRow.status.in_(FLAGGED)).group_by(FieldRow.submission_id).subquery())
+_N_FLAGGED = func.coalesce(_FLAGGED.c.flagged, 0)
+_LOWEST = func.coalesce(_FLAGGED.c.lowest, 1.0)
 
 
 class Reviews(Accounts):
@@ -192,30 +208,41 @@ class Reviews(Accounts):
                 .join(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
                 .where(ReviewRow.uploaded_by == user.id).order_by(SubmissionRow.id.desc()).limit(limit))]
 
-    def queue(self, limit: int = 100, offset: int = 0) -> list[QueueItem]:
-        """Open submissions that can be verified: `review` first, by risk (more flagged fields, then the lowest
-        confidence of a flagged field), then `ok`; oldest first on ties. `offset`: how many to skip (paging)."""
-        flagged = (select(FieldRow.submission_id, func.count().label("flagged"),
-                          func.min(FieldRow.confidence).label("lowest"))
-                   .where(FieldRow.status.in_(FLAGGED)).group_by(FieldRow.submission_id).subquery())
-        n_flagged = func.coalesce(flagged.c.flagged, 0)
-        lowest = func.coalesce(flagged.c.lowest, 1.0)
-        query = (select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status, n_flagged, lowest,
-                        SubmissionRow.created_at)
-                 .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
-                 .outerjoin(flagged, flagged.c.submission_id == SubmissionRow.id)
-                 .where(*_QUEUED_OPEN)
-                 .order_by(case((SubmissionRow.status == "review", 0), else_=1), n_flagged.desc(), lowest,
-                           SubmissionRow.id)
-                 .limit(limit).offset(offset))
-        with Session(self.engine) as session:
-            return [QueueItem(i, name, status, flagged_, float(low), utc(at))
-                    for i, name, status, flagged_, low, at in session.execute(query)]
+    def queue(self, limit: int = 100, offset: int = 0, found: SubmissionFilter = SubmissionFilter()) -> list[QueueItem]:
+        """Open submissions that can be verified, narrowed to `found`: `review` first, by risk (more flagged fields,
+        then the lowest confidence of a flagged field), then `ok`; oldest first on ties. `offset`: how many to skip."""
+        return self._listed(limit, offset, [*_QUEUED_OPEN, *found.where()],
+                            case((SubmissionRow.status == "review", 0), else_=1), _N_FLAGGED.desc(), _LOWEST,
+                            SubmissionRow.id)
 
-    def queue_size(self) -> int:
-        """How many submissions the queue holds in all."""
+    def queue_size(self, found: SubmissionFilter = SubmissionFilter()) -> int:
+        """How many submissions the queue (narrowed to `found`) holds in all."""
+        return self._count([*_QUEUED_OPEN, *found.where()])
+
+    def submissions(self, limit: int = 100, offset: int = 0,
+                    found: SubmissionFilter = SubmissionFilter()) -> list[QueueItem]:
+        """Every stored submission narrowed to `found`, verified or not, whatever its status; the newest first."""
+        return self._listed(limit, offset, found.where(), SubmissionRow.id.desc())
+
+    def submissions_size(self, found: SubmissionFilter = SubmissionFilter()) -> int:
+        return self._count(found.where())
+
+    def _listed(self, limit: int, offset: int, where: list, *order: Any) -> list[QueueItem]:
+        """Submissions with their review rows and flagged fields where `where` holds, in `order`, one page of them."""
+        verifier = aliased(UserRow)
+        query = (select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status, _N_FLAGGED, _LOWEST,
+                        SubmissionRow.created_at, ReviewRow.state, verifier.name)
+                 .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
+                 .outerjoin(_FLAGGED, _FLAGGED.c.submission_id == SubmissionRow.id)
+                 .outerjoin(verifier, verifier.id == ReviewRow.verified_by)
+                 .where(*where).order_by(*order).limit(limit).offset(offset))
+        with Session(self.engine) as session:
+            return [QueueItem(i, name, status, flagged_, float(low), utc(at), state or "open", verified_by)
+                    for i, name, status, flagged_, low, at, state, verified_by in session.execute(query)]
+
+    def _count(self, where: list) -> int:
         query = (select(func.count()).select_from(SubmissionRow)
-                 .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id).where(*_QUEUED_OPEN))
+                 .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id).where(*where))
         with Session(self.engine) as session:
             return session.scalar(query)
 

@@ -8,7 +8,7 @@ review page. The routes live by area in `routes_login.py`, `routes_upload.py`, `
 | route | roles |
 |---|---|
 | /upload, /jobs/ID, /submissions/ID (+ its page images, photos) | operator (own uploads), reviewer, admin |
-| /queue, /review/ID, /export/*, /dashboard, field images | reviewer, admin |
+| /queue, /submissions (all, filtered), /review/ID, /export/*, /dashboard, field images | reviewer, admin |
 | /audit, /admin/users (+ a user's active, role, password) | admin |
 | /account/password (one's own) | everyone logged in |
 | /login, /language (this browser's language) | everyone |
@@ -43,7 +43,7 @@ from ocr.web.pages import HERE, database_unavailable
 from ocr.web.routes_accounts import own_password, user_active, user_password, user_role, users
 from ocr.web.routes_login import home, language, login, logout
 from ocr.web.routes_reports import audit, dashboard, export
-from ocr.web.routes_review import queue, reopen, review, verify
+from ocr.web.routes_review import queue, reopen, review, submissions, verify
 from ocr.web.routes_submission import field_image, page_image, photo, submission
 from ocr.web.routes_upload import MAX_UPLOAD_BYTES, job, upload
 
@@ -66,6 +66,7 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         Route("/language", language, methods=["POST"]),
         Route("/upload", upload, methods=["GET", "POST"]),
         Route("/jobs/{job_id:str}", job),
+        Route("/submissions", submissions),
         Route("/submissions/{sid:int}", submission),
         Route("/submissions/{sid:int}/page-{n:int}.jpg", page_image),
         Route("/submissions/{sid:int}/{kind:str}/{field_id:str}.jpg", field_image),

@@ -1,7 +1,8 @@
 """Uploads read in the background, by `read_one`, the batch's code path, on the stored photos.
 
 The upload request returns at once with a job id; the job page polls until the result is saved
-and then redirects to the submission. Two readers:
+and then redirects to the submission; while the job waits for a reading thread, the page says how many uploads
+are ahead of it. Two readers:
 
 - `LocalReader` (no broker: one laptop, no server to run): a small thread pool in the web process.
   Threads suffice: decoding, alignment and the classifier run in OpenCV, NumPy and onnxruntime,
@@ -16,6 +17,7 @@ cluster its result still arrives and lists under the uploader's recent uploads).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import threading
@@ -42,6 +44,7 @@ class Job:
     submission: str
     started: float
     state: str = "reading"  # reading | done | failed
+    waiting: bool = False  # in this process's queue, not yet being read (LocalReader)
     submission_id: int | None = None
     finished: float | None = None
     error: str = ""
@@ -80,6 +83,18 @@ class Reader:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def ahead(self, job_id: str) -> int:
+        """How many uploads, sent earlier and not finished, a waiting job waits for (0 once it is being read)."""
+        with self._lock:
+            if not self._jobs[job_id].waiting:
+                return 0
+            earlier = itertools.takewhile(lambda other: other != job_id, self._jobs)  # jobs are kept in sending order
+            return sum(1 for other in earlier if self._jobs[other].state == "reading")
+
+    def _set_waiting(self, job_id: str, waiting: bool) -> None:
+        with self._lock:
+            self._jobs[job_id].waiting = waiting
+
     def close(self) -> None:
         pass
 
@@ -92,9 +107,11 @@ class LocalReader(Reader):
         self.templates = tuple(load_templates().values())
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
+        self._set_waiting(job_id, True)  # until a thread of the pool takes it
         self._pool.submit(self._run, job_id, submission, photos, user)
 
     def _run(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
+        self._set_waiting(job_id, False)
         sub = SubmissionInput(submission, tuple(PhotoRef(name, str(self.photos.photo_path(sha)), sha256=sha)
                                                 for name, sha in photos))
         try:  # read_one never raises; the database may (unreachable, full disk)

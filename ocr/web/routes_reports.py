@@ -1,5 +1,5 @@
 """What reviewers and admins read off the whole store: exports (built by `ocr.review.exports`), the dashboard,
-the audit log."""
+the audit log (filtered and paged)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from starlette.responses import PlainTextResponse, Response
 from ocr.review.dashboard import dashboard as dashboard_figures
 from ocr.review.exports import crops_zip, results_csv, results_jsonl, verified
 from ocr.web.auth import guard
-from ocr.web.i18n import translate
+from ocr.web.filters import audit_filter
+from ocr.web.i18n import ACTION_LABELS, translate
 from ocr.web.pages import REVIEWERS, render, reviews_of
+from ocr.web.paging import Pager
+
+AUDIT_PAGE = 100  # entries a page of the audit log shows
 
 
 @guard(*REVIEWERS)
@@ -38,4 +42,8 @@ async def dashboard(request: Request) -> Response:
 
 @guard("admin")
 async def audit(request: Request) -> Response:
-    return render(request, "audit.html", entries=reviews_of(request).audit(500))
+    found, error = audit_filter(request)
+    reviews = reviews_of(request)
+    pager = Pager.of(request, AUDIT_PAGE, reviews.audit_size(found))
+    return render(request, "audit.html", entries=reviews.audit(pager.size, offset=pager.offset, found=found),
+                  pager=pager, users=[a.name for a in reviews.accounts()], actions=ACTION_LABELS, error=error)

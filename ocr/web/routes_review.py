@@ -1,4 +1,5 @@
-"""The review: the queue of open submissions, the review page (correct values, live rule check), verify, reopen."""
+"""The review: the queue of open submissions and the list of all (both filtered and paged), the review page
+(correct values, live rule check), verify, reopen."""
 
 from __future__ import annotations
 
@@ -9,28 +10,41 @@ from starlette.responses import RedirectResponse, Response
 
 from ocr.review.accounts import User
 from ocr.review.errors import FourEyes, Locked, ReviewError
-from ocr.review.workflow import FLAGGED, MAX_VALUE, SubmissionView, parse_value
+from ocr.review.search import SHOWN_STATUSES, SubmissionFilter
+from ocr.review.workflow import FLAGGED, MAX_VALUE, QUEUED, SubmissionView, parse_value
 from ocr.templates.catalog import get_template
 from ocr.templates.rules import BinOp, Ceil, Expr, FieldRef, Num, SumOf
 from ocr.web.auth import guard
+from ocr.web.filters import submission_filter
 from ocr.web.i18n import translate
 from ocr.web.pages import REVIEWERS, explained, flash, render, reviews_of, statuses, view_for
+from ocr.web.paging import Pager
 from ocr.web.rule_words import rule_words
 
-QUEUE_PAGE = 100  # submissions a queue page lists
+QUEUE_PAGE = 100  # submissions a page of the queue or of the list of submissions shows
+
+
+def _reviewers(request: Request) -> list[str]:
+    """Who may have corrected or verified a submission: the reviewer filter's choices."""
+    return [a.name for a in reviews_of(request).accounts() if a.role in REVIEWERS]
 
 
 @guard(*REVIEWERS)
 async def queue(request: Request) -> Response:
-    page = request.query_params.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) >= 1 else 1
+    found, error = submission_filter(request)
     reviews = reviews_of(request)
-    total = reviews.queue_size()
-    items = reviews.queue(QUEUE_PAGE, (page - 1) * QUEUE_PAGE)
-    first = (page - 1) * QUEUE_PAGE + 1
-    last = first + len(items) - 1
-    return render(request, "queue.html", items=items, page=page, total=total, first=first, last=last,
-                  more=last < total)
+    pager = Pager.of(request, QUEUE_PAGE, reviews.queue_size(found))
+    return render(request, "queue.html", items=reviews.queue(pager.size, pager.offset, found), pager=pager,
+                  filtered=found != SubmissionFilter(), statuses=QUEUED, reviewers=_reviewers(request), error=error)
+
+
+@guard(*REVIEWERS)
+async def submissions(request: Request) -> Response:
+    found, error = submission_filter(request)
+    reviews = reviews_of(request)
+    pager = Pager.of(request, QUEUE_PAGE, reviews.submissions_size(found))
+    return render(request, "submissions.html", items=reviews.submissions(pager.size, pager.offset, found),
+                  pager=pager, statuses=SHOWN_STATUSES, reviewers=_reviewers(request), error=error)
 
 
 def _expr(node: Expr, known: dict) -> dict[str, Any]:

@@ -86,4 +86,5 @@ async def job(request: Request) -> Response:
         return PlainTextResponse(translate(request, "No such upload (uploads are kept an hour)."), status_code=404)
     if found.state == "done":
         return RedirectResponse(f"/submissions/{found.submission_id}", status_code=303)
-    return render(request, "job.html", job=found, elapsed=time.time() - found.started)
+    return render(request, "job.html", job=found, elapsed=time.time() - found.started,
+                  ahead=request.app.state.reader.ahead(request.path_params["job_id"]))
