@@ -8,7 +8,7 @@ the name (`kab-x` or `kab-x/kec-y`); a TPS filter is any part of it. Both ignore
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
@@ -19,13 +19,15 @@ SHOWN_STATUSES = ("verified", "ok", "review", "incomplete", "rejected", "error")
 
 @dataclass(frozen=True)
 class Span:
-    """A time range: at or after `since`, before `until` (either open)."""
+    """A time range: at or after `since`, before `until` (either open; aware datetimes)."""
 
     since: datetime | None = None
     until: datetime | None = None
 
     def where(self, column: ColumnElement) -> list[ColumnElement]:
-        return ([column >= self.since] if self.since else []) + ([column < self.until] if self.until else [])
+        # In UTC, as times are stored: SQLite keeps a datetime's wall time and drops its zone.
+        return ([column >= self.since.astimezone(timezone.utc)] if self.since else []) + (
+            [column < self.until.astimezone(timezone.utc)] if self.until else [])
 
 
 @dataclass(frozen=True)
