@@ -8,6 +8,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from ocr.review.dashboard import dashboard as dashboard_figures
 from ocr.review.exports import crops_zip, results_csv, results_jsonl, verified
+from ocr.review.search import AuditFilter
 from ocr.web.auth import guard
 from ocr.web.filters import audit_filter
 from ocr.web.i18n import ACTION_LABELS, translate
@@ -46,4 +47,5 @@ async def audit(request: Request) -> Response:
     reviews = reviews_of(request)
     pager = Pager.of(request, AUDIT_PAGE, reviews.audit_size(found))
     return render(request, "audit.html", entries=reviews.audit(pager.size, offset=pager.offset, found=found),
-                  pager=pager, users=[a.name for a in reviews.accounts()], actions=ACTION_LABELS, error=error)
+                  pager=pager, filtered=found != AuditFilter(), users=[a.name for a in reviews.accounts()],
+                  actions=ACTION_LABELS, error=error)

@@ -44,7 +44,8 @@ async def submissions(request: Request) -> Response:
     reviews = reviews_of(request)
     pager = Pager.of(request, QUEUE_PAGE, reviews.submissions_size(found))
     return render(request, "submissions.html", items=reviews.submissions(pager.size, pager.offset, found),
-                  pager=pager, statuses=SHOWN_STATUSES, reviewers=_reviewers(request), error=error)
+                  pager=pager, filtered=found != SubmissionFilter(), statuses=SHOWN_STATUSES,
+                  reviewers=_reviewers(request), error=error)
 
 
 def _expr(node: Expr, known: dict) -> dict[str, Any]:

@@ -40,6 +40,7 @@ INDONESIAN = {
     "/upload": ("Unggah foto satu TPS", "Foto halaman-halaman", "Unggah dan baca", "Keluar"),
     "/submissions/{sid}": ("pemeriksaan", "Aturan yang tidak terpenuhi", "foto asli", "diunggah oleh"),
     "/queue": ("Antrean pemeriksaan", "Hasil terverifikasi (CSV)", "isian untuk diperiksa", "WIB"),
+    "/submissions": ("Kiriman", "Cari TPS", "Wilayah (awal nama TPS)", "diverifikasi oleh", "Menampilkan 1-1 dari 1."),
     "/review/{sid}": ("Isian yang perlu diperiksa", "Verifikasi dan kunci", "aturan wajib", "pembaca:", "Riwayat"),
     "/dashboard": ("Dasbor", "Mengapa isian perlu diperiksa", "wilayah", "aturan formulir tidak terpenuhi"),
     "/audit": ("Log audit", "tindakan", "masuk"),

@@ -3,8 +3,8 @@
 The flow of the issue: an operator logs in and uploads the photos of a synthetic TPS (the slip sample,
 read for real), sees the preview; a reviewer opens the queue, corrects two fields with the keyboard only
 (the live rule check turns green), saves with Enter, verifies with Enter, and exports. With
-FORMC_SCREENSHOTS=1 it writes docs/img/web-preview.png, docs/img/web-review.png and docs/img/web-users.png for
-the README.
+FORMC_SCREENSHOTS=1 it writes docs/img/web-preview.png, docs/img/web-review.png, docs/img/web-users.png and the
+phone-width docs/img/web-queue-phone.png and docs/img/web-dashboard-phone.png for the README.
 Skips when Playwright or a chromium binary is missing (Makefile's `test` installs Debian's chromium).
 """
 
@@ -24,6 +24,7 @@ from ocr.db.store import default_url
 from ocr.review.accounts import hash_password
 from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
+from tests.db.test_store import tally
 from tests.web.conftest import PASSWORD, served
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install formc[test])")
@@ -72,6 +73,14 @@ def log_in(page, base: str, name: str, password: str = PASSWORD) -> None:
     page.wait_for_url(lambda url: "/login" not in url)
 
 
+def wait_for_images(images) -> None:
+    """Waits until every image `images` locates has loaded, and checks that none is broken. By expect's own polling:
+    a string predicate (`wait_for_function("...")`) is eval'd in the page, which the app's CSP refuses (EvalError)."""
+    for image in images.all():
+        sync_api.expect(image).to_have_js_property("complete", True)
+        assert image.evaluate("i => i.naturalWidth") > 0, image
+
+
 def tab_to(page, element_id: str, limit: int = 80) -> None:
     """Presses Tab until the element has the focus: how a keyboard user gets there."""
     for _ in range(limit):
@@ -99,8 +108,8 @@ def test_upload_preview_review_with_the_keyboard_verify_export(server, browser):
     assert page.locator("h1 .badge.review").is_visible()
     assert page.get_by_text("suara_sah = sum(suara_paslon_#) + sum(suara_kolom_kosong)").is_visible()
     assert page.get_by_text("A. Jumlah seluruh suara sah = Jumlah suara sah (1)").is_visible()  # the rule in words
-    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     assert page.locator("figure.page img").count() == 3
+    wait_for_images(page.locator("img"))
     print(f"upload to preview: {seconds:.1f} s")
     if SCREENSHOTS:
         page.screenshot(path=str(REPO / "docs" / "img" / "web-preview.png"))
@@ -113,7 +122,7 @@ def test_upload_preview_review_with_the_keyboard_verify_export(server, browser):
     page.goto(f"{base}/queue")
     page.click(f"a[href='/review/{submission_id}']")
     page.wait_for_url(f"{base}/review/{submission_id}")
-    page.wait_for_function("[...document.querySelectorAll('.crops img')].every(i => i.complete && i.naturalWidth > 0)")
+    wait_for_images(page.locator(".crops img"))
     summary = page.locator("#rules-summary")
     assert "tidak terpenuhi" in summary.inner_text()
     assert page.evaluate("document.activeElement.id") == "v-pengguna_dpt_l"  # the first flagged field has the focus
@@ -188,4 +197,29 @@ def test_the_admin_resets_a_password_that_works_once_shown(server, browser):
     page.wait_for_url(lambda url: "/login" in url)
     log_in(page, base, "budi", password)
     assert page.url == f"{base}/upload"
+    context.close()
+
+
+def test_queue_list_and_dashboard_fit_a_phone(server, browser):
+    """At 390 px wide (a phone) the queue, the list of submissions and the dashboard scroll only downwards: a long
+    list's rows stack, a wide table scrolls inside its own box."""
+    base, reviews = server
+    statuses = ["review", "review", "ok", "rejected", "review", "incomplete"]
+    reviews.store.save_many(tally(status).model_copy(update={
+        "submission": f"kab-bandung-barat/kec-cipongkor/desa-sirnagalih/tps-{n + 1:03d}", "photos_key": f"{n:064x}"})
+        for n, status in enumerate(statuses))
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    log_in(page, base, "rina")
+    for path, shot in [("/queue", "web-queue-phone.png"), ("/submissions?region=kab-bandung-barat", None),
+                       ("/dashboard", "web-dashboard-phone.png"), ("/audit", None)]:
+        if path == "/audit":
+            log_in(page, base, "ade")
+        page.goto(f"{base}{path}")
+        sync_api.expect(page.locator("main h1")).to_be_visible()
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= 390, path
+        if SCREENSHOTS and shot:
+            page.screenshot(path=str(REPO / "docs" / "img" / shot), full_page=True)
     context.close()
