@@ -44,7 +44,7 @@ class Job:
     submission: str
     started: float
     state: str = "reading"  # reading | done | failed
-    waiting: bool = False  # in this process's queue, not yet being read (LocalReader)
+    taken: bool = False  # a reading thread has it (LocalReader): no longer waits in the queue
     submission_id: int | None = None
     finished: float | None = None
     error: str = ""
@@ -84,16 +84,8 @@ class Reader:
             return self._jobs.get(job_id)
 
     def ahead(self, job_id: str) -> int:
-        """How many uploads, sent earlier and not finished, a waiting job waits for (0 once it is being read)."""
-        with self._lock:
-            if not self._jobs[job_id].waiting:
-                return 0
-            earlier = itertools.takewhile(lambda other: other != job_id, self._jobs)  # jobs are kept in sending order
-            return sum(1 for other in earlier if self._jobs[other].state == "reading")
-
-    def _set_waiting(self, job_id: str, waiting: bool) -> None:
-        with self._lock:
-            self._jobs[job_id].waiting = waiting
+        """How many uploads a job waits for before it is read; 0 where this process cannot tell (the cluster)."""
+        return 0
 
     def close(self) -> None:
         pass
@@ -107,13 +99,13 @@ class LocalReader(Reader):
         self.templates = tuple(load_templates().values())
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
-        self._set_waiting(job_id, True)  # until a thread of the pool takes it
         self._pool.submit(self._run, job_id, submission, photos, user)
 
     def _run(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
-        self._set_waiting(job_id, False)
         sub = SubmissionInput(submission, tuple(PhotoRef(name, str(self.photos.photo_path(sha)), sha256=sha)
                                                 for name, sha in photos))
+        with self._lock:
+            self._jobs[job_id].taken = True
         try:  # read_one never raises; the database may (unreachable, full disk)
             result = read_one(sub, self.templates, BatchSettings(), on_read=self.photos.draw)
             self.store.save(result)
@@ -126,6 +118,14 @@ class LocalReader(Reader):
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def ahead(self, job_id: str) -> int:
+        """The uploads sent earlier and not finished (waiting, or being read) while `job_id` waits for a thread."""
+        with self._lock:
+            if self._jobs[job_id].taken:
+                return 0
+            earlier = itertools.takewhile(lambda other: other != job_id, self._jobs)  # jobs are kept in sending order
+            return sum(1 for other in earlier if self._jobs[other].state == "reading")
 
 
 class ClusterReader(Reader):
