@@ -64,8 +64,9 @@ async def upload(request: Request) -> Response:
         flash(request, translate(request, "These photos were uploaded before: here is their result."))
         return RedirectResponse(f"/submissions/{found.submission_id}", status_code=303)
     if found.kept:
+        kept = ", ".join(n for n, _ in found.photos[:found.kept])
         flash(request, translate(request, "Read together with the photos uploaded before for this TPS: %(photos)s.",
-                                 photos=", ".join(n for n, _ in found.photos[:found.kept])))
+                                 photos=kept))
     job_id = request.app.state.reader.submit(name, found.photos, user, found.replaces)
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
 
