@@ -56,7 +56,8 @@ samples: $(VENV)/.installed-synth
 # The review app's messages (babel.cfg: ocr/ and its page templates, plus the review refusals' classes) merged into its
 # Indonesian catalog; a new message shows in English until its msgstr there is filled in. The app compiles the .po
 # when it starts: nothing to build.
-MESSAGE_KEYWORDS := -k translate:2 -k ReviewError -k Locked -k FourEyes -k LastAdmin -k NoSuchUser
+MESSAGE_KEYWORDS := -k translate:2 -k ReviewError -k Locked -k FourEyes -k LastAdmin -k NoSuchUser -k PhotosElsewhere \
+	-k CompletedByOthers
 messages: $(VENV)/.installed-test
 	mkdir -p out
 	$(VENV)/bin/pybabel -q extract -F babel.cfg $(MESSAGE_KEYWORDS) --no-location --sort-output -o out/messages.pot .

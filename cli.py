@@ -233,7 +233,8 @@ def _batch_ended(console, summary, out: Path, submissions: int) -> None:
               help="local: processes on this machine; celery: the `formc worker`s on --broker")
 @click.option("--broker", help="celery engine: redis://host:6379/0 or amqp://... (the workers' broker)")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="celery engine: the photo store the workers share (the same path as their --store)")
+              help="keep every photo in this photo store, so that `formc serve --store` shows the results with their "
+                   "images; celery engine: the store the workers share (the same path as their --store)")
 def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, previews: Path | None,
           template_id: str | None, model: Path | None, engine: str, broker: str | None, store_dir: Path | None) -> None:
     """Read every submission in INPUT (a folder with one subfolder per TPS, a zip, or a CSV manifest)."""
@@ -276,7 +277,8 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
             read_photos[0] += len(sub.photos) if result is not None else 0  # skipped ones cost no reading
             progress.update(task, advance=len(sub.photos), rate=f"{read_photos[0] / (time.perf_counter() - start):.2f}/s")
 
-        settings = BatchSettings(ReaderSettings(template_id=template_id, model=model), previews)
+        settings = BatchSettings(ReaderSettings(template_id=template_id, model=model), previews,
+                                 store_dir if engine == "local" else None)  # the cluster's submitter stores them
         if engine == "celery":
             from ocr.run.cluster import ClusterEngine
 

@@ -37,6 +37,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -298,9 +299,16 @@ class ResultStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def save(self, result: SubmissionResult) -> None:
-        """Stores `result`, replacing whatever was stored under its (submission, photos_key)."""
-        self.save_many([result])
+    def save(self, result: SubmissionResult, replaces: int | None = None) -> None:
+        """Stores `result`, replacing whatever was stored under its (submission, photos_key). `replaces`: the id of a
+        row of the same submission read from fewer photos (the review app completing a TPS with a page uploaded
+        later); that row takes the result's photos_key first, so it keeps its id, review state, corrections and log."""
+        with self._usable("cannot save in the results database"), Session(self.engine) as session, session.begin():
+            if replaces is not None:
+                session.execute(update(SubmissionRow).where(SubmissionRow.id == replaces,
+                                                            SubmissionRow.submission == result.submission)
+                                .values(photos_key=result.photos_key))
+            self._replace(session, result)
 
     def save_many(self, results: Iterable[SubmissionResult]) -> None:
         """Stores every result in one transaction: all of them or, on an error, none."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -64,6 +65,7 @@ class FieldCandidates:
         return self.values[0] if self.values else None
 
 
+@lru_cache(maxsize=1 << 16)  # the candidates of every field ask again for the same few thousand strings
 def read_string(classes: tuple[int, ...]) -> int | None:
     """The number a string of box classes reads as (see module docstring); None when malformed or empty."""
     digits = [c for c in classes if c < 10]
@@ -121,17 +123,18 @@ def value_probability(box_probs: np.ndarray, value: int) -> float:
 def field_candidates(field_id: str, box_probs: np.ndarray) -> FieldCandidates:
     """Candidates of one field from its boxes' (n_boxes, 13) probabilities."""
     rows = box_probs.tolist()  # plain floats: a field's few boxes cost less in Python than in NumPy calls
-    options = []
+    box_classes, box_probs_kept = [], []
     for probs in rows:
         order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)[:MAX_PER_BOX]
-        options.append([(c, probs[c]) for c in order if probs[c] >= MIN_BOX_P])  # the top class is >= 1/13
+        kept = [c for c in order if probs[c] >= MIN_BOX_P]  # the top class is >= 1/13
+        box_classes.append(kept)
+        box_probs_kept.append([probs[c] for c in kept])
     best_string: dict[int, tuple[float, tuple[int, ...]]] = {}
-    for combo in itertools.product(*options):
-        classes = tuple(c for c, _ in combo)
+    for classes, qs in zip(itertools.product(*box_classes), itertools.product(*box_probs_kept)):
         value = read_string(classes)
         if value is None:
             continue
-        p = math.prod(q for _, q in combo)
+        p = math.prod(qs)
         if p > best_string.get(value, (-1.0, ()))[0]:
             best_string[value] = (p, classes)
     empty = _empty(box_probs)

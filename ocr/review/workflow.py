@@ -23,8 +23,9 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from ocr.db.store import AuditRow, CorrectionRow, FieldRow, ReviewRow, SubmissionRow, UserRow
+from ocr.db.store import AuditRow, CorrectionRow, FieldRow, PageRow, ReviewRow, SubmissionRow, UserRow
 from ocr.db.uploads import record_upload, submission_id_of
+from ocr.reader.reasons import FindingCode
 from ocr.record import SubmissionResult
 from ocr.review.accounts import Accounts, User
 from ocr.review.audit import record, utc
@@ -100,6 +101,11 @@ class SubmissionView:
         return {f: corrected[f].new_value if f in corrected else r.value for f, r in self.result.fields.items()}
 
     @property
+    def missing_pages(self) -> list[str]:
+        """The numbers of the form's pages no photo shows (`missing_page` findings; a detail starts with its number)."""
+        return [r.detail.split(" ", 1)[0] for r in self.result.reasons if r.code == FindingCode.MISSING_PAGE]
+
+    @property
     def region(self) -> str:
         return region_of(self.result.submission)
 
@@ -170,6 +176,22 @@ class Reviews(Accounts):
         """Who uploaded the submission (the first uploader stays when the same photos come again); see
         `ocr.db.uploads.record_upload`."""
         record_upload(self.store, submission_id, user.id, photos, upload_id)
+
+    def latest(self, submission: str) -> SubmissionView | None:
+        """The newest stored read of the TPS named `submission`, or None."""
+        with Session(self.engine) as session:
+            submission_id = session.scalar(select(SubmissionRow.id).where(SubmissionRow.submission == submission)
+                                           .order_by(SubmissionRow.id.desc()).limit(1))
+        return self.view(submission_id) if submission_id is not None else None
+
+    def photos_elsewhere(self, shas: set[str], submission: str) -> tuple[int, str] | None:
+        """(id, name) of the first stored submission not named `submission` with any of these photos, or None."""
+        with Session(self.engine) as session:
+            found = session.execute(
+                select(SubmissionRow.id, SubmissionRow.submission).join(PageRow, PageRow.submission_id == SubmissionRow.id)
+                .where(PageRow.sha256.in_(shas), SubmissionRow.submission != submission)
+                .order_by(SubmissionRow.id).limit(1)).first()
+        return tuple(found) if found is not None else None
 
     def view(self, submission_id: int) -> SubmissionView | None:
         result = self.store.get_by_id(submission_id)

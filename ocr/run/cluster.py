@@ -126,8 +126,9 @@ def _read_submission_task(task, payload: dict) -> dict:
             if (crashed := _crashed_record(store, key)) is not None:
                 store.clear_deliveries(*key)
                 return _task_result(crashed)
-        store.save(result)
-        if (upload := payload.get("upload")) is not None:  # from the review app: who uploaded it, as it does locally
+        upload = payload.get("upload")  # from the review app: who uploaded it (and what it completes), as it does locally
+        store.save(result, upload.get("replaces") if upload is not None else None)
+        if upload is not None:
             record_upload(store, submission_id_of(store, *key), upload["user"][0], [p[0] for p in payload["photos"]],
                           upload["id"])
         store.clear_deliveries(*key)

@@ -41,6 +41,7 @@ Drawer = Callable[[SubmissionResult, tuple[FormTemplate, ...], list[np.ndarray |
 class BatchSettings:
     reader: ReaderSettings = ReaderSettings()
     previews: Path | None = None  # write each photo's preview PNG under previews/<submission>/
+    store: Path | None = None  # keep every photo in this photo store (by content), for the review app
 
 
 def read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings: BatchSettings,
@@ -48,7 +49,8 @@ def read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings
              on_read: Drawer | None = None) -> SubmissionResult | None:
     """Read one submission from its files through the door; None when (submission, photos_key) is in `done`.
     Previews go to `preview_out` (see `write_previews`), by default `settings.previews/<submission>/` when that is
-    set. `on_read` draws from the result, the templates and the decoded photos (the review app's images)."""
+    set; the photos go into the photo store `settings.store` when that is set. `on_read` draws from the result, the
+    templates and the decoded photos (the review app's images)."""
     as_folder = preview_out is None  # the batch's previews: always a folder, even for a submission named `y.png`
     if preview_out is None and settings.previews is not None:
         preview_out = submission_folder(settings.previews, sub.submission)
@@ -60,6 +62,13 @@ def read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings
                             f"{type(exc).__name__}: {exc} (traceback in the log)")
     if (sub.submission, photos_key([p.sha256 for p in photos], sub.sources)) in done:
         return None
+    if settings.store is not None:
+        from ocr.run.photo_store import PhotoStore  # drawing libraries load only where photos are kept for review
+
+        keep = PhotoStore(settings.store)
+        for photo in photos:
+            if isinstance(photo.data, bytes):
+                keep.put(photo.data, photo.sha256)
     if preview_out is None and on_read is None:
         return read_submission(photos, templates, settings.reader, sub.submission)
     result, grays = read_submission_and_photos(photos, templates, settings.reader, sub.submission)

@@ -87,6 +87,7 @@ ACTION_LABELS = {
     "user_activate": N_("user activated"), "user_deactivate": N_("user deactivated"),
     "user_set_role": N_("role changed"), "user_reset_password": N_("password reset"),
     "user_change_password": N_("own password changed"),
+    "upload_conflict": N_("upload refused: the photos of another TPS"),
 }
 ROLE_LABELS = {"operator": N_("operator"), "reviewer": N_("reviewer"), "admin": N_("admin")}
 

@@ -58,8 +58,9 @@ class Reader:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, submission: str, photos: list[tuple[str, str]], user: User) -> str:
-        """Reads the stored photos [(name, sha256)] as one submission uploaded by `user`; the job id."""
+    def submit(self, submission: str, photos: list[tuple[str, str]], user: User, replaces: int | None = None) -> str:
+        """Reads the stored photos [(name, sha256)] as one submission uploaded by `user`; the job id. `replaces`: the
+        stored submission this read completes (`ResultStore.save`)."""
         job_id = secrets.token_urlsafe(16)
         with self._lock:
             now = time.time()
@@ -67,10 +68,11 @@ class Reader:
                         if (j.finished and now - j.finished > KEEP_JOBS_S) or now - j.started > GIVE_UP_JOBS_S]:
                 del self._jobs[old]
             self._jobs[job_id] = Job(owner=user.id, submission=submission, started=now)
-        self._start(job_id, submission, photos, user)
+        self._start(job_id, submission, photos, user, replaces)
         return job_id
 
-    def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
+    def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User,
+               replaces: int | None) -> None:
         raise NotImplementedError
 
     def _finish(self, job_id: str, submission_id: int | None, error: str = "") -> None:
@@ -98,17 +100,19 @@ class LocalReader(Reader):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="formc-read")
         self.templates = tuple(load_templates().values())
 
-    def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
-        self._pool.submit(self._run, job_id, submission, photos, user)
+    def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User,
+               replaces: int | None) -> None:
+        self._pool.submit(self._run, job_id, submission, photos, user, replaces)
 
-    def _run(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
+    def _run(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User,
+             replaces: int | None) -> None:
         sub = SubmissionInput(submission, tuple(PhotoRef(name, str(self.photos.photo_path(sha)), sha256=sha)
                                                 for name, sha in photos))
         with self._lock:
             self._jobs[job_id].taken = True
         try:  # read_one never raises; the database may (unreachable, full disk)
             result = read_one(sub, self.templates, BatchSettings(), on_read=self.photos.draw)
-            self.store.save(result)
+            self.store.save(result, replaces)
             submission_id = self.reviews.id_of(result.submission, result.photos_key)
             self.reviews.record_upload(submission_id, user, [name for name, _ in photos], job_id)
             self._finish(job_id, submission_id)
@@ -138,12 +142,13 @@ class ClusterReader(Reader):
         self.app = make_app(broker)
         self._tasks: dict[str, tuple] = {}  # job id -> its AsyncResult, submission and photos_key, while reading
 
-    def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User) -> None:
+    def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User,
+               replaces: int | None) -> None:
         from ocr.run.cluster import OUTAGES, payload, send
 
         message = payload(submission, [[name, str(self.photos.photo_path(sha)), None] for name, sha in photos],
                           [sha for _, sha in photos], draw=True)
-        message["upload"] = {"id": job_id, "user": [user.id, user.name, user.role]}
+        message["upload"] = {"id": job_id, "user": [user.id, user.name, user.role], "replaces": replaces}
         for gone in [k for k in self._tasks if super().job(k) is None]:  # forgotten jobs
             del self._tasks[gone]
         try:

@@ -101,7 +101,7 @@ def statuses(view: SubmissionView) -> dict[str, str]:
 
 def image(path: Path, media_type: str) -> Response:
     if not path.exists():
-        return PlainTextResponse("this image is not in the photo store (read by formc batch, not uploaded here)",
-                                 status_code=404)
+        return PlainTextResponse("this image cannot be drawn: its photos are not in the photo store (read by formc "
+                                 "batch without --store)", status_code=404)
     # Private: only the logged-in browser may keep it.
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})

@@ -4,35 +4,23 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import PurePath
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from ocr.record import photos_key
 from ocr.review.accounts import User
+from ocr.review.errors import ReviewError
+from ocr.review.intake import Stored, intake, photo_name
 from ocr.run.inputs import MAX_PHOTO_BYTES
 from ocr.run.photo_store import sniff
 from ocr.web.auth import guard
 from ocr.web.i18n import translate
-from ocr.web.pages import UPLOADERS, flash, render, reviews_of
+from ocr.web.pages import UPLOADERS, explained, flash, render, reviews_of
 
 MAX_PHOTOS = 6  # the pages of one TPS (3 for the KWK forms, 2 for PPWP) and a few retakes
 MAX_UPLOAD_BYTES = MAX_PHOTOS * 20 * 2**20  # refused before it is read (phone JPEGs are 3-8 MB)
 SUBMISSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,60}(/[A-Za-z0-9][A-Za-z0-9._ -]{0,60}){0,3}")
-
-
-def _photo_name(filename: str, taken: set[str]) -> str:
-    """A printable name for an uploaded file, unique within the upload (phones send every photo as image.jpg)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", PurePath(filename.replace("\\", "/")).name)[:80].strip("._") or "photo"
-    name, n = stem, 2
-    while name in taken:
-        base, dot, ext = stem.rpartition(".")
-        name = f"{base}-{n}.{ext}" if dot else f"{stem}-{n}"
-        n += 1
-    taken.add(name)
-    return name
 
 
 @guard(*UPLOADERS)
@@ -66,16 +54,20 @@ async def upload(request: Request) -> Response:
         if sniff(data[:32]) is None:
             return refuse(translate(request, "%(file)s: not a photo (JPEG, PNG, WebP or HEIC). Take a photo of the "
                                     "page and send that.", file=f.filename), 415)
-        photos.append((_photo_name(f.filename, taken), request.app.state.photos.put(data)))
-    # The same photos again, under this name or else another TPS's: the stored read stands, nothing is read twice
-    # (nor kept for a second TPS: the page shows whose photos they are).
-    key = photos_key([sha for _, sha in photos], [n for n, _ in photos])
-    existing = reviews.id_of(name, key) or reviews.id_of(None, key)
-    if existing is not None:
-        reviews.record_upload(existing, user, [n for n, _ in photos])
+        photos.append((photo_name(f.filename, taken), request.app.state.photos.put(data)))
+    try:
+        found = intake(reviews, user, name, photos)
+    except ReviewError as refusal:  # the photos of another TPS, or another operator's TPS to complete
+        return refuse(explained(request, refusal), 409)
+    if isinstance(found, Stored):  # the stored read stands: nothing is read twice
+        reviews.record_upload(found.submission_id, user, [n for n, _ in photos])
         flash(request, translate(request, "These photos were uploaded before: here is their result."))
-        return RedirectResponse(f"/submissions/{existing}", status_code=303)
-    job_id = request.app.state.reader.submit(name, photos, user)
+        return RedirectResponse(f"/submissions/{found.submission_id}", status_code=303)
+    if found.kept:
+        kept = ", ".join(n for n, _ in found.photos[:found.kept])
+        flash(request, translate(request, "Read together with the photos uploaded before for this TPS: %(photos)s.",
+                                 photos=kept))
+    job_id = request.app.state.reader.submit(name, found.photos, user, found.replaces)
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
 
 

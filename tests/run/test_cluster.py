@@ -308,7 +308,8 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
 
 def test_the_review_app_hands_uploads_to_the_cluster(tmp_path: Path, redis_url: str) -> None:
     """`formc serve --broker`: an upload is read by a worker (not the web process), which draws the review images
-    into the shared store and records the uploader; the page shows what a local read gives."""
+    into the shared store and records the uploader; a later upload of the pages missing completes the same submission;
+    the page shows what a local read of them all gives."""
     from starlette.testclient import TestClient
 
     from ocr.db.store import default_url
@@ -322,11 +323,14 @@ def test_the_review_app_hands_uploads_to_the_cluster(tmp_path: Path, redis_url: 
     try:
         with TestClient(app) as client:
             app.state.reviews.add_user("olga", "operator", hash_password(PASSWORD))
-            submission_id = wait_for_submission(client, upload(client, log_in(client, "olga"), "kab-x/tps-0001", SAMPLE))
+            csrf = log_in(client, "olga")
+            submission_id = wait_for_submission(client, upload(client, csrf, "kab-x/tps-0001", SAMPLE, "page-1.jpg"))
+            assert app.state.reviews.view(submission_id).result.status == "incomplete"
+            assert wait_for_submission(client, upload(client, csrf, "kab-x/tps-0001", SAMPLE, "page-[23].jpg")) == submission_id
             view = app.state.reviews.view(submission_id)
             assert view.uploaded_by is not None and view.uploaded_by.name == "olga"
             uploads = [e for e in app.state.reviews.audit(submission_id=submission_id) if e["action"] == "upload"]
-            assert len(uploads) == 1
+            assert len(uploads) == 2
             for n in range(3):  # drawn by the worker into the shared store
                 image = client.get(f"/submissions/{submission_id}/page-{n}.jpg")
                 assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"
