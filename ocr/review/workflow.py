@@ -247,9 +247,10 @@ class Reviews(Accounts):
         return self._listed(limit, offset, found.where(), SubmissionRow.id.desc())
 
     def submissions_size(self, found: SubmissionFilter = SubmissionFilter()) -> int:
+        """How many stored submissions `found` matches."""
         return self._count(found.where())
 
-    def _listed(self, limit: int, offset: int, where: list, *order: Any) -> list[QueueItem]:
+    def _listed(self, limit: int, offset: int, where: list[Any], *order: Any) -> list[QueueItem]:
         """Submissions with their review rows and flagged fields where `where` holds, in `order`, one page of them."""
         verifier = aliased(UserRow)
         query = (select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status, _N_FLAGGED, _LOWEST,
@@ -262,7 +263,7 @@ class Reviews(Accounts):
             return [QueueItem(i, name, status, flagged_, float(low), utc(at), state or "open", verified_by)
                     for i, name, status, flagged_, low, at, state, verified_by in session.execute(query)]
 
-    def _count(self, where: list) -> int:
+    def _count(self, where: list[Any]) -> int:
         query = (select(func.count()).select_from(SubmissionRow)
                  .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id).where(*where))
         with Session(self.engine) as session:

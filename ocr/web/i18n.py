@@ -80,7 +80,8 @@ REASON_LABELS = {
     "worker_crashed": N_("server error"),
 }
 ACTION_LABELS = {
-    "upload": N_("upload"), "correct": N_("correction"), "verify": N_("verified"), "verify_refused": N_("verification refused"),
+    "upload": N_("upload"), "correct": N_("correction"), "verify": N_("verified"),
+    "verify_refused": N_("verification refused"),
     "reopen": N_("reopened"), "export": N_("export"), "login": N_("log-in"), "logout": N_("log-out"),
     "login_failed": N_("failed log-in"), "login_locked": N_("account locked"),
     "login_throttled": N_("log-in refused (too many failures)"), "user_add": N_("user added"),
