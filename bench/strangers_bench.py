@@ -63,13 +63,19 @@ def _init(bank: GlyphBank) -> None:
     cv2.setNumThreads(1)
 
 
+def write_one_tps(set_name: str, template_id: str, index: int, inconsistent: bool, out: Path) -> dict:
+    """TPS `index` of `set_name` synthesised with the worker's bank into `out` (a folder with truth.json and its
+    12 MP phone photos); its truth."""
+    style = OWN_HANDS if set_name == "strangers" else ()
+    job = SynthJob(template_id, 1, out, seed=SEEDS[set_name], profile="phone", style=style, megapixels=12.0)
+    return synthesize_tps(get_template(template_id), index, job, _bank, inconsistent)
+
+
 def read_one_tps(set_name: str, template_id: str, index: int, inconsistent: bool,
                  model: Path | None = None) -> tuple[dict, object]:
     """Synthesise TPS `index` with the worker's bank, read its photos (floor off); (truth, read) without photos."""
-    style = OWN_HANDS if set_name == "strangers" else ()
     with tempfile.TemporaryDirectory(prefix="formc-strangers-") as tmp:
-        job = SynthJob(template_id, 1, Path(tmp), seed=SEEDS[set_name], profile="phone", style=style, megapixels=12.0)
-        truth = synthesize_tps(get_template(template_id), index, job, _bank, inconsistent)
+        truth = write_one_tps(set_name, template_id, index, inconsistent, Path(tmp))
         folder = Path(tmp) / truth["submission"]
         photos = [PhotoInput(name, (folder / name).read_bytes(), f"{i:064x}")
                   for i, name in enumerate(truth["pages"].values())]
