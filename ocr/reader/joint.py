@@ -47,8 +47,8 @@ class _Undecided(Exception):
 class _Budget:
     """What is left of the moves (a state expanded, each option tried from it) a submission's searches may make."""
 
-    def __init__(self, states: float) -> None:
-        self.left = states
+    def __init__(self, moves: float) -> None:
+        self.left = moves
 
     def spend(self, moves: int) -> None:
         self.left -= moves
