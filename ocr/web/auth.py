@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from ocr.review.accounts import User
+from ocr.web.i18n import translate
 
 FORM_MAX_FILES = 10  # more than the photos of a TPS (ocr/web/routes_upload.py MAX_PHOTOS says how many are taken)
 FORM_MAX_FIELDS = 200  # the review form: one input per field of the largest template, and a few more
@@ -96,12 +97,13 @@ def guard(*roles: str, login: bool = True) -> Callable[[Endpoint], Endpoint]:
             request.state.user = user
             if login and user is None:
                 if request.method != "GET":
-                    return PlainTextResponse("log in first", status_code=401)
+                    return PlainTextResponse(translate(request, "Log in first."), status_code=401)
                 return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
             if roles and (user is None or user.role not in roles):
-                return PlainTextResponse("your role may not open this page", status_code=403)
+                return PlainTextResponse(translate(request, "Your role may not open this page."), status_code=403)
             if request.method not in ("GET", "HEAD") and not await _csrf_ok(request):
-                return PlainTextResponse("missing or wrong CSRF token: reload the page and try again", status_code=403)
+                return PlainTextResponse(translate(request, "The form has expired: reload the page and try again."),
+                                         status_code=403)
             return await endpoint(request)
 
         return guarded

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ocr.web.i18n import translate
 
 # Pages load only this app's own files: no inline script, no other origin, no framing.
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
@@ -27,7 +30,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PlainTextResponse(f"the upload is over {self.max_bytes // 2**20} MB: send fewer or smaller photos",
+        too_large = PlainTextResponse(translate(Request(scope), "The upload is over %(mb)s MB: send fewer or smaller "
+                                                "photos.", mb=self.max_bytes // 2**20),
                                       status_code=413, headers={"Connection": "close"})
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):

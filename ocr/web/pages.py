@@ -99,9 +99,9 @@ def statuses(view: SubmissionView) -> dict[str, str]:
     return {f: "corrected" if f in corrected else r.status for f, r in view.result.fields.items()}
 
 
-def image(path: Path, media_type: str) -> Response:
+def image(request: Request, path: Path, media_type: str) -> Response:
     if not path.exists():
-        return PlainTextResponse("this image cannot be drawn: its photos are not in the photo store (read by formc "
-                                 "batch without --store)", status_code=404)
+        return PlainTextResponse(translate(request, "This image cannot be drawn: its photos are not in the photo store "
+                                                    "(read by formc batch without --store)."), status_code=404)
     # Private: only the logged-in browser may keep it.
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})

@@ -10,6 +10,7 @@ from ocr.review.workflow import SubmissionView
 from ocr.run.photo_store import FIELD_ID, SHA, sniff
 from ocr.templates.catalog import load_templates
 from ocr.web.auth import guard
+from ocr.web.i18n import translate
 from ocr.web.pages import REVIEWERS, UPLOADERS, image, render, statuses, view_for
 
 
@@ -36,14 +37,14 @@ async def field_image(request: Request) -> Response:
         return view
     field_id, kind = request.path_params["field_id"], request.path_params["kind"]
     if kind not in ("boxes", "region") or not FIELD_ID.fullmatch(field_id) or field_id not in view.result.fields:
-        return PlainTextResponse("no such image", status_code=404)
+        return PlainTextResponse(translate(request, "No such image."), status_code=404)
     return await _drawn(request, view, f"{kind}-{field_id}.jpg")
 
 
 async def _drawn(request: Request, view: SubmissionView, name: str) -> Response:
     """A drawn image of the submission; a read that drew none (a batch's) is drawn now, off the event loop."""
     path = await run_in_threadpool(request.app.state.photos.drawn, view.result, tuple(load_templates().values()), name)
-    return image(path, "image/jpeg")
+    return image(request, path, "image/jpeg")
 
 
 @guard(*UPLOADERS)
@@ -53,10 +54,10 @@ async def photo(request: Request) -> Response:
         return view
     sha = request.path_params["sha"]
     if not SHA.fullmatch(sha) or sha not in {p.sha256 for p in view.result.pages}:
-        return PlainTextResponse("no such photo in this submission", status_code=404)
+        return PlainTextResponse(translate(request, "No such photo in this submission."), status_code=404)
     path = request.app.state.photos.photo_path(sha)
     if not path.exists():
-        return image(path, "")
+        return image(request, path, "")
     with path.open("rb") as f:
         media_type = sniff(f.read(32))
-    return image(path, media_type or "application/octet-stream")
+    return image(request, path, media_type or "application/octet-stream")

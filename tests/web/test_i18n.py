@@ -26,6 +26,7 @@ from ocr.review.accounts import hash_password
 from ocr.review.throttle import ACCOUNT_LIMIT
 from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
+from ocr.web.routes_upload import MAX_UPLOAD_BYTES
 from tests.web.conftest import PASSWORD, csrf_of, log_in
 from tests.web.test_web import SAMPLES, upload, wait_for_submission
 
@@ -117,6 +118,22 @@ def test_the_refusal_pages_are_in_indonesian(site, tmp_path):
         response = client.post("/login", data={"name": "rudi", "password": "guess", "csrf": csrf_of(client.get("/login").text)})
     assert response.status_code == 503 and "Basis data hasil tidak dapat digunakan saat ini" in response.text
     assert not english_on(response.text)
+
+
+def test_the_plain_answers_of_the_guards_are_in_indonesian(site):
+    """What a browser shows when no page can be drawn: not logged in, a role that may not, an expired form, a photo
+    not in this submission, an upload over the limit."""
+    admin, submission_id, _ = site
+    admin.app.state.reviews.add_user("budi", "operator", hash_password(PASSWORD))  # olga may be locked out by now
+    with TestClient(admin.app) as client:
+        assert client.post("/upload", data={}).text == "Masuk terlebih dahulu."
+        csrf = log_in(client, "budi")
+        assert client.get("/admin/users").text == "Peran Anda tidak boleh membuka halaman ini."
+        assert client.post("/account/password", data={"csrf": "stale"}).text.startswith("Formulir sudah kedaluwarsa")
+        assert admin.get(f"/submissions/{submission_id}/photos/{'0' * 64}").text == "Foto ini tidak ada dalam kiriman ini."
+        big = client.post("/upload", content=bytes(MAX_UPLOAD_BYTES + 1),
+                          headers={"content-type": "multipart/form-data; boundary=x", "x-csrf-token": csrf})
+    assert big.status_code == 413 and big.text.startswith("Unggahan lebih dari")
 
 
 def test_english_is_a_switch_away_and_stays_chosen(site):
