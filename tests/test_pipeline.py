@@ -33,7 +33,7 @@ def test_a_clean_submission_reads_right_or_flags(tps):
     result = read(photos)
     assert result.template == "kwk-walikota-2" and result.status in ("ok", "review")
     assert [p.page for p in result.pages] == [1, 2, 3] and all(p.status == "read" for p in result.pages)
-    assert all(len(p.geometry.boxes) > 0 for p in result.pages) and result.schema_version == 3
+    assert all(len(p.geometry.boxes) > 0 for p in result.pages) and result.schema_version == 4
     assert result.reader_version.templates == {"kwk-walikota-2": get_template("kwk-walikota-2").version}
     fields = result.fields
     assert fields.keys() == get_template("kwk-walikota-2").fields.keys()
