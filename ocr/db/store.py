@@ -385,7 +385,7 @@ class ResultStore:
                  .join(PageRow, PageRow.submission_id == SubmissionRow.id)
                  .where(PageRow.photo_hash.is_not(None), PageRow.page.is_not(None), SubmissionRow.template.is_not(None)))
         with self._usable("cannot read the results database"), Session(self.engine) as session:
-            return list(session.execute(query).tuples())
+            return [tuple(row) for row in session.execute(query)]
 
     def count_by_status(self) -> dict[str, int]:
         """Stored submissions per status (ok, review, incomplete, rejected, error); statuses with none are left out."""

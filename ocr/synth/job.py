@@ -84,6 +84,22 @@ def write_sheet(template: FormTemplate, page_number: int, values: dict[str, int]
                       bank, rng, tally_style), scale
 
 
+def sheet_photos(template: FormTemplate, index: int, seed: int, profile: CameraProfile, bank: GlyphBank,
+                 shots: int = 2) -> list[tuple[int, list[bytes]]]:
+    """(page number, JPEGs) for each page of a TPS filled once and photographed `shots` times, each with a camera plan
+    of its own (pose, frame, bend, light, blur, noise, JPEG quality): the same sheets re-photographed. No truth."""
+    rng = tps_stream(seed, index, template)
+    values, style, tally_style = realistic_values(template, rng), WriterStyle.random(rng), TallyStyle.random(rng)
+    out = []
+    for page in template.pages:
+        plans = [plan_photo(profile, template.page_size_mm, rng) for _ in range(shots)]
+        finest = max(plans, key=lambda plan: plan.px_per_mm(template.page_size_mm))  # drawn once, fine enough for all
+        written, scale = write_sheet(template, page.number, values, style, tally_style, bank, finest, rng)
+        out.append((page.number, [photograph(written.image, scale, template.page_size_mm, plan, profile, rng)[0]
+                                  for plan in plans]))
+    return out
+
+
 def synthesize_tps(template: FormTemplate, index: int, job: SynthJob, bank: GlyphBank, inconsistent: bool) -> dict:
     """Write one TPS folder (page-<n>.jpg + truth.json) and return its truth."""
     rng = tps_stream(job.seed, index, template)
