@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 
@@ -52,10 +53,13 @@ def sheets_of(index: int, seed: int, profile: str) -> list[tuple[str, int, list[
             for number, shots in sheet_photos(template, index, seed, PROFILES[profile], glyphs())]
 
 
-def distances(sheets: list[tuple[str, int, list[str | None]]]) -> tuple[dict[str, list[int]], list[int], int]:
-    """Positive distances by kind, negative distances, and the pairs left out because a photo was refused."""
+def distances(sheets: list[tuple[str, int, list[str | None]]]
+              ) -> tuple[dict[str, list[int]], dict[tuple[str, int], list[int]], int]:
+    """Positive distances by kind, negative distances by template page, and the pairs left out because a photo was
+    refused."""
     positives: dict[str, list[int]] = {"re-photographed": [], "re-compressed": []}
-    negatives, refused = [], 0
+    negatives: dict[tuple[str, int], list[int]] = defaultdict(list)
+    refused = 0
     for _, _, (first, second, copy) in sheets:
         for kind, other in (("re-photographed", second), ("re-compressed", copy)):
             if first is None or other is None:
@@ -68,7 +72,7 @@ def distances(sheets: list[tuple[str, int, list[str | None]]]) -> tuple[dict[str
                 if a is None or b is None:
                     refused += 1
                 else:
-                    negatives.append(hash_distance(a, b))
+                    negatives[(t1, p1)].append(hash_distance(a, b))
     return positives, negatives, refused
 
 
@@ -85,7 +89,7 @@ def main() -> None:
                                         itertools.repeat(args.profile)) for s in tps]
     positives, negatives, refused = distances(sheets)
     every_positive = np.array(positives["re-photographed"] + positives["re-compressed"])
-    negative = np.array(negatives)
+    negative = np.concatenate([np.array(v) for v in negatives.values()])
     print(f"{len(sheets)} sheets of {args.count} TPS ({args.profile}, seed {args.seed}), "
           f"{time.perf_counter() - start:.0f} s with {args.workers} workers; pairs left out (a photo refused): {refused}")
     for kind, values in positives.items():
@@ -93,6 +97,8 @@ def main() -> None:
               f"max {max(values)} (of {HASH_BITS})")
     print(f"negatives (two sheets, same template page): {len(negative)} pairs, bits differing: min {negative.min()}, "
           f"1st percentile {np.percentile(negative, 1):.0f}, median {np.median(negative):.0f}")
+    for (template, page), values in sorted(negatives.items()):
+        print(f"  {template} page {page}: {len(values)} pairs, min {min(values)}, median {np.median(values):.0f}")
     print("\nthreshold (bits) | true positive rate | false positive rate")
     for threshold in range(0, 105, 8):
         print(f"{threshold:>16} | {np.mean(every_positive <= threshold):>18.4f} | {np.mean(negative <= threshold):.5f}")
