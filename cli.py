@@ -358,6 +358,50 @@ def evaluate(results: Path, truth_dir: Path) -> None:
 
 
 @main.command()
+@click.argument("results", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--db", "db_url", help="read the pages from this results database instead of a RESULTS.jsonl")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per pair instead of a table")
+@click.option("--max-bits", type=click.IntRange(0, 256), default=None,
+              help="most differing bits of one sheet's two photos (default: the threshold bench/photo_hash.py chose)")
+def integrity(results: Path | None, db_url: str | None, as_json: bool, max_bits: int | None) -> None:
+    """Pages of different submissions that show the same sheet (a photo re-taken or re-compressed under another TPS),
+    from a batch's RESULTS.jsonl or a results database; nearest first."""
+    from ocr.reader.page_hash import SAME_SHEET_BITS
+    from ocr.run.same_sheet import HashedPage, hashed_pages, same_sheets
+
+    if (results is None) == (db_url is None):
+        raise click.UsageError("give either RESULTS.jsonl or --db URL")
+    if db_url is not None:
+        from ocr.db.store import ResultStore, StoreUnavailable
+
+        try:
+            with ResultStore(db_url) as store:
+                pages = [HashedPage(*row) for row in store.page_hashes()]
+        except StoreUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        from ocr.eval.score import load_results
+
+        pages = list(hashed_pages(load_results(results)))
+    pairs = same_sheets(pages, SAME_SHEET_BITS if max_bits is None else max_bits)
+    if as_json:
+        for pair in pairs:
+            click.echo(json.dumps({"bits": pair.bits, "template": pair.first.template, "page": pair.first.page,
+                                   "first": {"submission": pair.first.submission, "source": pair.first.source},
+                                   "second": {"submission": pair.second.submission, "source": pair.second.source}}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("bits", "template", "page", "submission", "photo", "submission", "photo",
+                  title=f"the same sheet under two submissions: {len(pairs)} pairs among {len(pages)} pages")
+    for pair in pairs:
+        table.add_row(str(pair.bits), pair.first.template, str(pair.first.page), pair.first.submission,
+                      pair.first.source, pair.second.submission, pair.second.source)
+    Console().print(table)
+
+
+@main.command()
 @click.argument("template_id")
 @click.option("--count", type=click.IntRange(1), default=1, show_default=True, help="number of TPS")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)

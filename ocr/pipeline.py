@@ -29,6 +29,7 @@ from ocr.reader.completeness import missing_pages
 from ocr.reader.decode import Photo, decode_photo
 from ocr.reader.digits import CLASSES, DigitClassifier
 from ocr.reader.fields import FieldRead
+from ocr.reader.page_hash import page_hash
 from ocr.reader.reasons import FindingCode, ReasonCode, Refusal
 from ocr.reader.tally import CELL_CLASSES, RowTally
 from ocr.reader.tally import counter as tally_counter
@@ -86,6 +87,7 @@ class PageRead:
     refusal: Refusal | None = None
     alignment: PageAlignment | None = field(default=None, repr=False)
     photo: Photo | None = field(default=None, repr=False)  # the decoded photo, for drawing (12 MP each)
+    photo_hash: str | None = None  # of its handwriting as aligned (ocr/reader/page_hash.py)
 
 
 @dataclass
@@ -185,7 +187,9 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
         pages.append(_align_one(photo, templates, settings, template, pages, timings))
         if pages[-1].alignment is not None:
             template = pages[-1].alignment.template
-            crops.extend(_cut_fields(pages[-1], fields))
+            page_crops = _cut_fields(pages[-1], fields)
+            pages[-1].photo_hash = page_hash(np.array(page_crops))
+            crops.extend(page_crops)
             t = time.perf_counter()
             _count_tallies(pages[-1], fields, settings.threads)
             timings["tally"] += time.perf_counter() - t
@@ -232,7 +236,8 @@ def _page_result(page: PageRead) -> PageResult:
                       status="refused" if refusal is not None else "read",
                       quality=PageQuality(**asdict(alignment.quality)) if alignment is not None else None,
                       errors=[ErrorRecord(code=refusal.code, message=refusal.message)] if refusal is not None else [],
-                      geometry=_geometry(alignment) if alignment is not None and refusal is None else None)
+                      geometry=_geometry(alignment) if alignment is not None and refusal is None else None,
+                      photo_hash=page.photo_hash)
 
 
 def _tally_count(row: RowTally | None) -> TallyCount | None:

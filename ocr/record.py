@@ -24,7 +24,7 @@ from ocr.templates.model import FormTemplate
 SubmissionStatus = Literal["ok", "review", "incomplete", "rejected", "error"]
 SUBMISSION_STATUSES: tuple[str, ...] = get_args(SubmissionStatus)  # in the order summaries list them
 FieldStatus = Literal["ok", "corrected", "review", "unreadable"]
-SCHEMA_VERSION = 3  # 2: typed reasons (code + detail), reader_version, page geometry; 3: tally counts
+SCHEMA_VERSION = 4  # 2: typed reasons (code + detail), reader_version, page geometry; 3: tally counts; 4: page hashes
 
 
 class Reason(BaseModel):
@@ -88,6 +88,10 @@ class PageResult(BaseModel):
     quality: PageQuality | None = None
     errors: list[ErrorRecord] = Field(default_factory=list)
     geometry: PageGeometry | None = Field(None, description="where the template's boxes lie in the photo (read pages)")
+    photo_hash: str | None = Field(None, description="perceptual hash of the page's handwriting as aligned, 64 hex "
+                                                     "digits (256 bits; ocr/reader/page_hash.py): the same sheet "
+                                                     "photographed again differs in few bits; None: not aligned, or "
+                                                     "read before schema 4")
 
 
 class DigitRead(BaseModel):

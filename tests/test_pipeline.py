@@ -33,7 +33,7 @@ def test_a_clean_submission_reads_right_or_flags(tps):
     result = read(photos)
     assert result.template == "kwk-walikota-2" and result.status in ("ok", "review")
     assert [p.page for p in result.pages] == [1, 2, 3] and all(p.status == "read" for p in result.pages)
-    assert all(len(p.geometry.boxes) > 0 for p in result.pages) and result.schema_version == 3
+    assert all(len(p.geometry.boxes) > 0 for p in result.pages) and result.schema_version == 4
     assert result.reader_version.templates == {"kwk-walikota-2": get_template("kwk-walikota-2").version}
     fields = result.fields
     assert fields.keys() == get_template("kwk-walikota-2").fields.keys()
@@ -62,6 +62,22 @@ def test_the_same_page_twice_is_refused_as_wrong_page(tps):
     _, photos = tps
     result = read([photos[0], photos[0]])
     assert result.pages[1].errors[0].code == ReasonCode.WRONG_PAGE
+
+
+def test_page_3_in_page_2s_slot_is_caught_by_its_tag(tps):
+    """The page tag, not the photo's name or place, says which page a photo shows (KawalC1's swapped pages)."""
+    _, photos = tps
+    page_1, _, page_3 = (data for _, data in photos)
+    result = read([("page-1.jpg", page_1), ("page-2.jpg", page_3), ("page-3.jpg", page_3)])
+    assert [(p.source, p.page) for p in result.pages] == [("page-1.jpg", 1), ("page-2.jpg", 3), ("page-3.jpg", 3)]
+    assert result.status == "rejected" and result.pages[2].errors[0].code == ReasonCode.WRONG_PAGE
+    assert [(r.code, r.detail) for r in result.reasons if r.code in (ReasonCode.WRONG_PAGE, FindingCode.MISSING_PAGE)] == [
+        (ReasonCode.WRONG_PAGE, "page-3.jpg"), (FindingCode.MISSING_PAGE, "2")]
+    # Alone in its slot, with page 3's own slot empty: the submission lacks page 2 and says so.
+    alone = read([("page-1.jpg", page_1), ("page-2.jpg", page_3)])
+    assert alone.status == "incomplete" and [p.page for p in alone.pages] == [1, 3]
+    assert [(r.code, r.detail) for r in alone.reasons if r.code == FindingCode.MISSING_PAGE] == [
+        (FindingCode.MISSING_PAGE, "2")]
 
 
 def test_a_bug_in_a_stage_is_an_error_record_with_its_traceback_in_the_log(tps, monkeypatch, caplog):

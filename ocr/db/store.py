@@ -109,6 +109,8 @@ class PageRow(Base):
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     geometry: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # NULL for a page not aligned (and for pages saved before schema 4).
+    photo_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class FieldRow(Base):
@@ -383,6 +385,15 @@ class ResultStore:
         """(submission, photos_key) of every stored submission: what a resumed batch can skip."""
         with Session(self.engine) as session:
             return {(name, key) for name, key in session.execute(select(SubmissionRow.submission, SubmissionRow.photos_key))}
+
+    def page_hashes(self) -> list[tuple[str, str, str, int, str]]:
+        """(submission, source, template, page, photo_hash) of every stored page that has a hash, without loading
+        the records (`formc integrity --db`)."""
+        query = (select(SubmissionRow.submission, PageRow.source, SubmissionRow.template, PageRow.page, PageRow.photo_hash)
+                 .join(PageRow, PageRow.submission_id == SubmissionRow.id)
+                 .where(PageRow.photo_hash.is_not(None), PageRow.page.is_not(None), SubmissionRow.template.is_not(None)))
+        with self._usable("cannot read the results database"), Session(self.engine) as session:
+            return [tuple(row) for row in session.execute(query)]
 
     def count_by_status(self) -> dict[str, int]:
         """Stored submissions per status (ok, review, incomplete, rejected, error); statuses with none are left out."""

@@ -287,3 +287,10 @@ def photograph(page: np.ndarray, scale: float, size_mm: tuple[float, float], pla
         jpeg = _with_exif_orientation(jpeg, _EXIF_ORIENTATION[turns])
         geometry = PhotoGeometry(**{**geometry.__dict__, "exif_orientation": _EXIF_ORIENTATION[turns]})
     return jpeg, geometry
+
+
+def forwarded(jpeg: bytes, scale: float = 0.5, quality: int = 50) -> bytes:
+    """The photo as a messaging app passes it on: scaled by `scale` and JPEG-compressed again at `quality`."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()

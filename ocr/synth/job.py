@@ -17,9 +17,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ocr.synth.camera import PROFILES, CameraProfile, photograph, plan_photo
+from ocr.synth.camera import PROFILES, CameraProfile, PhotoPlan, photograph, plan_photo
 from ocr.synth.handwriting import GlyphBank, load_bank
-from ocr.synth.ink import WriterStyle, write_page
+from ocr.synth.ink import WriterStyle, WrittenPage, write_page
 from ocr.synth.tally import TallyStyle
 from ocr.synth.values import make_inconsistent, realistic_values
 from ocr.templates.catalog import get_template
@@ -69,10 +69,40 @@ def _boxes_px(template: FormTemplate, page_number: int, project: Callable[[np.nd
     return out
 
 
+def tps_stream(seed: int, index: int, template: FormTemplate) -> np.random.Generator:
+    """The random stream of one TPS: its values, hand and photos depend on nothing else."""
+    # The template is part of the stream so that one seed gives unrelated photos for different templates.
+    return np.random.default_rng(np.random.SeedSequence([seed, index, zlib.crc32(template.id.encode())]))
+
+
+def write_sheet(template: FormTemplate, page_number: int, values: dict[str, int], style: WriterStyle,
+                tally_style: TallyStyle, bank: GlyphBank, plan: PhotoPlan, rng: np.random.Generator
+                ) -> tuple[WrittenPage, float]:
+    """The page filled in, drawn a little finer than `plan` photographs it; and that scale, px/mm."""
+    scale = _render_scale(plan.px_per_mm(template.page_size_mm))
+    return write_page(_blank_page(template.id, page_number, scale), template.page(page_number), values, scale, style,
+                      bank, rng, tally_style), scale
+
+
+def sheet_photos(template: FormTemplate, index: int, seed: int, profile: CameraProfile, bank: GlyphBank,
+                 shots: int = 2) -> list[tuple[int, list[bytes]]]:
+    """(page number, JPEGs) for each page of a TPS filled once and photographed `shots` times, each with a camera plan
+    of its own (pose, frame, bend, light, blur, noise, JPEG quality): the same sheets re-photographed. No truth."""
+    rng = tps_stream(seed, index, template)
+    values, style, tally_style = realistic_values(template, rng), WriterStyle.random(rng), TallyStyle.random(rng)
+    out = []
+    for page in template.pages:
+        plans = [plan_photo(profile, template.page_size_mm, rng) for _ in range(shots)]
+        finest = max(plans, key=lambda plan: plan.px_per_mm(template.page_size_mm))  # drawn once, fine enough for all
+        written, scale = write_sheet(template, page.number, values, style, tally_style, bank, finest, rng)
+        out.append((page.number, [photograph(written.image, scale, template.page_size_mm, plan, profile, rng)[0]
+                                  for plan in plans]))
+    return out
+
+
 def synthesize_tps(template: FormTemplate, index: int, job: SynthJob, bank: GlyphBank, inconsistent: bool) -> dict:
     """Write one TPS folder (page-<n>.jpg + truth.json) and return its truth."""
-    # The template is part of the stream so that one seed gives unrelated photos for different templates.
-    rng = np.random.default_rng(np.random.SeedSequence([job.seed, index, zlib.crc32(template.id.encode())]))
+    rng = tps_stream(job.seed, index, template)
     profile: CameraProfile = PROFILES[job.profile]
     if job.megapixels is not None:
         profile = replace(profile, megapixels=(job.megapixels, job.megapixels))
@@ -90,9 +120,7 @@ def synthesize_tps(template: FormTemplate, index: int, job: SynthJob, bank: Glyp
                    "glyphs": {}, "bubbles": {}, "tally": {}, "photos": {}}
     for page in template.pages:
         plan = plan_photo(profile, template.page_size_mm, rng)
-        scale = _render_scale(plan.px_per_mm(template.page_size_mm))
-        written = write_page(_blank_page(template.id, page.number, scale), page, values, scale, style, bank, rng,
-                             tally_style)
+        written, scale = write_sheet(template, page.number, values, style, tally_style, bank, plan, rng)
         jpeg, geometry = photograph(written.image, scale, template.page_size_mm, plan, profile, rng)
         name = f"page-{page.number}.jpg"
         (folder / name).write_bytes(jpeg)

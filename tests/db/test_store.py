@@ -41,6 +41,7 @@ from ocr.record import (
 )
 
 PHOTOS = ["a" * 64, "b" * 64]
+PAGE_HASH = "f1869c3073869e7973c69e79718f8e6998c371c69c3161c38c3873859c2c71b7"
 SOURCES = ["page-2.jpg", "page-3.jpg"]
 
 
@@ -75,7 +76,8 @@ def tally(status: str = "review", paslon_1: int | None = 74) -> SubmissionResult
     pages = [
         PageResult(source="tps-0001/page-2.jpg", sha256=PHOTOS[0], page=2, status="read",
                    quality=PageQuality(markers_found=4, tag_read=True, residual_mm=0.37, page_fraction=0.81,
-                                       sharpness=0.62, paper_level=214, boxes_seen=0.97)),
+                                       sharpness=0.62, paper_level=214, boxes_seen=0.97),
+                   photo_hash=PAGE_HASH),  # schema 4: a column of its own
         PageResult(source="tps-0001/page-3.jpg", sha256=PHOTOS[1], page=None, status="refused",
                    errors=[ErrorRecord(code="too_blurry", message="Photo is blurred: hold the phone still and retake it")]),
     ]
@@ -200,8 +202,8 @@ def test_twins_count_their_deliveries_apart(url):
 
 @contextmanager
 def as_of(revision: str, url: str, record: dict) -> Iterator[Connection]:
-    """A connection to a new database at `revision` (0004 to 0006) that holds `record` as formc of that revision
-    wrote it: no tally column, no quality or geometry."""
+    """A connection to a new database at `revision` (0004 to 0007) that holds `record` as formc of that revision
+    wrote it: no tally column, no quality, geometry or page hash."""
     engine = create_engine(url)
     event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys=ON"))
     try:
@@ -211,8 +213,9 @@ def as_of(revision: str, url: str, record: dict) -> Iterator[Connection]:
                 {c: record[c] for c in ("photos_key", "submission", "template", "status", "reasons", "checks",
                                         "timings_ms")}
             ).returning(SubmissionRow.id)).scalar_one()
-            connection.execute(insert(PageRow), [dict(p, submission_id=submission_id, position=i, quality=None,
-                                                      geometry=None) for i, p in enumerate(record["pages"])])
+            connection.execute(insert(PageRow), [{**{c: v for c, v in p.items() if c != "photo_hash"},
+                                                  "submission_id": submission_id, "position": i, "quality": None,
+                                                  "geometry": None} for i, p in enumerate(record["pages"])])
             connection.execute(insert(FieldRow), [{**{c: v for c, v in f.items() if c != "tally"},
                                                    "submission_id": submission_id, "field_id": k}
                                                   for k, f in record["fields"].items()])
@@ -268,6 +271,31 @@ def test_a_database_of_revision_0006_with_accounts_gets_sessions_and_keeps_its_u
         assert store.keys() == {("tps-0001", tally().photos_key)} and rows(store, FieldRow) == 5
         with store.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_a_database_of_revision_0007_gets_page_hashes_and_keeps_its_pages(tmp_path):
+    url = default_url(tmp_path / "old.db")
+    record = tally().model_dump(mode="json")
+    with as_of("0007", url, record):
+        pass
+    with ResultStore(url) as store:
+        # Saved before schema 4: no page has a hash, and `formc integrity` finds none to compare.
+        assert [p.photo_hash for p in store.get("tps-0001", record["photos_key"]).pages] == [None, None]
+        assert store.page_hashes() == []
+        store.save(tally())
+        assert store.get("tps-0001", record["photos_key"]) == tally() and rows(store, PageRow) == 2
+        with store.engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_page_hashes_are_read_without_the_records(url):
+    with ResultStore(url) as store:
+        store.save(tally())
+        store.save(error_result("tps-0002", ["tps-0002/page-1.jpg"], ["c" * 64], "internal_error", "worker crashed"))
+        # Only the aligned page of a read submission has a hash.
+        assert store.page_hashes() == [("tps-0001", "tps-0001/page-2.jpg", "kwk-gubernur-3", 2, PAGE_HASH)]
+        with store.engine.begin() as connection:  # the PostgreSQL database is the session's: the cluster tests count on it
+            connection.execute(delete(SubmissionRow))
 
 
 def test_a_file_that_is_not_a_database_or_a_directory_is_refused_in_one_line(tmp_path):
