@@ -3,16 +3,16 @@
 Pages saved before keep NULL there and load with no hash, as pages that were not aligned; `formc integrity` passes
 them by.
 
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-20
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
