@@ -44,17 +44,24 @@ def postgres_url() -> Iterator[str]:
     yield from throwaway_url(postgres_server)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path) -> str:
-    """A results database: a fresh SQLite file, then the session's PostgreSQL database."""
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> str:
+    """The session's PostgreSQL database with no results in it: one database serves the session, and each test that
+    counts results starts from none, whatever the tests before it left (accounts stay: use new names)."""
     from sqlalchemy import delete
 
-    from ocr.db.store import ResultStore, SubmissionRow, default_url
+    from ocr.db.store import ResultStore, SubmissionRow
 
-    if request.param == "sqlite":
-        return default_url(tmp_path / "results.db")
-    # One PostgreSQL database serves the session: each test starts from empty results (accounts stay: use new names).
-    postgres_url = request.getfixturevalue("postgres_url")
     with ResultStore(postgres_url) as store, store.engine.begin() as connection:
         connection.execute(delete(SubmissionRow))
     return postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A results database: a fresh SQLite file, then the session's PostgreSQL database emptied of results."""
+    from ocr.db.store import default_url
+
+    if request.param == "sqlite":
+        return default_url(tmp_path / "results.db")
+    return request.getfixturevalue("empty_postgres_url")

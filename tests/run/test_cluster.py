@@ -108,7 +108,7 @@ def _assert_each_once_as_read_locally(out: Path, db_url: str, count: int) -> Non
             assert _comparable(stored) == expected
 
 
-def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
+def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis_url: str, empty_postgres_url: str) -> None:
     def kill_one(workers: list) -> None:
         log = tmp_path / "worker-0.log"
         deadline = time.monotonic() + 120
@@ -120,11 +120,11 @@ def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path: Path, redis
         os.killpg(workers[0].pid, signal.SIGKILL)
         workers[0].wait()
 
-    out, _ = _batch_through(tmp_path, redis_url, postgres_url, SUBMISSIONS, kill_one)
+    out, _ = _batch_through(tmp_path, redis_url, empty_postgres_url, SUBMISSIONS, kill_one)
     killed_log = (tmp_path / "worker-0.log").read_text()
     # The kill came mid-task: a submission received by the killed worker and never finished there.
     assert killed_log.count("] received") > killed_log.count("] succeeded"), killed_log
-    _assert_each_once_as_read_locally(out, postgres_url, SUBMISSIONS)
+    _assert_each_once_as_read_locally(out, empty_postgres_url, SUBMISSIONS)
 
 
 @pytest.mark.parametrize("down", ["database", "broker"])
@@ -187,11 +187,11 @@ def test_a_killed_submitter_resumes_without_doubles(tmp_path: Path, redis_url: s
         _assert_each_once_as_read_locally(out, db_url, count)
 
 
-def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
+def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url: str, empty_postgres_url: str) -> None:
     from ocr.run.cluster import TASK, make_app
 
     def status() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cli", "status", "--broker", redis_url, "--db", postgres_url],
+        return subprocess.run([sys.executable, "-m", "cli", "status", "--broker", redis_url, "--db", empty_postgres_url],
                               cwd=REPO, capture_output=True, text=True, env=CLI_ENV)
 
     app = make_app(redis_url)
@@ -203,7 +203,7 @@ def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url:
     waiting = status()
     assert "submissions waiting in the queue: 3" in waiting.stdout, waiting.stdout
     app.control.purge()
-    worker = start_worker(redis_url, postgres_url, tmp_path / "store", tmp_path / "worker.log", REDELIVERY_AFTER_S)
+    worker = start_worker(redis_url, empty_postgres_url, tmp_path / "store", tmp_path / "worker.log", REDELIVERY_AFTER_S)
     try:
         deadline = time.monotonic() + 60
         while not app.control.ping(timeout=1.0) and time.monotonic() < deadline:
@@ -218,7 +218,7 @@ def test_status_shows_workers_queue_depth_and_results(tmp_path: Path, redis_url:
 
 
 def test_a_straggler_of_a_crashed_submission_leaves_its_record_alone(tmp_path: Path, redis_url: str,
-                                                                      postgres_url: str) -> None:
+                                                                      empty_postgres_url: str) -> None:
     """A copy of the message re-sent past the visibility timeout after the third delivery recorded `worker_crashed`:
     the worker answers with that record, without reading the photos again or counting a delivery."""
     from ocr.run.cluster import make_app, payload, send
@@ -228,16 +228,16 @@ def test_a_straggler_of_a_crashed_submission_leaves_its_record_alone(tmp_path: P
     photos = [[p.name, str(p), None] for p in sorted(SAMPLE.glob("*.jpg"))]
     message = payload("straggler", photos, [f"{i:064x}" for i in range(len(photos))])
     sub = SubmissionInput("straggler", tuple(PhotoRef(*p) for p in photos))
-    with ResultStore(postgres_url) as db:
+    with ResultStore(empty_postgres_url) as db:
         db.save(crashed := crashed_result(sub, message["hashes"]).model_copy(update={"photos_key": message["photos_key"]}))
-    worker = start_worker(redis_url, postgres_url, tmp_path / "store", tmp_path / "worker.log", REDELIVERY_AFTER_S)
+    worker = start_worker(redis_url, empty_postgres_url, tmp_path / "store", tmp_path / "worker.log", REDELIVERY_AFTER_S)
     try:
         answer = send(make_app(redis_url), message).get(timeout=120)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
     assert SubmissionResult.model_validate_json(answer["record"]) == crashed
-    with ResultStore(postgres_url) as db:
+    with ResultStore(empty_postgres_url) as db:
         assert db.get("straggler", message["photos_key"]) == crashed
         with db.engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT count(*) FROM deliveries WHERE submission = 'straggler'"
@@ -245,7 +245,7 @@ def test_a_straggler_of_a_crashed_submission_leaves_its_record_alone(tmp_path: P
 
 
 def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path: Path, redis_url: str,
-                                                                        postgres_url: str) -> None:
+                                                                        empty_postgres_url: str) -> None:
     """The kernel's OOM killer, played by the test: each time a pool process is reading the poison submission it is
     SIGKILLed. The deliveries that die count; the third records `worker_crashed` instead of reading, and the batch
     goes on."""
@@ -259,10 +259,10 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
             (poison / f"{copy}-{photo.name}").write_bytes(photo.read_bytes() + f"poison-{copy}".encode())
     store, out = tmp_path / "store", tmp_path / "results.jsonl"
     make_app(redis_url).control.purge()
-    workers = [start_worker(redis_url, postgres_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S)
+    workers = [start_worker(redis_url, empty_postgres_url, store, tmp_path / f"worker-{n}.log", REDELIVERY_AFTER_S)
                for n in range(2)]
     killed: set[float] = set()  # the start times of the deliveries killed
-    database = ResultStore(postgres_url).engine  # made and migrated now: the workers may not have yet
+    database = ResultStore(empty_postgres_url).engine  # made and migrated now: the workers may not have yet
 
     def counted() -> int:  # the poison's deliveries the workers have counted so far
         with database.connect() as connection:
@@ -270,7 +270,7 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
                                               "WHERE submission = 'poison'").scalar_one()
 
     try:
-        submit = subprocess.Popen(_submit_command(inputs, out, redis_url, postgres_url, store), cwd=REPO,
+        submit = subprocess.Popen(_submit_command(inputs, out, redis_url, empty_postgres_url, store), cwd=REPO,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLI_ENV)
         inspect = make_app(redis_url).control.inspect(timeout=0.25)
         deadline = time.monotonic() + 180
@@ -300,7 +300,7 @@ def test_a_submission_that_kills_workers_twice_is_recorded_as_an_error(tmp_path:
     assert sorted(lines) == ["poison"] + [f"tps-{n:04d}" for n in range(4)]  # each once
     assert lines["poison"]["status"] == "error" and lines["poison"]["reasons"][0]["code"] == "worker_crashed"
     assert all(lines[f"tps-{n:04d}"]["status"] != "error" for n in range(4))
-    with ResultStore(postgres_url) as db:
+    with ResultStore(empty_postgres_url) as db:
         assert db.get("poison", lines["poison"]["photos_key"]).model_dump(mode="json")["reasons"] == lines["poison"]["reasons"]
         with db.engine.connect() as connection:  # every finished read forgot its deliveries
             assert connection.exec_driver_sql("SELECT count(*) FROM deliveries").scalar_one() == 0
