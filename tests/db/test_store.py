@@ -294,8 +294,6 @@ def test_page_hashes_are_read_without_the_records(url):
         store.save(error_result("tps-0002", ["tps-0002/page-1.jpg"], ["c" * 64], "internal_error", "worker crashed"))
         # Only the aligned page of a read submission has a hash.
         assert store.page_hashes() == [("tps-0001", "tps-0001/page-2.jpg", "kwk-gubernur-3", 2, PAGE_HASH)]
-        with store.engine.begin() as connection:  # the PostgreSQL database is the session's: the cluster tests count on it
-            connection.execute(delete(SubmissionRow))
 
 
 def test_a_file_that_is_not_a_database_or_a_directory_is_refused_in_one_line(tmp_path):
