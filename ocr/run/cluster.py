@@ -154,11 +154,12 @@ def _crashed_record(store: ResultStore, key: tuple[str, str]) -> SubmissionResul
 
 
 def payload(submission: str, photos: list[list[str | int | None]], hashes: list[str], template_id: str | None = None,
-            draw: bool = False) -> dict:
+            draw: bool = False, place: TpsIdentity | None = None) -> dict:
     """The message reading `submission`: its photos as [source, path, archive(, zip member index)] (paths the
-    workers can open) and their sha256 ("": not loadable)."""
+    workers can open) and their sha256 ("": not loadable); the place the record carries."""
     return {"submission": submission, "photos": photos, "hashes": hashes, "template_id": template_id, "draw": draw,
-            "photos_key": photos_key(hashes, [p[0] for p in photos])}
+            "photos_key": photos_key(hashes, [p[0] for p in photos]),
+            "place": None if place is None else place.model_dump()}
 
 
 def send(app: Celery, message: dict) -> AsyncResult:
@@ -178,10 +179,9 @@ def _stored(sub: SubmissionInput, photo_store: PhotoStore, settings: BatchSettin
         else:
             photos.append([ref.source, ref.path, ref.archive, ref.member])  # a zip member by its place: names repeat
         hashes.append(photo.sha256)
-    message = payload(sub.submission, photos, hashes, settings.reader.template_id)
-    if isinstance(sub.place, TpsIdentity):  # read by the worker into the record (refusals never reach a worker)
-        message["place"] = sub.place.model_dump()
-    return message
+    # A refused place never reaches a worker: run_batch records it.
+    return payload(sub.submission, photos, hashes, settings.reader.template_id,
+                   place=sub.place if isinstance(sub.place, TpsIdentity) else None)
 
 
 class ClusterEngine:
