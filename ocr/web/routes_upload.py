@@ -68,11 +68,11 @@ async def upload(request: Request) -> Response:
                       limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES), name=name, elections=ELECTIONS)
 
     form = await request.form()
-    place = place_of(request, form)
+    name, place = str(form.get("submission", "")).strip(), place_of(request, form)
     if isinstance(place, Refusal):
         return refuse(translate(request, "Pick the TPS's kelurahan/desa from the lists, its TPS number and the "
                                 "election: the region registry does not know this place."), 400)
-    name = str(form.get("submission", "")).strip() or (f"{place.desa}/TPS-{place.tps:03d}" if place else "")
+    name = name or (f"{place.desa}/TPS-{place.tps:03d}" if place else "")  # the folder layout's name for a TPS
     files = [f for f in form.getlist("photos") if isinstance(f, UploadFile) and f.filename]
     if not SUBMISSION_NAME.fullmatch(name) or ".." in name:
         return refuse(translate(request, "Name the TPS like kab-bandung/kec-x/tps-001: letters, digits, '.', '_', '-', "
