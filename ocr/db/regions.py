@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ocr.db.store import UPSERTS, RegionRow
 
@@ -106,16 +107,20 @@ class Regions:
             return
         with self.engine.begin() as connection:
             if connection.scalar(select(func.count()).select_from(RegionRow)) == 0:
-                connection.execute(insert(RegionRow), [dict(code=r.code, name=r.name, level=len(r.code))
-                                                       for r in official_regions()])
+                # Two processes filling one database at once: the second adds nothing.
+                connection.execute(self._insert().on_conflict_do_nothing(),
+                                   [dict(code=r.code, name=r.name, level=len(r.code)) for r in official_regions()])
         self._filled = True
+
+    def _insert(self) -> sqlite.Insert | postgresql.Insert:
+        return UPSERTS[self.engine.dialect.name](RegionRow)
 
     def load(self, regions: Iterable[Region]) -> int:
         """Adds `regions` to the registry, renaming the codes it holds already; how many were given."""
         self._ensure()
         rows = [dict(code=r.code, name=r.name, level=len(r.code)) for r in regions]
         if rows:
-            upsert = UPSERTS[self.engine.dialect.name](RegionRow)
+            upsert = self._insert()
             upsert = upsert.on_conflict_do_update(index_elements=[RegionRow.code], set_={"name": upsert.excluded.name})
             with self.engine.begin() as connection:
                 connection.execute(upsert, rows)
@@ -135,10 +140,11 @@ class Regions:
         level = next((n for n in LEVELS if n > len(code)), None)
         if level is None:
             return []
+        rest = level - len(code)  # a range of the primary key: its index, not a scan of every desa
         with self.engine.connect() as connection:
             rows = connection.execute(select(RegionRow.code, RegionRow.name)
-                                      .where(RegionRow.level == level, RegionRow.code.startswith(code, autoescape=True))
-                                      .order_by(RegionRow.code))
+                                      .where(RegionRow.code.between(code + "0" * rest, code + "9" * rest),
+                                             RegionRow.level == level).order_by(RegionRow.code))
             return [Region(c, n) for c, n in rows]
 
     def known_desa(self, codes: Iterable[str]) -> set[str]:
