@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ocr.reader.digits import SHIPPED, weights_sha256
 from ocr.reader.reasons import FindingCode, ReasonCode
@@ -149,6 +149,8 @@ class ReaderVersion(BaseModel):
 class TpsIdentity(BaseModel):
     """Where a result belongs: a TPS of a kelurahan/desa, in one election. The higher levels are the desa code's
     prefixes (2, 4, 6 digits), named by the region registry (`ocr/db/regions.py`)."""
+
+    model_config = ConfigDict(frozen=True)  # hashable, as the frozen SubmissionInput that carries it
 
     desa: str = Field(pattern=DESA_CODE, description="Kemendagri kelurahan/desa code, 10 digits without dots "
                                                      "(3204052001: province 32, kabupaten 3204, kecamatan 320405)")
