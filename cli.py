@@ -227,6 +227,8 @@ def _batch_ended(console, summary, out: Path, submissions: int) -> None:
 @click.option("--db", "db_url", help="also store the results: sqlite:///results.db or postgresql+psycopg://...")
 @click.option("--previews", type=click.Path(file_okay=False, path_type=Path), help="write a preview PNG of every photo here")
 @click.option("--template", "template_id", help="the template every photo must be")
+@click.option("--election", help="gubernur, bupati, walikota or presiden: the election of the TPS that folders "
+                                 "<kode kelurahan>/TPS-001 (or manifest rows without pemilihan) name")
 @click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="a digit model folder (digits.onnx, digits.json) instead of the shipped one (local engine)")
 @click.option("--engine", type=click.Choice(["local", "celery"]), default="local", show_default=True,
@@ -236,7 +238,8 @@ def _batch_ended(console, summary, out: Path, submissions: int) -> None:
               help="keep every photo in this photo store, so that `formc serve --store` shows the results with their "
                    "images; celery engine: the store the workers share (the same path as their --store)")
 def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, previews: Path | None,
-          template_id: str | None, model: Path | None, engine: str, broker: str | None, store_dir: Path | None) -> None:
+          template_id: str | None, election: str | None, model: Path | None, engine: str, broker: str | None,
+          store_dir: Path | None) -> None:
     """Read every submission in INPUT (a folder with one subfolder per TPS, a zip, or a CSV manifest)."""
     import os
     import time
@@ -244,21 +247,25 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ocr.db.regions import Regions
     from ocr.db.store import ResultStore, StoreUnavailable
     from ocr.pipeline import ReaderSettings
+    from ocr.record import ELECTIONS
     from ocr.run.batch import OutputError, run_batch, stopping_on_signals
     from ocr.run.inputs import InputError, find_submissions
     from ocr.run.local import BatchSettings, local_engine
 
     if template_id:
         _template(template_id)
+    if election is not None and election not in ELECTIONS:
+        raise click.BadParameter(f"{election!r}: give one of {', '.join(ELECTIONS)}", param_hint="--election")
     if engine == "celery" and not (broker and db_url and store_dir):
         raise click.UsageError("--engine celery needs --broker, --db and --store (the same as the workers')")
     if engine == "celery" and (previews or model):
         raise click.UsageError("--previews and --model are for the local engine (workers read with their own model)")
     console = Console(stderr=True)
     try:
-        found = find_submissions(input_path)
+        found = find_submissions(input_path, election)
         store = ResultStore(db_url) if db_url else None
     except (InputError, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -287,7 +294,8 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
         else:
             engine = local_engine(workers or os.cpu_count() or 1, settings)
         try:
-            summary = run_batch(found.submissions, out, engine, store, advance)
+            summary = run_batch(found.submissions, out, engine, store, advance,
+                                **({"known_desa": Regions(store.engine).known_desa} if store is not None else {}))
         except (OutputError, StoreUnavailable) as exc:
             raise click.ClickException(str(exc)) from exc
         finally:
@@ -434,10 +442,11 @@ def synth(template_id: str, count: int, out: Path, seed: int, handwriting: tuple
 
 
 # The review web app's commands (`serve`, `users`) live beside it.
-from ocr.web.commands import serve, users  # noqa: E402
+from ocr.web.commands import regions, serve, users  # noqa: E402
 
 main.add_command(serve)
 main.add_command(users)
+main.add_command(regions)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ocr.reader.digits import SHIPPED, weights_sha256
 from ocr.reader.reasons import FindingCode, ReasonCode
@@ -24,7 +24,10 @@ from ocr.templates.model import FormTemplate
 SubmissionStatus = Literal["ok", "review", "incomplete", "rejected", "error"]
 SUBMISSION_STATUSES: tuple[str, ...] = get_args(SubmissionStatus)  # in the order summaries list them
 FieldStatus = Literal["ok", "corrected", "review", "unreadable"]
-SCHEMA_VERSION = 4  # 2: typed reasons (code + detail), reader_version, page geometry; 3: tally counts; 4: page hashes
+SCHEMA_VERSION = 5  # 2: typed reasons, reader_version, page geometry; 3: tally counts; 4: page hashes; 5: TPS identity
+Election = Literal["gubernur", "bupati", "walikota", "presiden"]
+ELECTIONS: tuple[str, ...] = get_args(Election)
+DESA_CODE = r"^\d{10}$"  # Kemendagri kelurahan/desa code without dots: 2 province, 2 kabupaten/kota, 2 kecamatan, 4 desa
 
 
 class Reason(BaseModel):
@@ -143,10 +146,24 @@ class ReaderVersion(BaseModel):
     templates: dict[str, int] = Field(default_factory=dict, description="template id -> version, of the templates read")
 
 
+class TpsIdentity(BaseModel):
+    """Where a result belongs: a TPS of a kelurahan/desa, in one election. The higher levels are the desa code's
+    prefixes (2, 4, 6 digits), named by the region registry (`ocr/db/regions.py`)."""
+
+    model_config = ConfigDict(frozen=True)  # hashable, as the frozen SubmissionInput that carries it
+
+    desa: str = Field(pattern=DESA_CODE, description="Kemendagri kelurahan/desa code, 10 digits without dots "
+                                                     "(3204052001: province 32, kabupaten 3204, kecamatan 320405)")
+    tps: int = Field(ge=1, description="the TPS number within the kelurahan/desa")
+    election: Election = Field(description="the election the form counts")
+
+
 class SubmissionResult(BaseModel):
     schema_version: int = Field(1, description="of this record's format (1: before typed reasons; missing = 1)")
     reader_version: ReaderVersion | None = None
     submission: str = Field(description="the caller's name for the submission (the TPS folder, a manifest id)")
+    place: TpsIdentity | None = Field(None, description="the TPS and election, when the submission named them "
+                                                        "(manifest columns, folder layout, upload pickers; schema 5)")
     photos_key: str = Field(description="sha256 over the photos' sha256s, sorted: the same photos give the same key")
     template: str | None
     status: SubmissionStatus
@@ -182,10 +199,11 @@ def reader_version(templates: tuple[FormTemplate, ...] = (), model: str = "") ->
 
 
 def error_result(submission: str, sources: list[str], photo_hashes: list[str], code: ReasonCode,
-                 message: str) -> SubmissionResult:
-    """The record of a submission the pipeline failed on (a bug or a crashed worker): kept, never dropped."""
+                 message: str, status: SubmissionStatus = "error") -> SubmissionResult:
+    """The record of a submission the pipeline failed on (a bug or a crashed worker), or (`rejected`) did not read
+    for a reason of the whole submission (its place): kept, never dropped."""
     pages = [PageResult(source=s, sha256=h, page=None, status="refused", errors=[ErrorRecord(code=code, message=message)])
              for s, h in zip(sources, photo_hashes)]
     return SubmissionResult(schema_version=SCHEMA_VERSION, reader_version=reader_version(), submission=submission,
-                            photos_key=photos_key(photo_hashes, sources), template=None, status="error",
+                            photos_key=photos_key(photo_hashes, sources), template=None, status=status,
                             reasons=[Reason(code=code, detail=message)], pages=pages)

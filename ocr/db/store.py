@@ -43,11 +43,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
 
-from ocr.record import SubmissionResult
+from ocr.record import SubmissionResult, TpsIdentity
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Dialects with INSERT .. ON CONFLICT: the upsert that keeps two workers saving one key from colliding.
 UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+PLACE_NONE = dict.fromkeys(TpsIdentity.model_fields)  # the place columns of a submission without one
 MIGRATION_LOCK = 0x666F726D63  # "formc": the PostgreSQL advisory lock held while migrating
 
 
@@ -85,6 +86,10 @@ class SubmissionRow(Base):
     reader_version: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     timings_ms: Mapped[dict[str, float]] = mapped_column(JSON)
+    # The record's `place`, flat: recaps group by the desa code's prefixes in SQL. NULL: a submission without one.
+    desa: Mapped[str | None] = mapped_column(String(10), index=True)
+    tps: Mapped[int | None] = mapped_column(Integer)
+    election: Mapped[str | None] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -93,6 +98,16 @@ class SubmissionRow(Base):
                                                 passive_deletes=True)
     fields: Mapped[list[FieldRow]] = relationship(order_by="FieldRow.id", cascade="all, delete-orphan",
                                                   passive_deletes=True)
+
+
+class RegionRow(Base):
+    """A Kemendagri region (`ocr/db/regions.py`): province, kabupaten/kota, kecamatan or kelurahan/desa."""
+
+    __tablename__ = "regions"
+
+    code: Mapped[str] = mapped_column(String(10), primary_key=True)  # digits only: 32, 3204, 320405, 3204052001
+    name: Mapped[str] = mapped_column(Text)
+    level: Mapped[int] = mapped_column(Integer, index=True)  # the code's length: 2, 4, 6 or 10
 
 
 class PageRow(Base):
@@ -333,7 +348,8 @@ class ResultStore:
 
     def _replace(self, session: Session, result: SubmissionResult) -> None:
         record = result.model_dump(mode="json")  # columns are named as the record's keys: no mapping by hand
-        row = _columns(SubmissionRow, record, skip={"id", "photos_key", "created_at", "updated_at"})
+        row = _columns(SubmissionRow, {**record, **(record["place"] or PLACE_NONE)},
+                       skip={"id", "photos_key", "created_at", "updated_at"})
         upsert = self._upsert(SubmissionRow).values(photos_key=result.photos_key, **row)
         # Updating in place keeps the submission's id (and created_at) stable across saves.
         upsert = upsert.on_conflict_do_update(index_elements=[SubmissionRow.submission, SubmissionRow.photos_key],
@@ -363,8 +379,10 @@ class ResultStore:
             if row is None:
                 return None
             # The record ignores the columns it does not have (ids, timestamps).
+            place = None if row.desa is None else TpsIdentity(desa=row.desa, tps=row.tps, election=row.election)
             return SubmissionResult.model_validate(dict(
-                _values(row), pages=[_values(p) for p in row.pages], fields={f.field_id: _values(f) for f in row.fields}))
+                _values(row), place=place, pages=[_values(p) for p in row.pages],
+                fields={f.field_id: _values(f) for f in row.fields}))
 
     def count_delivery(self, submission: str, photos_key: str, retry: int = 0) -> int:
         """Counts one more delivery of the task reading `submission` (its `retry`-th retry); this delivery's number."""

@@ -23,6 +23,8 @@ class ReasonCode(StrEnum):
     FILE_UNREADABLE = "file_unreadable"
     INTERNAL_ERROR = "internal_error"
     WORKER_CRASHED = "worker_crashed"
+    UNKNOWN_REGION = "unknown_region"  # of a submission: its kelurahan/desa code is not in the region registry
+    BAD_TPS_IDENTITY = "bad_tps_identity"  # of a submission: its TPS number or election cannot be read
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from ocr.db.store import CorrectionRow, FieldRow, ResultStore, ReviewRow, SubmissionRow
+from ocr.db.store import CorrectionRow, FieldRow, RegionRow, ResultStore, ReviewRow, SubmissionRow
 from ocr.record import Reason
 from ocr.review.audit import utc
 from ocr.review.workflow import FLAGGED, region_of
@@ -34,7 +34,7 @@ def _by_status(subs: list, region: dict[int, str], start: datetime) -> tuple[Cou
     by_status: Counter = Counter()
     by_region: dict[str, Counter] = defaultdict(Counter)
     per_hour = Counter()
-    for i, _, status, state, at in subs:
+    for i, _, status, state, at, *_ in subs:
         label = "verified" if state == "verified" else status
         by_status[label] += 1
         by_region[region[i]][label] += 1
@@ -66,15 +66,16 @@ def dashboard(store: ResultStore, hours: int = 24) -> dict[str, Any]:
     vote totals by region (machine reads of every submission beside the effective values of verified ones)."""
     with store.engine.connect() as connection:  # Core rows: no ORM bookkeeping over 10,000s of them
         subs = connection.execute(select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status,
-                                         ReviewRow.state, SubmissionRow.created_at)
-                                  .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)).all()
+                                         ReviewRow.state, SubmissionRow.created_at, SubmissionRow.desa, RegionRow.name)
+                                  .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
+                                  .outerjoin(RegionRow, RegionRow.code == func.substr(SubmissionRow.desa, 1, 4))).all()
         reasons = connection.scalars(select(FieldRow.reasons).where(FieldRow.status.in_(FLAGGED))).all()
         votes = connection.execute(select(FieldRow.submission_id, FieldRow.field_id, FieldRow.value)
                                    .where(FieldRow.field_id.in_(_vote_fields()))).all()
         corrections = connection.execute(select(CorrectionRow.submission_id, CorrectionRow.field_id,
                                                 CorrectionRow.new_value).order_by(CorrectionRow.id)).all()
-    region = {i: region_of(name) for i, name, *_ in subs}
-    verified = {i for i, _, _, state, _ in subs if state == "verified"}
+    region = {i: region_of(name, desa, kabupaten) for i, name, _, _, _, desa, kabupaten in subs}
+    verified = {i for i, _, _, state, *_ in subs if state == "verified"}
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(hours=hours - 1)
     by_status, by_region, per_hour = _by_status(subs, region, start)

@@ -19,8 +19,8 @@ from ocr.db.store import CorrectionRow, ReviewRow
 from ocr.review.workflow import Correction, Reviews, SubmissionView
 from ocr.run.photo_store import PhotoStore
 
-EXPORT_COLUMNS = ["submission", "region", "template", "photos_key", "field", "value", "machine_value", "corrected",
-                  "verified_by", "verified_at"]
+EXPORT_COLUMNS = ["submission", "region", "desa", "tps", "election", "template", "photos_key", "field", "value",
+                  "machine_value", "corrected", "verified_by", "verified_at"]
 
 
 def verified(reviews: Reviews) -> Iterator[SubmissionView]:
@@ -46,14 +46,17 @@ def corrected_fields(reviews: Reviews) -> Iterator[tuple[SubmissionView, str, Co
 
 
 def results_csv(views: list[SubmissionView]) -> bytes:
-    """One row per field of each submission: effective and machine value, whether corrected, who verified it."""
+    """One row per field of each submission: its place, effective and machine value, whether corrected, who
+    verified it."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     for v in views:
         corrected = v.corrected
+        place = v.result.place
+        where = [place.desa, place.tps, place.election] if place else ["", "", ""]
         for f, value in v.values.items():
-            writer.writerow([v.result.submission, v.region, v.result.template, v.result.photos_key, f,
+            writer.writerow([v.result.submission, v.region, *where, v.result.template, v.result.photos_key, f,
                              "" if value is None else value, "" if v.result.fields[f].value is None
                              else v.result.fields[f].value, int(f in corrected), v.verified_by,
                              v.verified_at.isoformat() if v.verified_at else ""])
@@ -61,9 +64,10 @@ def results_csv(views: list[SubmissionView]) -> bytes:
 
 
 def results_jsonl(views: list[SubmissionView]) -> bytes:
-    """One line per submission: its effective values, every correction, who verified it."""
+    """One line per submission: its place, effective values, every correction, who verified it."""
     return "".join(json.dumps({
-        "submission": v.result.submission, "region": v.region, "template": v.result.template,
+        "submission": v.result.submission, "region": v.region,
+        "place": v.result.place.model_dump() if v.result.place else None, "template": v.result.template,
         "photos_key": v.result.photos_key, "values": v.values,
         "corrections": [{"field": c.field_id, "old": c.old_value, "new": c.new_value, "reason": c.reason,
                          "user": c.user, "at": c.at.isoformat()} for c in v.corrections],

@@ -10,8 +10,8 @@ Every change is written to `audit_log` in the same transaction as the change its
 (`accounts.py`) and the audit log; exports and dashboard figures are read from it (`exports.py`,
 `dashboard.py`).
 
-Region (dashboard, exports): results carry no region yet, so it is the submission name's first
-path segment (`kab-x/tps-0001` -> `kab-x`; a name without `/` has region `-`).
+Region (dashboard, exports): the kabupaten/kota of the submission's place, by its registry name; a submission without
+a place keeps the old guess, its name's first path segment (`kab-x/tps-0001` -> `kab-x`; without `/`: `-`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from ocr.db.store import AuditRow, CorrectionRow, FieldRow, PageRow, ReviewRow, SubmissionRow, UserRow
+from ocr.db.store import AuditRow, CorrectionRow, FieldRow, PageRow, RegionRow, ReviewRow, SubmissionRow, UserRow
 from ocr.db.uploads import record_upload, submission_id_of
 from ocr.reader.reasons import FindingCode
 from ocr.record import SubmissionResult
@@ -80,6 +80,7 @@ class SubmissionView:
     verified_at: datetime | None
     corrections: list[Correction] = field(default_factory=list)
     uploaders: frozenset[str] = frozenset()  # everyone who uploaded these photos, first (uploaded_by) or again
+    kabupaten: str | None = None  # the registry's name of its place's kabupaten/kota
 
     def four_eyes(self, user: User) -> FourEyes | None:
         """Why `user` may not verify this submission under four eyes (they uploaded or corrected it), or None."""
@@ -107,7 +108,8 @@ class SubmissionView:
 
     @property
     def region(self) -> str:
-        return region_of(self.result.submission)
+        place = self.result.place
+        return region_of(self.result.submission, place.desa if place else None, self.kabupaten)
 
     def failed_rules(self) -> list[tuple[str, bool]]:
         """(rule, hard) of every template rule the effective values break; a rule reading an empty field counts."""
@@ -123,7 +125,11 @@ class SubmissionView:
         return failed
 
 
-def region_of(submission: str) -> str:
+def region_of(submission: str, desa: str | None = None, kabupaten: str | None = None) -> str:
+    """A submission's region (module docstring): `kabupaten` (its name), else the kabupaten/kota code of `desa`; the
+    name's first segment for a submission without a place."""
+    if desa is not None:
+        return kabupaten or desa[:4]
     return submission.split("/", 1)[0] if "/" in submission else "-"
 
 
@@ -210,11 +216,14 @@ class Reviews(Accounts):
                 select(UserRow.name).join(AuditRow, AuditRow.user_id == UserRow.id)
                 .where(AuditRow.action == "upload", AuditRow.submission_id == submission_id))) | (
                 {uploader.name} if uploader else set())
+            kabupaten = session.scalar(select(RegionRow.name).where(RegionRow.code == result.place.desa[:4])) \
+                if result.place else None
         return SubmissionView(
             id=submission_id, result=result, created_at=utc(created_at), state=review.state if review else "open",
             uploaded_by=User(uploader.id, uploader.name, uploader.role) if uploader else None,
             verified_by=verifier.name if verifier else None,
-            verified_at=utc(review.verified_at) if review else None, corrections=corrections, uploaders=uploaders)
+            verified_at=utc(review.verified_at) if review else None, corrections=corrections, uploaders=uploaders,
+            kabupaten=kabupaten)
 
     def has_uploaded(self, user: User, submission_id: int) -> bool:
         """Whether `user` uploaded these photos (first or again): what lets an operator see a submission."""

@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from ocr.record import SUBMISSION_STATUSES, SubmissionResult
+from ocr.db.regions import official_desa
+from ocr.reader.reasons import Refusal
+from ocr.record import SUBMISSION_STATUSES, SubmissionResult, error_result
 from ocr.run.inputs import SubmissionInput
+from ocr.run.places import unknown_places
 from ocr.run.twins import Twins, flagged
 
 Done = frozenset[tuple[str, str]]  # (submission, photos_key) of every record already in the JSONL
@@ -196,13 +199,22 @@ def save_missing(done: dict[tuple[str, str], str], store=None) -> None:
             store.save(result)
 
 
+def refused_result(sub: SubmissionInput, refusal: Refusal) -> SubmissionResult:
+    """The record of a submission not read because of where it says it belongs (its photos hashed, so that a re-run
+    knows it)."""
+    hashes = [photo.sha256 for photo in (ref.load() for ref in sub.photos)]
+    return error_result(sub.submission, sub.sources, hashes, refusal.code, refusal.message, status="rejected")
+
+
 def run_batch(submissions: list[SubmissionInput], out: Path, engine: Engine, store=None,
-              on_result: Callable[[SubmissionInput, SubmissionResult | None], None] = lambda s, r: None
-              ) -> BatchSummary:
+              on_result: Callable[[SubmissionInput, SubmissionResult | None], None] = lambda s, r: None,
+              known_desa: Callable[[set[str]], set[str]] = official_desa) -> BatchSummary:
     """Read every submission not already in `out` on `engine`; append each result to `out` (and save it in
     `store`, a ResultStore, unless the engine's workers do) as it comes. `on_result` sees each finished
-    submission (None: it was already done), for a progress bar. A `Stopped` ends the run early, with its summary;
-    an `OutputError` (and the store's `StoreUnavailable`) end it with what was written kept valid."""
+    submission (None: it was already done), for a progress bar. A submission whose place cannot be read or names a
+    desa `known_desa` (the region registry) lacks is not read: its record is `rejected` with the reason. A `Stopped`
+    ends the run early, with its summary; an `OutputError` (and the store's `StoreUnavailable`) end it with what was
+    written kept valid."""
     summary = BatchSummary()
     start = time.perf_counter()
     with Output(out) as output:
@@ -210,6 +222,17 @@ def run_batch(submissions: list[SubmissionInput], out: Path, engine: Engine, sto
             done = output.records()
             engine.save_missing(done, store)
             twins = Twins(done)  # identical photos under a later name are flagged (ocr/run/twins.py)
+            refused = unknown_places({s.submission: s.place for s in submissions if s.place is not None}, known_desa)
+            for sub in (s for s in submissions if s.submission in refused):
+                result = refused_result(sub, refused[sub.submission])
+                result = None if (result.submission, result.photos_key) in done else result
+                if result is not None:
+                    output.append(result)
+                    if store is not None:
+                        store.save(result)
+                summary.add(sub, result)
+                on_result(sub, result)
+            submissions = [s for s in submissions if s.submission not in refused]
             with closing(engine.read(submissions, frozenset(done))) as finished:
                 for sub, read in finished:
                     result = twins.check(read) if read is not None else None

@@ -40,7 +40,7 @@ from ocr.db.store import ResultStore, StoreUnavailable
 from ocr.db.uploads import record_upload, submission_id_of
 from ocr.pipeline import ReaderSettings, classifier
 from ocr.reader.reasons import ReasonCode
-from ocr.record import SubmissionResult, error_result, photos_key
+from ocr.record import SubmissionResult, TpsIdentity, error_result, photos_key
 from ocr.run.batch import Done, save_missing
 from ocr.run.inputs import PhotoRef, SubmissionInput
 from ocr.run.local import BatchSettings, crashed_result, read_one
@@ -110,7 +110,8 @@ def _read_submission_task(task, payload: dict) -> dict:
         # A photo in the store is named by its hash (the submitter's): not hashed again.
         sub = SubmissionInput(payload["submission"], tuple(
             PhotoRef(*p[:3], sha256=sha if p[2] is None and sha else "", member=p[3] if len(p) > 3 else None)
-            for p, sha in zip(payload["photos"], payload["hashes"])))
+            for p, sha in zip(payload["photos"], payload["hashes"])),
+            TpsIdentity.model_validate(payload["place"]) if payload.get("place") else None)
         key = (payload["submission"], payload["photos_key"])
         # A straggler (re-sent past the visibility timeout) of a submission already recorded as killing workers is
         # not read again, and one still reading when that record is made does not overwrite it: the record stands.
@@ -153,11 +154,12 @@ def _crashed_record(store: ResultStore, key: tuple[str, str]) -> SubmissionResul
 
 
 def payload(submission: str, photos: list[list[str | int | None]], hashes: list[str], template_id: str | None = None,
-            draw: bool = False) -> dict:
+            draw: bool = False, place: TpsIdentity | None = None) -> dict:
     """The message reading `submission`: its photos as [source, path, archive(, zip member index)] (paths the
-    workers can open) and their sha256 ("": not loadable)."""
+    workers can open) and their sha256 ("": not loadable); the place the record carries."""
     return {"submission": submission, "photos": photos, "hashes": hashes, "template_id": template_id, "draw": draw,
-            "photos_key": photos_key(hashes, [p[0] for p in photos])}
+            "photos_key": photos_key(hashes, [p[0] for p in photos]),
+            "place": None if place is None else place.model_dump()}
 
 
 def send(app: Celery, message: dict) -> AsyncResult:
@@ -177,7 +179,9 @@ def _stored(sub: SubmissionInput, photo_store: PhotoStore, settings: BatchSettin
         else:
             photos.append([ref.source, ref.path, ref.archive, ref.member])  # a zip member by its place: names repeat
         hashes.append(photo.sha256)
-    return payload(sub.submission, photos, hashes, settings.reader.template_id)
+    # A refused place never reaches a worker: run_batch records it.
+    return payload(sub.submission, photos, hashes, settings.reader.template_id,
+                   place=sub.place if isinstance(sub.place, TpsIdentity) else None)
 
 
 class ClusterEngine:

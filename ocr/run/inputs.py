@@ -13,6 +13,7 @@ never silently dropped and never read twice:
   zip is skipped, not read (give it to `formc batch` on its own).
 - CSV manifest: rows of `submission,path` (a header line with those names, other columns ignored);
   rows with the same submission are its photos; relative paths are relative to the manifest's folder.
+  Columns `kode_wilayah,tps,pemilihan` name where a submission belongs (its first row that fills them).
   Whatever a spreadsheet writes is read: UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252;
   `,`, `;` or tab between cells (the one that splits the header). A path that does not exist is a
   refused photo; a row that repeats one above is skipped.
@@ -27,6 +28,8 @@ Names that are not valid UTF-8 are reported with their odd bytes as `\\xNN`. Byt
 worker that reads the photo, so the main process never holds them, and never more than
 `MAX_PHOTO_BYTES` + 1 of them whatever the file or the zip claims.
 A submission's name becomes a path only through `submission_folder`, which keeps it inside its root.
+A submission's place (TPS identity) comes from the manifest's columns or a folder path `<kode kelurahan>/TPS-001`
+(`ocr/run/places.py`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from PIL import Image
 from ocr.pipeline import PhotoInput
 from ocr.reader.decode import PHOTO_FORMATS
 from ocr.reader.reasons import ReasonCode, Refusal
+from ocr.run.places import Place, from_folder, from_manifest
 
 # Photos by name: Pillow's own extensions for the formats the decoder opens.
 PHOTO_SUFFIXES = frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS)
@@ -157,6 +161,7 @@ def _kind(mode: int) -> str:
 class SubmissionInput:
     submission: str
     photos: tuple[PhotoRef, ...]
+    place: Place = None  # where it belongs, or why that cannot be read
 
     @property
     def sources(self) -> list[str]:
@@ -206,8 +211,9 @@ def _unique(candidates: list[str], taken: set[str]) -> str:
     return choice
 
 
-def _group(photos: list[tuple[str, PhotoRef]]) -> list[SubmissionInput]:
-    """Photos by their relative (posix, readable) names grouped into submissions by the folder rules, in name order."""
+def _group(photos: list[tuple[str, PhotoRef]], election: str | None) -> list[SubmissionInput]:
+    """Photos by their relative (posix, readable) names grouped into submissions by the folder rules, in name order;
+    a folder `<kode kelurahan>/TPS-001` is that TPS in `election`."""
     folders: dict[str, list[PhotoRef]] = defaultdict(list)
     loose = []
     for name, ref in sorted(photos, key=lambda p: (p[0], p[1].source)):
@@ -222,7 +228,8 @@ def _group(photos: list[tuple[str, PhotoRef]]) -> list[SubmissionInput]:
     for name, ref in loose:  # a stem shared by two loose photos names neither: `x.jpg` and `x.png`, not `x` twice
         stem = PurePosixPath(name).stem
         named[_unique([stem, name] if stems[stem] == 1 else [name], taken)] = [ref]
-    return [SubmissionInput(sub, tuple(refs)) for sub, refs in sorted({**folders, **named}.items())]
+    return [SubmissionInput(sub, tuple(refs), from_folder(sub, election) if sub in folders else None)
+            for sub, refs in sorted({**folders, **named}.items())]
 
 
 def _walk(root: Path) -> tuple[list[tuple[str, Path]], list[Skipped]]:
@@ -254,7 +261,8 @@ def _walk(root: Path) -> tuple[list[tuple[str, Path]], list[Skipped]]:
     return files, skipped
 
 
-def _photos(entries: list[tuple[str, str, PhotoRef]], prefix: str = "") -> tuple[list[SubmissionInput], list[Skipped]]:
+def _photos(entries: list[tuple[str, str, PhotoRef]], election: str | None, prefix: str = ""
+            ) -> tuple[list[SubmissionInput], list[Skipped]]:
     """(name, reported name, ref) of every file grouped into submissions; those that are not photos skipped (the
     `__MACOSX/` folder a Mac adds beside every file as one line, `prefix` before its name)."""
     photos, skipped, macosx = [], [], []
@@ -267,16 +275,16 @@ def _photos(entries: list[tuple[str, str, PhotoRef]], prefix: str = "") -> tuple
             photos.append((name, ref))
     if macosx:
         skipped.append(Skipped(f"{prefix}__MACOSX/", f"macOS metadata ({len(macosx)} files), not photos"))
-    return _group(photos), skipped
+    return _group(photos, election), skipped
 
 
-def _from_folder(root: Path) -> FoundInputs:
+def _from_folder(root: Path, election: str | None) -> FoundInputs:
     files, unread = _walk(root)
-    submissions, skipped = _photos([(name, name, PhotoRef(name, str(path))) for name, path in files])
+    submissions, skipped = _photos([(name, name, PhotoRef(name, str(path))) for name, path in files], election)
     return FoundInputs(submissions, sorted(unread + skipped, key=lambda s: s.name))
 
 
-def _from_zip(archive: Path) -> FoundInputs:
+def _from_zip(archive: Path, election: str | None) -> FoundInputs:
     try:
         with zipfile.ZipFile(archive) as z:
             members = [(index, info) for index, info in enumerate(z.infolist()) if not info.is_dir()]
@@ -288,7 +296,7 @@ def _from_zip(archive: Path) -> FoundInputs:
         source = f"{archive.name}:{info.filename}" + (f" (duplicate {seen[info.filename]})" if seen[info.filename] > 1 else "")
         entries.append((PurePosixPath(info.filename.replace("\\", "/")).as_posix(), source,
                         PhotoRef(source, info.filename, str(archive), member=index)))
-    return FoundInputs(*_photos(entries, f"{archive.name}:"))
+    return FoundInputs(*_photos(entries, election, f"{archive.name}:"))
 
 
 def _manifest_text(manifest: Path) -> str:
@@ -315,13 +323,13 @@ def _manifest_rows(manifest: Path) -> list[dict[str, str]]:
     raise InputError(f"{manifest}: a manifest needs a header line 'submission,path' and one row per photo")
 
 
-def _from_manifest(manifest: Path) -> FoundInputs:
+def _from_manifest(manifest: Path, election: str | None) -> FoundInputs:
     try:
         rows = _manifest_rows(manifest)
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise InputError(f"{manifest}: cannot be read as a CSV manifest ({exc})") from exc
     groups: dict[str, list[PhotoRef]] = defaultdict(list)
-    skipped, first_line = [], {}
+    skipped, first_line, places = [], {}, {}
     for line, row in enumerate(rows, start=2):
         submission, photo = (row.get("submission") or "").strip(), (row.get("path") or "").strip()
         if not submission and not photo:
@@ -334,21 +342,24 @@ def _from_manifest(manifest: Path) -> FoundInputs:
             first_line[submission, photo] = line
             path = Path(photo) if Path(photo).is_absolute() else manifest.parent / photo
             groups[submission].append(PhotoRef(photo, str(path)))
-    return FoundInputs([SubmissionInput(sub, tuple(refs)) for sub, refs in groups.items()], skipped)
+            if places.get(submission) is None:
+                places[submission] = from_manifest(row, election)
+    return FoundInputs([SubmissionInput(sub, tuple(refs), places[sub]) for sub, refs in groups.items()], skipped)
 
 
-def find_submissions(input_path: Path) -> FoundInputs:
-    """The submissions INPUT holds (folder, .zip or .csv manifest), in a stable order, and the entries skipped."""
+def find_submissions(input_path: Path, election: str | None = None) -> FoundInputs:
+    """The submissions INPUT holds (folder, .zip or .csv manifest), in a stable order, and the entries skipped;
+    `election`: the one of the TPS a folder path or a manifest row without `pemilihan` names."""
     if input_path.is_dir():
-        return _from_folder(input_path)
+        return _from_folder(input_path, election)
     if not input_path.exists():
         raise InputError(f"{input_path}: no such file or folder")
     if not input_path.is_file():
         raise InputError(f"{input_path}: {_kind(input_path.stat().st_mode)}, not a file or folder")
     if input_path.suffix.lower() == ".zip":
-        return _from_zip(input_path)
+        return _from_zip(input_path, election)
     if input_path.suffix.lower() == ".csv":
-        return _from_manifest(input_path)
+        return _from_manifest(input_path, election)
     if _is_photo(input_path.name):
         return FoundInputs([SubmissionInput(readable(input_path.stem), (PhotoRef(readable(input_path.name),
                                                                                  str(input_path)),))], [])

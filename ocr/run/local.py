@@ -26,7 +26,7 @@ import numpy as np
 from ocr import LOG_FORMAT
 from ocr.pipeline import ReaderSettings, classifier, read_submission, read_submission_and_photos
 from ocr.reader.reasons import ReasonCode
-from ocr.record import SubmissionResult, error_result, photos_key
+from ocr.record import SubmissionResult, TpsIdentity, error_result, photos_key
 from ocr.run.batch import Done, save_missing
 from ocr.run.inputs import SubmissionInput, submission_folder
 from ocr.templates.catalog import load_templates
@@ -50,7 +50,16 @@ def read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings
     """Read one submission from its files through the door; None when (submission, photos_key) is in `done`.
     Previews go to `preview_out` (see `write_previews`), by default `settings.previews/<submission>/` when that is
     set; the photos go into the photo store `settings.store` when that is set. `on_read` draws from the result, the
-    templates and the decoded photos (the review app's images)."""
+    templates and the decoded photos (the review app's images). The result carries the submission's place."""
+    result = _read_one(sub, templates, settings, done, preview_out, on_read)
+    if result is None or not isinstance(sub.place, TpsIdentity):
+        return result
+    return result.model_copy(update={"place": sub.place})
+
+
+def _read_one(sub: SubmissionInput, templates: tuple[FormTemplate, ...], settings: BatchSettings,
+              done: frozenset[tuple[str, str]], preview_out: Path | None, on_read: Drawer | None
+              ) -> SubmissionResult | None:
     as_folder = preview_out is None  # the batch's previews: always a folder, even for a submission named `y.png`
     if preview_out is None and settings.previews is not None:
         preview_out = submission_folder(settings.previews, sub.submission)

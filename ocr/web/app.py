@@ -1,13 +1,14 @@
 """The review web app: operators upload and preview, reviewers correct and verify, admins see everything.
 
 `create_app(db_url, store_dir)` builds a Starlette app on the `formc batch` database and a photo store
-on disk. Pages are rendered on the server (Jinja2); the only script is the live rule check of the
-review page. The routes live by area in `routes_login.py`, `routes_upload.py`, `routes_submission.py`,
-`routes_review.py`, `routes_reports.py` and `routes_accounts.py` (what they share: `pages.py`). Who may open what:
+on disk. Pages are rendered on the server (Jinja2); the only scripts are the live rule check of the
+review page and the upload form's region pickers. The routes live by area in `routes_login.py`, `routes_upload.py`,
+`routes_submission.py`, `routes_review.py`, `routes_reports.py` and `routes_accounts.py` (what they share:
+`pages.py`). Who may open what:
 
 | route | roles |
 |---|---|
-| /upload, /jobs/ID, /submissions/ID (+ its page images, photos) | operator (own uploads), reviewer, admin |
+| /upload, /jobs/ID, /regions (pickers), /submissions/ID (+ its page images, photos) | operator (own uploads), reviewer, admin |
 | /queue, /submissions (all, filtered), /review/ID, /export/*, /dashboard, field images | reviewer, admin |
 | /audit, /admin/users (+ a user's active, role, password) | admin |
 | /account/password (one's own) | everyone logged in |
@@ -31,6 +32,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ocr.db.regions import Regions
 from ocr.db.store import ResultStore
 from ocr.review.sessions import SESSION_HOURS
 from ocr.review.workflow import Reviews
@@ -45,7 +47,7 @@ from ocr.web.routes_login import home, language, login, logout
 from ocr.web.routes_reports import audit, dashboard, export
 from ocr.web.routes_review import queue, reopen, review, submissions, verify
 from ocr.web.routes_submission import field_image, page_image, photo, submission
-from ocr.web.routes_upload import MAX_UPLOAD_BYTES, job, upload
+from ocr.web.routes_upload import MAX_UPLOAD_BYTES, job, regions, upload
 
 
 def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_only: bool = False,
@@ -66,6 +68,7 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         Route("/language", language, methods=["POST"]),
         Route("/upload", upload, methods=["GET", "POST"]),
         Route("/jobs/{job_id:str}", job),
+        Route("/regions", regions),
         Route("/submissions", submissions),
         Route("/submissions/{sid:int}", submission),
         Route("/submissions/{sid:int}/page-{n:int}.jpg", page_image),
@@ -101,5 +104,5 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={SQLAlchemyError: database_unavailable})
     app.state.store, app.state.reviews, app.state.photos, app.state.reader = store, reviews, photos, reader
-    app.state.zone = zone
+    app.state.zone, app.state.regions = zone, Regions(store.engine)
     return app

@@ -1,4 +1,4 @@
-"""`formc serve` and `formc users`: the review web app's commands (cli.py adds them to `formc`)."""
+"""`formc serve`, `formc users` and `formc regions`: the review web app's commands (cli.py adds them to `formc`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from ocr.db.regions import Regions
     from ocr.review.workflow import Reviews
 
 DEFAULT_DB = "results.db"  # beside where `formc serve` runs, like `formc batch --db sqlite:///results.db`
@@ -155,3 +156,52 @@ def users_reset_password(name: str, db_url: str | None, password_stdin: bool, ge
     if generate:
         click.echo(password)
     click.echo(f"password of {name} reset", err=True)
+
+
+@click.group()
+def regions() -> None:
+    """The region registry: Kemendagri codes and names, filled from the official list on first use."""
+
+
+@contextmanager
+def _regions(db_url: str | None) -> Iterator[Regions]:
+    """The region registry of the database at `db_url`; an unusable list or database is a one-line error."""
+    from ocr.db.regions import RegionError, Regions
+    from ocr.db.store import ResultStore, StoreUnavailable
+
+    try:
+        with ResultStore(_db_url(db_url)) as store:
+            yield Regions(store.engine)
+    except (RegionError, StoreUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@regions.command("import")
+@click.argument("csv_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_DB_OPTION
+def regions_import(csv_file: Path, db_url: str | None) -> None:
+    """Load a newer code list, a CSV `code,name` (codes of 2, 4, 6 or 10 digits, dotted or not): codes added or
+    renamed, none removed."""
+    from ocr.db.regions import read_csv
+
+    with _regions(db_url) as registry:
+        count = registry.load(read_csv(csv_file.read_text(encoding="utf-8-sig")))
+    click.echo(f"{count} regions loaded from {csv_file}", err=True)
+
+
+@regions.command("show")
+@click.argument("code")
+@_DB_OPTION
+def regions_show(code: str, db_url: str | None) -> None:
+    """The region CODE and those above it: province, kabupaten/kota, kecamatan, kelurahan/desa."""
+    from ocr.db.regions import plain_code
+
+    plain = plain_code(code)
+    if plain is None:
+        raise click.BadParameter(f"{code!r} is no Kemendagri code (2, 4, 6 or 10 digits)", param_hint="CODE")
+    with _regions(db_url) as registry:
+        chain = registry.chain(plain)
+    if not chain:
+        raise click.ClickException(f"{plain} is not in the region registry")
+    for region in chain:
+        click.echo(f"{region.level:<15} {region.code:<10} {region.name}")

@@ -78,6 +78,8 @@ REASON_LABELS = {
     "unknown_template": N_("form not recognised"), "wrong_page": N_("wrong page"),
     "file_unreadable": N_("file cannot be read"), "internal_error": N_("server error"),
     "worker_crashed": N_("server error"),
+    # A submission's place (ocr.run.places).
+    "unknown_region": N_("region not in the registry"), "bad_tps_identity": N_("TPS number or election unreadable"),
 }
 ACTION_LABELS = {
     "upload": N_("upload"), "correct": N_("correction"), "verify": N_("verified"),
@@ -91,6 +93,8 @@ ACTION_LABELS = {
     "upload_conflict": N_("upload refused: the photos of another TPS"),
 }
 ROLE_LABELS = {"operator": N_("operator"), "reviewer": N_("reviewer"), "admin": N_("admin")}
+ELECTION_LABELS = {"gubernur": N_("governor"), "bupati": N_("regent (bupati)"), "walikota": N_("mayor (wali kota)"),
+                   "presiden": N_("president")}
 
 
 @pass_context
@@ -119,4 +123,5 @@ def install(env: Environment) -> None:
     env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's line breaks are layout, not part of its msgid
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(status_label=_labelled(STATUS_LABELS), reason_label=_labelled(REASON_LABELS),
-                       action_label=_labelled(ACTION_LABELS), role_label=_labelled(ROLE_LABELS))
+                       action_label=_labelled(ACTION_LABELS), role_label=_labelled(ROLE_LABELS),
+                       election_label=_labelled(ELECTION_LABELS))

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ocr.db.store import ResultStore
+from ocr.record import TpsIdentity
 from ocr.review.accounts import User
 from ocr.review.workflow import Reviews
 from ocr.run.inputs import PhotoRef, SubmissionInput
@@ -58,9 +59,10 @@ class Reader:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, submission: str, photos: list[tuple[str, str]], user: User, replaces: int | None = None) -> str:
-        """Reads the stored photos [(name, sha256)] as one submission uploaded by `user`; the job id. `replaces`: the
-        stored submission this read completes (`ResultStore.save`)."""
+    def submit(self, submission: str, photos: list[tuple[str, str]], user: User, replaces: int | None = None,
+               place: TpsIdentity | None = None) -> str:
+        """Reads the stored photos [(name, sha256)] as one submission uploaded by `user`, at `place`; the job id.
+        `replaces`: the stored submission this read completes (`ResultStore.save`)."""
         job_id = secrets.token_urlsafe(16)
         with self._lock:
             now = time.time()
@@ -68,11 +70,11 @@ class Reader:
                         if (j.finished and now - j.finished > KEEP_JOBS_S) or now - j.started > GIVE_UP_JOBS_S]:
                 del self._jobs[old]
             self._jobs[job_id] = Job(owner=user.id, submission=submission, started=now)
-        self._start(job_id, submission, photos, user, replaces)
+        self._start(job_id, submission, photos, user, replaces, place)
         return job_id
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User,
-               replaces: int | None) -> None:
+               replaces: int | None, place: TpsIdentity | None) -> None:
         raise NotImplementedError
 
     def _finish(self, job_id: str, submission_id: int | None, error: str = "") -> None:
@@ -101,23 +103,21 @@ class LocalReader(Reader):
         self.templates = tuple(load_templates().values())
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User,
-               replaces: int | None) -> None:
-        self._pool.submit(self._run, job_id, submission, photos, user, replaces)
+               replaces: int | None, place: TpsIdentity | None) -> None:
+        self._pool.submit(self._run, job_id, SubmissionInput(submission, tuple(
+            PhotoRef(name, str(self.photos.photo_path(sha)), sha256=sha) for name, sha in photos), place), user, replaces)
 
-    def _run(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User,
-             replaces: int | None) -> None:
-        sub = SubmissionInput(submission, tuple(PhotoRef(name, str(self.photos.photo_path(sha)), sha256=sha)
-                                                for name, sha in photos))
+    def _run(self, job_id: str, sub: SubmissionInput, user: User, replaces: int | None) -> None:
         with self._lock:
             self._jobs[job_id].taken = True
         try:  # read_one never raises; the database may (unreachable, full disk)
             result = read_one(sub, self.templates, BatchSettings(), on_read=self.photos.draw)
             self.store.save(result, replaces)
             submission_id = self.reviews.id_of(result.submission, result.photos_key)
-            self.reviews.record_upload(submission_id, user, [name for name, _ in photos], job_id)
+            self.reviews.record_upload(submission_id, user, sub.sources, job_id)
             self._finish(job_id, submission_id)
         except Exception:  # the details (a failed statement's SQL, paths) stay in the server's log, not on the page
-            log.exception("upload job %s (%s) failed", job_id, submission)
+            log.exception("upload job %s (%s) failed", job_id, sub.submission)
             self._finish(job_id, None, f"reading {job_id} did not finish")
 
     def close(self) -> None:
@@ -143,11 +143,11 @@ class ClusterReader(Reader):
         self._tasks: dict[str, tuple] = {}  # job id -> its AsyncResult, submission and photos_key, while reading
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User,
-               replaces: int | None) -> None:
+               replaces: int | None, place: TpsIdentity | None) -> None:
         from ocr.run.cluster import OUTAGES, payload, send
 
         message = payload(submission, [[name, str(self.photos.photo_path(sha)), None] for name, sha in photos],
-                          [sha for _, sha in photos], draw=True)
+                          [sha for _, sha in photos], draw=True, place=place)
         message["upload"] = {"id": job_id, "user": [user.id, user.name, user.role], "replaces": replaces}
         for gone in [k for k in self._tasks if super().job(k) is None]:  # forgotten jobs
             del self._tasks[gone]

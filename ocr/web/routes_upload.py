@@ -1,4 +1,8 @@
-"""Uploading a TPS's photos and waiting for their read (`ocr/web/jobs.py` reads them)."""
+"""Uploading a TPS's photos and waiting for their read (`ocr/web/jobs.py` reads them).
+
+The TPS's place is picked, never typed: province -> kabupaten/kota -> kecamatan -> kelurahan/desa selects filled from
+the region registry (`/regions?parent=CODE`, `ocr/web/static/regions.js`), a TPS number and the election.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,17 @@ import time
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
+from ocr.db.regions import Regions, plain_code
+from ocr.reader.reasons import ReasonCode, Refusal
+from ocr.record import ELECTIONS, TpsIdentity
 from ocr.review.accounts import User
 from ocr.review.errors import ReviewError
 from ocr.review.intake import Stored, intake, photo_name
 from ocr.run.inputs import MAX_PHOTO_BYTES
 from ocr.run.photo_store import sniff
+from ocr.run.places import identity
 from ocr.web.auth import guard
 from ocr.web.i18n import translate
 from ocr.web.pages import UPLOADERS, explained, flash, render, reviews_of
@@ -23,19 +31,48 @@ MAX_UPLOAD_BYTES = MAX_PHOTOS * 20 * 2**20  # refused before it is read (phone J
 SUBMISSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,60}(/[A-Za-z0-9][A-Za-z0-9._ -]{0,60}){0,3}")
 
 
+def registry(request: Request) -> Regions:
+    return request.app.state.regions
+
+
+@guard(*UPLOADERS)
+async def regions(request: Request) -> Response:
+    """The regions one level below `parent` (none: the provinces), for the upload form's pickers."""
+    parent = request.query_params.get("parent", "")
+    if parent and plain_code(parent) is None:
+        return JSONResponse([], status_code=400)
+    return JSONResponse([{"code": r.code, "name": r.name} for r in registry(request).children(parent)])
+
+
+def place_of(request: Request, form) -> TpsIdentity | Refusal | None:
+    """The place the pickers chose (None: no desa picked), or why it cannot be taken."""
+    desa, tps, election = (str(form.get(key, "")).strip() for key in ("desa", "tps", "election"))
+    if not desa:
+        return None
+    place = identity(desa, tps, election)
+    if isinstance(place, TpsIdentity) and not registry(request).known_desa({place.desa}):
+        return Refusal(ReasonCode.UNKNOWN_REGION, place.desa)
+    return place
+
+
 @guard(*UPLOADERS)
 async def upload(request: Request) -> Response:
     reviews = reviews_of(request)
     user: User = request.state.user
     if request.method == "GET":
-        return render(request, "upload.html", recent=reviews.uploaded_by(user), limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES))
+        return render(request, "upload.html", recent=reviews.uploaded_by(user), limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES),
+                      elections=ELECTIONS)
 
     def refuse(message: str, status: int) -> Response:
         return render(request, "upload.html", status, error=message, recent=reviews.uploaded_by(user),
-                      limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES), name=name)
+                      limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES), name=name, elections=ELECTIONS)
 
     form = await request.form()
-    name = str(form.get("submission", "")).strip()
+    name, place = str(form.get("submission", "")).strip(), place_of(request, form)
+    if isinstance(place, Refusal):
+        return refuse(translate(request, "Pick the TPS's kelurahan/desa from the lists, its TPS number and the "
+                                "election: the region registry does not know this place."), 400)
+    name = name or (f"{place.desa}/TPS-{place.tps:03d}" if place else "")  # the folder layout's name for a TPS
     files = [f for f in form.getlist("photos") if isinstance(f, UploadFile) and f.filename]
     if not SUBMISSION_NAME.fullmatch(name) or ".." in name:
         return refuse(translate(request, "Name the TPS like kab-bandung/kec-x/tps-001: letters, digits, '.', '_', '-', "
@@ -67,7 +104,7 @@ async def upload(request: Request) -> Response:
         kept = ", ".join(n for n, _ in found.photos[:found.kept])
         flash(request, translate(request, "Read together with the photos uploaded before for this TPS: %(photos)s.",
                                  photos=kept))
-    job_id = request.app.state.reader.submit(name, found.photos, user, found.replaces)
+    job_id = request.app.state.reader.submit(name, found.photos, user, found.replaces, place)
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
 
 

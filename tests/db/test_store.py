@@ -202,7 +202,7 @@ def test_twins_count_their_deliveries_apart(url):
 
 @contextmanager
 def as_of(revision: str, url: str, record: dict) -> Iterator[Connection]:
-    """A connection to a new database at `revision` (0004 to 0007) that holds `record` as formc of that revision
+    """A connection to a new database at `revision` (0004 to 0009) that holds `record` as formc of that revision
     wrote it: no tally column, no quality, geometry or page hash."""
     engine = create_engine(url)
     event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys=ON"))
@@ -284,6 +284,27 @@ def test_a_database_of_revision_0007_gets_page_hashes_and_keeps_its_pages(tmp_pa
         assert store.page_hashes() == []
         store.save(tally())
         assert store.get("tps-0001", record["photos_key"]) == tally() and rows(store, PageRow) == 2
+        with store.engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_a_database_of_revision_0009_gets_places_and_a_registry_and_keeps_its_rows(tmp_path):
+    from ocr.db.regions import Regions
+    from ocr.record import TpsIdentity
+
+    url = default_url(tmp_path / "old.db")
+    record = tally().model_dump(mode="json")
+    with as_of("0009", url, record):
+        pass
+    with ResultStore(url) as store:
+        # Saved before schema 5: no place; the registry is filled from the official list when first used.
+        stored = store.get("tps-0001", record["photos_key"])
+        assert stored.place is None and stored.fields.keys() == tally().fields.keys() and rows(store, FieldRow) == 5
+        assert [r.name for r in Regions(store.engine).chain("3204052001")] == [
+            "Jawa Barat", "Kabupaten Bandung", "Cileunyi", "Cileunyi Kulon"]
+        placed = tally().model_copy(update={"place": TpsIdentity(desa="3204052001", tps=3, election="bupati")})
+        store.save(placed)
+        assert store.get("tps-0001", record["photos_key"]) == placed and rows(store, SubmissionRow) == 1
         with store.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
