@@ -28,6 +28,22 @@ def log_in(client: TestClient, name: str, password: str = PASSWORD) -> str:
     return csrf_of(client.get("/upload").text)
 
 
+class Clients:
+    """The app of a test module with one logged-in client per user, made when first asked for."""
+
+    def __init__(self, app: Starlette, tmp) -> None:
+        self.app, self.tmp = app, tmp
+        self.reviews = app.state.reviews
+        self.clients: dict[str, tuple[TestClient, str]] = {}
+
+    def client(self, name: str) -> tuple[TestClient, str]:
+        """A logged-in client of `name` and its CSRF token (one per user, kept for the module)."""
+        if name not in self.clients:
+            client = TestClient(self.app)
+            self.clients[name] = (client, log_in(client, name))
+        return self.clients[name]
+
+
 @contextmanager
 def served(app: Starlette) -> Iterator[str]:
     """`app` served by uvicorn in a thread (one event loop, as `formc serve` runs it) while in the block; its base URL."""

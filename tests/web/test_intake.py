@@ -16,27 +16,15 @@ from starlette.testclient import TestClient
 from cli import main
 from ocr.db.store import default_url
 from ocr.review.accounts import hash_password
-from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
-from tests.web.conftest import PASSWORD, log_in
+from tests.web.conftest import PASSWORD, Clients
 from tests.web.test_web import upload, wait_for_submission
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 USERS = {"olga": "operator", "oki": "operator", "rudi": "reviewer"}
 
 
-class Env:
-    def __init__(self, app, tmp: Path) -> None:
-        self.app, self.tmp = app, tmp
-        self.reviews: Reviews = app.state.reviews
-        self.clients: dict[str, tuple[TestClient, str]] = {}
-
-    def client(self, name: str) -> tuple[TestClient, str]:
-        if name not in self.clients:
-            client = TestClient(self.app)
-            self.clients[name] = (client, log_in(client, name))
-        return self.clients[name]
-
+class Env(Clients):
     def post(self, name: str, submission: str, photos: list[Path]):
         client, csrf = self.client(name)
         files = [("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in photos]

@@ -27,7 +27,7 @@ from ocr.review.dashboard import dashboard
 from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
 from ocr.web.routes_upload import MAX_PHOTOS, MAX_UPLOAD_BYTES
-from tests.web.conftest import PASSWORD, csrf_of, log_in
+from tests.web.conftest import PASSWORD, Clients, csrf_of, log_in
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "kwk-gubernur-3"
 USERS = {"olga": "operator", "rudi": "reviewer", "rina": "reviewer", "ade": "admin"}
@@ -51,19 +51,10 @@ def wait_for_submission(client: TestClient, job_url: str, timeout: float = 120) 
     raise AssertionError("the upload was not read in time")
 
 
-class Env:
+class Env(Clients):
     def __init__(self, app, tmp: Path) -> None:
-        self.app, self.tmp = app, tmp
-        self.reviews: Reviews = app.state.reviews
+        super().__init__(app, tmp)
         self.users = {name: self.reviews.credentials(name)[0] for name in USERS}
-        self.clients: dict[str, tuple[TestClient, str]] = {}
-
-    def client(self, name: str) -> tuple[TestClient, str]:
-        """A logged-in client of `name` and its CSRF token (one per user, kept for the module)."""
-        if name not in self.clients:
-            client = TestClient(self.app)
-            self.clients[name] = (client, log_in(client, name))
-        return self.clients[name]
 
     def copy(self, name: str, uploader: str | None = None, **update) -> int:
         """A stored copy of the uploaded slip sample's result under a new photo key (and name), with `update`'s
