@@ -6,6 +6,7 @@ import pytest
 
 from ocr.pipeline import PhotoInput, ReaderSettings, read_submission
 from ocr.reader.reasons import FindingCode, ReasonCode
+from ocr.record import SCHEMA_VERSION
 from ocr.synth.handwriting import load_bank
 from ocr.synth.job import SynthJob, synthesize_tps
 from ocr.templates.catalog import get_template, load_templates
@@ -33,7 +34,7 @@ def test_a_clean_submission_reads_right_or_flags(tps):
     result = read(photos)
     assert result.template == "kwk-walikota-2" and result.status in ("ok", "review")
     assert [p.page for p in result.pages] == [1, 2, 3] and all(p.status == "read" for p in result.pages)
-    assert all(len(p.geometry.boxes) > 0 for p in result.pages) and result.schema_version == 4
+    assert all(len(p.geometry.boxes) > 0 for p in result.pages) and result.schema_version == SCHEMA_VERSION
     assert result.reader_version.templates == {"kwk-walikota-2": get_template("kwk-walikota-2").version}
     fields = result.fields
     assert fields.keys() == get_template("kwk-walikota-2").fields.keys()
