@@ -441,6 +441,39 @@ def synth(template_id: str, count: int, out: Path, seed: int, handwriting: tuple
         raise click.ClickException(str(exc)) from exc
 
 
+@main.group()
+def sources() -> None:
+    """More than one source per TPS: numbers from outside, compared with the reads."""
+
+
+@sources.command("import")
+@click.argument("numbers", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--db", "db_url", default="sqlite:///results.db", show_default=True, help="the results database")
+@click.option("--mapping", "mapping_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML: the template, the columns naming the TPS, column (or dotted key) -> field id")
+@click.option("--source-name", required=True, help="what the source is called beside the reads, e.g. kpu")
+def sources_import(numbers: Path, db_url: str, mapping_path: Path, source_name: str) -> None:
+    """Stores a CSV or JSON file's numbers per TPS as the source SOURCE_NAME (never a TPS's result by itself) and
+    prints where they differ from the TPS's other sources."""
+    from ocr.db.store import ResultStore, StoreUnavailable
+    from ocr.review.external import MappingError, load_mapping, read_numbers
+    from ocr.review.sources import Sources
+    from ocr.review.workflow import Reviews
+
+    try:
+        mapping = load_mapping(mapping_path)
+        rows = read_numbers(numbers, mapping)
+        with ResultStore(db_url) as store:
+            book = Sources(Reviews(store))
+            book.import_numbers(source_name, mapping.template, rows)
+            found = [f"{key} {c}" for key in rows for c in book.of(key).conflicts]
+    except (MappingError, StoreUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for line in found:
+        click.echo(line)
+    click.echo(f"{len(rows)} TPS imported as {source_name}; {len(found)} disagreements", err=True)
+
+
 # The review web app's commands (`serve`, `users`) live beside it.
 from ocr.web.commands import regions, serve, users  # noqa: E402
 

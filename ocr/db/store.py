@@ -232,6 +232,34 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class ExternalSourceRow(Base):
+    """A TPS's numbers from outside (`formc sources import`, e.g. KPU's published per-TPS figures): a source compared
+    with the TPS's reads, never its result by itself (`ocr/review/sources.py`). One row per (source, TPS)."""
+
+    __tablename__ = "external_sources"
+    __table_args__ = (UniqueConstraint("source", "tps_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))  # the import's --source-name
+    tps_key: Mapped[str] = mapped_column(Text, index=True)  # `ocr/review/sources.py` tps_key: place, else name
+    template: Mapped[str] = mapped_column(String(100))
+    values: Mapped[dict[str, int | None]] = mapped_column(JSON)  # field id -> value, only the fields mapped
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SourceChoiceRow(Base):
+    """A reviewer's choice of a TPS's result among its sources; the newest choice per TPS holds."""
+
+    __tablename__ = "source_choices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tps_key: Mapped[str] = mapped_column(Text, index=True)
+    chosen: Mapped[str] = mapped_column(String(40))  # a source's ref: submission:<id> or external:<id>
+    reason: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class DeliveryRow(Base):
     """How often the cluster's task for a submission was delivered without finishing, per retry of that task: a
     worker killed mid-read leaves its count up; a finished read deletes the submission's rows."""

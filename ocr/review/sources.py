@@ -1,0 +1,215 @@
+"""More than one source per TPS (issue 21): the reads of its submissions and numbers imported from outside, compared
+field by field; one of them is the TPS's chosen result, every one is kept.
+
+A TPS is its place (desa code, TPS number, election), else, for a submission without one, its name (`tps_key`). Its
+sources: every stored submission of it (the plano photo, the salinan, a second photo, a witness's), with its effective
+values (corrections applied), and every external number set (`formc sources import`, `external.py`). The chosen
+result: a reviewer's choice (logged, four eyes), else the newest verified submission, else the newest read; an
+external set is never chosen by itself. Any field two sources both carry with different values is a
+`source_conflict` (`SourceConflict`); the discrepancy view (/selisih) lists such TPS beside the pages one sheet
+shows under two TPS (`ocr/run/same_sheet.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import combinations
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from ocr.db.store import ExternalSourceRow, PageRow, SourceChoiceRow, SubmissionRow, UserRow
+from ocr.review.accounts import User
+from ocr.review.audit import record, utc
+from ocr.review.errors import ReviewError
+from ocr.review.workflow import Reviews, SubmissionView
+from ocr.run.same_sheet import HashedPage, same_sheets
+
+PLACE, NAME = "place:", "name:"  # the two kinds of TPS key
+
+
+def tps_key(desa: str | None, tps: int | None, election: str | None, submission: str) -> str:
+    """The TPS a submission (or an imported row) is of: `place:<desa>/<tps>/<election>`, else `name:<its name>`."""
+    return f"{PLACE}{desa}/{tps}/{election}" if desa is not None else f"{NAME}{submission}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source of a TPS's numbers. `ref` names it in a choice: `submission:<id>` or `external:<id>`."""
+
+    ref: str
+    label: str  # for people: the submission's name (#id when two share it), the import's source name
+    values: dict[str, int | None]
+    at: datetime | None
+    submission_id: int | None = None  # None: an external number set
+    pages: tuple[int, ...] = ()  # the submission's read pages, for its photos side by side
+    verified: bool = False
+
+
+@dataclass(frozen=True)
+class SourceConflict:
+    """Two sources of a TPS that give a field different values."""
+
+    field_id: str
+    first: Source
+    second: Source
+
+    def __str__(self) -> str:
+        return (f"source_conflict: {self.field_id} {self.first.label} {_shown(self.first.values[self.field_id])} vs "
+                f"{self.second.label} {_shown(self.second.values[self.field_id])}")
+
+
+def _shown(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def conflicts(sources: list[Source]) -> list[SourceConflict]:
+    """Every field that two sources both carry with different values, once per pair of sources, by field."""
+    found = [SourceConflict(f, a, b) for a, b in combinations(sources, 2)
+             for f in a.values if f in b.values and a.values[f] != b.values[f]]
+    return sorted(found, key=lambda c: c.field_id)
+
+
+@dataclass(frozen=True)
+class TpsSources:
+    key: str
+    sources: list[Source]  # submissions newest first, then the external sets by name
+    chosen: Source | None  # None: no submission and no choice yet
+    chosen_by: str | None  # the reviewer who chose it; None when it is the default
+
+    @property
+    def conflicts(self) -> list[SourceConflict]:
+        return conflicts(self.sources)
+
+
+@dataclass(frozen=True)
+class SheetPage:
+    submission_id: int
+    submission: str
+    sha256: str  # its photo (/submissions/<id>/photos/<sha256>)
+
+
+@dataclass(frozen=True)
+class SheetPair:
+    """One sheet under two TPS: pages of two submissions of different TPS whose handwriting hashes alike."""
+
+    template: str
+    page: int
+    bits: int
+    first: SheetPage
+    second: SheetPage
+
+
+class Sources:
+    """The sources of every TPS in the results database behind `reviews`."""
+
+    def __init__(self, reviews: Reviews) -> None:
+        self.reviews = reviews
+        self.engine = reviews.engine
+
+    def of(self, key: str) -> TpsSources:
+        """The TPS's sources, its chosen result and who chose it."""
+        if key.startswith(PLACE):
+            desa, tps, election = key.removeprefix(PLACE).split("/")
+            where = [SubmissionRow.desa == desa, SubmissionRow.tps == int(tps), SubmissionRow.election == election]
+        else:
+            where = [SubmissionRow.desa.is_(None), SubmissionRow.submission == key.removeprefix(NAME)]
+        with Session(self.engine) as session:
+            ids = session.scalars(select(SubmissionRow.id).where(*where).order_by(SubmissionRow.id.desc())).all()
+            external = session.scalars(select(ExternalSourceRow).where(ExternalSourceRow.tps_key == key)
+                                       .order_by(ExternalSourceRow.source)).all()
+            choice = session.execute(select(SourceChoiceRow.chosen, UserRow.name)
+                                     .join(UserRow, UserRow.id == SourceChoiceRow.user_id)
+                                     .where(SourceChoiceRow.tps_key == key)
+                                     .order_by(SourceChoiceRow.id.desc()).limit(1)).first()
+        views = [v for v in map(self.reviews.view, ids) if v is not None]
+        names = [v.result.submission for v in views]
+        sources = [_read(v, names.count(v.result.submission) > 1) for v in views] + [
+            Source(f"external:{row.id}", row.source, row.values, utc(row.imported_at)) for row in external]
+        by_ref = {s.ref: s for s in sources}
+        if choice is not None and choice[0] in by_ref:
+            return TpsSources(key, sources, by_ref[choice[0]], choice[1])
+        reads = [s for s in sources if s.submission_id is not None]
+        default = next((s for s in reads if s.verified), reads[0] if reads else None)
+        return TpsSources(key, sources, default, None)
+
+    def keys(self) -> list[str]:
+        """Every TPS with more than one source, sorted."""
+        with Session(self.engine) as session:
+            places = session.execute(select(SubmissionRow.desa, SubmissionRow.tps, SubmissionRow.election,
+                                            func.count()).where(SubmissionRow.desa.is_not(None))
+                                     .group_by(SubmissionRow.desa, SubmissionRow.tps, SubmissionRow.election)).all()
+            names = session.execute(select(SubmissionRow.submission, func.count())
+                                    .where(SubmissionRow.desa.is_(None)).group_by(SubmissionRow.submission)).all()
+            external = session.execute(select(ExternalSourceRow.tps_key, func.count())
+                                       .group_by(ExternalSourceRow.tps_key)).all()
+        count: dict[str, int] = {}
+        for desa, tps, election, n in places:
+            count[tps_key(desa, tps, election, "")] = n
+        for name, n in names:
+            count[tps_key(None, None, None, name)] = n
+        for key, n in external:
+            count[key] = count.get(key, 0) + n
+        return sorted(k for k, n in count.items() if n > 1)
+
+    def in_conflict(self) -> list[TpsSources]:
+        """Every TPS whose sources disagree on a field."""
+        return [tps for tps in map(self.of, self.keys()) if tps.conflicts]
+
+    def same_sheets(self) -> list[SheetPair]:
+        """Pages of submissions of different TPS that show one sheet, nearest first."""
+        query = (select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.desa, SubmissionRow.tps,
+                        SubmissionRow.election, SubmissionRow.template, PageRow.page, PageRow.sha256, PageRow.photo_hash)
+                 .join(PageRow, PageRow.submission_id == SubmissionRow.id)
+                 .where(PageRow.photo_hash.is_not(None), PageRow.page.is_not(None), SubmissionRow.template.is_not(None)))
+        with Session(self.engine) as session:
+            rows = session.execute(query).all()
+        pages = {(str(r.id), r.sha256): r for r in rows}
+        # The submission's id stands for its name and the photo's sha256 for its source: both are what links need.
+        hashed = [HashedPage(str(r.id), r.sha256, r.template, r.page, r.photo_hash) for r in rows]
+        found = []
+        for pair in same_sheets(hashed):
+            a, b = pages[(pair.first.submission, pair.first.source)], pages[(pair.second.submission, pair.second.source)]
+            if tps_key(a.desa, a.tps, a.election, a.submission) != tps_key(b.desa, b.tps, b.election, b.submission):
+                found.append(SheetPair(pair.first.template, pair.first.page, pair.bits,
+                                       SheetPage(a.id, a.submission, a.sha256), SheetPage(b.id, b.submission, b.sha256)))
+        return found
+
+    def choose(self, key: str, ref: str, user: User, reason: str) -> Source:
+        """Makes the source `ref` the TPS's result: logged with the reason; refused to whoever uploaded or corrected
+        the submission chosen (four eyes)."""
+        reason = reason.strip()
+        if not reason:
+            raise ReviewError("say why this source is chosen (the reason is kept with the choice)")
+        tps = self.of(key)
+        source = next((s for s in tps.sources if s.ref == ref), None)
+        if source is None:
+            raise ReviewError("no such source of this TPS")
+        if source.submission_id is not None:
+            view = self.reviews.view(source.submission_id)
+            if (refusal := view.four_eyes(user)) is not None:
+                self.reviews.log(user, "choose_refused", source.submission_id, reason="four_eyes", tps=key)
+                raise refusal
+        with Session(self.engine) as session, session.begin():
+            session.add(SourceChoiceRow(tps_key=key, chosen=ref, reason=reason, user_id=user.id))
+            record(session, user, "choose_source", source.submission_id, {
+                "tps": key, "chosen": source.label, "was": tps.chosen.label if tps.chosen else None, "reason": reason})
+        return source
+
+    def import_numbers(self, source: str, template: str, rows: dict[str, dict[str, int | None]]) -> None:
+        """Stores `rows` (TPS key -> field values) as the external source `source`, replacing what an earlier import
+        of that source held for those TPS; logged."""
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(ExternalSourceRow).where(ExternalSourceRow.source == source,
+                                                            ExternalSourceRow.tps_key.in_(rows)))
+            session.add_all(ExternalSourceRow(source=source, tps_key=key, template=template, values=values)
+                            for key, values in rows.items())
+            record(session, None, "import_source", None, {"source": source, "template": template, "tps": len(rows)})
+
+
+def _read(view: SubmissionView, named_twice: bool) -> Source:
+    label = f"{view.result.submission}#{view.id}" if named_twice else view.result.submission
+    pages = tuple(p.page for p in view.result.pages if p.page is not None and p.status == "read")
+    return Source(f"submission:{view.id}", label, view.values, view.created_at, view.id, pages,
+                  view.state == "verified")
