@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ocr.db.store import ExternalSourceRow, PageRow, SourceChoiceRow, SubmissionRow, UserRow
 from ocr.review.accounts import User
 from ocr.review.audit import record, utc
-from ocr.review.errors import ReviewError
+from ocr.review.errors import FourEyes, ReviewError
 from ocr.review.workflow import Reviews, SubmissionView
 from ocr.run.same_sheet import HashedPage, same_sheets
 
@@ -81,6 +81,11 @@ class TpsSources:
     @property
     def conflicts(self) -> list[SourceConflict]:
         return conflicts(self.sources)
+
+    @property
+    def differing(self) -> list[str]:
+        """The fields some sources disagree on."""
+        return sorted({c.field_id for c in self.conflicts})
 
 
 @dataclass(frozen=True)
@@ -188,9 +193,10 @@ class Sources:
             raise ReviewError("no such source of this TPS")
         if source.submission_id is not None:
             view = self.reviews.view(source.submission_id)
-            if (refusal := view.four_eyes(user)) is not None:
+            if view.four_eyes(user) is not None:
                 self.reviews.log(user, "choose_refused", source.submission_id, reason="four_eyes", tps=key)
-                raise refusal
+                raise FourEyes("you uploaded or corrected %(submission)s: another reviewer must choose it (four eyes)",
+                               submission=source.label)
         with Session(self.engine) as session, session.begin():
             session.add(SourceChoiceRow(tps_key=key, chosen=ref, reason=reason, user_id=user.id))
             record(session, user, "choose_source", source.submission_id, {

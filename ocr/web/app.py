@@ -3,13 +3,14 @@
 `create_app(db_url, store_dir)` builds a Starlette app on the `formc batch` database and a photo store
 on disk. Pages are rendered on the server (Jinja2); the only scripts are the live rule check of the
 review page and the upload form's region pickers. The routes live by area in `routes_login.py`, `routes_upload.py`,
-`routes_submission.py`, `routes_review.py`, `routes_reports.py` and `routes_accounts.py` (what they share:
+`routes_submission.py`, `routes_review.py`, `routes_sources.py`, `routes_reports.py` and `routes_accounts.py` (what they share:
 `pages.py`). Who may open what:
 
 | route | roles |
 |---|---|
 | /upload, /jobs/ID, /regions (pickers), /submissions/ID (+ its page images, photos) | operator (own uploads), reviewer, admin |
 | /queue, /submissions (all, filtered), /review/ID, /export/*, /dashboard, field images | reviewer, admin |
+| /selisih (sources that disagree, one sheet under two TPS; choose a source) | reviewer, admin |
 | /audit, /admin/users (+ a user's active, role, password) | admin |
 | /account/password (one's own) | everyone logged in |
 | /login, /language (this browser's language) | everyone |
@@ -35,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 from ocr.db.regions import Regions
 from ocr.db.store import ResultStore
 from ocr.review.sessions import SESSION_HOURS
+from ocr.review.sources import Sources
 from ocr.review.workflow import Reviews
 from ocr.run.photo_store import PhotoStore
 from ocr.web.auth import load_secret
@@ -46,6 +48,7 @@ from ocr.web.routes_accounts import own_password, user_active, user_password, us
 from ocr.web.routes_login import home, language, login, logout
 from ocr.web.routes_reports import audit, dashboard, export
 from ocr.web.routes_review import queue, reopen, review, submissions, verify
+from ocr.web.routes_sources import choose, selisih
 from ocr.web.routes_submission import field_image, page_image, photo, submission
 from ocr.web.routes_upload import MAX_UPLOAD_BYTES, job, regions, upload
 
@@ -78,6 +81,8 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         Route("/review/{sid:int}", review, methods=["GET", "POST"]),
         Route("/review/{sid:int}/verify", verify, methods=["POST"]),
         Route("/review/{sid:int}/reopen", reopen, methods=["POST"]),
+        Route("/selisih", selisih),
+        Route("/selisih/choose", choose, methods=["POST"]),
         Route("/export/{kind:str}", export),
         Route("/dashboard", dashboard),
         Route("/audit", audit),
@@ -104,5 +109,5 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={SQLAlchemyError: database_unavailable})
     app.state.store, app.state.reviews, app.state.photos, app.state.reader = store, reviews, photos, reader
-    app.state.zone, app.state.regions = zone, Regions(store.engine)
+    app.state.zone, app.state.regions, app.state.sources = zone, Regions(store.engine), Sources(reviews)
     return app
