@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -42,6 +43,24 @@ class Clients:
             client = TestClient(self.app)
             self.clients[name] = (client, log_in(client, name))
         return self.clients[name]
+
+
+@contextmanager
+def app_with_users(tmp: Path, users: dict[str, str], kind: type[Clients] = Clients) -> Iterator[Clients]:
+    """The app on a fresh database and photo store in `tmp`, with `users` (name -> role), running (its lifespan) while
+    in the block; its clients (of `kind`) closed after."""
+    from ocr.db.store import default_url
+    from ocr.review.accounts import hash_password
+    from ocr.web.app import create_app
+
+    app = create_app(default_url(tmp / "results.db"), tmp / "store", secret="test-secret")
+    with TestClient(app):
+        for name, role in users.items():
+            app.state.reviews.add_user(name, role, hash_password(PASSWORD))
+        clients = kind(app, tmp)
+        yield clients
+        for client, _ in clients.clients.values():
+            client.close()
 
 
 @contextmanager

@@ -11,13 +11,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from starlette.testclient import TestClient
 
 from cli import main
 from ocr.db.store import default_url
-from ocr.review.accounts import hash_password
-from ocr.web.app import create_app
-from tests.web.conftest import PASSWORD, Clients
+from tests.web.conftest import Clients, app_with_users
 from tests.web.test_web import upload, wait_for_submission
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -33,15 +30,8 @@ class Env(Clients):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> Iterator[Env]:
-    tmp = tmp_path_factory.mktemp("intake")
-    app = create_app(default_url(tmp / "results.db"), tmp / "store", secret="test-secret")
-    with TestClient(app):
-        for name, role in USERS.items():
-            app.state.reviews.add_user(name, role, hash_password(PASSWORD))
-        e = Env(app, tmp)
+    with app_with_users(tmp_path_factory.mktemp("intake"), USERS, Env) as e:
         yield e
-        for client, _ in e.clients.values():
-            client.close()
 
 
 def test_a_missing_page_is_flagged_then_completed_by_a_later_upload_and_verified(env):

@@ -7,32 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from starlette.testclient import TestClient
 
-from ocr.db.store import default_url
-from ocr.review.accounts import hash_password
-from ocr.web.app import create_app
 from tests.db.test_store import PHOTOS
 from tests.review.test_sources import KEY, read
-from tests.web.conftest import PASSWORD, Clients
+from tests.web.conftest import Clients, app_with_users
 
 USERS = {"olga": "operator", "rudi": "reviewer", "rina": "reviewer"}
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> Iterator[Clients]:
-    tmp = tmp_path_factory.mktemp("sources")
-    app = create_app(default_url(tmp / "results.db"), tmp / "store", secret="test-secret")
-    with TestClient(app):
-        for name, role in USERS.items():
-            app.state.reviews.add_user(name, role, hash_password(PASSWORD))
+    with app_with_users(tmp_path_factory.mktemp("sources"), USERS) as env:
         # Every read of `tally` has one page hash: `elsewhere` (no place) shows the sheet of the TPS's two reads.
-        app.state.store.save_many([read("plano", 1, 172), read("salinan", 2, 127), read("elsewhere", 3, 5, None)])
-        e = Clients(app, tmp)
-        yield e
-        for client, _ in e.clients.values():
-            client.close()
-
+        env.app.state.store.save_many([read("plano", 1, 172), read("salinan", 2, 127), read("elsewhere", 3, 5, None)])
+        yield env
 
 def test_operators_may_neither_see_nor_choose(env):
     olga, csrf = env.client("olga")
