@@ -12,8 +12,8 @@ shows under two TPS (`ocr/run/same_sheet.py`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import combinations
 
 from sqlalchemy import delete, func, select
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ocr.db.store import ExternalSourceRow, PageRow, SourceChoiceRow, SubmissionRow, UserRow
 from ocr.review.accounts import User
-from ocr.review.audit import record, utc
+from ocr.review.audit import record
 from ocr.review.errors import FourEyes, ReviewError
 from ocr.review.workflow import Reviews, SubmissionView
 from ocr.run.same_sheet import HashedPage, same_sheets
@@ -41,7 +41,6 @@ class Source:
     ref: str
     label: str  # for people: the submission's name (#id when two share it), the import's source name
     values: dict[str, int | None]
-    at: datetime | None
     submission_id: int | None = None  # None: an external number set
     pages: tuple[int, ...] = ()  # the submission's read pages, for its photos side by side
     verified: bool = False
@@ -116,7 +115,10 @@ class Sources:
     def of(self, key: str) -> TpsSources:
         """The TPS's sources, its chosen result and who chose it."""
         if key.startswith(PLACE):
-            desa, tps, election = key.removeprefix(PLACE).split("/")
+            place = re.fullmatch(r"(\d{10})/(\d+)/(\w+)", key.removeprefix(PLACE))
+            if place is None:  # a key from a form may be anything: one that is no place is a TPS without sources
+                return TpsSources(key, [], None, None)
+            desa, tps, election = place.groups()
             where = [SubmissionRow.desa == desa, SubmissionRow.tps == int(tps), SubmissionRow.election == election]
         else:
             where = [SubmissionRow.desa.is_(None), SubmissionRow.submission == key.removeprefix(NAME)]
@@ -131,7 +133,7 @@ class Sources:
         views = [v for v in map(self.reviews.view, ids) if v is not None]
         names = [v.result.submission for v in views]
         sources = [_read(v, names.count(v.result.submission) > 1) for v in views] + [
-            Source(f"external:{row.id}", row.source, row.values, utc(row.imported_at)) for row in external]
+            Source(f"external:{row.id}", row.source, row.values) for row in external]
         by_ref = {s.ref: s for s in sources}
         if choice is not None and choice[0] in by_ref:
             return TpsSources(key, sources, by_ref[choice[0]], choice[1])
@@ -217,5 +219,5 @@ class Sources:
 def _read(view: SubmissionView, named_twice: bool) -> Source:
     label = f"{view.result.submission}#{view.id}" if named_twice else view.result.submission
     pages = tuple(p.page for p in view.result.pages if p.page is not None and p.status == "read")
-    return Source(f"submission:{view.id}", label, view.values, view.created_at, view.id, pages,
+    return Source(f"submission:{view.id}", label, view.values, view.id, pages,
                   view.state == "verified")

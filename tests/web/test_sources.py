@@ -58,3 +58,5 @@ def test_a_choice_is_logged_and_refused_to_the_uploader(env):
     assert "dipilih oleh rudi" in rudi.get("/selisih").text
     empty = rudi.post("/selisih/choose", data=form | {"csrf": csrf, "reason": " "})
     assert empty.status_code == 422
+    nowhere = rudi.post("/selisih/choose", data=form | {"csrf": csrf, "tps": "place:../1/x"})
+    assert nowhere.status_code == 422 and "TPS ini tidak memiliki sumber tersebut" in nowhere.text
