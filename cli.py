@@ -442,8 +442,9 @@ def synth(template_id: str, count: int, out: Path, seed: int, handwriting: tuple
 
 
 # The review web app's commands (`serve`, `users`) live beside it.
-from ocr.web.commands import regions, serve, users  # noqa: E402
+from ocr.web.commands import recap, regions, serve, users  # noqa: E402
 
+main.add_command(recap)
 main.add_command(serve)
 main.add_command(users)
 main.add_command(regions)

@@ -10,9 +10,11 @@ summed in SQL, grouped by the desa code's prefix (`substr(desa, 1, n)`), over th
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from defusedcsv import csv  # region names come from an imported list: a formula-like one is quoted as text
 from sqlalchemy import Connection, Select, and_, case, func, select
 from sqlalchemy.orm import aliased
 
@@ -67,13 +69,18 @@ class Recap:
                 "region": {"code": self.within[-1].code, "name": self.within[-1].name} if self.within else None,
                 "columns": self.columns, "rows": [row(r) for r in self.rows], "total": row(self.total)}
 
-    def as_table(self) -> tuple[list[str], list[list[Any]]]:
-        """Header and rows of the flat table (CSV): the TPS counts, then each column verified, then by machine."""
-        header = ["code", "name", "tps_expected", "tps_received", "tps_verified", "tps_in_review", "tps_rejected",
-                  *(f"verified_{c}" for c in self.columns), *(f"machine_{c}" for c in self.columns)]
-        return header, [[r.region.code, r.region.name, r.tps.expected, r.tps.received, r.tps.verified,
-                         r.tps.in_review, r.tps.rejected, *(r.verified.get(c, 0) for c in self.columns),
-                         *(r.machine.get(c, 0) for c in self.columns)] for r in [*self.rows, self.total]]
+    def as_csv(self) -> str:
+        """One line per region, the region itself last: the TPS counts, each column verified, then by machine."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["code", "name", "tps_expected", "tps_received", "tps_verified", "tps_in_review",
+                         "tps_rejected", *(f"verified_{c}" for c in self.columns),
+                         *(f"machine_{c}" for c in self.columns)])
+        writer.writerows([r.region.code, r.region.name, "" if r.tps.expected is None else r.tps.expected,
+                          r.tps.received, r.tps.verified, r.tps.in_review, r.tps.rejected,
+                          *(r.verified.get(c, 0) for c in self.columns), *(r.machine.get(c, 0) for c in self.columns)]
+                         for r in [*self.rows, self.total])
+        return out.getvalue()
 
 
 def _per_tps(election: str, code: str) -> Any:

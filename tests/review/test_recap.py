@@ -5,14 +5,17 @@ machine columns differ exactly by the corrections, the TPS list's expected count
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert
 
+from cli import main
 from ocr.db.regions import RegionError, Regions
 from ocr.db.store import CorrectionRow, ResultStore, ReviewRow, SubmissionRow, TpsCountRow, default_url
 from ocr.record import FieldResult, SubmissionResult, TpsIdentity
@@ -151,3 +154,31 @@ def test_expected_tps_come_from_the_imported_list_and_unknown_regions_are_refuse
         recap(store, "bupati", "desa", "3204059")
     with pytest.raises(ReviewError, match="not below"):
         recap(store, "bupati", "kecamatan", "320405")
+
+
+def test_the_cli_prints_the_recap_as_csv_and_json_and_imports_a_tps_list(store, tmp_path):
+    empty(store)
+    store.save(result(1, DESA[0], 1, "ok", {"suara_paslon_1": 40, "suara_sah": 60}))
+    store.save(result(2, DESA[2], 4, "rejected", {"suara_paslon_1": 3}))
+    url, runner = str(store.engine.url), CliRunner()
+    listed = tmp_path / "tps.csv"
+    listed.write_text("code,tps\n32.04.05.2001,7\n3204061001,4\n")
+    assert runner.invoke(main, ["regions", "tps-import", str(listed), "--db", url]).exit_code == 0
+    listed.write_text("code,tps\n3204059999,7\n")
+    refused = runner.invoke(main, ["regions", "tps-import", str(listed), "--db", url])
+    assert refused.exit_code == 1 and "3204059999" in refused.output
+    shown = runner.invoke(main, ["recap", "--db", url, "--level", "kecamatan", "--election", "bupati",
+                                 "--region", "32.04"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0].startswith("code,name,tps_expected,tps_received,tps_verified,tps_in_review,tps_rejected,"
+                               "verified_suara_paslon_1,")
+    assert "320405,Cileunyi,7,1,0,1,0,0," in shown.output and lines[-1].startswith("3204,Kabupaten Bandung,11,2,0,1,1,")
+    as_json = json.loads(runner.invoke(main, ["recap", "--db", url, "--level", "provinsi", "--election", "bupati",
+                                              "--format", "json"]).output)
+    west_java = next(r for r in as_json["rows"] if r["code"] == "32")
+    assert (west_java["name"], west_java["tps"]["received"], west_java["machine"]["suara_paslon_1"],
+            west_java["verified"]["suara_paslon_1"]) == ("Jawa Barat", 2, 43, 0)
+    assert as_json["region"] is None and as_json["total"]["machine"]["suara_sah"] == 60
+    unknown = runner.invoke(main, ["recap", "--db", url, "--level", "desa", "--election", "bupati", "--region", "12x"])
+    assert unknown.exit_code == 2 and "no Kemendagri code" in unknown.output
