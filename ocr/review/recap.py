@@ -100,10 +100,10 @@ def _sums(connection: Connection, query: Select) -> dict[str, dict[str, int]]:
     return sums
 
 
-def recap(store: ResultStore, election: str, level: str, code: str = "") -> Recap:
-    """The recap of `election` at `level` (a key of LEVELS) inside region `code` ("": the whole country)."""
+def recap(store: ResultStore, regions: Regions, election: str, level: str, code: str = "") -> Recap:
+    """The recap of `election` at `level` (a key of LEVELS) inside region `code` ("": the whole country), named by
+    `regions` (the registry of the same database)."""
     digits = LEVELS[level]
-    regions = Regions(store.engine)
     within = regions.chain(code) if code else []
     if code and not within:
         raise ReviewError("%(code)s is not in the region registry", code=code)

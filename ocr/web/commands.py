@@ -233,7 +233,7 @@ def recap(db_url: str | None, level: str, election: str, code: str, output: str)
     TPS's newest machine read. The last row is the region itself."""
     import json
 
-    from ocr.db.regions import plain_code
+    from ocr.db.regions import Regions, plain_code
     from ocr.db.store import ResultStore, StoreUnavailable
     from ocr.review.errors import ReviewError
     from ocr.review.recap import recap as recap_of
@@ -243,7 +243,7 @@ def recap(db_url: str | None, level: str, election: str, code: str, output: str)
         raise click.BadParameter(f"{code!r} is no Kemendagri code (2, 4, 6 or 10 digits)", param_hint="--region")
     try:
         with ResultStore(_db_url(db_url)) as store:
-            found = recap_of(store, election, level, plain)
+            found = recap_of(store, Regions(store.engine), election, level, plain)
     except (ReviewError, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc
     if output == "json":

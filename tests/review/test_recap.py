@@ -97,7 +97,7 @@ def test_every_level_totals_the_tps_inside_it(store, reviewer, tree):
     fill(store, reviewer, tree)
     for level, digits in LEVELS.items():
         for code in ("", "32", "3204")[:1 + sum(1 for d in (2, 4) if d < digits)]:
-            found = recap(store, "bupati", level, code)
+            found = recap(store, Regions(store.engine), "bupati", level, code)
             for row in [*found.rows, found.total]:
                 inside = {k: rs for k, rs in tree.items() if k[0].startswith(row.region.code if row.region.code
                                                                              else "")}
@@ -125,7 +125,7 @@ def test_verified_and_machine_columns_differ_exactly_by_the_corrections(store, r
     reviews.correct(ids[1], reviewer, {"suara_paslon_2": 55}, "the 0 is a 5")
     with store.engine.begin() as connection:
         connection.execute(insert(ReviewRow), [dict(submission_id=i, state="verified") for i in ids])
-    found = recap(store, "bupati", "kecamatan", "3204")
+    found = recap(store, Regions(store.engine), "bupati", "kecamatan", "3204")
     assert found.columns == ["suara_paslon_1", "suara_paslon_2", "suara_sah", "suara_tidak_sah", "suara_total", "dpt_j",
                              "pengguna_total_j"]
     assert {c: found.total.verified[c] - found.total.machine[c] for c in found.columns} == {
@@ -141,9 +141,9 @@ def test_verified_and_machine_columns_differ_exactly_by_the_corrections(store, r
 def test_expected_tps_come_from_the_imported_list_and_unknown_regions_are_refused(store):
     empty(store)
     store.save(result(1, DESA[0], 1, "ok", {"suara_sah": 10}))
-    assert recap(store, "bupati", "desa", "320405").total.tps.expected is None  # no list: unknown, not 0
+    assert recap(store, Regions(store.engine), "bupati", "desa", "320405").total.tps.expected is None  # no list: unknown, not 0
     Regions(store.engine).load_tps_counts({DESA[0]: 7, DESA[1]: 5, DESA[2]: 9})
-    found = recap(store, "bupati", "desa", "320405")
+    found = recap(store, Regions(store.engine), "bupati", "desa", "320405")
     assert [(r.region.code, r.tps.expected, r.tps.received, r.tps.in_review) for r in found.rows[:2]] == [
         (DESA[0], 7, 1, 1), (DESA[1], 5, 0, 0)]
     assert found.total.tps.expected == 12 and [r.name for r in found.within] == [
@@ -151,9 +151,9 @@ def test_expected_tps_come_from_the_imported_list_and_unknown_regions_are_refuse
     with pytest.raises(RegionError, match="3204059999"):
         Regions(store.engine).load_tps_counts({"3204059999": 3})
     with pytest.raises(ReviewError, match="not in the region registry"):
-        recap(store, "bupati", "desa", "3204059")
+        recap(store, Regions(store.engine), "bupati", "desa", "3204059")
     with pytest.raises(ReviewError, match="not below"):
-        recap(store, "bupati", "kecamatan", "320405")
+        recap(store, Regions(store.engine), "bupati", "kecamatan", "320405")
 
 
 def test_the_cli_prints_the_recap_as_csv_and_json_and_imports_a_tps_list(store, tmp_path):

@@ -44,6 +44,7 @@ INDONESIAN = {
     "/submissions": ("Kiriman", "Cari TPS", "Wilayah (awal nama TPS)", "diverifikasi oleh", "Menampilkan 1-1 dari 1."),
     "/review/{sid}": ("Isian yang perlu diperiksa", "Verifikasi dan kunci", "aturan wajib", "pembaca:", "Riwayat"),
     "/dashboard": ("Dasbor", "Mengapa isian perlu diperiksa", "wilayah", "aturan formulir tidak terpenuhi"),
+    "/rekap": ("Rekapitulasi", "satu baris per", "seharusnya", "Pengguna hak pilih", "Perolehan suara"),
     "/audit": ("Log audit", "tindakan", "masuk"),
     "/admin/users": ("Pengguna", "Ganti peran", "Atur ulang kata sandi", "pemeriksa", "terakhir masuk"),
     "/account/password": ("Ganti kata sandi", "Kata sandi lama", "Ulangi kata sandi baru"),
