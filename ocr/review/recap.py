@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from defusedcsv import csv  # region names come from an imported list: a formula-like one is quoted as text
-from sqlalchemy import Connection, Select, and_, case, func, select
+from sqlalchemy import Connection, Select, and_, case, exists, func, select
 from sqlalchemy.orm import aliased
 
 from ocr.db.regions import DESA_DIGITS, Region, Regions, code_range
@@ -122,13 +122,14 @@ def recap(store: ResultStore, regions: Regions, election: str, level: str, code:
     machine = (select(area, FieldRow.field_id, func.sum(FieldRow.value))
                .join(FieldRow, FieldRow.submission_id == tps.c.latest)
                .where(FieldRow.field_id.in_(fields)).group_by(area, FieldRow.field_id))
-    newest = select(func.max(CorrectionRow.id)).group_by(CorrectionRow.submission_id, CorrectionRow.field_id)
-    fix = (select(CorrectionRow.submission_id, CorrectionRow.field_id, CorrectionRow.new_value)
-           .where(CorrectionRow.id.in_(newest)).subquery())
-    value = case((fix.c.submission_id.is_not(None), fix.c.new_value), else_=FieldRow.value)
+    fix, later = aliased(CorrectionRow), aliased(CorrectionRow)
+    # The field's newest correction: joined per field through the corrections' submission index, none newer.
+    newer = exists().where(later.submission_id == fix.submission_id, later.field_id == fix.field_id, later.id > fix.id)
+    value = case((fix.id.is_not(None), fix.new_value), else_=FieldRow.value)
     checked = (select(area, FieldRow.field_id, func.sum(value))
                .join(FieldRow, FieldRow.submission_id == tps.c.verified)
-               .outerjoin(fix, and_(fix.c.submission_id == FieldRow.submission_id, fix.c.field_id == FieldRow.field_id))
+               .outerjoin(fix, and_(fix.submission_id == FieldRow.submission_id, fix.field_id == FieldRow.field_id,
+                                    ~newer))
                .where(FieldRow.field_id.in_(fields)).group_by(area, FieldRow.field_id))
     with store.engine.connect() as connection:
         received = {a: (n, v, r or 0) for a, n, v, r in connection.execute(counts)}
