@@ -142,7 +142,9 @@ class PageRow(Base):
 
 class FieldRow(Base):
     __tablename__ = "fields"
-    __table_args__ = (UniqueConstraint("submission_id", "field_id"),)
+    # (submission_id, field_id, value): a recap sums the values from the index alone (migration 0011).
+    __table_args__ = (UniqueConstraint("submission_id", "field_id"),
+                      Index("ix_fields_recap", "submission_id", "field_id", "value"))
 
     # Rows are inserted in the result's field order, so `id` keeps that order for the round trip.
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
