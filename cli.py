@@ -475,8 +475,9 @@ def sources_import(numbers: Path, db_url: str, mapping_path: Path, source_name: 
 
 
 # The review web app's commands (`serve`, `users`) live beside it.
-from ocr.web.commands import regions, serve, users  # noqa: E402
+from ocr.web.commands import recap, regions, serve, users  # noqa: E402
 
+main.add_command(recap)
 main.add_command(serve)
 main.add_command(users)
 main.add_command(regions)

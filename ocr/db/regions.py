@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ocr.db.store import UPSERTS, RegionRow
+from ocr.db.store import UPSERTS, RegionRow, TpsCountRow
 
 LEVELS = {2: "province", 4: "kabupaten/kota", 6: "kecamatan", 10: "kelurahan/desa"}  # code length -> level
 DESA_DIGITS = 10
@@ -50,6 +50,13 @@ def plain_code(code: str) -> str | None:
 def prefixes(code: str) -> list[str]:
     """The codes of a region and of every region above it, province first: 3204052001 -> 32, 3204, 320405, 3204052001."""
     return [code[:n] for n in LEVELS if n <= len(code)]
+
+
+def code_range(column: ColumnElement[str], code: str, digits: int) -> ColumnElement[bool]:
+    """`column` (codes of `digits` digits) inside region `code`: a range, so that an index on it serves (LIKE 'x%'
+    does not, in SQLite)."""
+    rest = digits - len(code)
+    return column.between(code + "0" * rest, code + "9" * rest)
 
 
 def official_regions() -> Iterator[Region]:
@@ -94,6 +101,25 @@ def read_csv(text: str) -> list[Region]:
     return regions
 
 
+def read_tps_csv(text: str) -> dict[str, int]:
+    """TPS per kelurahan/desa from a `code,tps` CSV (a header line with those names; codes dotted or not)."""
+    rows = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    header = [cell.strip().lower() for cell in next(rows, [])]
+    if "code" not in header or "tps" not in header:
+        raise RegionError("a TPS list needs a header line 'code,tps'")
+    at_code, at_tps = header.index("code"), header.index("tps")
+    counts = {}
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        code = plain_code(row[at_code]) if len(row) > at_code else None
+        count = row[at_tps].strip() if len(row) > at_tps else ""
+        if code is None or len(code) != DESA_DIGITS or not count.isdigit():
+            raise RegionError(f"line {line}: not a kelurahan/desa code (10 digits) with a TPS count: {row}")
+        counts[code] = int(count)
+    return counts
+
+
 class Regions:
     """The registry in the results database at `engine` (the regions table, migration 0010)."""
 
@@ -112,8 +138,8 @@ class Regions:
                                    [dict(code=r.code, name=r.name, level=len(r.code)) for r in official_regions()])
         self._filled = True
 
-    def _insert(self) -> sqlite.Insert | postgresql.Insert:
-        return UPSERTS[self.engine.dialect.name](RegionRow)
+    def _insert(self, table: type = RegionRow) -> sqlite.Insert | postgresql.Insert:
+        return UPSERTS[self.engine.dialect.name](table)
 
     def load(self, regions: Iterable[Region]) -> int:
         """Adds `regions` to the registry, renaming the codes it holds already; how many were given."""
@@ -136,16 +162,30 @@ class Regions:
 
     def children(self, code: str = "") -> list[Region]:
         """The regions one level below `code` ("" : the provinces), by code."""
-        self._ensure()
         level = next((n for n in LEVELS if n > len(code)), None)
-        if level is None:
-            return []
-        rest = level - len(code)  # a range of the primary key: its index, not a scan of every desa
+        return [] if level is None else self.within(code, level)
+
+    def within(self, code: str, level: int) -> list[Region]:
+        """The regions of `level` digits inside `code` ("": the whole country), by code."""
+        self._ensure()
         with self.engine.connect() as connection:
             rows = connection.execute(select(RegionRow.code, RegionRow.name)
-                                      .where(RegionRow.code.between(code + "0" * rest, code + "9" * rest),
-                                             RegionRow.level == level).order_by(RegionRow.code))
+                                      .where(code_range(RegionRow.code, code, level), RegionRow.level == level)
+                                      .order_by(RegionRow.code))
             return [Region(c, n) for c, n in rows]
+
+    def load_tps_counts(self, counts: dict[str, int]) -> int:
+        """Sets how many TPS each kelurahan/desa of `counts` has (a recap's expected TPS); refuses a desa the registry
+        lacks. How many were given."""
+        unknown = sorted(set(counts) - self.known_desa(counts))
+        if unknown:
+            raise RegionError(f"not kelurahan/desa of the registry: {', '.join(unknown[:10])}")
+        if counts:
+            upsert = self._insert(TpsCountRow)
+            upsert = upsert.on_conflict_do_update(index_elements=[TpsCountRow.desa], set_={"count": upsert.excluded.count})
+            with self.engine.begin() as connection:
+                connection.execute(upsert, [dict(desa=d, count=n) for d, n in counts.items()])
+        return len(counts)
 
     def known_desa(self, codes: Iterable[str]) -> set[str]:
         """Those of `codes` that are kelurahan/desa in the registry."""

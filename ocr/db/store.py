@@ -25,6 +25,7 @@ from sqlalchemy import (
     Double,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -74,7 +75,9 @@ def _values(row: Base) -> dict[str, Any]:
 
 class SubmissionRow(Base):
     __tablename__ = "submissions"
-    __table_args__ = (UniqueConstraint("submission", "photos_key"),)
+    # (election, desa, tps, id): a recap finds each TPS's newest read from the index alone (migration 0011).
+    __table_args__ = (UniqueConstraint("submission", "photos_key"),
+                      Index("ix_submissions_place", "election", "desa", "tps", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     photos_key: Mapped[str] = mapped_column(String(64), index=True)
@@ -110,6 +113,15 @@ class RegionRow(Base):
     level: Mapped[int] = mapped_column(Integer, index=True)  # the code's length: 2, 4, 6 or 10
 
 
+class TpsCountRow(Base):
+    """How many TPS a kelurahan/desa has (`formc regions tps-import`): a recap's expected count; the registry has none."""
+
+    __tablename__ = "tps_counts"
+
+    desa: Mapped[str] = mapped_column(String(10), primary_key=True)  # 10 digits, no dots
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class PageRow(Base):
     __tablename__ = "pages"
 
@@ -130,7 +142,9 @@ class PageRow(Base):
 
 class FieldRow(Base):
     __tablename__ = "fields"
-    __table_args__ = (UniqueConstraint("submission_id", "field_id"),)
+    # (submission_id, field_id, value): a recap sums the values from the index alone (migration 0011).
+    __table_args__ = (UniqueConstraint("submission_id", "field_id"),
+                      Index("ix_fields_recap", "submission_id", "field_id", "value"))
 
     # Rows are inserted in the result's field order, so `id` keeps that order for the round trip.
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

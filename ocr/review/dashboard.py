@@ -24,9 +24,14 @@ VOTE_FIELD = re.compile(r"^suara_(paslon_\d+|kolom_kosong)$")  # the per-candida
 
 
 @cache
-def _vote_fields() -> tuple[str, ...]:
+def vote_fields() -> tuple[str, ...]:
     """The per-candidate total fields of every shipped template."""
     return tuple(sorted({f for t in load_templates().values() for f in t.fields if VOTE_FIELD.match(f)}))
+
+
+def ballot_order(column: str) -> tuple[bool, int, str]:
+    """Sort key of vote columns as the form prints them: paslon 1, 2, ..., 10, then the empty column."""
+    return column == "suara_kolom_kosong", len(column), column
 
 
 def _by_status(subs: list, region: dict[int, str], start: datetime) -> tuple[Counter, dict[str, Counter], Counter]:
@@ -56,7 +61,7 @@ def _votes(votes: list, corrections: list, region: dict[int, str], verified: set
         if i in verified:
             checked[region[i]][f] += effective.get((i, f), value) or 0
     return dict(
-        vote_columns=sorted(columns, key=lambda c: (c == "suara_kolom_kosong", len(c), c)),
+        vote_columns=sorted(columns, key=ballot_order),
         votes={r: {"machine": dict(machine[r]), "verified": dict(checked[r]),
                    "verified_count": sum(1 for i in verified if region[i] == r)} for r in sorted(machine)})
 
@@ -71,7 +76,7 @@ def dashboard(store: ResultStore, hours: int = 24) -> dict[str, Any]:
                                   .outerjoin(RegionRow, RegionRow.code == func.substr(SubmissionRow.desa, 1, 4))).all()
         reasons = connection.scalars(select(FieldRow.reasons).where(FieldRow.status.in_(FLAGGED))).all()
         votes = connection.execute(select(FieldRow.submission_id, FieldRow.field_id, FieldRow.value)
-                                   .where(FieldRow.field_id.in_(_vote_fields()))).all()
+                                   .where(FieldRow.field_id.in_(vote_fields()))).all()
         corrections = connection.execute(select(CorrectionRow.submission_id, CorrectionRow.field_id,
                                                 CorrectionRow.new_value).order_by(CorrectionRow.id)).all()
     region = {i: region_of(name, desa, kabupaten) for i, name, _, _, _, desa, kabupaten in subs}

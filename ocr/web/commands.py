@@ -205,3 +205,48 @@ def regions_show(code: str, db_url: str | None) -> None:
         raise click.ClickException(f"{plain} is not in the region registry")
     for region in chain:
         click.echo(f"{region.level:<15} {region.code:<10} {region.name}")
+
+
+@regions.command("tps-import")
+@click.argument("csv_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_DB_OPTION
+def regions_tps_import(csv_file: Path, db_url: str | None) -> None:
+    """Load how many TPS each kelurahan/desa has, a CSV `code,tps` (10-digit codes, dotted or not): the recap's
+    expected TPS. A desa the registry lacks refuses the whole list."""
+    from ocr.db.regions import read_tps_csv
+
+    with _regions(db_url) as registry:
+        count = registry.load_tps_counts(read_tps_csv(csv_file.read_text(encoding="utf-8-sig")))
+    click.echo(f"TPS counts of {count} kelurahan/desa loaded from {csv_file}", err=True)
+
+
+@click.command()
+@_DB_OPTION
+@click.option("--level", type=click.Choice(["desa", "kecamatan", "kabupaten", "provinsi"]), required=True,
+              help="one row per region of this level")
+@click.option("--election", type=click.Choice(["gubernur", "bupati", "walikota", "presiden"]), required=True)
+@click.option("--region", "code", default="", help="only inside this region (a Kemendagri code, dotted or not)")
+@click.option("--format", "output", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+def recap(db_url: str | None, level: str, election: str, code: str, output: str) -> None:
+    """Totals of an election per region of a level, as the D.Hasil recap forms: TPS expected, received, verified, in
+    review, rejected; each paslon, suara sah, tidak sah, total, DPT and pengguna over the verified TPS, then over every
+    TPS's newest machine read. The last row is the region itself."""
+    import json
+
+    from ocr.db.regions import Regions, plain_code
+    from ocr.db.store import ResultStore, StoreUnavailable
+    from ocr.review.errors import ReviewError
+    from ocr.review.recap import recap as recap_of
+
+    plain = plain_code(code) if code else ""
+    if plain is None:
+        raise click.BadParameter(f"{code!r} is no Kemendagri code (2, 4, 6 or 10 digits)", param_hint="--region")
+    try:
+        with ResultStore(_db_url(db_url)) as store:
+            found = recap_of(store, Regions(store.engine), election, level, plain)
+    except (ReviewError, StoreUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if output == "json":
+        click.echo(json.dumps(found.as_json(), ensure_ascii=False, indent=1))
+        return
+    click.echo(found.as_csv(), nl=False)

@@ -1,18 +1,22 @@
-"""What reviewers and admins read off the whole store: exports (built by `ocr.review.exports`), the dashboard,
-the audit log (filtered and paged)."""
+"""What reviewers and admins read off the whole store: exports (built by `ocr.review.exports`), the dashboard, the
+recapitulation by region (`ocr.review.recap`), the audit log (filtered and paged)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from ocr.db.regions import plain_code
+from ocr.record import ELECTIONS
 from ocr.review.dashboard import dashboard as dashboard_figures
+from ocr.review.errors import ReviewError
 from ocr.review.exports import crops_zip, results_csv, results_jsonl, verified
+from ocr.review.recap import LEVELS, recap
 from ocr.review.search import AuditFilter
 from ocr.web.auth import guard
 from ocr.web.filters import audit_filter
 from ocr.web.i18n import ACTION_LABELS, translate
-from ocr.web.pages import REVIEWERS, render, reviews_of
+from ocr.web.pages import REVIEWERS, explained, render, reviews_of
 from ocr.web.paging import Pager
 
 AUDIT_PAGE = 100  # entries a page of the audit log shows
@@ -39,6 +43,25 @@ async def export(request: Request) -> Response:
 @guard(*REVIEWERS)
 async def dashboard(request: Request) -> Response:
     return render(request, "dashboard.html", d=dashboard_figures(reviews_of(request).store))
+
+
+@guard(*REVIEWERS)
+async def rekap(request: Request) -> Response:
+    """One election's recap inside a region (none: the country) at a level below it (default: the next one)."""
+    q = request.query_params
+    code = plain_code(q["region"]) if q.get("region") else ""
+    election = q.get("election", "bupati")
+    below = [name for name, digits in LEVELS.items() if digits > len(code or "")]
+    level = q.get("level") or (below[0] if below else "")
+    if code is None or election not in ELECTIONS or level not in below:
+        return PlainTextResponse(translate(request, "No such recapitulation: check the region, level and election."),
+                                 status_code=400)
+    try:
+        found = recap(reviews_of(request).store, request.app.state.regions, election, level, code)
+    except ReviewError as exc:
+        return PlainTextResponse(explained(request, exc), status_code=404)
+    return render(request, "rekap.html", r=found, levels=below, elections=ELECTIONS, code=code,
+                  drill=LEVELS[level] < max(LEVELS.values()))
 
 
 @guard("admin")

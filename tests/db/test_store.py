@@ -311,6 +311,21 @@ def test_a_database_of_revision_0009_gets_places_and_a_registry_and_keeps_its_ro
         assert_tables_match_models(store)
 
 
+def test_a_database_of_revision_0010_gets_tps_counts_and_the_recap_indexes_and_keeps_its_rows(tmp_path):
+    from ocr.db.regions import Regions
+    from ocr.db.store import TpsCountRow
+
+    url = default_url(tmp_path / "old.db")
+    record = tally().model_dump(mode="json")
+    with as_of("0010", url, record):
+        pass
+    with ResultStore(url) as store:
+        assert store.get("tps-0001", record["photos_key"]).fields.keys() == tally().fields.keys()
+        assert Regions(store.engine).load_tps_counts({"3204052001": 7}) == 1 and rows(store, TpsCountRow) == 1
+        with store.engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
 def test_page_hashes_are_read_without_the_records(url):
     with ResultStore(url) as store:
         store.save(tally())

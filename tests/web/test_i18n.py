@@ -45,6 +45,7 @@ INDONESIAN = {
     "/review/{sid}": ("Isian yang perlu diperiksa", "Verifikasi dan kunci", "aturan wajib", "pembaca:", "Riwayat"),
     "/dashboard": ("Dasbor", "Mengapa isian perlu diperiksa", "wilayah", "aturan formulir tidak terpenuhi"),
     "/selisih": ("Selisih", "Sumber yang berbeda", "Satu lembar di bawah dua TPS"),
+    "/rekap": ("Rekapitulasi", "satu baris per", "seharusnya", "Pengguna hak pilih", "Perolehan suara"),
     "/audit": ("Log audit", "tindakan", "masuk"),
     "/admin/users": ("Pengguna", "Ganti peran", "Atur ulang kata sandi", "pemeriksa", "terakhir masuk"),
     "/account/password": ("Ganti kata sandi", "Kata sandi lama", "Ulangi kata sandi baru"),
