@@ -123,7 +123,7 @@ class FieldResult(BaseModel):
     value: int | None
     confidence: float = Field(description="P(value) against its runner-up under the rules, 0..1; the runner-up is "
                                           "searched only as far as a status depends on it (the policy's corrected "
-                                          "margin, 5 nats), so a sure value shows at least 0.993, not more")
+                                          "margin, 5 nats), so any surer value shows 0.993")
     status: FieldStatus
     reasons: list[Reason] = Field(default_factory=list)
     read_value: int | None = Field(default=None, description="the field's own most probable value before the rules: "
