@@ -40,10 +40,10 @@ from ocr.review.sessions import SESSION_HOURS
 from ocr.review.sources import Sources
 from ocr.review.workflow import Reviews
 from ocr.run.photo_store import PhotoStore
+from ocr.web import routes_public
 from ocr.web.auth import load_secret
 from ocr.web.jobs import ClusterReader, LocalReader
 from ocr.web.local_time import DEFAULT_ZONE
-from ocr.web import routes_public
 from ocr.web.middleware import BodyLimit, SecurityHeaders, ServerTiming
 from ocr.web.pages import HERE, database_unavailable
 from ocr.web.routes_accounts import own_password, user_active, user_password, user_role, users
