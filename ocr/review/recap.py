@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from defusedcsv import csv  # region names come from an imported list: a formula-like one is quoted as text
@@ -20,6 +21,7 @@ from sqlalchemy.orm import aliased
 
 from ocr.db.regions import DESA_DIGITS, Region, Regions, code_range
 from ocr.db.store import CorrectionRow, FieldRow, ResultStore, ReviewRow, SubmissionRow, TpsCountRow
+from ocr.review.audit import utc
 from ocr.review.dashboard import ballot_order, vote_fields
 from ocr.review.errors import ReviewError
 
@@ -38,6 +40,15 @@ class TpsCounts:
     @property
     def in_review(self) -> int:
         return self.received - self.verified - self.rejected
+
+
+@dataclass(frozen=True)
+class TpsState:
+    """One TPS of a desa as the public site lists it."""
+
+    number: int
+    verified: int | None  # its newest verified submission's id; None: none verified yet
+    state: str  # verified | in_review | rejected
 
 
 @dataclass(frozen=True)
@@ -84,9 +95,10 @@ class Recap:
 
 
 def _per_tps(election: str, code: str) -> Any:
-    """Each TPS of the election inside `code`: its desa, newest read and newest verified submission (NULL: none)."""
+    """Each TPS of the election inside `code`: its desa and number, newest read and newest verified submission (NULL: none)."""
     verified = case((ReviewRow.state == "verified", SubmissionRow.id), else_=None)
-    return (select(SubmissionRow.desa, func.max(SubmissionRow.id).label("latest"), func.max(verified).label("verified"))
+    return (select(SubmissionRow.desa, SubmissionRow.tps, func.max(SubmissionRow.id).label("latest"),
+                   func.max(verified).label("verified"))
             .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
             .where(SubmissionRow.election == election, code_range(SubmissionRow.desa, code, DESA_DIGITS))
             .group_by(SubmissionRow.desa, SubmissionRow.tps).subquery())
@@ -153,3 +165,24 @@ def _total(within: list[Region], rows: list[RecapRow], columns: list[str]) -> Re
     return RecapRow(within[-1] if within else Region("", "Indonesia"), tps,
                     {c: sum(r.verified.get(c, 0) for r in rows) for c in columns},
                     {c: sum(r.machine.get(c, 0) for r in rows) for c in columns})
+
+
+def desa_tps(store: ResultStore, election: str, desa: str) -> list[TpsState]:
+    """Every TPS of `election` in `desa` with a read, by number: its newest verified submission and its state."""
+    tps = _per_tps(election, desa)
+    latest = aliased(SubmissionRow)
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(tps.c.tps, tps.c.verified, latest.status)
+                                  .join(latest, latest.id == tps.c.latest).order_by(tps.c.tps)).all()
+    return [TpsState(n, verified, "verified" if verified is not None else "rejected" if status in NOT_COUNTED
+                     else "in_review") for n, verified, status in rows]
+
+
+def last_verified(store: ResultStore, election: str, code: str = "") -> datetime | None:
+    """The newest verification of a submission of `election` inside region `code` ("": the country); None: none."""
+    with store.engine.connect() as connection:
+        newest = connection.scalar(
+            select(func.max(ReviewRow.verified_at)).join(SubmissionRow, SubmissionRow.id == ReviewRow.submission_id)
+            .where(ReviewRow.state == "verified", SubmissionRow.election == election,
+                   code_range(SubmissionRow.desa, code, DESA_DIGITS)))
+    return utc(newest)

@@ -3,8 +3,8 @@
 `create_app(db_url, store_dir)` builds a Starlette app on the `formc batch` database and a photo store
 on disk. Pages are rendered on the server (Jinja2); the only scripts are the live rule check of the
 review page and the upload form's region pickers. The routes live by area in `routes_login.py`, `routes_upload.py`,
-`routes_submission.py`, `routes_review.py`, `routes_sources.py`, `routes_reports.py` and `routes_accounts.py` (what they share:
-`pages.py`). Who may open what:
+`routes_submission.py`, `routes_review.py`, `routes_sources.py`, `routes_reports.py`, `routes_accounts.py` and
+`routes_public.py` (what they share: `pages.py`). Who may open what:
 
 | route | roles |
 |---|---|
@@ -14,6 +14,7 @@ review page and the upload form's region pickers. The routes live by area in `ro
 | /audit, /admin/users (+ a user's active, role, password) | admin |
 | /account/password (one's own) | everyone logged in |
 | /login, /language (this browser's language) | everyone |
+| /publik (the public results site: verified results only, `routes_public.py`) | everyone, no log-in |
 
 Pages are in Bahasa Indonesia unless a browser chose English (`ocr/web/i18n.py`); times are shown in the server's
 zone (`ocr/web/local_time.py`).
@@ -39,6 +40,7 @@ from ocr.review.sessions import SESSION_HOURS
 from ocr.review.sources import Sources
 from ocr.review.workflow import Reviews
 from ocr.run.photo_store import PhotoStore
+from ocr.web import routes_public
 from ocr.web.auth import load_secret
 from ocr.web.jobs import ClusterReader, LocalReader
 from ocr.web.local_time import DEFAULT_ZONE
@@ -92,6 +94,11 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         Route("/admin/users/{name:str}/role", user_role, methods=["POST"]),
         Route("/admin/users/{name:str}/password", user_password, methods=["POST"]),
         Route("/account/password", own_password, methods=["GET", "POST"]),
+        Route("/publik", routes_public.home),
+        Route("/publik/tps/{sid:int}/page-{n:int}.jpg", routes_public.page_image),
+        Route("/publik/{election:str}", routes_public.region),
+        Route("/publik/{election:str}/{code:str}", routes_public.region),
+        Route("/publik/{election:str}/{desa:str}/tps/{n:int}", routes_public.tps),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     middleware = [
@@ -111,4 +118,5 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
                     exception_handlers={SQLAlchemyError: database_unavailable})
     app.state.store, app.state.reviews, app.state.photos, app.state.reader = store, reviews, photos, reader
     app.state.zone, app.state.regions, app.state.sources = zone, Regions(store.engine), Sources(reviews)
+    app.state.public_cache, app.state.public_rate = routes_public.limits()
     return app

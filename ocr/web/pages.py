@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.templating import Jinja2Templates
@@ -22,6 +23,7 @@ from ocr.review.errors import ReviewError
 from ocr.review.sessions import now
 from ocr.review.throttle import Throttled
 from ocr.review.workflow import Reviews, SubmissionView
+from ocr.templates.catalog import load_templates
 from ocr.web import i18n, local_time
 from ocr.web.auth import csrf_token
 from ocr.web.i18n import LANGUAGES, catalog, language_of, translate
@@ -30,6 +32,7 @@ from ocr.web.rule_words import rule_words
 HERE = Path(__file__).resolve().parent
 REVIEWERS = ("reviewer", "admin")
 UPLOADERS = ROLES
+PRIVATE = "private, max-age=3600"  # an image behind log-in: only the logged-in browser may keep it
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
 i18n.install(_env)
@@ -43,6 +46,11 @@ def _page(request: Request, template: str, status_code: int, context: dict[str, 
     language = language_of(request)
     context.update(i18n=catalog(language), language=language, languages=LANGUAGES, zone=request.app.state.zone)
     return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def render_public(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    """A page of the public results site: no user, no session (no cookie is set), no flash message."""
+    return _page(request, template, status_code, context)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
@@ -99,9 +107,14 @@ def statuses(view: SubmissionView) -> dict[str, str]:
     return {f: "corrected" if f in corrected else r.status for f, r in view.result.fields.items()}
 
 
-def image(request: Request, path: Path, media_type: str) -> Response:
+async def drawn(request: Request, view: SubmissionView, name: str, cache: str = PRIVATE) -> Response:
+    """A drawn image of the submission; a read that drew none (a batch's) is drawn now, off the event loop."""
+    path = await run_in_threadpool(request.app.state.photos.drawn, view.result, tuple(load_templates().values()), name)
+    return image(request, path, "image/jpeg", cache)
+
+
+def image(request: Request, path: Path, media_type: str, cache: str = PRIVATE) -> Response:
     if not path.exists():
         return PlainTextResponse(translate(request, "This image cannot be drawn: its photos are not in the photo store "
                                                     "(read by formc batch without --store)."), status_code=404)
-    # Private: only the logged-in browser may keep it.
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": cache})

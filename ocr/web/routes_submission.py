@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from ocr.review.workflow import SubmissionView
 from ocr.run.photo_store import FIELD_ID, SHA, sniff
-from ocr.templates.catalog import load_templates
 from ocr.web.auth import guard
 from ocr.web.i18n import translate
-from ocr.web.pages import REVIEWERS, UPLOADERS, image, render, statuses, view_for
+from ocr.web.pages import REVIEWERS, UPLOADERS, drawn, image, render, statuses, view_for
 
 
 @guard(*UPLOADERS)
@@ -27,7 +24,7 @@ async def page_image(request: Request) -> Response:
     view = view_for(request)
     if isinstance(view, Response):
         return view
-    return await _drawn(request, view, f"page-{request.path_params['n']}.jpg")
+    return await drawn(request, view, f"page-{request.path_params['n']}.jpg")
 
 
 @guard(*REVIEWERS)
@@ -38,13 +35,7 @@ async def field_image(request: Request) -> Response:
     field_id, kind = request.path_params["field_id"], request.path_params["kind"]
     if kind not in ("boxes", "region") or not FIELD_ID.fullmatch(field_id) or field_id not in view.result.fields:
         return PlainTextResponse(translate(request, "No such image."), status_code=404)
-    return await _drawn(request, view, f"{kind}-{field_id}.jpg")
-
-
-async def _drawn(request: Request, view: SubmissionView, name: str) -> Response:
-    """A drawn image of the submission; a read that drew none (a batch's) is drawn now, off the event loop."""
-    path = await run_in_threadpool(request.app.state.photos.drawn, view.result, tuple(load_templates().values()), name)
-    return image(request, path, "image/jpeg")
+    return await drawn(request, view, f"{kind}-{field_id}.jpg")
 
 
 @guard(*UPLOADERS)

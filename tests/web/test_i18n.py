@@ -49,6 +49,7 @@ INDONESIAN = {
     "/audit": ("Log audit", "tindakan", "masuk"),
     "/admin/users": ("Pengguna", "Ganti peran", "Atur ulang kata sandi", "pemeriksa", "terakhir masuk"),
     "/account/password": ("Ganti kata sandi", "Kata sandi lama", "Ulangi kata sandi baru"),
+    "/publik/bupati": ("Hasil pemilihan", "TPS terverifikasi / seharusnya", "Suara terverifikasi", "Per provinsi"),
 }
 
 
