@@ -153,7 +153,8 @@ def _concrete(path: str, env: Env) -> str:
 
 
 def test_every_route_without_log_in_redirects_or_is_refused(env):
-    routes = [r for r in env.app.routes if isinstance(r, Route) and r.path != "/login"]
+    # The public results site is open by design (tests/web/test_public.py checks that it shows verified numbers only).
+    routes = [r for r in env.app.routes if isinstance(r, Route) and r.path != "/login" and not r.path.startswith("/publik")]
     assert len(routes) >= 15
     with TestClient(env.app) as anonymous:
         for route in routes:
