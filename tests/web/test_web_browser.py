@@ -223,3 +223,31 @@ def test_queue_list_and_dashboard_fit_a_phone(server, browser):
         if SCREENSHOTS and shot:
             page.screenshot(path=str(REPO / "docs" / "img" / shot), full_page=True)
     context.close()
+
+
+def test_a_reader_drills_down_the_public_site_to_a_tps_and_sees_its_photo(browser, tmp_path):
+    """Issue 20: no log-in, from the country to a verified TPS by its links alone, its page photo shown; on a phone's
+    width every level scrolls only downwards. With FORMC_SCREENSHOTS=1: docs/img/publik-kabupaten.png."""
+    import cv2
+
+    from tests.web.test_public import _app
+
+    app, (verified, _) = _app(tmp_path)
+    photo = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(SAMPLE / "page-2.jpg")), (600, 425)))[1].tobytes()
+    for drawn in (tmp_path / "store").rglob("page-0.jpg"):  # the fixture's stand-ins, as a real drawing
+        drawn.write_bytes(photo)
+    with served(app) as base:
+        for width, shot in ((1280, "publik-kabupaten.png"), (390, None)):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.set_default_timeout(20_000)
+            page.goto(f"{base}/publik")
+            for name in ("Jawa Barat", "Kabupaten Bandung", "Cileunyi", "Cileunyi Kulon", "TPS 001"):
+                if name == "Cileunyi" and SCREENSHOTS and shot:
+                    page.screenshot(path=str(REPO / "docs" / "img" / shot), full_page=True)
+                page.get_by_role("link", name=name, exact=True).click()
+                sync_api.expect(page.locator("h1")).to_contain_text(name.replace("TPS 001", "TPS"))
+                assert page.evaluate("document.scrollingElement.scrollWidth") <= width, name
+            assert page.url.endswith("/publik/bupati/3204052001/tps/1")
+            wait_for_images(page.locator("img.page"))
+            assert page.locator("img.page").count() == 1
+            page.close()
