@@ -10,7 +10,7 @@ way (Cache-Control: public); each client address is rate limited (`TokenBuckets`
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from typing import Any
 
@@ -21,7 +21,7 @@ from ocr.db.regions import DESA_DIGITS, plain_code
 from ocr.record import ELECTIONS
 from ocr.review.dashboard import ballot_order, vote_fields
 from ocr.review.errors import ReviewError
-from ocr.review.recap import LEVELS, TOTAL_FIELDS, RecapRow, TpsState, desa_tps, last_verified, recap
+from ocr.review.recap import LEVELS, TOTAL_FIELDS, TpsState, desa_tps, last_verified, recap
 from ocr.web.auth import client_address
 from ocr.web.i18n import translate
 from ocr.web.pages import drawn, render_public, reviews_of
@@ -64,10 +64,10 @@ def _not_found(request: Request) -> Response:
     return PlainTextResponse(translate(request, "No such region, TPS or election."), status_code=404)
 
 
-def shares(row: RecapRow, paslon: list[str]) -> dict[str, float | None]:
+def shares(verified: Mapping[str, int | None], paslon: list[str]) -> dict[str, float | None]:
     """Each paslon's verified votes as a percentage of all paslon's verified votes (None: none counted yet)."""
-    votes = sum(row.verified.get(c, 0) for c in paslon)
-    return {c: 100 * row.verified.get(c, 0) / votes if votes else None for c in paslon}
+    votes = sum(verified.get(c) or 0 for c in paslon)
+    return {c: 100 * (verified.get(c) or 0) / votes if votes else None for c in paslon}
 
 
 @public
@@ -118,11 +118,10 @@ async def tps(request: Request) -> Response:
         return _not_found(request)
     values = view.values
     paslon = sorted((f for f in values if f in vote_fields()), key=ballot_order)
-    votes = sum(values[c] or 0 for c in paslon)
     return render_public(request, "public_tps.html", election=election, within=within, number=number, view_id=view.id,
                          pages=len(view.result.pages), values=values, paslon=paslon,
                          totals=[f for f in TOTAL_FIELDS if f in values],
-                         share={c: 100 * (values[c] or 0) / votes if votes else None for c in paslon},
+                         share=shares(values, paslon),
                          updated=view.verified_at, refresh=REFRESH_SECONDS)
 
 
