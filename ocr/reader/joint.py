@@ -130,7 +130,7 @@ class _Search:
     is, for every rule still open, the partial sum of its known terms and which of its fields are
     "another value": what the remaining fields need to know, so equal states are solved once."""
 
-    def __init__(self, plan: _Plan, candidates: dict[str, FieldCandidates], budget: _Budget, named: bool = True):
+    def __init__(self, plan: _Plan, candidates: dict[str, FieldCandidates], budget: _Budget, named: bool):
         self.budget = budget
         self.named = named  # whether a rule with one "another value" left names it (else: unjudged, looser, faster)
         self.order, self.equations = plan.order, plan.equations

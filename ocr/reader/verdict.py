@@ -118,9 +118,7 @@ def decode(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy,
     weighed = {f: weigh(r, policy) for f, r in fields.items()}
     rules = list(template.rules) if policy.use_rules else []
     candidates = {f: w.candidates for f, w in weighed.items()}
-    if bounded:
-        return weighed, decode_jointly(candidates, rules, template.fields, policy.margin_reach)
-    return weighed, decode_jointly(candidates, rules, template.fields, policy.margin_reach, math.inf)
+    return weighed, decode_jointly(candidates, rules, template.fields, policy.margin_reach, None if bounded else math.inf)
 
 
 def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> Verdict:
