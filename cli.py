@@ -305,46 +305,6 @@ def batch(input_path: Path, out: Path, workers: int | None, db_url: str | None, 
 
 
 @main.command()
-@click.option("--broker", required=True, help="redis://host:6379/0 or amqp://... (where `formc batch --engine celery` sends)")
-@click.option("--db", "db_url", required=True, help="the results database: postgresql+psycopg://... (or sqlite:///...)")
-@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="the shared photo store (the same path as the submitter's --store)")
-@click.option("--concurrency", type=click.IntRange(1), default=None, help="reading processes (default: all cores)")
-@click.option("--redelivery-after", type=click.FloatRange(1), default=600.0, show_default=True,
-              help="seconds after which a Redis broker gives a dead worker's submission to another worker")
-@click.option("--name", help="this worker's name in `formc status` (default: formc-<pid>@<host>, unique per process)")
-def worker(broker: str, db_url: str, store_dir: Path, concurrency: int | None, redelivery_after: float,
-           name: str | None) -> None:
-    """Read submissions sent by `formc batch --engine celery`, saving each result in --db."""
-    import os
-
-    from ocr.run.cluster import make_app
-
-    app = make_app(broker, db_url, store_dir, redelivery_after)
-    # Workers sharing a name (Celery's default is the host's) answer `status` as one.
-    app.worker_main(["worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--hostname",
-                     name or f"formc-{os.getpid()}@%h", "--concurrency", str(concurrency or os.cpu_count() or 1)])
-
-
-@main.command()
-@click.option("--broker", required=True, help="redis://host:6379/0 or amqp://... (the workers' broker)")
-@click.option("--db", "db_url", help="also count the stored results by status")
-def status(broker: str, db_url: str | None) -> None:
-    """Cluster health: the workers that answer and what they read, submissions waiting; exit 1 when no worker answers."""
-    from ocr.run.cluster import cluster_status
-
-    state = cluster_status(broker, db_url)
-    click.echo(f"workers answering: {len(state.workers)}")
-    for name, reading in state.workers.items():
-        click.echo(f"  {name}  reading {reading}")
-    click.echo(f"submissions waiting in the queue: {state.queued}")
-    if db_url is not None:
-        click.echo("results: " + (", ".join(f"{k} {v}" for k, v in sorted(state.results.items())) or "none yet"))
-    if not state.workers:
-        raise SystemExit(1)
-
-
-@main.command()
 def schema() -> None:
     """JSON Schema of a result (one line of `formc batch` output, `formc read --json`)."""
     from ocr.record import SubmissionResult
@@ -363,50 +323,6 @@ def evaluate(results: Path, truth_dir: Path) -> None:
     from ocr.eval.score import evaluate_results, load_results
 
     Console().print(evaluation_table(evaluate_results(load_results(results), truth_dir)))
-
-
-@main.command()
-@click.argument("results", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--db", "db_url", help="read the pages from this results database instead of a RESULTS.jsonl")
-@click.option("--json", "as_json", is_flag=True, help="one JSON object per pair instead of a table")
-@click.option("--max-bits", type=click.IntRange(0, 256), default=None,
-              help="most differing bits of one sheet's two photos (default: the threshold bench/photo_hash.py chose)")
-def integrity(results: Path | None, db_url: str | None, as_json: bool, max_bits: int | None) -> None:
-    """Pages of different submissions that show the same sheet (a photo re-taken or re-compressed under another TPS),
-    from a batch's RESULTS.jsonl or a results database; nearest first."""
-    from ocr.reader.page_hash import SAME_SHEET_BITS
-    from ocr.run.same_sheet import HashedPage, hashed_pages, same_sheets
-
-    if (results is None) == (db_url is None):
-        raise click.UsageError("give either RESULTS.jsonl or --db URL")
-    if db_url is not None:
-        from ocr.db.store import ResultStore, StoreUnavailable
-
-        try:
-            with ResultStore(db_url) as store:
-                pages = [HashedPage(*row) for row in store.page_hashes()]
-        except StoreUnavailable as exc:
-            raise click.ClickException(str(exc)) from exc
-    else:
-        from ocr.eval.score import load_results
-
-        pages = list(hashed_pages(load_results(results)))
-    pairs = same_sheets(pages, SAME_SHEET_BITS if max_bits is None else max_bits)
-    if as_json:
-        for pair in pairs:
-            click.echo(json.dumps({"bits": pair.bits, "template": pair.first.template, "page": pair.first.page,
-                                   "first": {"submission": pair.first.submission, "source": pair.first.source},
-                                   "second": {"submission": pair.second.submission, "source": pair.second.source}}))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("bits", "template", "page", "submission", "photo", "submission", "photo",
-                  title=f"the same sheet under two submissions: {len(pairs)} pairs among {len(pages)} pages")
-    for pair in pairs:
-        table.add_row(str(pair.bits), pair.first.template, str(pair.first.page), pair.first.submission,
-                      pair.first.source, pair.second.submission, pair.second.source)
-    Console().print(table)
 
 
 @main.command()
@@ -441,46 +357,14 @@ def synth(template_id: str, count: int, out: Path, seed: int, handwriting: tuple
         raise click.ClickException(str(exc)) from exc
 
 
-@main.group()
-def sources() -> None:
-    """More than one source per TPS: numbers from outside, compared with the reads."""
+# The cluster's commands (`worker`, `status`), the results database's (`regions`, `recap`, `sources`, `integrity`)
+# and the review web app's (`serve`, `users`) live beside what they run.
+from ocr.review.commands import integrity, recap, regions, sources  # noqa: E402
+from ocr.run.commands import status, worker  # noqa: E402
+from ocr.web.commands import serve, users  # noqa: E402
 
-
-@sources.command("import")
-@click.argument("numbers", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--db", "db_url", default="sqlite:///results.db", show_default=True, help="the results database")
-@click.option("--mapping", "mapping_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML: the template, the columns naming the TPS, column (or dotted key) -> field id")
-@click.option("--source-name", required=True, help="what the source is called beside the reads, e.g. kpu")
-def sources_import(numbers: Path, db_url: str, mapping_path: Path, source_name: str) -> None:
-    """Stores a CSV or JSON file's numbers per TPS as the source SOURCE_NAME (never a TPS's result by itself) and
-    prints where they differ from the TPS's other sources."""
-    from ocr.db.store import ResultStore, StoreUnavailable
-    from ocr.review.external import MappingError, load_mapping, read_numbers
-    from ocr.review.sources import Sources
-    from ocr.review.workflow import Reviews
-
-    try:
-        mapping = load_mapping(mapping_path)
-        rows = read_numbers(numbers, mapping)
-        with ResultStore(db_url) as store:
-            book = Sources(Reviews(store))
-            book.import_numbers(source_name, mapping.template, rows)
-            found = [f"{key} {c}" for key in rows for c in book.of(key).conflicts]
-    except (MappingError, StoreUnavailable) as exc:
-        raise click.ClickException(str(exc)) from exc
-    for line in found:
-        click.echo(line)
-    click.echo(f"{len(rows)} TPS imported as {source_name}; {len(found)} disagreements", err=True)
-
-
-# The review web app's commands (`serve`, `users`) live beside it.
-from ocr.web.commands import recap, regions, serve, users  # noqa: E402
-
-main.add_command(recap)
-main.add_command(serve)
-main.add_command(users)
-main.add_command(regions)
+for command in (integrity, recap, regions, serve, sources, status, users, worker):
+    main.add_command(command)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`formc serve`, `formc users` and `formc regions`: the review web app's commands (cli.py adds them to `formc`)."""
+"""`formc serve` and `formc users`: the review web app's commands (cli.py adds them to `formc`)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ocr.review.commands import DB_OPTION, DEFAULT_DB, database_url
+
 if TYPE_CHECKING:
-    from ocr.db.regions import Regions
     from ocr.review.workflow import Reviews
 
-DEFAULT_DB = "results.db"  # beside where `formc serve` runs, like `formc batch --db sqlite:///results.db`
 DEFAULT_STORE = "photos"
 # ocr.review.accounts.ROLES, spelled out so that `formc` starts without loading the database layer (tests/test_cli.py).
 ROLES = ("operator", "reviewer", "admin")
 TIMEZONES = ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura")  # ocr.web.local_time.ZONES, for the same reason
-
-
-def _db_url(db_url: str | None) -> str:
-    from ocr.db.store import default_url
-
-    return db_url or default_url(DEFAULT_DB)
 
 
 @click.command()
@@ -50,7 +44,7 @@ def serve(db_url: str | None, store_dir: Path, host: str, port: int, secret: str
     from ocr.web.app import create_app
 
     try:
-        app = create_app(_db_url(db_url), store_dir, secret=secret, https_only=https_only, workers=workers,
+        app = create_app(database_url(db_url), store_dir, secret=secret, https_only=https_only, workers=workers,
                          broker=broker, timezone=timezone)
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
@@ -76,13 +70,12 @@ def _accounts(db_url: str | None) -> Iterator[Reviews]:
     from ocr.review.workflow import Reviews
 
     try:
-        with ResultStore(_db_url(db_url)) as store:
+        with ResultStore(database_url(db_url)) as store:
             yield Reviews(store)
     except (ValueError, ReviewError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-_DB_OPTION = click.option("--db", "db_url", help=f"results database (default: sqlite:///{DEFAULT_DB})")
 _STDIN_OPTION = click.option("--password-stdin", is_flag=True,
                              help="read the password from the first line of stdin (no prompt)")
 
@@ -90,7 +83,7 @@ _STDIN_OPTION = click.option("--password-stdin", is_flag=True,
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), required=True)
-@_DB_OPTION
+@DB_OPTION
 @_STDIN_OPTION
 def users_add(name: str, role: str, db_url: str | None, password_stdin: bool) -> None:
     """Add an account; the password is asked for (twice), or read from stdin with --password-stdin."""
@@ -103,7 +96,7 @@ def users_add(name: str, role: str, db_url: str | None, password_stdin: bool) ->
 
 
 @users.command("list")
-@_DB_OPTION
+@DB_OPTION
 def users_list(db_url: str | None) -> None:
     """Every account: name, role, active or not, last log-in (UTC)."""
     with _accounts(db_url) as accounts:
@@ -118,7 +111,7 @@ def users_list(db_url: str | None) -> None:
 
 @users.command("deactivate")
 @click.argument("name")
-@_DB_OPTION
+@DB_OPTION
 @click.option("--undo", is_flag=True, help="activate the account again")
 def users_deactivate(name: str, db_url: str | None, undo: bool) -> None:
     """Deactivate an account (kept for the audit log); its open sessions end at once."""
@@ -130,7 +123,7 @@ def users_deactivate(name: str, db_url: str | None, undo: bool) -> None:
 @users.command("set-role")
 @click.argument("name")
 @click.argument("role", type=click.Choice(ROLES))
-@_DB_OPTION
+@DB_OPTION
 def users_set_role(name: str, role: str, db_url: str | None) -> None:
     """Give an account another role; its open sessions end at once."""
     with _accounts(db_url) as accounts:
@@ -140,7 +133,7 @@ def users_set_role(name: str, role: str, db_url: str | None) -> None:
 
 @users.command("reset-password")
 @click.argument("name")
-@_DB_OPTION
+@DB_OPTION
 @_STDIN_OPTION
 @click.option("--generate", is_flag=True, help="make a random password and print it (stdout) instead of asking")
 def users_reset_password(name: str, db_url: str | None, password_stdin: bool, generate: bool) -> None:
@@ -156,97 +149,3 @@ def users_reset_password(name: str, db_url: str | None, password_stdin: bool, ge
     if generate:
         click.echo(password)
     click.echo(f"password of {name} reset", err=True)
-
-
-@click.group()
-def regions() -> None:
-    """The region registry: Kemendagri codes and names, filled from the official list on first use."""
-
-
-@contextmanager
-def _regions(db_url: str | None) -> Iterator[Regions]:
-    """The region registry of the database at `db_url`; an unusable list or database is a one-line error."""
-    from ocr.db.regions import RegionError, Regions
-    from ocr.db.store import ResultStore, StoreUnavailable
-
-    try:
-        with ResultStore(_db_url(db_url)) as store:
-            yield Regions(store.engine)
-    except (RegionError, StoreUnavailable) as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@regions.command("import")
-@click.argument("csv_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_DB_OPTION
-def regions_import(csv_file: Path, db_url: str | None) -> None:
-    """Load a newer code list, a CSV `code,name` (codes of 2, 4, 6 or 10 digits, dotted or not): codes added or
-    renamed, none removed."""
-    from ocr.db.regions import read_csv
-
-    with _regions(db_url) as registry:
-        count = registry.load(read_csv(csv_file.read_text(encoding="utf-8-sig")))
-    click.echo(f"{count} regions loaded from {csv_file}", err=True)
-
-
-@regions.command("show")
-@click.argument("code")
-@_DB_OPTION
-def regions_show(code: str, db_url: str | None) -> None:
-    """The region CODE and those above it: province, kabupaten/kota, kecamatan, kelurahan/desa."""
-    from ocr.db.regions import plain_code
-
-    plain = plain_code(code)
-    if plain is None:
-        raise click.BadParameter(f"{code!r} is no Kemendagri code (2, 4, 6 or 10 digits)", param_hint="CODE")
-    with _regions(db_url) as registry:
-        chain = registry.chain(plain)
-    if not chain:
-        raise click.ClickException(f"{plain} is not in the region registry")
-    for region in chain:
-        click.echo(f"{region.level:<15} {region.code:<10} {region.name}")
-
-
-@regions.command("tps-import")
-@click.argument("csv_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_DB_OPTION
-def regions_tps_import(csv_file: Path, db_url: str | None) -> None:
-    """Load how many TPS each kelurahan/desa has, a CSV `code,tps` (10-digit codes, dotted or not): the recap's
-    expected TPS. A desa the registry lacks refuses the whole list."""
-    from ocr.db.regions import read_tps_csv
-
-    with _regions(db_url) as registry:
-        count = registry.load_tps_counts(read_tps_csv(csv_file.read_text(encoding="utf-8-sig")))
-    click.echo(f"TPS counts of {count} kelurahan/desa loaded from {csv_file}", err=True)
-
-
-@click.command()
-@_DB_OPTION
-@click.option("--level", type=click.Choice(["desa", "kecamatan", "kabupaten", "provinsi"]), required=True,
-              help="one row per region of this level")
-@click.option("--election", type=click.Choice(["gubernur", "bupati", "walikota", "presiden"]), required=True)
-@click.option("--region", "code", default="", help="only inside this region (a Kemendagri code, dotted or not)")
-@click.option("--format", "output", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-def recap(db_url: str | None, level: str, election: str, code: str, output: str) -> None:
-    """Totals of an election per region of a level, as the D.Hasil recap forms: TPS expected, received, verified, in
-    review, rejected; each paslon, suara sah, tidak sah, total, DPT and pengguna over the verified TPS, then over every
-    TPS's newest machine read. The last row is the region itself."""
-    import json
-
-    from ocr.db.regions import Regions, plain_code
-    from ocr.db.store import ResultStore, StoreUnavailable
-    from ocr.review.errors import ReviewError
-    from ocr.review.recap import recap as recap_of
-
-    plain = plain_code(code) if code else ""
-    if plain is None:
-        raise click.BadParameter(f"{code!r} is no Kemendagri code (2, 4, 6 or 10 digits)", param_hint="--region")
-    try:
-        with ResultStore(_db_url(db_url)) as store:
-            found = recap_of(store, Regions(store.engine), election, level, plain)
-    except (ReviewError, StoreUnavailable) as exc:
-        raise click.ClickException(str(exc)) from exc
-    if output == "json":
-        click.echo(json.dumps(found.as_json(), ensure_ascii=False, indent=1))
-        return
-    click.echo(found.as_csv(), nl=False)
