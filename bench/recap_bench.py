@@ -34,7 +34,8 @@ from starlette.testclient import TestClient  # noqa: E402
 from bench.servers import ServerUnavailable, postgres_server  # noqa: E402
 from bench.web_bench import server_ms  # noqa: E402
 from ocr.db.regions import Regions  # noqa: E402
-from ocr.db.store import CorrectionRow, FieldRow, ReviewRow, SubmissionRow, default_url  # noqa: E402
+from ocr.db.store import default_url  # noqa: E402
+from ocr.db.tables import CorrectionRow, FieldRow, ReviewRow, SubmissionRow  # noqa: E402
 from ocr.review.accounts import hash_password  # noqa: E402
 from ocr.review.recap import recap  # noqa: E402
 from ocr.review.workflow import Reviews  # noqa: E402

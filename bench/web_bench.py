@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from ocr.db.store import CorrectionRow, ResultStore, ReviewRow, default_url  # noqa: E402
+from ocr.db.store import ResultStore, default_url  # noqa: E402
+from ocr.db.tables import CorrectionRow, ReviewRow  # noqa: E402
 from ocr.record import SubmissionResult  # noqa: E402
 from ocr.review.accounts import hash_password  # noqa: E402
 from ocr.review.workflow import Reviews  # noqa: E402

@@ -50,7 +50,8 @@ def empty_postgres_url(postgres_url: str) -> str:
     counts results starts from none, whatever the tests before it left (accounts stay: use new names)."""
     from sqlalchemy import delete
 
-    from ocr.db.store import ResultStore, SubmissionRow
+    from ocr.db.store import ResultStore
+    from ocr.db.tables import SubmissionRow
 
     with ResultStore(postgres_url) as store, store.engine.begin() as connection:
         connection.execute(delete(SubmissionRow))

@@ -18,7 +18,8 @@ from functools import cache
 from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ocr.db.store import UPSERTS, RegionRow, TpsCountRow
+from ocr.db.store import UPSERTS
+from ocr.db.tables import RegionRow, TpsCountRow
 
 LEVELS = {2: "province", 4: "kabupaten/kota", 6: "kecamatan", 10: "kelurahan/desa"}  # code length -> level
 DESA_DIGITS = 10

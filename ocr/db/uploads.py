@@ -9,7 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ocr.db.store import AuditRow, ResultStore, ReviewRow, SubmissionRow
+from ocr.db.store import ResultStore
+from ocr.db.tables import AuditRow, ReviewRow, SubmissionRow
 
 
 def submission_id_of(store: ResultStore, submission: str | None, photos_key: str) -> int | None:

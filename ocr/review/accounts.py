@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ocr.db.store import SessionRow, UserRow
+from ocr.db.tables import SessionRow, UserRow
 from ocr.review import sessions, throttle
 from ocr.review.audit import AuditLog, record, utc
 from ocr.review.errors import LastAdmin, NoSuchUser, ReviewError

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ocr.db.store import AuditRow, ResultStore, UserRow
+from ocr.db.store import ResultStore
+from ocr.db.tables import AuditRow, UserRow
 from ocr.review.search import AuditFilter
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ocr.db.store import CorrectionRow, FieldRow, RegionRow, ResultStore, ReviewRow, SubmissionRow
+from ocr.db.store import ResultStore
+from ocr.db.tables import CorrectionRow, FieldRow, RegionRow, ReviewRow, SubmissionRow
 from ocr.record import Reason
 from ocr.review.audit import utc
 from ocr.review.workflow import FLAGGED, region_of

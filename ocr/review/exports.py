@@ -15,7 +15,7 @@ from defusedcsv import csv  # the standard module's API; cells a spreadsheet wou
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ocr.db.store import CorrectionRow, ReviewRow
+from ocr.db.tables import CorrectionRow, ReviewRow
 from ocr.review.workflow import Correction, Reviews, SubmissionView
 from ocr.run.photo_store import PhotoStore
 

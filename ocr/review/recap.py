@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Select, and_, case, exists, func, select
 from sqlalchemy.orm import aliased
 
 from ocr.db.regions import DESA_DIGITS, Region, Regions, code_range
-from ocr.db.store import CorrectionRow, FieldRow, ResultStore, ReviewRow, SubmissionRow, TpsCountRow
+from ocr.db.store import ResultStore
+from ocr.db.tables import CorrectionRow, FieldRow, ReviewRow, SubmissionRow, TpsCountRow
 from ocr.review.audit import utc
 from ocr.review.dashboard import ballot_order, vote_fields
 from ocr.review.errors import ReviewError

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
-from ocr.db.store import AuditRow, CorrectionRow, ReviewRow, SubmissionRow, UserRow
+from ocr.db.tables import AuditRow, CorrectionRow, ReviewRow, SubmissionRow, UserRow
 
 SHOWN_STATUSES = ("verified", "ok", "review", "incomplete", "rejected", "error")  # a submission's status as listed
 

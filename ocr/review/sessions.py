@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from ocr.db.store import SessionRow
+from ocr.db.tables import SessionRow
 
 SESSION_HOURS = 12  # a working day in the office
 SEEN_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often: not one write per page

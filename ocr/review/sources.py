@@ -19,7 +19,7 @@ from itertools import combinations
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ocr.db.store import ExternalSourceRow, PageRow, SourceChoiceRow, SubmissionRow, UserRow
+from ocr.db.tables import ExternalSourceRow, PageRow, SourceChoiceRow, SubmissionRow, UserRow
 from ocr.review.accounts import User
 from ocr.review.audit import record
 from ocr.review.errors import FourEyes, ReviewError

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ocr.db.store import LoginFailureRow
+from ocr.db.tables import LoginFailureRow
 from ocr.review.audit import record, utc
 from ocr.review.errors import ReviewError
 

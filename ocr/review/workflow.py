@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from ocr.db.store import AuditRow, CorrectionRow, FieldRow, PageRow, RegionRow, ReviewRow, SubmissionRow, UserRow
+from ocr.db.tables import AuditRow, CorrectionRow, FieldRow, PageRow, RegionRow, ReviewRow, SubmissionRow, UserRow
 from ocr.db.uploads import record_upload, submission_id_of
 from ocr.reader.reasons import FindingCode
 from ocr.record import SubmissionResult

@@ -11,7 +11,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from ocr.db.store import LoginFailureRow, ResultStore, SessionRow
+from ocr.db.store import ResultStore
+from ocr.db.tables import LoginFailureRow, SessionRow
 from ocr.review.accounts import Accounts, User, hash_password, log_in
 from ocr.review.audit import utc
 from ocr.review.sessions import SEEN_EVERY, id_hash, now

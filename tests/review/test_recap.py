@@ -17,7 +17,8 @@ from sqlalchemy import delete, insert
 
 from cli import main
 from ocr.db.regions import RegionError, Regions
-from ocr.db.store import CorrectionRow, ResultStore, ReviewRow, SubmissionRow, TpsCountRow, default_url
+from ocr.db.store import ResultStore, default_url
+from ocr.db.tables import CorrectionRow, ReviewRow, SubmissionRow, TpsCountRow
 from ocr.record import FieldResult, SubmissionResult, TpsIdentity
 from ocr.review.accounts import User, hash_password
 from ocr.review.errors import ReviewError

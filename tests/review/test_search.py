@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from ocr.db.store import ResultStore, SubmissionRow
+from ocr.db.store import ResultStore
+from ocr.db.tables import SubmissionRow
 from ocr.review.accounts import hash_password
 from ocr.review.search import AuditFilter, Span, SubmissionFilter
 from ocr.review.workflow import Reviews

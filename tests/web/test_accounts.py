@@ -22,7 +22,8 @@ from sqlalchemy import select, update
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from ocr.db.store import LoginFailureRow, SessionRow, default_url
+from ocr.db.store import default_url
+from ocr.db.tables import LoginFailureRow, SessionRow
 from ocr.review.accounts import hash_password
 from ocr.review.sessions import SESSION_HOURS, now
 from ocr.review.throttle import ACCOUNT_LIMIT, ADDRESS_LIMIT, WINDOW

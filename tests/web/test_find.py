@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
-from ocr.db.store import ReviewRow, SubmissionRow, default_url
+from ocr.db.store import default_url
+from ocr.db.tables import ReviewRow, SubmissionRow
 from ocr.review.accounts import hash_password
 from ocr.review.workflow import Reviews
 from ocr.web.app import create_app

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from sqlalchemy import insert
 from starlette.testclient import TestClient
 
-from ocr.db.store import CorrectionRow, ReviewRow, default_url
+from ocr.db.store import default_url
+from ocr.db.tables import CorrectionRow, ReviewRow
 from ocr.reader.reasons import FindingCode
 from ocr.record import PageResult, Reason
 from ocr.review.accounts import hash_password

@@ -6,7 +6,7 @@ with `cfg` built as in `ocr.db.store.migrate`; then check the generated file by 
 
 from alembic import context
 
-from ocr.db.store import Base
+from ocr.db.tables import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:
