@@ -139,13 +139,13 @@ class ResultStore:
                 session.execute(update(SubmissionRow).where(SubmissionRow.id == replaces,
                                                             SubmissionRow.submission == result.submission)
                                 .values(photos_key=result.photos_key))
-            self._replace(session, result)
+            self.replace(session, result)
 
     def save_many(self, results: Iterable[SubmissionResult]) -> None:
         """Stores every result in one transaction: all of them or, on an error, none."""
         with self._usable("cannot save in the results database"), Session(self.engine) as session, session.begin():
             for result in results:
-                self._replace(session, result)
+                self.replace(session, result)
 
     @contextmanager
     def _usable(self, what: str) -> Iterator[None]:
@@ -160,7 +160,9 @@ class ResultStore:
             why = e.orig if isinstance(e, DatabaseError) else e
             raise StoreUnavailable(f"{what} {self.engine.url!r}: {' '.join(str(why).split())}") from e
 
-    def _replace(self, session: Session, result: SubmissionResult) -> None:
+    def replace(self, session: Session, result: SubmissionResult) -> int:
+        """Stores `result` as `save` does, inside the caller's transaction on `session` (a sync import writes a
+        submission and what people added to it at once); the row's id."""
         record = result.model_dump(mode="json")  # columns are named as the record's keys: no mapping by hand
         row = _columns(SubmissionRow, {**record, **(record["place"] or PLACE_NONE)},
                        skip={"id", "photos_key", "created_at", "updated_at"})
@@ -177,6 +179,7 @@ class ResultStore:
         if record["fields"]:
             session.execute(insert(FieldRow), [_columns(FieldRow, dict(f, submission_id=submission_id, field_id=k))
                                                for k, f in record["fields"].items()])
+        return submission_id
 
     def get(self, submission: str, photos_key: str) -> SubmissionResult | None:
         """The result stored for `submission` with these photos, equal to the one saved; None when there is none."""

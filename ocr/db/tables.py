@@ -1,7 +1,8 @@
 """The results database's tables (SQLAlchemy models): what the migrations in `ocr/db/migrations` create and
 `tests/db/test_store.py` checks them against. The reader's results (submissions, pages, fields, deliveries), the
 region registry and TPS counts, and what people add (accounts, sessions, log-in failures, reviews, corrections,
-the audit log, external sources and choices). `ocr/db/store.py` reads and writes them."""
+the audit log, external sources and choices), and offline offices' sync (trusted keys, bundles, the import ledger).
+`ocr/db/store.py` reads and writes them."""
 
 from __future__ import annotations
 
@@ -246,3 +247,41 @@ class DeliveryRow(Base):
     photos_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     retry: Mapped[int] = mapped_column(Integer, primary_key=True)  # a retry after a database error counts afresh
     count: Mapped[int] = mapped_column(Integer)
+
+
+class SyncKeyRow(Base):
+    """An office's Ed25519 public key that the centre trusts (`formc sync trust`): bundles signed by it are imported."""
+
+    __tablename__ = "sync_keys"
+
+    office: Mapped[str] = mapped_column(String(40), primary_key=True)  # the bundle's origin
+    public_key: Mapped[str] = mapped_column(String(64))  # base64 of the 32 raw bytes
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SyncBundleRow(Base):
+    """A sync bundle this database wrote (an office's export: where `--since last` starts) or imported whole."""
+
+    __tablename__ = "sync_bundles"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the manifest's bundle id
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)  # export | import
+    origin: Mapped[str] = mapped_column(String(40), index=True)
+    since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when the export read the office's database
+    submissions: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SyncLedgerRow(Base):
+    """What an import took from an office, one row per office row (submission, correction, audit entry): the
+    identity that makes a second import of it a no-op. Written in the transaction that merges it."""
+
+    __tablename__ = "sync_ledger"
+
+    origin: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # submission | correction | audit
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)  # the office's id of the row
+    local_id: Mapped[int | None] = mapped_column(Integer)  # the centre's row; NULL: a correction held as a conflict
+    digest: Mapped[str | None] = mapped_column(String(64))  # a submission: sha256 of its bundle member
+    exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a submission: its bundle's until

@@ -209,11 +209,17 @@ class Sources:
         """Stores `rows` (TPS key -> field values) as the external source `source`, replacing what an earlier import
         of that source held for those TPS; logged."""
         with Session(self.engine) as session, session.begin():
-            session.execute(delete(ExternalSourceRow).where(ExternalSourceRow.source == source,
-                                                            ExternalSourceRow.tps_key.in_(rows)))
-            session.add_all(ExternalSourceRow(source=source, tps_key=key, template=template, values=values)
-                            for key, values in rows.items())
+            put_numbers(session, source, template, rows)
             record(session, None, "import_source", None, {"source": source, "template": template, "tps": len(rows)})
+
+
+def put_numbers(session: Session, source: str, template: str, rows: dict[str, dict[str, int | None]]) -> None:
+    """Stores `rows` (TPS key -> field values) as the external source `source` in `session`'s transaction, replacing
+    what it held for those TPS (an import of numbers; an office's values the centre's disagree with, `sync/merge.py`)."""
+    session.execute(delete(ExternalSourceRow).where(ExternalSourceRow.source == source,
+                                                    ExternalSourceRow.tps_key.in_(rows)))
+    session.add_all(ExternalSourceRow(source=source, tps_key=key, template=template, values=values)
+                    for key, values in rows.items())
 
 
 def _read(view: SubmissionView, named_twice: bool) -> Source:
