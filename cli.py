@@ -357,13 +357,14 @@ def synth(template_id: str, count: int, out: Path, seed: int, handwriting: tuple
         raise click.ClickException(str(exc)) from exc
 
 
-# The cluster's commands (`worker`, `status`), the results database's (`regions`, `recap`, `sources`, `integrity`)
-# and the review web app's (`serve`, `users`) live beside what they run.
+# The cluster's commands (`worker`, `status`), the results database's (`regions`, `recap`, `sources`, `integrity`,
+# `sync`) and the review web app's (`serve`, `users`) live beside what they run.
 from ocr.review.commands import integrity, recap, regions, sources  # noqa: E402
+from ocr.review.sync.commands import sync  # noqa: E402
 from ocr.run.commands import status, worker  # noqa: E402
 from ocr.web.commands import serve, users  # noqa: E402
 
-for command in (integrity, recap, regions, serve, sources, status, users, worker):
+for command in (integrity, recap, regions, serve, sources, status, sync, users, worker):
     main.add_command(command)
 
 

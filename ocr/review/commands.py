@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ocr.db.regions import Regions
 
 DEFAULT_DB = "results.db"  # beside where `formc serve` runs, like `formc batch --db sqlite:///results.db`
+DEFAULT_STORE = "photos"  # the photo store `formc serve` and `formc sync` use unless told otherwise
 DB_OPTION = click.option("--db", "db_url", help=f"results database (default: sqlite:///{DEFAULT_DB})")
 
 

@@ -3,8 +3,8 @@
 `create_app(db_url, store_dir)` builds a Starlette app on the `formc batch` database and a photo store
 on disk. Pages are rendered on the server (Jinja2); the only scripts are the live rule check of the
 review page and the upload form's region pickers. The routes live by area in `routes_login.py`, `routes_upload.py`,
-`routes_submission.py`, `routes_review.py`, `routes_sources.py`, `routes_reports.py`, `routes_accounts.py` and
-`routes_public.py` (what they share: `pages.py`). Who may open what:
+`routes_submission.py`, `routes_review.py`, `routes_sources.py`, `routes_reports.py`, `routes_accounts.py`,
+`routes_public.py` and `routes_sync.py` (what they share: `pages.py`). Who may open what:
 
 | route | roles |
 |---|---|
@@ -15,6 +15,7 @@ review page and the upload form's region pickers. The routes live by area in `ro
 | /account/password (one's own) | everyone logged in |
 | /login, /language (this browser's language) | everyone |
 | /publik (the public results site: verified results only, `routes_public.py`) | everyone, no log-in |
+| POST /api/sync (an office's sync bundle, `routes_sync.py`) | an office the centre trusts: its signature, no log-in |
 
 Pages are in Bahasa Indonesia unless a browser chose English (`ocr/web/i18n.py`); times are shown in the server's
 zone (`ocr/web/local_time.py`).
@@ -52,6 +53,7 @@ from ocr.web.routes_reports import audit, dashboard, export, rekap
 from ocr.web.routes_review import queue, reopen, review, submissions, verify
 from ocr.web.routes_sources import choose, selisih
 from ocr.web.routes_submission import field_image, page_image, photo, submission
+from ocr.web.routes_sync import sync_bundle
 from ocr.web.routes_upload import MAX_UPLOAD_BYTES, job, regions, upload
 
 
@@ -99,6 +101,7 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         Route("/publik/{election:str}", routes_public.region),
         Route("/publik/{election:str}/{code:str}", routes_public.region),
         Route("/publik/{election:str}/{desa:str}/tps/{n:int}", routes_public.tps),
+        Route("/api/sync", sync_bundle, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     middleware = [

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ocr.review.commands import DB_OPTION, DEFAULT_DB, database_url
+from ocr.review.commands import DB_OPTION, DEFAULT_DB, DEFAULT_STORE, database_url
 
 if TYPE_CHECKING:
     from ocr.review.workflow import Reviews
 
-DEFAULT_STORE = "photos"
 # ocr.review.accounts.ROLES, spelled out so that `formc` starts without loading the database layer (tests/test_cli.py).
 ROLES = ("operator", "reviewer", "admin")
 TIMEZONES = ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura")  # ocr.web.local_time.ZONES, for the same reason
