@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ SIGNED = FORMAT.encode() + b"\n"  # what the signature is over starts with the f
 SIGNATURE_TAIL = 2 + 64  # the comment's length field and the signature, the file's last bytes
 CHUNK = 1 << 20
 Model = TypeVar("Model", bound=BaseModel)
+# What zipfile raises reading a damaged archive (a header, a flag, compressed data changed); ValidationError is a ValueError.
+DAMAGED = (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError, ValueError, KeyError)
 
 
 class RefusalCode(StrEnum):
@@ -142,7 +145,7 @@ def _check(stream: IO[bytes], trusted: Callable[[str], Ed25519PublicKey | None])
     try:
         archive = zipfile.ZipFile(stream)
         manifest = Manifest.model_validate_json(archive.read(MANIFEST))
-    except (zipfile.BadZipFile, KeyError, ValidationError, OSError):
+    except DAMAGED:
         return not_a_bundle
     key = trusted(manifest.origin)
     if key is None:
@@ -161,7 +164,7 @@ def _check(stream: IO[bytes], trusted: Callable[[str], Ed25519PublicKey | None])
                 while chunk := member.read(CHUNK):
                     digest.update(chunk)
             same = digest.hexdigest() == sha
-        except (zipfile.BadZipFile, OSError):  # its CRC fails: damaged or changed, as a wrong hash
+        except DAMAGED:  # its CRC or compressed data fails: damaged or changed, as a wrong hash
             same = False
         if not same:
             return refused(RefusalCode.MEMBER_HASH_MISMATCH, "%(member)s is not what the office signed: changed or "

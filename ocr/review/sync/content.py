@@ -98,8 +98,9 @@ def last_export(engine: Engine, office: str) -> datetime | None:
 
 
 def _after(since: datetime) -> datetime:
-    # SQLite keeps the server's timestamps in whole seconds: a second early, as sending twice is harmless.
-    return since.astimezone(timezone.utc) - timedelta(seconds=1)
+    # SQLite keeps the server's timestamps in whole seconds, compared as text: from the start of since's second (what
+    # happened in it may go twice, which is harmless; missing it would not be).
+    return since.astimezone(timezone.utc).replace(microsecond=0) - timedelta(microseconds=1)
 
 
 def _changed_since(since: datetime | None) -> Any:

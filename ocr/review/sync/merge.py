@@ -60,9 +60,9 @@ class ImportReport:
 def _centre_values(session: Session, submission_id: int) -> dict[str, int | None]:
     """The centre's effective values of a submission, read in `session` (the merge's own writes included)."""
     values = dict(session.execute(select(FieldRow.field_id, FieldRow.value)
-                                  .where(FieldRow.submission_id == submission_id)).tuples().all())
+                                  .where(FieldRow.submission_id == submission_id)).all())
     values.update(session.execute(select(CorrectionRow.field_id, CorrectionRow.new_value)
-                                  .where(CorrectionRow.submission_id == submission_id).order_by(CorrectionRow.id)).tuples().all())
+                                  .where(CorrectionRow.submission_id == submission_id).order_by(CorrectionRow.id)).all())
     return values
 
 
