@@ -53,10 +53,10 @@ samples: $(VENV)/.installed-synth
 	$(VENV)/bin/formc synth ppwp-2024 --count 1 --out samples/ppwp-2024 --seed 2024 --profile phone
 	$(VENV)/bin/formc synth kwk-bupati-tunggal --count 1 --out samples/kwk-bupati-tunggal --seed 2024 --profile scan
 
-# The review app's messages (babel.cfg: ocr/ and its page templates, plus the review refusals' classes) merged into its
+# The review app's messages (babel.cfg: ocr/ and its page templates, the review refusals' classes, sync refusals) merged into its
 # Indonesian catalog; a new message shows in English until its msgstr there is filled in. The app compiles the .po
 # when it starts: nothing to build.
-MESSAGE_KEYWORDS := -k translate:2 -k ReviewError -k Locked -k FourEyes -k LastAdmin -k NoSuchUser -k PhotosElsewhere \
+MESSAGE_KEYWORDS := -k translate:2 -k refused:2 -k ReviewError -k Locked -k FourEyes -k LastAdmin -k NoSuchUser -k PhotosElsewhere \
 	-k CompletedByOthers
 messages: $(VENV)/.installed-test
 	mkdir -p out
