@@ -26,6 +26,7 @@ from ocr.record import SubmissionResult
 from ocr.review.audit import record, utc
 from ocr.review.sync.bundle import Manifest, json_member, write_bundle
 from ocr.review.sync.keys import OfficeKey
+from ocr.review.workflow import Correction, Reviews
 from ocr.run.photo_store import PhotoStore
 
 OFFICE_MEMBER = "office.json"
@@ -45,16 +46,6 @@ class SyncedAudit(_Member):
     detail: dict[str, Any]
 
 
-class SyncedCorrection(_Member):
-    id: int
-    field_id: str
-    old_value: int | None
-    new_value: int | None
-    reason: str
-    user: str
-    at: datetime
-
-
 class SyncedReview(_Member):
     state: Literal["open", "verified"]
     uploaded_by: str | None
@@ -65,8 +56,9 @@ class SyncedReview(_Member):
 class SyncedSubmission(_Member):
     id: int  # the office's row id: with the origin, the submission's identity in the centre's ledger
     result: SubmissionResult
-    review: SyncedReview | None  # None: read by `formc batch`, never touched by a person
-    corrections: list[SyncedCorrection]  # oldest first
+    review: SyncedReview
+    # Oldest first; never edited nor deleted, so the n-th is `<id>:<n>` in the centre's ledger.
+    corrections: list[Correction]
     audit: list[SyncedAudit]
 
     @property
@@ -87,7 +79,7 @@ class ExportReport:
     submissions: int = 0
     photos: int = 0
     photos_missing: int = 0  # pages whose photo is not in the office's photo store (or no store was given)
-    users: dict[str, str] = field(default_factory=dict)
+    users: set[str] = field(default_factory=set)  # everyone the bundle names
 
 
 def last_export(engine: Engine, office: str) -> datetime | None:
@@ -116,48 +108,34 @@ def _changed_since(since: datetime | None) -> Any:
         SubmissionRow.id.in_(select(AuditRow.submission_id).where(AuditRow.at >= after))))
 
 
-def _audit(session: Session, where: Any, users: dict[str, str]) -> list[SyncedAudit]:
-    rows = session.execute(select(AuditRow, UserRow.name, UserRow.role).outerjoin(UserRow, UserRow.id == AuditRow.user_id)
-                           .where(where).order_by(AuditRow.id))
-    entries = []
-    for row, name, role in rows:
-        if name is not None:
-            users[name] = role
-        entries.append(SyncedAudit(id=row.id, at=utc(row.at), user=name, action=row.action, detail=row.detail))
+def _audit(session: Session, where: Any, users: set[str]) -> list[SyncedAudit]:
+    entries = [SyncedAudit(id=row.id, at=utc(row.at), user=name, action=row.action, detail=row.detail)
+               for row, name in session.execute(select(AuditRow, UserRow.name)
+                                                .outerjoin(UserRow, UserRow.id == AuditRow.user_id)
+                                                .where(where).order_by(AuditRow.id))]
+    users.update(e.user for e in entries if e.user is not None)
     return entries
 
 
-def _synced(store: ResultStore, session: Session, submission_id: int, users: dict[str, str]) -> SyncedSubmission:
+def _synced(reviews: Reviews, session: Session, submission_id: int, users: set[str]) -> SyncedSubmission:
     """The submission `submission_id` with everything people added to it, naming them in `users`."""
-    review = session.get(ReviewRow, submission_id)
-    names = {row.id: (row.name, row.role) for row in session.scalars(select(UserRow))} if review else {}
-
-    def named(user_id: int | None) -> str | None:
-        if user_id is None:
-            return None
-        users[names[user_id][0]] = names[user_id][1]
-        return names[user_id][0]
-
-    corrections = []
-    for row, name, role in session.execute(select(CorrectionRow, UserRow.name, UserRow.role)
-                                           .join(UserRow, UserRow.id == CorrectionRow.user_id)
-                                           .where(CorrectionRow.submission_id == submission_id).order_by(CorrectionRow.id)):
-        users[name] = role
-        corrections.append(SyncedCorrection(id=row.id, field_id=row.field_id, old_value=row.old_value,
-                                            new_value=row.new_value, reason=row.reason, user=name, at=utc(row.created_at)))
+    view = reviews.view(submission_id)
+    uploader = view.uploaded_by.name if view.uploaded_by else None
+    users.update(n for n in (uploader, view.verified_by, *(c.user for c in view.corrections)) if n is not None)
     return SyncedSubmission(
-        id=submission_id, result=store.get_by_id(submission_id), corrections=corrections,
-        review=SyncedReview(state=review.state, uploaded_by=named(review.uploaded_by),
-                            verified_by=named(review.verified_by), verified_at=utc(review.verified_at)) if review else None,
+        id=submission_id, result=view.result, corrections=view.corrections,
+        review=SyncedReview(state=view.state, uploaded_by=uploader, verified_by=view.verified_by,
+                            verified_at=view.verified_at),
         audit=_audit(session, AuditRow.submission_id == submission_id, users))
 
 
 def _members(store: ResultStore, photos: PhotoStore | None, since: datetime | None,
              report: ExportReport) -> Iterator[tuple[str, bytes]]:
     sent: set[str] = set()
+    reviews = Reviews(store)
     with Session(store.engine) as session:
         for submission_id in session.scalars(_changed_since(since)).all():
-            synced = _synced(store, session, submission_id, report.users)
+            synced = _synced(reviews, session, submission_id, report.users)
             yield f"{SUBMISSIONS}{submission_id}.json", json_member(synced.model_dump(mode="json"))
             report.submissions += 1
             for sha in sorted({p.sha256 for p in synced.result.pages if p.sha256} - sent):
@@ -171,7 +149,8 @@ def _members(store: ResultStore, photos: PhotoStore | None, since: datetime | No
         office_wide = AuditRow.submission_id.is_(None)
         audit = _audit(session, office_wide if since is None else office_wide & (AuditRow.at >= _after(since)),
                        report.users)
-        yield OFFICE_MEMBER, json_member(OfficeRecords(users=report.users, audit=audit).model_dump(mode="json"))
+        roles = dict(session.execute(select(UserRow.name, UserRow.role).where(UserRow.name.in_(report.users))).all())
+        yield OFFICE_MEMBER, json_member(OfficeRecords(users=roles, audit=audit).model_dump(mode="json"))
 
 
 def export_bundle(store: ResultStore, photos: PhotoStore | None, key: OfficeKey, out: Path,

@@ -1,6 +1,7 @@
 """The import: a checked bundle merged into the centre's database, one transaction per submission.
 
-A submission is known by its origin office and the office's id (`sync_ledger`), its rows by the office's ids too:
+A submission is known by its origin office and the office's id (`sync_ledger`), its corrections by their place in
+its list (never edited nor deleted), its audit entries by the office's ids:
 - new to the centre (no row with its name and photos): stored as the office has it, with its review, corrections
   and audit entries; the office's people become inactive accounts `<name>@<office>` (named, never able to log in);
 - a row the centre has already (imported before, or the same photos sent to it directly): kept. The office's new
@@ -85,10 +86,10 @@ class _Merger:
             user_id = row.id
         return user_id
 
-    def _taken(self, session: Session, kind: str, ref: int) -> bool:
+    def _taken(self, session: Session, kind: str, ref: int | str) -> bool:
         return session.get(SyncLedgerRow, (self.origin, kind, str(ref))) is not None
 
-    def _take(self, session: Session, kind: str, ref: int, local_id: int | None, **more: Any) -> None:
+    def _take(self, session: Session, kind: str, ref: int | str, local_id: int | None, **more: Any) -> None:
         session.merge(SyncLedgerRow(origin=self.origin, kind=kind, ref=str(ref), local_id=local_id, **more))
 
     def _audit(self, session: Session, entries: list[SyncedAudit], submission_id: int | None) -> None:
@@ -118,15 +119,16 @@ class _Merger:
                 .with_for_update())
             if submission_id is None:
                 submission_id = self.store.replace(session, result)
-            review = session.get(ReviewRow, submission_id)
-            if review is None and synced.review is not None:
+            review, office = session.get(ReviewRow, submission_id), synced.review
+            if review is None and (office.uploaded_by is not None or office.state == "verified"):
                 review = ReviewRow(submission_id=submission_id, state="open",
-                                   uploaded_by=self._user(session, synced.review.uploaded_by))
+                                   uploaded_by=self._user(session, office.uploaded_by))
                 session.add(review)
             locked = review is not None and review.state == "verified"
             values = _centre_values(session, submission_id)
-            for c in synced.corrections:
-                if self._taken(session, "correction", c.id):
+            for n, c in enumerate(synced.corrections):
+                ref = f"{synced.id}:{n}"
+                if self._taken(session, "correction", ref):
                     continue
                 local_id = None  # held: the centre changed the field, or locked it
                 if not locked and c.field_id in values and values[c.field_id] == c.old_value:
@@ -136,7 +138,7 @@ class _Merger:
                     session.add(row)
                     session.flush()
                     local_id, values[c.field_id] = row.id, c.new_value
-                self._take(session, "correction", c.id, local_id)
+                self._take(session, "correction", ref, local_id)
             self._audit(session, synced.audit, submission_id)
             place = result.place
             key = tps_key(place.desa if place else None, place.tps if place else None,
@@ -150,8 +152,7 @@ class _Merger:
             else:  # agreeing now: an earlier conflict of this office's submission is settled
                 session.execute(delete(ExternalSourceRow).where(ExternalSourceRow.source == source,
                                                                 ExternalSourceRow.tps_key == key))
-                office = synced.review
-                if office is not None and office.state == "verified" and not locked:
+                if office.state == "verified" and not locked:
                     review.state, review.verified_at = "verified", office.verified_at
                     review.verified_by = self._user(session, office.verified_by)
             self._take(session, "submission", synced.id, submission_id, digest=digest, exported_at=self.until)
