@@ -106,7 +106,7 @@ def _source_values(only: str | None) -> CTE:
     else:
         reads_of, external_of = tps_where(only) or [false()], ExternalSourceRow.tps_key == only
     # The submissions first, then their fields by the index: not every field of the database scanned for its TPS.
-    submissions = select(SubmissionRow.id, TPS_KEY.label("tps_key")).where(*reads_of).cte("tps_reads").prefix_with("MATERIALIZED")
+    submissions = select(SubmissionRow.id, TPS_KEY.label("tps_key")).where(*reads_of).cte().prefix_with("MATERIALIZED")
     newest = (select(CorrectionRow.submission_id, CorrectionRow.field_id, func.max(CorrectionRow.id).label("id"))
               .group_by(CorrectionRow.submission_id, CorrectionRow.field_id).subquery())
     correction = aliased(CorrectionRow)
@@ -120,7 +120,7 @@ def _source_values(only: str | None) -> CTE:
     external = (select(ExternalSourceRow.tps_key, (-ExternalSourceRow.id).label("source"),
                        fields.c.key.label("field_id"), cast(fields.c.value, Integer).label("value"))
                 .select_from(ExternalSourceRow).join(fields, true()).where(external_of))
-    return union_all(reads, external).cte("source_values")
+    return union_all(reads, external).cte()
 
 
 def _differing(only: str | None) -> Select:

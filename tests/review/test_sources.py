@@ -5,7 +5,6 @@ field the template lacks is refused; a reviewer's choice is logged, four eyes ke
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,9 @@ from cli import main
 from ocr.db.store import ResultStore
 from ocr.record import SubmissionResult, TpsIdentity
 from ocr.review.accounts import hash_password
+from ocr.review.conflicts import tps_key
 from ocr.review.errors import FourEyes
 from ocr.review.external import MappingError, load_mapping, read_numbers
-from ocr.review.conflicts import tps_key
 from ocr.review.sources import Sources
 from ocr.review.workflow import Reviews
 from tests.db.test_store import tally
@@ -30,12 +29,6 @@ place: {desa: kode_wilayah, tps: tps}
 election: gubernur
 fields: {suara_1: suara_paslon_1, suara_2: suara_paslon_2}
 """
-
-
-@pytest.fixture
-def sources(url) -> Iterator[Sources]:
-    with ResultStore(url) as store:
-        yield Sources(Reviews(store))
 
 
 def read(name: str, n: int, paslon_1: int, place: TpsIdentity | None = PLACE) -> SubmissionResult:
