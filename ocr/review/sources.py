@@ -38,7 +38,9 @@ class Source:
     label: str  # for people: the submission's name (#id when two share it), the import's source name
     values: dict[str, int | None]
     submission_id: int | None = None  # None: an external number set
-    pages: tuple[int, ...] = ()  # the submission's read pages, for its photos side by side
+    # The submission's read pages, for its photos side by side: (the photo's position, the form's page number); the
+    # drawn preview of a photo is named by its position (`/submissions/<id>/page-<position>.jpg`).
+    pages: tuple[tuple[int, int], ...] = ()
     verified: bool = False
 
 
@@ -196,6 +198,6 @@ class Sources:
 
 def _read(view: SubmissionView, named_twice: bool) -> Source:
     label = f"{view.result.submission}#{view.id}" if named_twice else view.result.submission
-    pages = tuple(p.page for p in view.result.pages if p.page is not None and p.status == "read")
+    pages = tuple((i, p.page) for i, p in enumerate(view.result.pages) if p.page is not None and p.status == "read")
     return Source(read_ref(view.id), label, view.values, view.id, pages,
                   view.state == "verified")

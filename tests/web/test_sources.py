@@ -42,8 +42,9 @@ def test_the_page_lists_disagreeing_sources_and_one_sheet_under_two_tps_with_the
     assert page.status_code == 200
     ids = {name: env.reviews.id_of(name, f"{n:064x}") for n, name in enumerate(["plano", "salinan", "elsewhere"], 1)}
     assert "source_conflict: suara_paslon_1 salinan 127 vs plano 172" in page.text
-    assert f'src="/submissions/{ids["plano"]}/page-2.jpg"' in page.text  # each source's read page, side by side
-    assert f'src="/submissions/{ids["salinan"]}/page-2.jpg"' in page.text
+    # Each source's read page (page 2, its first photo: previews are named by the photo's position), side by side.
+    assert f'src="/submissions/{ids["plano"]}/page-0.jpg" alt="plano, halaman 2"' in page.text
+    assert f'src="/submissions/{ids["salinan"]}/page-0.jpg" alt="salinan, halaman 2"' in page.text
     assert f'src="/submissions/{ids["elsewhere"]}/photos/{PHOTOS[0]}"' in page.text  # the sheet under another TPS
     assert page.text.count("0 bit") == 2  # elsewhere against the plano, and against the salinan; not the two reads
 
