@@ -76,7 +76,8 @@ def test_the_review_page_shows_its_tps_conflict_and_verifying_waits_for_a_choice
     page = rudi.get(f"/review/{kpps}").text
     assert "Sumber TPS ini berselisih" in page and "sumber TPS berselisih" in page  # the card, and the field's reason
     assert "source_conflict" in page and f'href="/review/{saksi}">saksi</a>' in page
-    assert "<td>30</td><td>300</td>" in page  # the field's value in each source, the newest first
+    assert re.search(r">saksi</a>\s*<strong>30</strong>.*kpps <span class=\"muted\">\(bacaan ini\)</span>\s*<strong>300<",
+                     page, re.S)  # the field's value in each source, the newest first
     assert f'href="/selisih?tps={quote(tps_of(11))}"' in page
     assert 'id="verify"' not in page and "Belum dapat diverifikasi: sumber TPS ini berselisih pada suara_paslon_1" in page
     refused = rudi.post(f"/review/{kpps}/verify", data={"csrf": csrf})
