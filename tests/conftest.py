@@ -46,15 +46,17 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def empty_postgres_url(postgres_url: str) -> str:
-    """The session's PostgreSQL database with no results in it: one database serves the session, and each test that
-    counts results starts from none, whatever the tests before it left (accounts stay: use new names)."""
+    """The session's PostgreSQL database with no results in it (nor imported sources, nor choices among them): one
+    database serves the session, and each test that counts results starts from none, whatever the tests before it left
+    (accounts stay: use new names)."""
     from sqlalchemy import delete
 
     from ocr.db.store import ResultStore
-    from ocr.db.tables import SubmissionRow
+    from ocr.db.tables import ExternalSourceRow, SourceChoiceRow, SubmissionRow
 
     with ResultStore(postgres_url) as store, store.engine.begin() as connection:
-        connection.execute(delete(SubmissionRow))
+        for table in (SubmissionRow, ExternalSourceRow, SourceChoiceRow):
+            connection.execute(delete(table))
     return postgres_url
 
 

@@ -1,4 +1,5 @@
-"""The dashboard's figures: submissions by status and region, reads per hour, review reasons, vote totals.
+"""The dashboard's figures: submissions by status and region, reads per hour, review reasons, vote totals, TPS whose
+sources disagree.
 
 Vote totals by region put the machine's reads of every submission beside the effective values (newest
 correction, else the machine's) of the verified ones. Region: see `ocr.review.workflow.region_of`.
@@ -18,6 +19,7 @@ from ocr.db.store import ResultStore
 from ocr.db.tables import CorrectionRow, FieldRow, RegionRow, ReviewRow, SubmissionRow
 from ocr.record import Reason
 from ocr.review.audit import utc
+from ocr.review.conflicts import counts
 from ocr.review.workflow import FLAGGED, region_of
 from ocr.templates.catalog import load_templates
 
@@ -69,7 +71,8 @@ def _votes(votes: list, corrections: list, region: dict[int, str], verified: set
 
 def dashboard(store: ResultStore, hours: int = 24) -> dict[str, Any]:
     """Counts by status and region, reads per hour over the last `hours` (each by its start, UTC), review reasons,
-    vote totals by region (machine reads of every submission beside the effective values of verified ones)."""
+    vote totals by region (machine reads of every submission beside the effective values of verified ones), and how
+    many TPS have sources that disagree (`conflicts`: in all, and with no reviewer's choice yet)."""
     with store.engine.connect() as connection:  # Core rows: no ORM bookkeeping over 10,000s of them
         subs = connection.execute(select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status,
                                          ReviewRow.state, SubmissionRow.created_at, SubmissionRow.desa, RegionRow.name)
@@ -80,6 +83,7 @@ def dashboard(store: ResultStore, hours: int = 24) -> dict[str, Any]:
                                    .where(FieldRow.field_id.in_(vote_fields()))).all()
         corrections = connection.execute(select(CorrectionRow.submission_id, CorrectionRow.field_id,
                                                 CorrectionRow.new_value).order_by(CorrectionRow.id)).all()
+        in_conflict, undecided = counts(connection)
     region = {i: region_of(name, desa, kabupaten) for i, name, _, _, _, desa, kabupaten in subs}
     verified = {i for i, _, _, state, *_ in subs if state == "verified"}
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -90,5 +94,5 @@ def dashboard(store: ResultStore, hours: int = 24) -> dict[str, Any]:
         total=len(subs), by_status=dict(by_status),
         by_region={r: dict(c) for r, c in sorted(by_region.items())},
         per_hour=[(at, per_hour[at]) for at in (start + timedelta(hours=h) for h in range(hours))],
-        reasons=reason_counts.most_common(),
+        reasons=reason_counts.most_common(), conflicts={"tps": in_conflict, "undecided": undecided},
         **_votes(votes, corrections, region, verified))

@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ocr.record import Election, TpsIdentity
-from ocr.review.sources import tps_key
+from ocr.review.conflicts import tps_key
 from ocr.review.workflow import MAX_VALUE
 from ocr.templates.catalog import load_templates
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
 from ocr.db.tables import AuditRow, CorrectionRow, ReviewRow, SubmissionRow, UserRow
+from ocr.review.conflicts import in_conflict
 
 SHOWN_STATUSES = ("verified", "ok", "review", "incomplete", "rejected", "error")  # a submission's status as listed
 
@@ -39,6 +40,7 @@ class SubmissionFilter:
     status: str = ""  # one of SHOWN_STATUSES: `verified`, else the machine's status of a submission not verified
     reviewer: str = ""  # the name of a user who corrected or verified the submission
     read: Span = Span()  # when the submission was first read (created_at)
+    conflict: bool = False  # only submissions of a TPS whose sources disagree (`conflicts.py`)
 
     def where(self) -> list[ColumnElement]:
         """The conditions on submissions outer-joined to their review rows."""
@@ -59,6 +61,8 @@ class SubmissionFilter:
             user = select(UserRow.id).where(UserRow.name == self.reviewer).scalar_subquery()
             conditions.append(or_(ReviewRow.verified_by == user, SubmissionRow.id.in_(
                 select(CorrectionRow.submission_id).where(CorrectionRow.user_id == user))))
+        if self.conflict:
+            conditions.append(in_conflict())
         return conditions
 
 

@@ -1,37 +1,33 @@
 """More than one source per TPS (issue 21): the reads of its submissions and numbers imported from outside, compared
 field by field; one of them is the TPS's chosen result, every one is kept.
 
-A TPS is its place (desa code, TPS number, election), else, for a submission without one, its name (`tps_key`). Its
-sources: every stored submission of it (the plano photo, the salinan, a second photo, a witness's), with its effective
-values (corrections applied), and every external number set (`formc sources import`, `external.py`). The chosen
-result: a reviewer's choice (logged, four eyes), else the newest verified submission, else the newest read; an
-external set is never chosen by itself. Any field two sources both carry with different values is a
-`source_conflict` (`SourceConflict`); the discrepancy view (/selisih) lists such TPS beside the pages one sheet
-shows under two TPS (`ocr/run/same_sheet.py`).
+A TPS is its place (desa code, TPS number, election), else, for a submission without one, its name
+(`ocr.review.conflicts.tps_key`). Its sources: every stored submission of it (the plano photo, the salinan, a second
+photo, a witness's), with its effective values (corrections applied), and every external number set
+(`formc sources import`, `external.py`). The chosen result: a reviewer's choice (logged, four eyes), else the newest
+verified submission, else the newest read; an external set is never chosen by itself.
+
+Any field two sources both carry with different values is a `source_conflict` (`SourceConflict`). Which TPS have one
+is asked of the database (`conflicts.py`), a page of them at a time: the discrepancy view (/selisih) lists them beside
+the pages one sheet shows under two TPS (`ocr/run/same_sheet.py`); the review page shows a submission's TPS's; a read
+of a TPS in conflict is verified only once a reviewer has chosen it (`Reviews.source_refusal`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from itertools import combinations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ocr.db.tables import ExternalSourceRow, PageRow, SourceChoiceRow, SubmissionRow, UserRow
+from ocr.db.tables import ExternalSourceRow, PageRow, SourceChoiceRow, SubmissionRow
 from ocr.review.accounts import User
 from ocr.review.audit import record
+from ocr.review.conflicts import SOURCE_CONFLICT, conflicted_page, counts, newest_choice, read_ref, tps_key, tps_where
 from ocr.review.errors import FourEyes, ReviewError
 from ocr.review.workflow import Reviews, SubmissionView
 from ocr.run.same_sheet import HashedPage, same_sheets
-
-PLACE, NAME = "place:", "name:"  # the two kinds of TPS key
-
-
-def tps_key(desa: str | None, tps: int | None, election: str | None, submission: str) -> str:
-    """The TPS a submission (or an imported row) is of: `place:<desa>/<tps>/<election>`, else `name:<its name>`."""
-    return f"{PLACE}{desa}/{tps}/{election}" if desa is not None else f"{NAME}{submission}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +38,9 @@ class Source:
     label: str  # for people: the submission's name (#id when two share it), the import's source name
     values: dict[str, int | None]
     submission_id: int | None = None  # None: an external number set
-    pages: tuple[int, ...] = ()  # the submission's read pages, for its photos side by side
+    # The submission's read pages, for its photos side by side: (the photo's position, the form's page number); the
+    # drawn preview of a photo is named by its position (`/submissions/<id>/page-<position>.jpg`).
+    pages: tuple[tuple[int, int], ...] = ()
     verified: bool = False
 
 
@@ -55,7 +53,7 @@ class SourceConflict:
     second: Source
 
     def __str__(self) -> str:
-        return (f"source_conflict: {self.field_id} {self.first.label} {_shown(self.first.values[self.field_id])} vs "
+        return (f"{SOURCE_CONFLICT}: {self.field_id} {self.first.label} {_shown(self.first.values[self.field_id])} vs "
                 f"{self.second.label} {_shown(self.second.values[self.field_id])}")
 
 
@@ -114,55 +112,37 @@ class Sources:
 
     def of(self, key: str) -> TpsSources:
         """The TPS's sources, its chosen result and who chose it."""
-        if key.startswith(PLACE):
-            place = re.fullmatch(r"(\d{10})/(\d+)/(\w+)", key.removeprefix(PLACE))
-            if place is None:  # a key from a form may be anything: one that is no place is a TPS without sources
-                return TpsSources(key, [], None, None)
-            desa, tps, election = place.groups()
-            where = [SubmissionRow.desa == desa, SubmissionRow.tps == int(tps), SubmissionRow.election == election]
-        else:
-            where = [SubmissionRow.desa.is_(None), SubmissionRow.submission == key.removeprefix(NAME)]
+        where = tps_where(key)
+        if where is None:  # a key from a form may be anything: one that is no place is a TPS without sources
+            return TpsSources(key, [], None, None)
         with Session(self.engine) as session:
             ids = session.scalars(select(SubmissionRow.id).where(*where).order_by(SubmissionRow.id.desc())).all()
             external = session.scalars(select(ExternalSourceRow).where(ExternalSourceRow.tps_key == key)
                                        .order_by(ExternalSourceRow.source)).all()
-            choice = session.execute(select(SourceChoiceRow.chosen, UserRow.name)
-                                     .join(UserRow, UserRow.id == SourceChoiceRow.user_id)
-                                     .where(SourceChoiceRow.tps_key == key)
-                                     .order_by(SourceChoiceRow.id.desc()).limit(1)).first()
+            choice = newest_choice(session, key)
         views = [v for v in map(self.reviews.view, ids) if v is not None]
         names = [v.result.submission for v in views]
         sources = [_read(v, names.count(v.result.submission) > 1) for v in views] + [
             Source(f"external:{row.id}", row.source, row.values) for row in external]
         by_ref = {s.ref: s for s in sources}
-        if choice is not None and choice[0] in by_ref:
-            return TpsSources(key, sources, by_ref[choice[0]], choice[1])
+        if choice is not None and choice.chosen in by_ref:
+            return TpsSources(key, sources, by_ref[choice.chosen], choice.name)
         reads = [s for s in sources if s.submission_id is not None]
         default = next((s for s in reads if s.verified), reads[0] if reads else None)
         return TpsSources(key, sources, default, None)
 
-    def keys(self) -> list[str]:
-        """Every TPS with more than one source, sorted."""
+    def in_conflict(self, limit: int, offset: int = 0, only: str | None = None) -> list[TpsSources]:
+        """One page (`limit` from `offset`) of the TPS whose sources disagree, in the order of their keys; `only`:
+        that TPS, if its do."""
         with Session(self.engine) as session:
-            places = session.execute(select(SubmissionRow.desa, SubmissionRow.tps, SubmissionRow.election,
-                                            func.count()).where(SubmissionRow.desa.is_not(None))
-                                     .group_by(SubmissionRow.desa, SubmissionRow.tps, SubmissionRow.election)).all()
-            names = session.execute(select(SubmissionRow.submission, func.count())
-                                    .where(SubmissionRow.desa.is_(None)).group_by(SubmissionRow.submission)).all()
-            external = session.execute(select(ExternalSourceRow.tps_key, func.count())
-                                       .group_by(ExternalSourceRow.tps_key)).all()
-        count: dict[str, int] = {}
-        for desa, tps, election, n in places:
-            count[tps_key(desa, tps, election, "")] = n
-        for name, n in names:
-            count[tps_key(None, None, None, name)] = n
-        for key, n in external:
-            count[key] = count.get(key, 0) + n
-        return sorted(k for k, n in count.items() if n > 1)
+            keys = conflicted_page(session, limit, offset, only)
+        return [self.of(key) for key in keys]
 
-    def in_conflict(self) -> list[TpsSources]:
-        """Every TPS whose sources disagree on a field."""
-        return [tps for tps in map(self.of, self.keys()) if tps.conflicts]
+    def conflict_counts(self, only: str | None = None) -> tuple[int, int]:
+        """How many TPS have sources that disagree (`only`: that one, or none), and how many of them no reviewer has
+        chosen a result for."""
+        with Session(self.engine) as session:
+            return counts(session, only)
 
     def same_sheets(self) -> list[SheetPair]:
         """Pages of submissions of different TPS that show one sheet, nearest first."""
@@ -224,6 +204,6 @@ def put_numbers(session: Session, source: str, template: str, rows: dict[str, di
 
 def _read(view: SubmissionView, named_twice: bool) -> Source:
     label = f"{view.result.submission}#{view.id}" if named_twice else view.result.submission
-    pages = tuple(p.page for p in view.result.pages if p.page is not None and p.status == "read")
-    return Source(f"submission:{view.id}", label, view.values, view.id, pages,
+    pages = tuple((i, p.page) for i, p in enumerate(view.result.pages) if p.page is not None and p.status == "read")
+    return Source(read_ref(view.id), label, view.values, view.id, pages,
                   view.state == "verified")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from ocr.db.tables import AuditRow, CorrectionRow, FieldRow, PageRow, RegionRow, ReviewRow, SubmissionRow, UserRow
@@ -29,6 +29,7 @@ from ocr.reader.reasons import FindingCode
 from ocr.record import SubmissionResult
 from ocr.review.accounts import Accounts, User
 from ocr.review.audit import record, utc
+from ocr.review.conflicts import TPS_KEY, conflicted_tps, differing_fields, newest_choice, read_ref, tps_key
 from ocr.review.errors import FourEyes, Locked, ReviewError
 from ocr.review.search import SubmissionFilter
 from ocr.templates.catalog import get_template
@@ -60,6 +61,7 @@ class QueueItem:
     created_at: datetime
     state: str = "open"  # open | verified
     verified_by: str | None = None
+    conflict: bool = False  # its TPS's sources disagree (`conflicts.py`)
 
     @property
     def shown_status(self) -> str:
@@ -105,6 +107,12 @@ class SubmissionView:
     def missing_pages(self) -> list[str]:
         """The numbers of the form's pages no photo shows (`missing_page` findings; a detail starts with its number)."""
         return [r.detail.split(" ", 1)[0] for r in self.result.reasons if r.code == FindingCode.MISSING_PAGE]
+
+    @property
+    def tps_key(self) -> str:
+        """The TPS it is a read of (`conflicts.tps_key`): its place, else its name."""
+        place, name = self.result.place, self.result.submission
+        return tps_key(place.desa, place.tps, place.election, name) if place else tps_key(None, None, None, name)
 
     @property
     def region(self) -> str:
@@ -161,6 +169,25 @@ def _verify_refusal(view: SubmissionView, user: User) -> ReviewError | None:
     return None
 
 
+def _source_refusal(session: Session, view: SubmissionView, user: User) -> ReviewError | None:
+    """Why `user` may not verify a read of a TPS whose sources disagree: only the read a reviewer chose is, by another
+    reviewer (four eyes); None when they agree."""
+    fields = differing_fields(session, view.tps_key)
+    if not fields:
+        return None
+    choice = newest_choice(session, view.tps_key)
+    if choice is None:
+        return ReviewError("the sources of this TPS disagree on %(fields)s: choose its result in Selisih, or correct the "
+                           "read that is wrong", fields=", ".join(fields))
+    if choice.chosen != read_ref(view.id):
+        return ReviewError("the sources of this TPS disagree on %(fields)s and %(user)s chose another as its result: "
+                           "correct this read to agree, or choose it in Selisih", fields=", ".join(fields),
+                           user=choice.name)
+    if choice.user_id == user.id:
+        return FourEyes("you chose this read as its TPS's result: another reviewer must verify it (four eyes)")
+    return None
+
+
 # Queued (a status a person can verify) and not verified: the review queue's rows.
 _QUEUED_OPEN = (SubmissionRow.status.in_(QUEUED), or_(ReviewRow.state.is_(None), ReviewRow.state == "open"))
 # Each submission's flagged fields: how many, and the least sure of them (the queue's risk).
@@ -168,6 +195,9 @@ _FLAGGED = (select(FieldRow.submission_id, func.count().label("flagged"), func.m
             .where(FieldRow.status.in_(FLAGGED)).group_by(FieldRow.submission_id).subquery())
 _N_FLAGGED = func.coalesce(_FLAGGED.c.flagged, 0)
 _LOWEST = func.coalesce(_FLAGGED.c.lowest, 1.0)
+# The TPS whose sources disagree: a submission of one no reviewer has decided goes with those to review.
+_CONFLICTED = conflicted_tps()
+_UNDECIDED = and_(_CONFLICTED.c.tps_key.is_not(None), ~_CONFLICTED.c.decided)
 
 
 class Reviews(Accounts):
@@ -240,11 +270,12 @@ class Reviews(Accounts):
                 .where(ReviewRow.uploaded_by == user.id).order_by(SubmissionRow.id.desc()).limit(limit))]
 
     def queue(self, limit: int = 100, offset: int = 0, found: SubmissionFilter = SubmissionFilter()) -> list[QueueItem]:
-        """Open submissions that can be verified, narrowed to `found`: `review` first, by risk (more flagged fields,
-        then the lowest confidence of a flagged field), then `ok`; oldest first on ties. `offset`: how many to skip."""
+        """Open submissions that can be verified, narrowed to `found`: `review` and those of a TPS whose sources
+        disagree with no reviewer's choice yet first, by risk (more flagged fields, then the lowest confidence of a
+        flagged field), then `ok`; oldest first on ties. `offset`: how many to skip."""
         return self._listed(limit, offset, [*_QUEUED_OPEN, *found.where()],
-                            case((SubmissionRow.status == "review", 0), else_=1), _N_FLAGGED.desc(), _LOWEST,
-                            SubmissionRow.id)
+                            case((or_(SubmissionRow.status == "review", _UNDECIDED), 0), else_=1), _N_FLAGGED.desc(),
+                            _LOWEST, SubmissionRow.id)
 
     def queue_size(self, found: SubmissionFilter = SubmissionFilter()) -> int:
         """How many submissions the queue (narrowed to `found`) holds in all."""
@@ -263,14 +294,15 @@ class Reviews(Accounts):
         """Submissions with their review rows and flagged fields where `where` holds, in `order`, one page of them."""
         verifier = aliased(UserRow)
         query = (select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status, _N_FLAGGED, _LOWEST,
-                        SubmissionRow.created_at, ReviewRow.state, verifier.name)
+                        SubmissionRow.created_at, ReviewRow.state, verifier.name, _CONFLICTED.c.tps_key.is_not(None))
                  .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
                  .outerjoin(_FLAGGED, _FLAGGED.c.submission_id == SubmissionRow.id)
                  .outerjoin(verifier, verifier.id == ReviewRow.verified_by)
+                 .outerjoin(_CONFLICTED, _CONFLICTED.c.tps_key == TPS_KEY)
                  .where(*where).order_by(*order).limit(limit).offset(offset))
         with Session(self.engine) as session:
-            return [QueueItem(i, name, status, flagged_, float(low), utc(at), state or "open", verified_by)
-                    for i, name, status, flagged_, low, at, state, verified_by in session.execute(query)]
+            return [QueueItem(i, name, status, flagged_, float(low), utc(at), state or "open", verified_by, bool(conflict))
+                    for i, name, status, flagged_, low, at, state, verified_by, conflict in session.execute(query)]
 
     def _count(self, where: list[Any]) -> int:
         query = (select(func.count()).select_from(SubmissionRow)
@@ -310,11 +342,12 @@ class Reviews(Accounts):
         return changed
 
     def verify(self, submission_id: int, user: User) -> None:
-        """Locks the submission as verified by `user`: not its uploader, every value present, no hard rule broken."""
+        """Locks the submission as verified by `user`: not its uploader, every value present, no hard rule broken; of
+        a TPS whose sources disagree, only the read another reviewer chose as its result (`_source_refusal`)."""
         with Session(self.engine) as session, session.begin():
             review = self._lock(session, submission_id)
             view = self.view(submission_id)
-            refusal = _verify_refusal(view, user)
+            refusal = _verify_refusal(view, user) or _source_refusal(session, view, user)
             if refusal is None:
                 if review is None:
                     review = ReviewRow(submission_id=submission_id, state="open")
@@ -326,6 +359,12 @@ class Reviews(Accounts):
                 record(session, user, "verify_refused", submission_id, {"reason": "four_eyes"})
         if refusal is not None:
             raise refusal
+
+    def source_refusal(self, view: SubmissionView, user: User) -> ReviewError | None:
+        """Why `user` may not verify `view` for its TPS's sources (they disagree and it is not the chosen read, or
+        `user` chose it), or None; `verify` asks the same."""
+        with Session(self.engine) as session:
+            return _source_refusal(session, view, user)
 
     def reopen(self, submission_id: int, user: User, reason: str) -> None:
         """Unlocks a verified submission for corrections; the reason is logged."""

@@ -32,7 +32,8 @@ def submission_filter(request: Request) -> tuple[SubmissionFilter, str | None]:
     q = request.query_params
     read, error = _span(request)
     return SubmissionFilter(region=q.get("region", "").strip(), tps=q.get("tps", "").strip(),
-                            status=q.get("status", ""), reviewer=q.get("reviewer", ""), read=read), error
+                            status=q.get("status", ""), reviewer=q.get("reviewer", ""), read=read,
+                            conflict=q.get("conflict") == "1"), error
 
 
 def audit_filter(request: Request) -> tuple[AuditFilter, str | None]:

@@ -80,6 +80,8 @@ REASON_LABELS = {
     "worker_crashed": N_("server error"),
     # A submission's place (ocr.run.places).
     "unknown_region": N_("region not in the registry"), "bad_tps_identity": N_("TPS number or election unreadable"),
+    # A TPS's sources (ocr.review.conflicts).
+    "source_conflict": N_("the TPS's sources disagree"),
 }
 ACTION_LABELS = {
     "upload": N_("upload"), "correct": N_("correction"), "verify": N_("verified"),

@@ -1,5 +1,5 @@
 """The review: the queue of open submissions and the list of all (both filtered and paged), the review page
-(correct values, live rule check), verify, reopen."""
+(correct values, live rule check, its TPS's sources where they disagree), verify, reopen."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from ocr.review.accounts import User
 from ocr.review.errors import FourEyes, Locked, ReviewError
 from ocr.review.search import SHOWN_STATUSES, SubmissionFilter
+from ocr.review.sources import Sources
 from ocr.review.workflow import FLAGGED, MAX_VALUE, QUEUED, SubmissionView, parse_value
 from ocr.templates.catalog import get_template
 from ocr.templates.rules import BinOp, Ceil, Expr, FieldRef, Num, SumOf
@@ -79,16 +80,24 @@ def _review_page(request: Request, view: SubmissionView, status_code: int = 200,
     order = list(template.fields) if template else list(view.result.fields)
     labels = {f: field.label for f, field in template.fields.items() if field.label} if template else {}
     fields = sorted(view.result.fields, key=lambda f: (view.result.fields[f].page, order.index(f) if f in order else 0))
-    flagged = [f for f in fields if view.result.fields[f].status in FLAGGED or f in view.corrected]
+    sources: Sources = request.app.state.sources
+    tps = sources.of(view.tps_key)
+    conflicts = tps.conflicts
+    # A field another source of the TPS gives otherwise is one to check, however sure the reader was.
+    flagged = [f for f in fields if view.result.fields[f].status in FLAGGED or f in view.corrected
+               or f in tps.differing]
     failed_hard = [r for r, hard in view.failed_rules() if hard]
     four_eyes = view.four_eyes(user)
+    source_refusal = reviews_of(request).source_refusal(view, user) if conflicts and view.state == "open" else None
     saved = request.query_params.get("saved") is not None
     values = {f: "" if v is None else str(v) for f, v in view.values.items()} | (typed or {})
     return render(request, "review.html", status_code, view=view, flagged=flagged,
                   others=[f for f in fields if f not in flagged], values=values, statuses=statuses(view),
                   rules=_rules_json(view.result.template), failed_hard=failed_hard, labels=labels, error=error,
-                  four_eyes=explained(request, four_eyes) if four_eyes else None,
-                  focus_verify=saved and not failed_hard and four_eyes is None and view.state == "open",
+                  four_eyes=explained(request, four_eyes) if four_eyes else None, tps=tps, conflicts=conflicts,
+                  source_refusal=explained(request, source_refusal) if source_refusal else None,
+                  focus_verify=saved and not failed_hard and four_eyes is None and source_refusal is None
+                  and view.state == "open",
                   audit=reviews_of(request).audit(50, view.id))
 
 

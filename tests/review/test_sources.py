@@ -5,7 +5,6 @@ field the template lacks is refused; a reviewer's choice is logged, four eyes ke
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,10 @@ from cli import main
 from ocr.db.store import ResultStore
 from ocr.record import SubmissionResult, TpsIdentity
 from ocr.review.accounts import hash_password
+from ocr.review.conflicts import tps_key
 from ocr.review.errors import FourEyes
 from ocr.review.external import MappingError, load_mapping, read_numbers
-from ocr.review.sources import Sources, tps_key
+from ocr.review.sources import Sources
 from ocr.review.workflow import Reviews
 from tests.db.test_store import tally
 
@@ -31,23 +31,17 @@ fields: {suara_1: suara_paslon_1, suara_2: suara_paslon_2}
 """
 
 
-@pytest.fixture
-def sources(url) -> Iterator[Sources]:
-    with ResultStore(url) as store:
-        yield Sources(Reviews(store))
-
-
 def read(name: str, n: int, paslon_1: int, place: TpsIdentity | None = PLACE) -> SubmissionResult:
     return tally("review", paslon_1).model_copy(update={"submission": name, "photos_key": f"{n:064x}", "place": place})
 
 
 def test_two_reads_of_a_tps_that_disagree_flag_it_with_both_values(sources):
     sources.reviews.store.save_many([read("plano", 1, 172), read("salinan", 2, 127), read("elsewhere", 3, 5, None)])
-    assert sources.keys() == [KEY]  # `elsewhere` is a TPS of one source
     tps = sources.of(KEY)
     assert [str(c) for c in tps.conflicts] == ["source_conflict: suara_paslon_1 salinan 127 vs plano 172"]
     assert tps.chosen.label == "salinan" and tps.chosen_by is None  # the newest read, while none is verified
-    assert [t.key for t in sources.in_conflict()] == [KEY]
+    assert [t.key for t in sources.in_conflict(10)] == [KEY]  # `elsewhere` is a TPS of one source
+    assert sources.conflict_counts() == (1, 1)
 
 
 def test_a_tps_without_a_place_is_its_name(sources):
