@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ocr.db.regions import plain_code
 from ocr.review.accounts import User
 from ocr.review.errors import FourEyes, Locked, ReviewError
 from ocr.review.search import SHOWN_STATUSES, SubmissionFilter
@@ -84,12 +85,14 @@ def _review_page(request: Request, view: SubmissionView, status_code: int = 200,
     four_eyes = view.four_eyes(user)
     saved = request.query_params.get("saved") is not None
     values = {f: "" if v is None else str(v) for f, v in view.values.items()} | (typed or {})
+    rekap = request.query_params.get("rekap")  # reached by the recap's shortcut: the region it walks ("": the country)
+    walk = None if rekap is None else plain_code(rekap) if rekap else ""
     return render(request, "review.html", status_code, view=view, flagged=flagged,
                   others=[f for f in fields if f not in flagged], values=values, statuses=statuses(view),
                   rules=_rules_json(view.result.template), failed_hard=failed_hard, labels=labels, error=error,
                   four_eyes=explained(request, four_eyes) if four_eyes else None,
                   focus_verify=saved and not failed_hard and four_eyes is None and view.state == "open",
-                  audit=reviews_of(request).audit(50, view.id))
+                  audit=reviews_of(request).audit(50, view.id), walk=walk)
 
 
 @guard(*REVIEWERS)
