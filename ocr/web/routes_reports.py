@@ -3,11 +3,13 @@ recapitulation by region (`ocr.review.recap`), the audit log (filtered and paged
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from ocr.db.regions import plain_code
-from ocr.record import ELECTIONS
+from ocr.record import ELECTIONS, TpsIdentity
 from ocr.review.dashboard import dashboard as dashboard_figures
 from ocr.review.errors import ReviewError
 from ocr.review.exports import crops_zip, results_csv, results_jsonl, verified
@@ -61,7 +63,19 @@ async def rekap(request: Request) -> Response:
     except ReviewError as exc:
         return PlainTextResponse(explained(request, exc), status_code=404)
     return render(request, "rekap.html", r=found, levels=below, elections=ELECTIONS, code=code,
-                  drill=LEVELS[level] < max(LEVELS.values()))
+                  drill=LEVELS[level] < max(LEVELS.values()), shortcut=shortcut(election, code))
+
+
+def shortcut(election: str, region: str, after: TpsIdentity | None = None) -> str:
+    """The URL of "TPS bermasalah berikutnya" in `region` ("": the country): the first such TPS after `after`."""
+    query = {"election": election} | ({"region": region} if region else {})
+    return "/rekap/berikutnya?" + urlencode(query | ({"after": f"{after.desa}-{after.tps}"} if after else {}))
+
+
+def walked(request: Request) -> str | None:
+    """The region whose shortcut opened this page (`?rekap=CODE`; "": the country), None when it was not."""
+    rekap = request.query_params.get("rekap")
+    return None if rekap is None else plain_code(rekap) if rekap else ""
 
 
 def _after(text: str) -> tuple[str, int] | None:
