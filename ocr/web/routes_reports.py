@@ -1,5 +1,6 @@
 """What reviewers and admins read off the whole store: exports (built by `ocr.review.exports`), the dashboard, the
-recapitulation by region (`ocr.review.recap`), the audit log (filtered and paged)."""
+recapitulation by region (`ocr.review.recap`) with its shortcut to the next TPS needing a reviewer, the audit log
+(filtered and paged)."""
 
 from __future__ import annotations
 
