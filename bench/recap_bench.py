@@ -1,4 +1,5 @@
-"""Server time of the recapitulation at every level with 20,000 TPS stored, beside the review queue's, in one run.
+"""Server time of the recapitulation and the public results site at every level with 20,000 TPS stored, beside the
+review queue's, in one run.
 
     python bench/recap_bench.py [--tps 20000] [--runs 5] [--no-postgres]
 
@@ -8,7 +9,9 @@ registry), synthetic numbers written straight into the store's tables: the D.Has
 TPS read twice (the older read differing), 4 in 10 verified, a correction on 1 in 10 of those, the expected TPS per
 desa (PostgreSQL: then ANALYZE, as autovacuum would soon after such a load). Then times `ocr.review.recap.recap`
 (what `formc recap` runs) and the /rekap page (Starlette's TestClient, logged in as a reviewer; the app's own time
-from its Server-Timing header) at each level, and the review queue page, `--runs` times each: median and max.
+from its Server-Timing header) at each level, the /publik page of the same region (no log-in; uncached: its cache
+cleared before each request, and cached), a desa's and a TPS's public page, and the review queue page, `--runs` times
+each: median and max.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,15 +41,21 @@ from ocr.db.regions import Regions  # noqa: E402
 from ocr.db.store import default_url  # noqa: E402
 from ocr.db.tables import CorrectionRow, FieldRow, ReviewRow, SubmissionRow  # noqa: E402
 from ocr.review.accounts import hash_password  # noqa: E402
-from ocr.review.recap import recap  # noqa: E402
+from ocr.review.recap import desa_tps, recap  # noqa: E402
 from ocr.review.workflow import Reviews  # noqa: E402
 from ocr.web.app import create_app  # noqa: E402
+from ocr.web.public_limits import TokenBuckets  # noqa: E402
 
 KABUPATEN = "3204"  # Kabupaten Bandung
 PASSWORD = "bench password"
 CHUNK = 5_000  # rows per INSERT batch
-# (level, region) of a drill-down from the country to one kecamatan's kelurahan/desa.
-STEPS = (("provinsi", ""), ("kabupaten", "32"), ("kecamatan", KABUPATEN), ("desa", KABUPATEN), ("desa", "320405"))
+VERIFIED = datetime(2026, 2, 15, 8, tzinfo=timezone.utc)  # the first verification; one a second after it
+KECAMATAN, DESA = "320405", "3204052001"  # Cileunyi, Cileunyi Kulon
+# (level, region, its public page) of a drill-down from the country to one kecamatan's kelurahan/desa; the public site
+# has no page of a kabupaten's desa.
+STEPS = (("provinsi", "", "/publik/bupati"), ("kabupaten", "32", "/publik/bupati/32"),
+         ("kecamatan", KABUPATEN, f"/publik/bupati/{KABUPATEN}"), ("desa", KABUPATEN, None),
+         ("desa", KECAMATAN, f"/publik/bupati/{KECAMATAN}"))
 
 
 def _read(rng: random.Random) -> dict[str, int]:
@@ -83,7 +93,8 @@ def fill(reviews: Reviews, count: int) -> tuple[float, int]:
             fields += [dict(submission_id=sid, field_id=f, value=v, confidence=0.99, status="ok", reasons=[], digits=[],
                             alternatives=[], page=3) for f, v in _read(rng).items()]
         if i % 10 < 4:
-            review_rows.append(dict(submission_id=sid, state="verified", verified_by=reviewer.id))
+            review_rows.append(dict(submission_id=sid, state="verified", verified_by=reviewer.id,
+                                    verified_at=VERIFIED + timedelta(seconds=i)))
             if i % 100 < 4:
                 corrections.append(dict(submission_id=sid, field_id="suara_paslon_1", old_value=0, new_value=7,
                                         reason="bench", user_id=reviewer.id))
@@ -108,28 +119,43 @@ def timed(run: Callable[[], object], runs: int) -> str:
     return f"{statistics.median(times):7.1f} / {max(times):7.1f}"
 
 
-def served(client: TestClient, path: str, runs: int) -> str:
+def served(client: TestClient, path: str, runs: int, before: Callable[[], None] = lambda: None) -> str:
+    """Server time of `path`: median / max ms of `runs` requests, `before` run ahead of each (and of a warm-up)."""
+    before()
     server_ms(client, path)
-    times = [server_ms(client, path) for _ in range(runs)]
+    times = []
+    for _ in range(runs):
+        before()
+        times.append(server_ms(client, path))
     return f"{statistics.median(times):7.1f} / {max(times):7.1f}"
 
 
 def bench(url: str, label: str, count: int, runs: int, store_dir: Path) -> None:
     app = create_app(url, store_dir, secret="bench")
+    app.state.public_rate = TokenBuckets(rate=1e6, burst=10**6)  # one client asking hundreds of times: not limited
     reviews: Reviews = app.state.reviews
     seconds, desa = fill(reviews, count)
     print(f"\n{label}: {count:,} TPS over the {desa} kelurahan/desa of Kabupaten Bandung stored in {seconds:.1f} s")
-    print(f"  {'level (rows inside region)':<34} {'recap(): median / max ms':>26} {'/rekap page: median / max ms':>30}")
+    print(f"  {'level (rows inside region)':<34} {'recap(): median / max ms':>26} {'/rekap page':>18} "
+          f"{'/publik uncached':>18} {'/publik cached':>18}")
+    uncached, cached = app.state.public_cache.clear, lambda: None
     with TestClient(app) as client:
         page = client.get("/login").text
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
         client.post("/login", data={"name": "bench-reviewer", "password": PASSWORD, "csrf": csrf})
-        for level, code in STEPS:
+        for level, code, public in STEPS:
             rows = len(recap(reviews.store, app.state.regions, "bupati", level, code).rows)
             function = timed(lambda: recap(reviews.store, app.state.regions, "bupati", level, code), runs)
             web = served(client, f"/rekap?election=bupati&level={level}&region={code}", runs)
-            print(f"  {level + ' in ' + (code or 'Indonesia') + f' ({rows})':<34} {function:>26} {web:>30}")
-        print(f"  {'review queue page (first 100)':<34} {'':>26} {served(client, '/queue', runs):>30}")
+            fresh, kept = (served(client, public, runs, before) if public else "" for before in (uncached, cached))
+            print(f"  {level + ' in ' + (code or 'Indonesia') + f' ({rows})':<34} {function:>26} {web:>18} "
+                  f"{fresh:>18} {kept:>18}")
+        number = next(t.number for t in desa_tps(reviews.store, "bupati", DESA) if t.verified)
+        for what, public in ((f"TPS of desa {DESA}", f"/publik/bupati/{DESA}"),
+                             (f"TPS {number} of desa {DESA}", f"/publik/bupati/{DESA}/tps/{number}")):
+            fresh, kept = (served(client, public, runs, before) for before in (uncached, cached))
+            print(f"  {what:<34} {'':>26} {'':>18} {fresh:>18} {kept:>18}")
+        print(f"  {'review queue page (first 100)':<34} {'':>26} {served(client, '/queue', runs):>18}")
 
 
 def main() -> None:

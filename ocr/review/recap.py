@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from defusedcsv import csv  # region names come from an imported list: a formula-like one is quoted as text
-from sqlalchemy import Connection, Select, and_, case, exists, func, select
+from sqlalchemy import Connection, Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ocr.db.regions import DESA_DIGITS, Region, Regions, code_range
@@ -50,6 +50,15 @@ class TpsState:
     number: int
     verified: int | None  # its newest verified submission's id; None: none verified yet
     state: str  # verified | in_review | rejected
+
+
+@dataclass(frozen=True)
+class ProblemTps:
+    """A TPS that needs a reviewer: read, none of its submissions verified (in review or rejected)."""
+
+    desa: str
+    number: int
+    submission: int  # its newest read: what a reviewer opens
 
 
 @dataclass(frozen=True)
@@ -113,9 +122,11 @@ def _sums(connection: Connection, query: Select) -> dict[str, dict[str, int]]:
     return sums
 
 
-def recap(store: ResultStore, regions: Regions, election: str, level: str, code: str = "") -> Recap:
+def recap(store: ResultStore, regions: Regions, election: str, level: str, code: str = "",
+          verified_only: bool = False) -> Recap:
     """The recap of `election` at `level` (a key of LEVELS) inside region `code` ("": the whole country), named by
-    `regions` (the registry of the same database)."""
+    `regions` (the registry of the same database). `verified_only`: no machine sums (the public site shows none, and
+    they cost most: every TPS's read against the verified ones' alone)."""
     digits = LEVELS[level]
     within = regions.chain(code) if code else []
     if code and not within:
@@ -147,13 +158,14 @@ def recap(store: ResultStore, regions: Regions, election: str, level: str, code:
     with store.engine.connect() as connection:
         received = {a: (n, v, r or 0) for a, n, v, r in connection.execute(counts)}
         listed = dict(connection.execute(expected).all())
-        machine_sums, verified_sums = _sums(connection, machine), _sums(connection, checked)
+        verified_sums = _sums(connection, checked)
+        machine_sums = {} if verified_only else _sums(connection, machine)
     names = {r.code: r for r in regions.within(code, digits)}
     for unnamed in (received.keys() | listed.keys()) - names.keys():  # a code imported after its results: kept
         names[unnamed] = Region(unnamed, unnamed)
     rows = [RecapRow(names[a], TpsCounts(listed.get(a), *received.get(a, (0, 0, 0))),
                      verified_sums.get(a, {}), machine_sums.get(a, {})) for a in sorted(names)]
-    seen = {c for sums in machine_sums.values() for c in sums}
+    seen = {c for sums in (verified_sums if verified_only else machine_sums).values() for c in sums}
     columns = [*sorted(seen & set(vote_fields()), key=ballot_order), *TOTAL_FIELDS]
     return Recap(election, level, within, columns, rows, _total(within, rows, columns))
 
@@ -187,3 +199,22 @@ def last_verified(store: ResultStore, election: str, code: str = "") -> datetime
             .where(ReviewRow.state == "verified", SubmissionRow.election == election,
                    code_range(SubmissionRow.desa, code, DESA_DIGITS)))
     return utc(newest)
+
+
+def next_problem(store: ResultStore, election: str, code: str = "", after: tuple[str, int] | None = None
+                 ) -> ProblemTps | None:
+    """The first TPS of `election` inside region `code` ("": the country) after (desa, TPS number) `after`, by desa code
+    then number, that is read and has no verified submission; None: no more. Asked again with each answer as `after`,
+    it walks every such TPS once."""
+    verified = case((ReviewRow.state == "verified", 1), else_=None)
+    query = (select(SubmissionRow.desa, SubmissionRow.tps, func.max(SubmissionRow.id))
+             .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
+             .where(SubmissionRow.election == election, code_range(SubmissionRow.desa, code, DESA_DIGITS))
+             .group_by(SubmissionRow.desa, SubmissionRow.tps).having(func.max(verified).is_(None))
+             .order_by(SubmissionRow.desa, SubmissionRow.tps).limit(1))
+    if after is not None:
+        desa, number = after
+        query = query.where(or_(SubmissionRow.desa > desa, and_(SubmissionRow.desa == desa, SubmissionRow.tps > number)))
+    with store.engine.connect() as connection:
+        found = connection.execute(query).first()
+    return ProblemTps(*found) if found else None

@@ -10,6 +10,7 @@ review page and the upload form's region pickers. The routes live by area in `ro
 |---|---|
 | /upload, /jobs/ID, /regions (pickers), /submissions/ID (+ its page images, photos) | operator (own uploads), reviewer, admin |
 | /queue, /submissions (all, filtered), /review/ID, /export/*, /dashboard, /rekap, field images | reviewer, admin |
+| /rekap/berikutnya (the recap's shortcut to the next TPS needing a reviewer) | reviewer, admin |
 | /selisih (sources that disagree, one sheet under two TPS; choose a source) | reviewer, admin |
 | /audit, /admin/users (+ a user's active, role, password) | admin |
 | /account/password (one's own) | everyone logged in |
@@ -49,7 +50,7 @@ from ocr.web.middleware import BodyLimit, SecurityHeaders, ServerTiming
 from ocr.web.pages import HERE, database_unavailable
 from ocr.web.routes_accounts import own_password, user_active, user_password, user_role, users
 from ocr.web.routes_login import home, language, login, logout
-from ocr.web.routes_reports import audit, dashboard, export, rekap
+from ocr.web.routes_reports import audit, dashboard, export, next_problem_tps, rekap
 from ocr.web.routes_review import queue, reopen, review, submissions, verify
 from ocr.web.routes_sources import choose, selisih
 from ocr.web.routes_submission import field_image, page_image, photo, submission
@@ -90,6 +91,7 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         Route("/export/{kind:str}", export),
         Route("/dashboard", dashboard),
         Route("/rekap", rekap),
+        Route("/rekap/berikutnya", next_problem_tps),
         Route("/audit", audit),
         Route("/admin/users", users),
         Route("/admin/users/{name:str}/active", user_active, methods=["POST"]),

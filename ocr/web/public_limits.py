@@ -28,6 +28,10 @@ class TtlCache:
         self._kept[key] = (now + self.seconds, value)
         return value
 
+    def clear(self) -> None:
+        """Forgets every value: the next read of each computes it (bench/recap_bench.py's uncached times)."""
+        self._kept.clear()
+
 
 class TokenBuckets:
     """`burst` requests at once per address, then `rate` a second."""

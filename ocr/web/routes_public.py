@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import wraps
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from ocr.db.regions import DESA_DIGITS, plain_code
+from ocr.db.regions import DESA_DIGITS, Region, plain_code
 from ocr.record import ELECTIONS
 from ocr.review.dashboard import ballot_order, vote_fields
 from ocr.review.errors import ReviewError
-from ocr.review.recap import LEVELS, TOTAL_FIELDS, TpsState, desa_tps, last_verified, recap
+from ocr.review.recap import LEVELS, TOTAL_FIELDS, Recap, TpsState, desa_tps, last_verified, recap
+from ocr.review.workflow import SubmissionView
 from ocr.web.auth import client_address
 from ocr.web.i18n import translate
 from ocr.web.pages import drawn, render_public, reviews_of
@@ -75,31 +78,45 @@ async def home(request: Request) -> Response:
     return RedirectResponse(f"/publik/{DEFAULT_ELECTION}", status_code=307)
 
 
+@dataclass(frozen=True)
+class Figures:
+    """What a region's page shows, computed together so that its parts agree, and when."""
+
+    recap: Recap  # the region's row among its level's: a desa in its kecamatan's recap, else its own
+    tps: list[TpsState]  # a desa's TPS; empty above
+    newest: datetime | None  # the newest verification inside the region
+    computed: datetime  # the page says its figures are as of this moment (at most CACHE_SECONDS ago)
+
+
+def _figures(request: Request, election: str, code: str, level: str, above: str) -> Figures:
+    store, regions = reviews_of(request).store, request.app.state.regions
+    return _cached(request, ("region", election, code), lambda: Figures(
+        recap(store, regions, election, level, above, verified_only=True),
+        desa_tps(store, election, code) if len(code) == DESA_DIGITS else [], last_verified(store, election, code),
+        datetime.now(timezone.utc)))
+
+
 @public
 async def region(request: Request) -> Response:
     """A region (none: the country) of an election: a row per region one level below, or a desa's TPS."""
     election, code = request.path_params["election"], request.path_params.get("code", "")
     if election not in ELECTIONS or (code and plain_code(code) != code):
         return _not_found(request)
-    store, regions = reviews_of(request).store, request.app.state.regions
     desa = len(code) == DESA_DIGITS
     above = code[:LEVELS["kecamatan"]] if desa else code  # a desa: its row in its kecamatan's recap, its TPS below
     level = "desa" if desa else next(name for name, digits in LEVELS.items() if digits > len(code))
     try:
-        found = _cached(request, ("recap", election, level, above), lambda: recap(store, regions, election, level, above))
+        found = _figures(request, election, code, level, above)
     except ReviewError:
         return _not_found(request)
-    total = next((r for r in found.rows if r.region.code == code), None) if desa else found.total
+    total = next((r for r in found.recap.rows if r.region.code == code), None) if desa else found.recap.total
     if total is None:
         return _not_found(request)
-    within = [*found.within, total.region] if desa else found.within
-    tps = _cached(request, ("tps", election, code), lambda: desa_tps(store, election, code)) if desa else []
-    paslon = [c for c in found.columns if c not in TOTAL_FIELDS]
+    within = [*found.recap.within, total.region] if desa else found.recap.within
+    paslon = [c for c in found.recap.columns if c not in TOTAL_FIELDS]
     return render_public(request, "public_region.html", election=election, elections=ELECTIONS, within=within,
-                         rows=[] if desa else found.rows, total=total, paslon=paslon, shares=shares, desa=desa,
-                         tps=tps, level=level,
-                         updated=_cached(request, ("updated", election, code),
-                                         lambda: last_verified(store, election, code)),
+                         rows=[] if desa else found.recap.rows, total=total, paslon=paslon, shares=shares, desa=desa,
+                         tps=found.tps, level=level, newest=found.newest, computed=found.computed,
                          refresh=REFRESH_SECONDS)
 
 
@@ -109,11 +126,14 @@ async def tps(request: Request) -> Response:
     election, desa, number = (request.path_params[k] for k in ("election", "desa", "n"))
     if election not in ELECTIONS or plain_code(desa) != desa or len(desa) != DESA_DIGITS:
         return _not_found(request)
-    states: list[TpsState] = _cached(request, ("tps", election, desa),
-                                     lambda: desa_tps(reviews_of(request).store, election, desa))
-    state = next((s for s in states if s.number == number and s.verified is not None), None)
-    view = reviews_of(request).view(state.verified) if state else None
-    within = request.app.state.regions.chain(desa)
+    reviews = reviews_of(request)
+
+    def shown() -> tuple[SubmissionView | None, list[Region], datetime]:
+        state = next((s for s in desa_tps(reviews.store, election, desa) if s.number == number and s.verified), None)
+        return (reviews.view(state.verified) if state else None, request.app.state.regions.chain(desa),
+                datetime.now(timezone.utc))
+
+    view, within, computed = _cached(request, ("tps", election, desa, number), shown)
     if view is None or not within:
         return _not_found(request)
     values = view.values
@@ -121,8 +141,8 @@ async def tps(request: Request) -> Response:
     return render_public(request, "public_tps.html", election=election, within=within, number=number, view_id=view.id,
                          pages=len(view.result.pages), values=values, paslon=paslon,
                          totals=[f for f in TOTAL_FIELDS if f in values],
-                         share=shares(values, paslon),
-                         updated=view.verified_at, refresh=REFRESH_SECONDS)
+                         share=shares(values, paslon), verified_at=view.verified_at, computed=computed,
+                         refresh=REFRESH_SECONDS)
 
 
 @public

@@ -20,6 +20,7 @@ from ocr.web.filters import submission_filter
 from ocr.web.i18n import translate
 from ocr.web.pages import REVIEWERS, explained, flash, render, reviews_of, statuses, view_for
 from ocr.web.paging import Pager
+from ocr.web.routes_reports import shortcut, walked
 from ocr.web.rule_words import rule_words
 
 QUEUE_PAGE = 100  # submissions a page of the queue or of the list of submissions shows
@@ -91,6 +92,7 @@ def _review_page(request: Request, view: SubmissionView, status_code: int = 200,
     source_refusal = reviews_of(request).source_refusal(view, user) if conflicts and view.state == "open" else None
     saved = request.query_params.get("saved") is not None
     values = {f: "" if v is None else str(v) for f, v in view.values.items()} | (typed or {})
+    walk, place = walked(request), view.result.place  # reached by the recap's shortcut: it goes on from here
     return render(request, "review.html", status_code, view=view, flagged=flagged,
                   others=[f for f in fields if f not in flagged], values=values, statuses=statuses(view),
                   rules=_rules_json(view.result.template), failed_hard=failed_hard, labels=labels, error=error,
@@ -98,7 +100,8 @@ def _review_page(request: Request, view: SubmissionView, status_code: int = 200,
                   source_refusal=explained(request, source_refusal) if source_refusal else None,
                   focus_verify=saved and not failed_hard and four_eyes is None and source_refusal is None
                   and view.state == "open",
-                  audit=reviews_of(request).audit(50, view.id))
+                  audit=reviews_of(request).audit(50, view.id), walk=walk,
+                  next_problem=shortcut(place.election, walk, place) if walk is not None and place else None)
 
 
 @guard(*REVIEWERS)
@@ -126,7 +129,8 @@ async def review(request: Request) -> Response:
         return _review_page(request, view, 422, error=explained(request, exc), typed=typed)
     flash(request, translate(request, "Saved; fields corrected: %(count)s.", count=len(changed)) if changed else
           translate(request, "Saved: no change."))
-    return RedirectResponse(f"/review/{view.id}?saved=1", status_code=303)
+    walk = walked(request)
+    return RedirectResponse(f"/review/{view.id}?saved=1" + ("" if walk is None else f"&rekap={walk}"), status_code=303)
 
 
 @guard(*REVIEWERS)
@@ -141,6 +145,9 @@ async def verify(request: Request) -> Response:
     except ReviewError as exc:
         return _review_page(request, view, 409, error=explained(request, exc))
     flash(request, translate(request, "%(submission)s verified and locked.", submission=view.result.submission))
+    walk, place = walked(request), view.result.place
+    if walk is not None and place:  # opened by the recap's shortcut: on to the next TPS needing a reviewer there
+        return RedirectResponse(shortcut(place.election, walk, place), status_code=303)
     next_item = next(iter(reviews_of(request).queue(1)), None)
     return RedirectResponse(f"/review/{next_item.id}" if next_item else "/queue", status_code=303)
 

@@ -63,11 +63,12 @@ async def upload(request: Request) -> Response:
         return render(request, "upload.html", recent=reviews.uploaded_by(user), limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES),
                       elections=ELECTIONS)
 
-    def refuse(message: str, status: int) -> Response:
+    def refuse(message: str, status: int) -> Response:  # the form again, as it was filled (but the photos)
         return render(request, "upload.html", status, error=message, recent=reviews.uploaded_by(user),
-                      limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES), name=name, elections=ELECTIONS)
+                      limits=(MAX_PHOTOS, MAX_UPLOAD_BYTES), name=name, elections=ELECTIONS, picked=picked)
 
     form = await request.form()
+    picked = {key: str(form.get(key, "")).strip() for key in ("desa", "tps", "election")}
     name, place = str(form.get("submission", "")).strip(), place_of(request, form)
     if isinstance(place, Refusal):
         return refuse(translate(request, "Pick the TPS's kelurahan/desa from the lists, its TPS number and the "

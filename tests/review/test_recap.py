@@ -22,7 +22,7 @@ from ocr.db.tables import CorrectionRow, ReviewRow, SubmissionRow, TpsCountRow
 from ocr.record import FieldResult, SubmissionResult, TpsIdentity
 from ocr.review.accounts import User, hash_password
 from ocr.review.errors import ReviewError
-from ocr.review.recap import LEVELS, recap
+from ocr.review.recap import LEVELS, next_problem, recap
 from ocr.review.workflow import Reviews
 
 # Two desa in each of two kecamatan of Kabupaten Bandung, one desa of Kota Bandung: a tree over three levels.
@@ -113,6 +113,23 @@ def test_every_level_totals_the_tps_inside_it(store, reviewer, tree):
                 for f in FIELDS:
                     assert row.machine.get(f, 0) == sum((r.values[f] or 0) for r in newest), (level, row.region, f)
                     assert row.verified.get(f, 0) == sum(effective(r)[f] for r in checked), (level, row.region, f)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=trees)
+def test_the_next_problem_walk_opens_every_unverified_tps_of_the_region_once_in_order(store, reviewer, tree):
+    empty(store)
+    fill(store, reviewer, tree)
+    newest = {key: sum(len(rs) for rs in list(tree.values())[:at + 1]) for at, key in enumerate(tree)}  # read n
+    for code in ("", "32", "3204", "320405", DESA[0]):
+        walked, after = [], None
+        while (found := next_problem(store, "bupati", code, after)) is not None:
+            walked.append((found.desa, found.number))
+            after = walked[-1]
+            assert Reviews(store).view(found.submission).result.submission.endswith(f"/{newest[after]}")
+        assert walked == sorted(key for key, rs in tree.items() if key[0].startswith(code)
+                                and not any(r.verified for r in rs)), code
+    assert next_problem(store, "gubernur") is None
 
 
 def test_verified_and_machine_columns_differ_exactly_by_the_corrections(store, reviewer):

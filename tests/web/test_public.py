@@ -106,3 +106,26 @@ def test_a_cached_value_is_computed_once_while_fresh():
     cache, computed = TtlCache(60), []
     assert [cache.get("recap", lambda: computed.append(1) or len(computed)) for _ in range(3)] == [1, 1, 1]
     assert TtlCache(0).get("recap", lambda: 2) == 2
+
+
+def test_last_updated_is_the_moment_the_shown_figures_were_computed(tmp_path):
+    """A page's counts, totals and times are computed together and cached together: while cached, a new verification
+    shows in none of them; once recomputed, in all of them, with a later 'diperbarui terakhir'."""
+    app, (_, flagged) = _app(tmp_path)
+
+    def shown(html: str) -> tuple[str, str, datetime]:
+        progress = re.search(r"<strong>(\d+ / \d+)</strong>", html)[1]
+        newest = re.search(r"verifikasi terbaru: ([^·<]+?)\s*·", html)[1]
+        updated = re.search(r"diperbarui terakhir: (\S+ \S+)", html)[1]
+        return progress, newest, datetime.strptime(updated, "%Y-%m-%d %H:%M:%S")
+
+    with TestClient(app) as client:
+        before = shown(_public(client, "/publik/bupati/3204052001"))
+        assert before[:2] == ("1 / 3", "2026-02-15 10:04 WIB")
+        with app.state.store.engine.begin() as connection:
+            connection.execute(insert(ReviewRow).values(submission_id=flagged, state="verified",
+                                                        verified_at=datetime(2026, 2, 15, 5, 0, tzinfo=timezone.utc)))
+        assert shown(client.get("/publik/bupati/3204052001").text) == before  # cached: all of it as it was
+        app.state.public_cache.clear()
+        after = shown(client.get("/publik/bupati/3204052001").text)
+        assert after[:2] == ("2 / 3", "2026-02-15 12:00 WIB") and after[2] >= before[2]

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from ocr.db.store import default_url
+from ocr.record import TpsIdentity
 from ocr.review.accounts import hash_password
 from ocr.review.workflow import Reviews
 from ocr.web.app import create_app
@@ -171,6 +172,45 @@ def test_upload_preview_review_with_the_keyboard_verify_export(server, browser):
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     values = {r["field"]: r["value"] for r in rows if r["submission"] == "kab-x/tps-0002"}
     assert values["suara_sah"] == "171" and values["pengguna_total_l"] == "79" and values["suara_paslon_1"] == "71"
+    context.close()
+
+
+def test_an_operator_picks_the_place_from_the_cascading_lists_and_it_lands_in_the_database(server, browser):
+    """Issue 20: the upload form's pickers (regions.js) fill province -> kabupaten/kota -> kecamatan -> kelurahan/desa
+    from the registry, a new choice above empties the lists below; a refused upload shows the form again with the
+    place still picked; the upload's TPS identity is the one picked. With FORMC_SCREENSHOTS=1:
+    docs/img/web-upload-pickers.png (390 px wide)."""
+    base, reviews = server
+    photos = sorted(str(p) for p in (REPO / "samples" / "kwk-bupati-tunggal" / "tps-0001").glob("page-*.jpg"))
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    log_in(page, base, "olga")
+    page.goto(f"{base}/upload")
+    page.select_option("select[data-region=province]", "32")  # waits for the list to come
+    page.select_option("#kabupaten", "3204")
+    page.select_option("#kecamatan", "320406")
+    sync_api.expect(page.locator("#desa option[value='3204061001']")).to_be_attached()
+    page.select_option("#kecamatan", "320405")  # another kecamatan: its own desa only
+    page.select_option("#desa", "3204052001")
+    assert page.locator("#desa option[value^='320406']").count() == 0
+    assert page.locator("#desa option:checked").inner_text() == "Cileunyi Kulon (3204052001)"
+    page.fill("input[name=tps]", "12")
+    page.select_option("select[name=election]", "bupati")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+    if SCREENSHOTS:
+        page.screenshot(path=str(REPO / "docs" / "img" / "web-upload-pickers.png"), full_page=True)
+    page.set_input_files("input[name=photos]", (photos * 7)[:7])  # more than one TPS's photos: refused
+    page.click("button[type=submit]:has-text('Unggah dan baca')")
+    sync_api.expect(page.get_by_text("Paling banyak 6 foto per TPS")).to_be_visible()
+    sync_api.expect(page.locator("#desa")).to_have_value("3204052001")  # the lists filled again down to the desa
+    assert page.locator("#kecamatan").input_value() == "320405" and page.input_value("input[name=tps]") == "12"
+    page.set_input_files("input[name=photos]", photos)
+    page.click("button[type=submit]:has-text('Unggah dan baca')")
+    page.wait_for_url(lambda url: "/submissions/" in url, timeout=120_000)
+    view = reviews.view(int(page.url.rsplit("/", 1)[1]))
+    assert view.result.place == TpsIdentity(desa="3204052001", tps=12, election="bupati")
+    assert view.result.submission == "3204052001/TPS-012" and view.region == "Kabupaten Bandung"
     context.close()
 
 
