@@ -213,46 +213,88 @@ def _assignments(cands: list[MarkerCandidate], template: FormTemplate, n: int):
     """(slots, candidates, homography or affine) for every plausible assignment of markers to page corners.
 
     A photo is no mirror image, so markers keep the page's clockwise order: four markers have four
-    assignments (one per rotation), three have twelve (which corner is hidden x rotation).
+    assignments (one per rotation), three have twelve (which corner is hidden x rotation). All are fitted
+    and checked at once, in array operations (a photo has a few hundred); yielded in combination order.
     """
+    combos = _plausible_combos(cands, n)
+    if not len(combos):
+        return
     corners_mm = _page_corners_mm(template)
-    square_mm = template.markers.square_mm
-    for combo in _plausible_combos(cands, n):
-        chosen = [cands[i] for i in combo]
-        pts = np.array([c.centre for c in chosen], np.float32)
-        for missing in ([None] if n == 4 else range(4)):
-            order = [k for k in range(4) if k != missing]
-            for turn in range(n):
-                slots = tuple(order[(j + turn) % n] for j in range(n))
-                src = corners_mm[list(slots)].astype(np.float32)
-                if n == 4:
-                    h = cv2.getPerspectiveTransform(src, pts)
-                else:
-                    h = np.vstack([cv2.getAffineTransform(src, pts), [0, 0, 1]])
-                if _consistent(h, src, chosen, square_mm):
-                    yield slots, chosen, h
+    orders = [[k for k in range(4) if k != missing] for missing in ([None] if n == 4 else range(4))]
+    slot_sets = np.array([[order[(j + turn) % n] for j in range(n)] for order in orders for turn in range(n)])
+    per = len(slot_sets)
+    src = np.tile(corners_mm[slot_sets].astype(np.float32), (len(combos), 1, 1))  # (combos x slot sets, n, 2)
+    centres = np.array([c.centre for c in cands], np.float32)
+    dst = np.repeat(centres[combos], per, axis=0)
+    transforms = _fit_transforms(src.astype(np.float64), dst.astype(np.float64))
+    picked = np.repeat(combos, per, axis=0)
+    diagonals = np.array([c.diagonal for c in cands])[picked]
+    sizes = np.array([c.square_px for c in cands])[picked]
+    for i in np.flatnonzero(_consistent(transforms, src.astype(np.float64), diagonals, sizes,
+                                        template.markers.square_mm)):
+        yield tuple(int(k) for k in slot_sets[i % per]), [cands[k] for k in picked[i]], transforms[i]
 
 
-def _consistent(h: np.ndarray, src_mm: np.ndarray, cands: list[MarkerCandidate], square_mm: float) -> bool:
-    """The pose explains each marker's diagonal direction and square size, and keeps the page convex."""
-    if abs(np.linalg.det(h[:2, :2])) < 1e-9:
-        return False
-    # Each marker's centre and one mm along its diagonal, all in one transform.
-    at = src_mm.astype(np.float64)[:, None, :] + np.array([[0, 0], [1, 1]], np.float64)[None]
-    p = map_points(h, at)
-    diag = p[:, 1] - p[:, 0]
-    diagonals = np.array([c.diagonal for c in cands])
-    if (np.abs((diag * diagonals).sum(axis=1)) / (np.linalg.norm(diag, axis=1) + 1e-12) < 0.85).any():
-        return False
-    size_ratio = np.array([c.square_px for c in cands]) / (square_mm * _px_per_mm(h, src_mm))
-    return bool(((size_ratio > 0.6) & (size_ratio < 1.6)).all()) and orientation_preserved(h)
+def _fit_transforms(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(k, 3, 3) transforms taking each set of points src (k, n, 2) onto dst (k, n, 2): through four points the
+    perspective transform (cv2.getPerspectiveTransform's system), through three the affine one. A degenerate set
+    gets an all-zero matrix, which no check passes."""
+    k, n = src.shape[:2]
+    x, y, u, v = src[..., 0], src[..., 1], dst[..., 0], dst[..., 1]
+    one, zero = np.ones_like(x), np.zeros_like(x)
+    unknowns = 8 if n == 4 else 6
+    rows_u = [x, y, one, zero, zero, zero] + ([-x * u, -y * u] if n == 4 else [])
+    rows_v = [zero, zero, zero, x, y, one] + ([-x * v, -y * v] if n == 4 else [])
+    system = np.concatenate([np.stack(rows_u, axis=2), np.stack(rows_v, axis=2)], axis=1)  # (k, 2n, unknowns)
+    target = np.concatenate([u, v], axis=1)
+    singular = np.linalg.det(system) == 0
+    system[singular] = np.eye(unknowns)
+    solved = np.linalg.solve(system, target[..., None])[..., 0]
+    solved[singular] = 0
+    out = np.zeros((k, 3, 3))
+    out[:, :2, :] = solved[:, :6].reshape(k, 2, 3)
+    out[:, 2, :2] = solved[:, 6:] if n == 4 else 0
+    out[:, 2, 2] = np.where(singular, 0, 1)
+    return out
+
+
+def _map_many(h: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`points` (k, m, 2) each through its own homography h (k, 3, 3)."""
+    mapped = np.einsum("kij,kmj->kmi", h[:, :, :2], points) + h[:, None, :, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return mapped[..., :2] / mapped[..., 2:]
+
+
+def _consistent(h: np.ndarray, src_mm: np.ndarray, diagonals: np.ndarray, sizes_px: np.ndarray,
+                square_mm: float) -> np.ndarray:
+    """(k,) whether each pose h (k, 3, 3) explains its markers' diagonal directions (k, n, 2, unit) and square
+    sizes (k, n, px) at src_mm (k, n, 2), and keeps the page convex."""
+    k, n = src_mm.shape[:2]
+    ok = np.abs(np.linalg.det(h[:, :2, :2])) >= 1e-9
+    # Each marker's centre, one mm along x, along y and along its diagonal, all in one transform.
+    steps = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float64)
+    p = _map_many(h, (src_mm[:, :, None, :] + steps).reshape(k, n * 4, 2)).reshape(k, n, 4, 2)
+    diag = p[:, :, 3] - p[:, :, 0]
+    with np.errstate(invalid="ignore"):
+        ok &= (np.abs((diag * diagonals).sum(axis=2)) / (np.linalg.norm(diag, axis=2) + 1e-12) >= 0.85).all(axis=1)
+        across, down = p[:, :, 1] - p[:, :, 0], p[:, :, 2] - p[:, :, 0]
+        px_per_mm = np.sqrt(np.abs(across[..., 0] * down[..., 1] - across[..., 1] * down[..., 0]))
+        size_ratio = sizes_px / (square_mm * px_per_mm)
+        ok &= ((size_ratio > 0.6) & (size_ratio < 1.6)).all(axis=1)
+    return ok & _orientations_preserved(h)
+
+
+def _orientations_preserved(h: np.ndarray) -> np.ndarray:
+    """(k,) for homographies h (k, 3, 3): whether each keeps the page's corners in clockwise order."""
+    quad = _map_many(h, np.broadcast_to(np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64) * 100, (len(h), 4, 2)))
+    nxt = np.roll(quad, -1, axis=1)
+    with np.errstate(invalid="ignore"):
+        return (quad[..., 0] * nxt[..., 1] - nxt[..., 0] * quad[..., 1]).sum(axis=1) > 0
 
 
 def orientation_preserved(h: np.ndarray) -> bool:
     """A photo is not a mirror image: the page's corners keep their clockwise order."""
-    quad = map_points(h, np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64) * 100)
-    area = sum(quad[i][0] * quad[(i + 1) % 4][1] - quad[(i + 1) % 4][0] * quad[i][1] for i in range(4))
-    return area > 0
+    return bool(_orientations_preserved(np.asarray(h, np.float64)[None])[0])
 
 
 def _tag_window(gray: np.ndarray, template: FormTemplate, h: np.ndarray,

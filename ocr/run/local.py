@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import cv2
 import numpy as np
 
 from ocr import LOG_FORMAT
@@ -124,6 +125,8 @@ def _init_worker(settings: BatchSettings, done: frozenset[tuple[str, str]]) -> N
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the batch process stops us
     _exit_with_parent()
+    # OpenCV otherwise runs a thread per core in every worker: the pool already has a process per core.
+    cv2.setNumThreads(settings.reader.threads)
     _worker.update(settings=settings, done=done, templates=tuple(load_templates().values()))
     classifier(settings.reader.threads, settings.reader.model)  # loaded before the freeze below
     gc.freeze()  # modules, templates and `done` (a tuple per record of a resumed batch) live as long as the process
