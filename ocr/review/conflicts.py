@@ -21,7 +21,6 @@ from sqlalchemy import (
     Row,
     Select,
     String,
-    Subquery,
     and_,
     case,
     cast,
@@ -145,10 +144,11 @@ def decided(key: ColumnElement[str]) -> ColumnElement[bool]:
     return select(SourceChoiceRow.id).where(SourceChoiceRow.tps_key == key).exists()
 
 
-def conflicted_tps() -> Subquery:
-    """The TPS in conflict: (tps_key, decided), to join to submission rows on `TPS_KEY`."""
+def conflicted_tps() -> CTE:
+    """The TPS in conflict: (tps_key, decided), to join to submission rows on `TPS_KEY`; computed once a query
+    (materialised: as a subquery joined on an expression SQLite computed it again for every row)."""
     keys = conflicted_keys().subquery()
-    return select(keys.c.tps_key, decided(keys.c.tps_key).label("decided")).subquery("conflicted")
+    return select(keys.c.tps_key, decided(keys.c.tps_key).label("decided")).cte("conflicted").prefix_with("MATERIALIZED")
 
 
 def in_conflict() -> ColumnElement[bool]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from ocr.db.tables import AuditRow, CorrectionRow, FieldRow, PageRow, RegionRow, ReviewRow, SubmissionRow, UserRow
@@ -196,8 +196,10 @@ _FLAGGED = (select(FieldRow.submission_id, func.count().label("flagged"), func.m
 _N_FLAGGED = func.coalesce(_FLAGGED.c.flagged, 0)
 _LOWEST = func.coalesce(_FLAGGED.c.lowest, 1.0)
 # The TPS whose sources disagree: a submission of one no reviewer has decided goes with those to review.
+# Asked with IN, not joined on the key expression: SQLite scanned the conflicted TPS for every submission row.
 _CONFLICTED = conflicted_tps()
-_UNDECIDED = and_(_CONFLICTED.c.tps_key.is_not(None), ~_CONFLICTED.c.decided)
+_IN_CONFLICT = TPS_KEY.in_(select(_CONFLICTED.c.tps_key))
+_UNDECIDED = TPS_KEY.in_(select(_CONFLICTED.c.tps_key).where(~_CONFLICTED.c.decided))
 
 
 class Reviews(Accounts):
@@ -294,11 +296,10 @@ class Reviews(Accounts):
         """Submissions with their review rows and flagged fields where `where` holds, in `order`, one page of them."""
         verifier = aliased(UserRow)
         query = (select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status, _N_FLAGGED, _LOWEST,
-                        SubmissionRow.created_at, ReviewRow.state, verifier.name, _CONFLICTED.c.tps_key.is_not(None))
+                        SubmissionRow.created_at, ReviewRow.state, verifier.name, _IN_CONFLICT)
                  .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
                  .outerjoin(_FLAGGED, _FLAGGED.c.submission_id == SubmissionRow.id)
                  .outerjoin(verifier, verifier.id == ReviewRow.verified_by)
-                 .outerjoin(_CONFLICTED, _CONFLICTED.c.tps_key == TPS_KEY)
                  .where(*where).order_by(*order).limit(limit).offset(offset))
         with Session(self.engine) as session:
             return [QueueItem(i, name, status, flagged_, float(low), utc(at), state or "open", verified_by, bool(conflict))
