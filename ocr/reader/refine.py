@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from ocr.reader.blank_page import (
@@ -71,7 +70,9 @@ class _Photo:
         self.x0, self.y0, x1, y1 = window_px(region_mm, 0.0)
         page = rectify(gray, page_homography, (self.x0 / r, self.y0 / r), (x1 - self.x0, y1 - self.y0), r)
         paper, ink = np.percentile(page[::4, ::4], [90, 1])
-        self.dark = np.clip((np.float32(paper) - page.astype(np.float32)) / np.float32(max(paper - ink, 10.0)), 0, 1)
+        # Darkness depends on the grey level alone: one table of 256, looked up, instead of arithmetic per pixel.
+        levels = np.arange(256, dtype=np.float32)
+        self.dark = np.clip((np.float32(paper) - levels) / np.float32(max(paper - ink, 10.0)), 0, 1)[page]
 
     def windows(self, origins_px: np.ndarray, width: int, height: int) -> list[np.ndarray]:
         """The `height` x `width` windows whose top-left corners are `origins_px` (k, 2: x, y page px at
@@ -87,7 +88,7 @@ def _correlate(observed: np.ndarray, expected: np.ndarray, norms: np.ndarray, se
     expected (k, n), norms (k,)."""
     n = expected.shape[1]
     # Each expected profile sums to 0: the observed window's mean drops out of the numerator.
-    numerator = np.stack([np.correlate(o, e, "valid") for o, e in zip(observed, expected)])
+    numerator = np.einsum("ksn,kn->ks", np.lib.stride_tricks.sliding_window_view(observed, n, axis=1), expected)
     zero = np.zeros((len(observed), 1))
     sums = np.concatenate([zero, np.cumsum(observed, axis=1, dtype=np.float64)], axis=1)
     squares = np.concatenate([zero, np.cumsum(observed.astype(np.float64) ** 2, axis=1)], axis=1)
@@ -121,10 +122,9 @@ def _measure(photo: _Photo, blank: np.ndarray, rects_mm: list[RectMM], priors_mm
         groups.setdefault(e.shape, []).append(i)
     for (n_rows, n_cols), members in groups.items():
         origin = np.array([expected[i].inner[:2] for i in members]) + prior_px[members] - search
-        observed = photo.windows(origin, n_cols + 2 * search, n_rows + 2 * search)
-        col_profiles = np.stack([cv2.reduce(w[search:search + n_rows], 0, cv2.REDUCE_AVG).ravel() for w in observed])
-        row_profiles = np.stack([cv2.reduce(np.ascontiguousarray(w[:, search:search + n_cols]), 1, cv2.REDUCE_AVG).ravel()
-                                 for w in observed])
+        observed = np.stack(photo.windows(origin, n_cols + 2 * search, n_rows + 2 * search))  # (k, rows, cols)
+        col_profiles = observed[:, search:search + n_rows].mean(axis=1)
+        row_profiles = observed[:, :, search:search + n_cols].mean(axis=2)
         dx, match_x, kx = _correlate(col_profiles, np.stack([expected[i].cols[0] for i in members]),
                                      np.array([expected[i].cols[1] for i in members]), search, price)
         dy, match_y, ky = _correlate(row_profiles, np.stack([expected[i].rows[0] for i in members]),
