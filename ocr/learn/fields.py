@@ -32,13 +32,17 @@ class LearnedField:
     stroke_mm: float
 
 
-def _neighbours(a: FoundBox, b: FoundBox) -> bool:
-    """Whether b is the next box of a's run, to its right."""
+def _same_line(a: FoundBox, b: FoundBox) -> bool:
+    """Boxes of the same size, level with each other."""
     ax, ay, aw, ah = a.rect_mm
     bx, by, bw, bh = b.rect_mm
-    same = abs(aw - bw) <= SAME_SIZE * aw and abs(ah - bh) <= SAME_SIZE * ah
-    gap = bx - (ax + aw)
-    return same and abs(ay - by) <= SAME_SIZE * ah and -0.2 * aw <= gap <= MAX_GAP * aw
+    return abs(aw - bw) <= SAME_SIZE * aw and abs(ah - bh) <= SAME_SIZE * ah and abs(ay - by) <= SAME_SIZE * ah
+
+
+def _neighbours(a: FoundBox, b: FoundBox) -> bool:
+    """Whether b is the next box of a's run, to its right."""
+    gap = b.rect_mm[0] - (a.rect_mm[0] + a.rect_mm[2])
+    return _same_line(a, b) and -0.2 * a.rect_mm[2] <= gap <= MAX_GAP * a.rect_mm[2]
 
 
 def runs(boxes: list[FoundBox]) -> list[list[FoundBox]]:
@@ -60,7 +64,32 @@ def runs(boxes: list[FoundBox]) -> list[list[FoundBox]]:
         while chain[-1] in nxt:
             chain.append(nxt[chain[-1]])
         chains.extend(_split_at_pitch([ordered[k] for k in chain]))
-    return chains
+    return _without_grids(chains)
+
+
+def _without_grids(chains: list[list[FoundBox]]) -> list[list[FoundBox]]:
+    """Chains that are no piece of a grid row: pieces on one line and one pitch lattice, a box or two missing between
+    them (a cell whose faint line was lost), make one row, dropped with its pieces when longer than a number."""
+    group = list(range(len(chains)))
+    for i, a in enumerate(chains):
+        for j, b in enumerate(chains):
+            pitch = next((c[1].rect_mm[0] - c[0].rect_mm[0] for c in (a, b) if len(c) > 1), None)
+            if i == j or pitch is None or not _same_line(a[-1], b[0]):
+                continue
+            steps = (b[0].rect_mm[0] - a[-1].rect_mm[0]) / pitch
+            if round(steps) in (2, 3) and abs(steps - round(steps)) * pitch <= SAME_SIZE * a[-1].rect_mm[2]:
+                old, new = group[j], group[i]
+                group = [new if g == old else g for g in group]
+    keep = []
+    for i, chain in enumerate(chains):
+        members = [chains[k] for k in range(len(chains)) if group[k] == group[i]]
+        if len(members) > 1:
+            pitch = next(c[1].rect_mm[0] - c[0].rect_mm[0] for c in members if len(c) > 1)
+            xs = [b.rect_mm[0] for c in members for b in c]
+            if round((max(xs) - min(xs)) / pitch) + 1 > RUN_LENGTHS[1]:
+                continue
+        keep.append(chain)
+    return keep
 
 
 def _split_at_pitch(chain: list[FoundBox]) -> list[list[FoundBox]]:

@@ -64,15 +64,12 @@ class PageFrame:
                        px_per_mm, border=cv2.BORDER_CONSTANT, border_value=255)
 
 
-def _corner_markers(gray: np.ndarray) -> list[MarkerCandidate] | None:
-    """The four marker candidates spanning the largest quadrilateral, clockwise on the image; None when none do."""
+def _corner_marker_sets(gray: np.ndarray) -> list[list[MarkerCandidate]]:
+    """Sets of four marker candidates that could be the page's corners, clockwise on the image, largest first."""
     cands = find_marker_candidates(*reduce_for_locating(gray))[:MAX_CANDIDATES]
-    combos = _plausible_combos(cands, 4)
-    if not len(combos):
-        return None
     centres = np.array([c.centre for c in cands], np.float32)
-    best = max(combos, key=lambda combo: cv2.contourArea(centres[combo]))
-    return [cands[k] for k in best]
+    combos = sorted(_plausible_combos(cands, 4), key=lambda combo: -cv2.contourArea(centres[combo]))
+    return [[cands[k] for k in combo] for combo in combos]
 
 
 def _turns_fitting_diagonals(chosen: list[MarkerCandidate], centres_px: np.ndarray) -> list[int]:
@@ -119,8 +116,11 @@ def _read_tag(page: np.ndarray, px_per_mm: float) -> PageTag | None:
 
 def find_page(gray: np.ndarray, px_per_mm: float | None, marker_square_mm: float | None) -> PageFrame | NotLearned:
     """The page frame of a scan (`px_per_mm` known) or a photo (`marker_square_mm` known), or why there is none."""
-    chosen = _corner_markers(gray)
-    if chosen is None:
+    # The largest set whose checker diagonals all agree: a stray dark square makes a larger set now and then.
+    sets = [(chosen, np.array([refine_marker(gray, c) for c in chosen])) for chosen in _corner_marker_sets(gray)]
+    fitting = next(((chosen, centres, turns) for chosen, centres in sets
+                    if (turns := _turns_fitting_diagonals(chosen, centres))), None)
+    if not sets:
         if px_per_mm is None:
             return NotLearned("no corner markers found: a photo needs its four corner markers; for a flat scan of a "
                               "form without markers give its resolution (--dpi) to learn a reference-image template")
@@ -129,10 +129,9 @@ def find_page(gray: np.ndarray, px_per_mm: float | None, marker_square_mm: float
     if px_per_mm is None and marker_square_mm is None:
         return NotLearned("a photo has no scale: give the side of one corner-marker square as measured on the paper "
                           "(--marker-mm), or the resolution of a flat scan (--dpi)")
-    centres = np.array([refine_marker(gray, c) for c in chosen])
-    turns = _turns_fitting_diagonals(chosen, centres)
-    if not turns:
-        return NotLearned("the four corner squares found are not checker markers with their diagonals the same way")
+    if fitting is None:
+        return NotLearned("no four corner squares found are checker markers with their diagonals the same way")
+    chosen, centres, turns = fitting
     square_px = float(np.median([c.square_px for c in chosen]))
     frame = None
     for turn in turns:  # the tag's place decides between the two half-turn hypotheses
