@@ -67,14 +67,14 @@ def template_list() -> None:
 @template.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def template_validate(files: tuple[Path, ...]) -> None:
-    """Check family files; print every problem with its file and key path."""
+    """Check family files and reference-image files; print every problem with its file and key path."""
+    from ocr.templates.catalog import load_template_file
     from ocr.templates.checks import TemplateError
-    from ocr.templates.family import load_family_file
 
     failed = False
     for path in files:
         try:
-            templates = load_family_file(path)
+            templates = load_template_file(path)
         except TemplateError as exc:
             failed = True
             for problem in exc.problems:
@@ -82,6 +82,54 @@ def template_validate(files: tuple[Path, ...]) -> None:
             continue
         click.echo(f"{path}: ok, {len(templates)} templates ({', '.join(t.id for t in templates)})")
     sys.exit(ExitCode.INVALID_TEMPLATE if failed else ExitCode.OK)
+
+
+@template.command("learn")
+@click.argument("scan", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="the template YAML file")
+@click.option("--name", help="template id (default: from the scan's file name)")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True, help="the page's number in its form")
+@click.option("--overlay", type=click.Path(dir_okay=False, path_type=Path), help="PNG of what was found, to check by eye")
+@click.option("--dpi", type=click.FloatRange(min=1, min_open=True), help="a flat scan's resolution")
+@click.option("--marker-mm", type=click.FloatRange(min=0, min_open=True),
+              help="a photo's scale: the side of one corner-marker square as measured on the paper")
+@click.option("--no-labels", is_flag=True, help="do not read row labels with Tesseract (ids row_NN_col_M)")
+def template_learn(scan: Path, out: Path, name: str | None, page: int, overlay: Path | None, dpi: float | None,
+                   marker_mm: float | None, no_labels: bool) -> None:
+    """Propose a template from a scan or photo of a blank or filled form page: boxes, fields, ids, rules (proposed)."""
+    import re
+
+    import cv2
+
+    from ocr.learn.learn import LearnSettings, learn_page
+    from ocr.learn.write import overlay as draw_overlay
+    from ocr.learn.write import write_template
+    from ocr.reader.decode import decode_photo
+
+    name = name or re.sub(r"[^a-z0-9]+", "-", scan.stem.lower()).strip("-") or "learned"
+    if not re.fullmatch(r"[a-z0-9-]+", name):
+        raise click.BadParameter(f"{name!r}: lower-case letters, digits and '-' only", param_hint="--name")
+    photo = decode_photo(scan.read_bytes(), scan.name)
+    if not photo:
+        raise click.ClickException(photo.message)
+    px_per_mm = dpi / 25.4 if dpi else None
+    learned = learn_page(photo.gray, LearnSettings(px_per_mm=px_per_mm, marker_square_mm=marker_mm,
+                                                   read_labels=not no_labels))
+    if not learned:
+        raise click.ClickException(learned.message)
+    if overlay is not None:
+        overlay.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(overlay), draw_overlay(learned)):
+            raise click.ClickException(f"cannot write the overlay {overlay}")
+    try:
+        written = write_template(learned, name, page, scan, out, px_per_mm)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc}") from exc
+    if not written:
+        raise click.ClickException(written.message)
+    boxes = sum(len(f.boxes_mm) for f in learned.fields)
+    click.echo(f"{out}: {len(learned.fields)} fields ({boxes} boxes), {len(learned.rules)} proposed rules, "
+               f"{'markers and tag' if written.markers else 'reference image'}")
 
 
 @template.command("schema")

@@ -10,7 +10,7 @@ from pathlib import Path
 OCR = Path(__file__).resolve().parent.parent / "ocr"
 
 # Lowest first: each may import from itself and anything before it, never after.
-LAYERS = ["templates", "reader", "record", "pipeline", "draw", "synth", "eval", "db", "run", "review", "web"]
+LAYERS = ["templates", "reader", "learn", "record", "pipeline", "draw", "synth", "eval", "db", "run", "review", "web"]
 
 
 def layer_of(module: str) -> str | None:

@@ -10,10 +10,17 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from ocr.templates.checks import TemplateError, check_unique
+from ocr.templates.checks import TemplateError, check_unique, read_yaml
 from ocr.templates.family import load_family_file
 from ocr.templates.model import FormTemplate
 from ocr.templates.reference_form import MissingReferenceImage, load_reference_file
+
+
+def load_template_file(path: Path) -> list[FormTemplate]:
+    """The templates of one file, a family file or a reference-image file (told by its `reference_form` key)."""
+    if "reference_form" in read_yaml(path, "family, ... or reference_form, ..."):
+        return [load_reference_file(path)]
+    return load_family_file(path)
 
 
 def family_files() -> list[Path]:

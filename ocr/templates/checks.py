@@ -65,7 +65,7 @@ def check_template(template: FormTemplate, where: str, problems: list[str]) -> N
         for grid in page.tally_grids:
             if not on_page(grid.rect_mm):
                 problems.append(f"{where}: page {page.number}: tally grid {grid.field_id!r} is off the page")
-    for i, rule in enumerate(template.rules):
+    for i, rule in enumerate(template.rules + template.proposed_rules):
         try:
             parsed = parse_rule(rule.expr)
         except RuleSyntaxError as exc:

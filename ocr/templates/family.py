@@ -252,7 +252,9 @@ def expand_family(family: TemplateFamily, source: str = "<family>") -> list[Form
                 page_size_mm=family.page_size_mm, markers=family.markers, tag_rect_mm=family.tag_rect_mm,
                 tag_rotation_deg=family.tag_rotation_deg,
                 columns=tuple(c.key for c in columns), pages=tuple(p for p in pages if p is not None),
-                rules=tuple(expand_rules(family.rules, columns, names, problems)), params=instance.params)
+                rules=tuple(expand_rules([r for r in family.rules if not r.proposed], columns, names, problems)),
+                proposed_rules=tuple(expand_rules([r for r in family.rules if r.proposed], columns, names, problems)),
+                params=instance.params)
             check_template(template, where, problems)
             templates.append(template)
     check_unique(templates, problems)

@@ -106,6 +106,8 @@ class RuleSpec(Spec):
     hard: bool = True
     tolerance: float = Field(0.0, ge=0)
     note: str = ""
+    proposed: bool = Field(False, description="suggested by `formc template learn` from the layout; not checked "
+                           "until a person accepts it (deletes this key)")
     for_each: dict[str, Union[list[str], Literal["$columns"]]] = Field(
         {}, description="expand the rule once per value; '$columns' is the variant's vote columns")
 

@@ -153,6 +153,8 @@ class FormTemplate(Frozen):
     columns: tuple[str, ...] = Field(description="vote columns on the votes page: paslon_1, ..., kolom_kosong")
     pages: tuple[TemplatePage, ...]
     rules: tuple[Rule, ...]
+    proposed_rules: tuple[Rule, ...] = Field(
+        (), description="rules `formc template learn` suggested and no person has accepted yet: never checked")
     params: dict[str, str] = {}
 
     @model_validator(mode="after")

@@ -62,7 +62,8 @@ def load_reference_file(path: Path | str) -> FormTemplate:
         pages.append(TemplatePage(number=page.number, reference=reference, titles=tuple(page.titles), fields=tuple(fields)))
     template = FormTemplate(id=spec.reference_form, family=spec.reference_form, version=spec.version,
                             description=spec.description, page_size_mm=size_mm, columns=(), pages=tuple(pages),
-                            rules=tuple(expand_rules(spec.rules, [], {}, problems)))
+                            rules=tuple(expand_rules([r for r in spec.rules if not r.proposed], [], {}, problems)),
+                            proposed_rules=tuple(expand_rules([r for r in spec.rules if r.proposed], [], {}, problems)))
     check_template(template, source, problems)
     if problems:
         raise TemplateError(source, problems)

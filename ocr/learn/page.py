@@ -1,0 +1,191 @@
+"""The page of a scan or photo, found with no template: corner markers (their homography gives page mm), page tag.
+
+A flat scan whose scale is known (`px_per_mm`) keeps its own pixels as page mm, deskewed by the markers when it has
+them. A photo has no scale of its own: the four markers give the page's plane, the page tag (a square) its aspect,
+and the side of a marker square as measured on the paper (`marker_square_mm`) its scale. Orientation: the markers'
+checker diagonals fix it up to a half turn, and the page tag, printed in the page's top half, settles that.
+
+Pixel coordinates are (x, y) in the image as given (EXIF already applied); a page homography maps page mm -> image px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ocr.reader.geometry import map_points, rectify
+from ocr.reader.locate import (
+    MAX_CANDIDATES,
+    MarkerCandidate,
+    _plausible_combos,
+    find_marker_candidates,
+    find_tags,
+    reduce_for_locating,
+    refine_marker,
+)
+from ocr.templates.model import Markers, RectMM, rect_corners
+
+LEARN_PX_PER_MM = 5.0  # the rectified page every later step works on: a 1 mm frame line is 5 px
+PHOTO_MARGIN_SQUARES = 4.0  # a photo's page reaches this many marker squares beyond the markers (its edge is unknown)
+
+
+@dataclass(frozen=True)
+class NotLearned:
+    """Why no template could be learned from an image; falsy, so `if learned:` reads as "if it worked"."""
+
+    message: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class PageTag:
+    tag_id: int
+    rect_mm: RectMM
+    rotation_deg: int  # counter-clockwise turn of the printed tag (the template's tag_rotation_deg)
+
+
+@dataclass(frozen=True)
+class PageFrame:
+    """Where the page lies in the image, and what locates it."""
+
+    page_homography: np.ndarray  # (3, 3): page mm -> image px
+    page_size_mm: tuple[float, float]  # (width, height)
+    markers: Markers | None
+    tag: PageTag | None
+
+    def rectified(self, gray: np.ndarray, px_per_mm: float = LEARN_PX_PER_MM) -> np.ndarray:
+        """The whole page at `px_per_mm`: window px (u, v) is page mm (u, v) / px_per_mm."""
+        w, h = self.page_size_mm
+        return rectify(gray, self.page_homography, (0.0, 0.0), (round(w * px_per_mm), round(h * px_per_mm)),
+                       px_per_mm, border=cv2.BORDER_CONSTANT, border_value=255)
+
+
+def _corner_marker_sets(gray: np.ndarray) -> list[list[MarkerCandidate]]:
+    """Sets of four marker candidates that could be the page's corners, clockwise on the image, largest first."""
+    cands = find_marker_candidates(*reduce_for_locating(gray))[:MAX_CANDIDATES]
+    centres = np.array([c.centre for c in cands], np.float32)
+    combos = sorted(_plausible_combos(cands, 4), key=lambda combo: -cv2.contourArea(centres[combo]))
+    return [[cands[k] for k in combo] for combo in combos]
+
+
+def _turns_fitting_diagonals(chosen: list[MarkerCandidate], centres_px: np.ndarray) -> list[int]:
+    """Which rotations (marker k of the clockwise list is page corner (k - turn) % 4) map every marker's page
+    diagonal, TL to BR square, onto its checker diagonal in the image: two, half a turn apart."""
+    unit = rect_corners((0.0, 0.0, 1.0, 1.0))
+    fitting = []
+    for turn in range(4):
+        h = cv2.getPerspectiveTransform(unit.astype(np.float32), np.roll(centres_px, -turn, axis=0).astype(np.float32))
+        along = map_points(h, unit + 0.01) - map_points(h, unit)
+        along /= np.linalg.norm(along, axis=1, keepdims=True)
+        diagonals = np.roll(np.array([c.diagonal for c in chosen]), -turn, axis=0)
+        if (np.abs((along * diagonals).sum(axis=1)) >= 0.85).all():
+            fitting.append(turn)
+    return fitting
+
+
+def _local_px_per_mm(h: np.ndarray, point_mm: np.ndarray) -> float:
+    """Image px per page mm at `point_mm` under `h` (square root of the local area scale)."""
+    p = map_points(h, np.array([point_mm, point_mm + (1, 0), point_mm + (0, 1)], np.float64))
+    (ux, uy), (vx, vy) = p[1] - p[0], p[2] - p[0]
+    return float(np.sqrt(abs(ux * vy - uy * vx)))
+
+
+def _frame(corners_px: np.ndarray, span_mm: tuple[float, float], origin_mm: tuple[float, float],
+           size_mm: tuple[float, float]) -> np.ndarray:
+    """Page mm -> image px, putting the marker centres (TL, TR, BR, BL px) `span_mm` apart from `origin_mm`."""
+    target = rect_corners((*origin_mm, *span_mm))
+    return cv2.getPerspectiveTransform(target.astype(np.float32), corners_px.astype(np.float32)).astype(np.float64)
+
+
+def _read_tag(page: np.ndarray, px_per_mm: float) -> PageTag | None:
+    """The one page tag on the rectified page (read on a half-size copy: the whole page is large)."""
+    tags = find_tags(cv2.resize(page, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+    if len(tags) != 1:
+        return None
+    corners_mm = tags[0].corners_px * 2 / px_per_mm
+    low, high = corners_mm.min(axis=0), corners_mm.max(axis=0)
+    rect = (float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1]))
+    # The detector's first corner is the tag's own top-left: where it lies on the page is the print's turn.
+    first = int(np.argmin(np.linalg.norm(rect_corners(rect) - corners_mm[0], axis=1)))
+    return PageTag(tag_id=tags[0].tag_id, rect_mm=rect, rotation_deg=(4 - first) % 4 * 90)
+
+
+def find_page(gray: np.ndarray, px_per_mm: float | None, marker_square_mm: float | None) -> PageFrame | NotLearned:
+    """The page frame of a scan (`px_per_mm` known) or a photo (`marker_square_mm` known), or why there is none."""
+    # The largest set whose checker diagonals all agree: a stray dark square makes a larger set now and then.
+    sets = [(chosen, np.array([refine_marker(gray, c) for c in chosen])) for chosen in _corner_marker_sets(gray)]
+    fitting = next(((chosen, centres, turns) for chosen, centres in sets
+                    if (turns := _turns_fitting_diagonals(chosen, centres))), None)
+    if not sets:
+        if px_per_mm is None:
+            return NotLearned("no corner markers found: a photo needs its four corner markers; for a flat scan of a "
+                              "form without markers give its resolution (--dpi) to learn a reference-image template")
+        height, width = gray.shape
+        return PageFrame(np.diag([px_per_mm, px_per_mm, 1.0]), (width / px_per_mm, height / px_per_mm), None, None)
+    if px_per_mm is None and marker_square_mm is None:
+        return NotLearned("a photo has no scale: give the side of one corner-marker square as measured on the paper "
+                          "(--marker-mm), or the resolution of a flat scan (--dpi)")
+    if fitting is None:
+        return NotLearned("no four corner squares found are checker markers with their diagonals the same way")
+    chosen, centres, turns = fitting
+    square_px = float(np.median([c.square_px for c in chosen]))
+    frame = None
+    for turn in turns:  # the tag's place decides between the two half-turn hypotheses
+        frame = _page_frame(gray, np.roll(centres, -turn, axis=0), square_px, px_per_mm, marker_square_mm)
+        if frame.tag is not None and frame.tag.rect_mm[1] + frame.tag.rect_mm[3] / 2 < frame.page_size_mm[1] / 2:
+            return frame
+    if frame.tag is None and px_per_mm is None:
+        return NotLearned("corner markers found but no page tag: a photo's template needs the tag; learn the form "
+                          "from a flat scan (--dpi) to make a reference-image template")
+    return frame
+
+
+def _page_frame(gray: np.ndarray, corners_px: np.ndarray, square_px: float, px_per_mm: float | None,
+                marker_square_mm: float | None) -> PageFrame:
+    """The frame for one assignment of the markers (TL, TR, BR, BL px) to the page's corners."""
+    across = (np.linalg.norm(corners_px[1] - corners_px[0]) + np.linalg.norm(corners_px[2] - corners_px[3])) / 2
+    down = (np.linalg.norm(corners_px[3] - corners_px[0]) + np.linalg.norm(corners_px[2] - corners_px[1])) / 2
+    if px_per_mm is not None:  # a flat scan: the markers keep their distances, the page is the whole image
+        span = (across / px_per_mm, down / px_per_mm)
+        provisional = _frame(corners_px, span, (0.0, 0.0), span)
+        image_h, image_w = gray.shape
+        extent = map_points(np.linalg.inv(provisional), rect_corners((0.0, 0.0, image_w, image_h)))
+        origin = (-float(extent[:, 0].min()), -float(extent[:, 1].min()))
+        size = (float(np.ptp(extent[:, 0])), float(np.ptp(extent[:, 1])))
+        h = _frame(corners_px, span, origin, size)
+        square_mm = square_px / px_per_mm
+        frame = PageFrame(h, size, _markers(origin, span, square_mm), None)
+        return PageFrame(h, size, frame.markers, _read_tag(frame.rectified(gray), LEARN_PX_PER_MM))
+    # A photo: first guess at the photo's mean scale, then the tag's squareness gives the aspect and the marker squares
+    # the scale. A stretch of the target rectangle along x scales the tag's width alone, so one correction is exact.
+    guess = marker_square_mm / square_px
+    span = (across * guess, down * guess)
+    margin = PHOTO_MARGIN_SQUARES * marker_square_mm
+    frame = _photo_frame(corners_px, span, margin, marker_square_mm)
+    tag = _read_tag(frame.rectified(gray), LEARN_PX_PER_MM)
+    if tag is not None:
+        span = (span[0] * tag.rect_mm[3] / tag.rect_mm[2], span[1])
+        h = _frame(corners_px, span, (margin, margin), (span[0] + 2 * margin, span[1] + 2 * margin))
+        measured = square_px / np.mean([_local_px_per_mm(h, p) for p in rect_corners((margin, margin, *span))])
+        span = (span[0] * marker_square_mm / measured, span[1] * marker_square_mm / measured)
+        frame = _photo_frame(corners_px, span, margin, marker_square_mm)
+        frame = PageFrame(frame.page_homography, frame.page_size_mm, frame.markers,
+                          _read_tag(frame.rectified(gray), LEARN_PX_PER_MM))
+    return frame
+
+
+def _photo_frame(corners_px: np.ndarray, span: tuple[float, float], margin: float, square_mm: float) -> PageFrame:
+    size = (span[0] + 2 * margin, span[1] + 2 * margin)
+    return PageFrame(_frame(corners_px, span, (margin, margin), size), size, _markers((margin, margin), span, square_mm),
+                     None)
+
+
+def _markers(origin_mm: tuple[float, float], span_mm: tuple[float, float], square_mm: float) -> Markers:
+    """Markers whose checker points (centres) are the corners of the rectangle at `origin_mm` spanning `span_mm`."""
+    centres = rect_corners((*origin_mm, *span_mm))
+    return Markers(square_mm=round(square_mm, 2),
+                   blocks_mm=tuple((round(x - square_mm, 2), round(y - square_mm, 2)) for x, y in centres))

@@ -1,0 +1,138 @@
+"""A learned page written as a template file the shipped loaders accept, and the overlay picture to check it by eye.
+
+With markers and a page tag the file is a family file (`ocr.templates.file.TemplateFamily`: one variant, the learned
+page's layout, the pages before it empty); without them a reference-image file (`ReferenceFormSpec`) on the scan
+itself, copied beside the file when it is elsewhere. Rules are written `proposed: true`. The file is loaded back
+through the same loader before this returns, so what it writes validates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from ocr.learn.learn import LearnedPage
+from ocr.learn.page import LEARN_PX_PER_MM, NotLearned
+from ocr.reader.geometry import map_points
+from ocr.templates.checks import TemplateError
+from ocr.templates.family import load_family_file
+from ocr.templates.model import FormTemplate, rect_corners
+from ocr.templates.reference_form import load_reference_file
+
+HEADER = """\
+# Proposed by `formc template learn` from {scan}: check the boxes on the overlay picture, the field ids and
+# labels (read with Tesseract; row_NN_col_M where no known label was read), and accept each proposed rule by
+# deleting its `proposed: true` (proposed rules are never checked). Units: page mm, x right, y down; [x, y, w, h].
+"""
+
+
+def _rule_specs(learned: LearnedPage) -> list[dict]:
+    return [{"expr": expr, "proposed": True, "note": "implied by the layout"} for expr in learned.rules]
+
+
+def _tag_pattern(tag_id: int, page_number: int) -> str | None:
+    """The variant's tag_id pattern giving `tag_id` on page `page_number` and distinct ids on the pages before it."""
+    text, page = str(tag_id), str(page_number)
+    if page_number == 1 and not text.endswith(page):
+        return text
+    return text[: -len(page)] + "{page}" if text.endswith(page) else None
+
+
+def family_document(learned: LearnedPage, name: str, page_number: int, scan: str) -> dict | NotLearned:
+    frame = learned.frame
+    pattern = _tag_pattern(frame.tag.tag_id, page_number)
+    if pattern is None:
+        return NotLearned(f"the page tag {frame.tag.tag_id} does not end in the page number {page_number}: give the "
+                          f"page's number as printed (--page)")
+    fields = [{"id": f.id, **({"label": f.label} if f.label else {}),
+               "boxes": {"count": len(f.boxes_mm), "origin_mm": list(f.boxes_mm[0][:2]), "size_mm": list(f.boxes_mm[0][2:]),
+                         "pitch_mm": round(f.boxes_mm[1][0] - f.boxes_mm[0][0], 2), "stroke_mm": f.stroke_mm}}
+              for f in learned.fields]
+    layouts = {"learned": {"fields": fields}} | ({"not_learned": {}} if page_number > 1 else {})
+    return {"family": name, "version": 1, "description": f"learned from {scan}", "source": scan,
+            "page_size_mm": [round(v, 2) for v in frame.page_size_mm],
+            "markers": {"square_mm": frame.markers.square_mm, "blocks_mm": [list(b) for b in frame.markers.blocks_mm]},
+            "tag_rect_mm": [round(v, 2) for v in frame.tag.rect_mm], "tag_rotation_deg": frame.tag.rotation_deg,
+            "layouts": layouts, "rules": _rule_specs(learned),
+            "variants": [{"id": name, "model": name.upper(), "election_title": "",
+                          "layouts": ["not_learned"] * (page_number - 1) + ["learned"], "tag_id": pattern}]}
+
+
+def reference_document(learned: LearnedPage, name: str, page_number: int, scan: Path, px_per_mm: float) -> dict:
+    """Boxes in the scan's px (x, y, w, h): each box's corners through the page homography, their bounding box."""
+    h = learned.frame.page_homography
+    fields = []
+    for f in learned.fields:
+        boxes = []
+        for box in f.boxes_mm:
+            corners = map_points(h, rect_corners(box))
+            low, high = corners.min(axis=0), corners.max(axis=0)
+            boxes.append([round(float(v), 1) for v in (*low, *(high - low))])
+        fields.append({"id": f.id, **({"label": f.label} if f.label else {}), "boxes_px": boxes,
+                       "stroke_px": round(f.stroke_mm * px_per_mm, 2)})
+    return {"reference_form": name, "version": 1, "description": f"learned from {scan.name}", "source": scan.name,
+            "pages": [{"number": page_number, "image": scan.name, "sha256": hashlib.sha256(scan.read_bytes()).hexdigest(),
+                       "px_per_mm": px_per_mm, "fields": fields}],
+            "rules": _rule_specs(learned)}
+
+
+def write_template(learned: LearnedPage, name: str, page_number: int, scan: Path, out: Path,
+                   px_per_mm: float | None) -> FormTemplate | NotLearned:
+    """Write the template file `out` (and, for a reference-image template, the scan beside it); load it back."""
+    frame = learned.frame
+    if frame.markers is not None and frame.tag is not None:
+        document = family_document(learned, name, page_number, scan.name)
+        if not document:
+            return document
+    elif px_per_mm is None:
+        return NotLearned("a template without markers and tag is a reference-image template: give the scan's --dpi")
+    else:
+        document = reference_document(learned, name, page_number, scan, px_per_mm)
+        beside = out.parent / scan.name
+        if not beside.exists():
+            shutil.copyfile(scan, beside)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120, default_flow_style=None)
+    out.write_text(HEADER.format(scan=scan.name) + text, encoding="utf-8")
+    try:
+        return load_family_file(out)[0] if "family" in document else load_reference_file(out)
+    except TemplateError as exc:
+        return NotLearned(f"the learned template does not validate: {'; '.join(exc.problems)}")
+
+
+GREEN, ORANGE, RED, BLUE = (0, 170, 0), (0, 140, 255), (0, 0, 230), (230, 80, 0)
+
+
+def overlay(learned: LearnedPage) -> np.ndarray:
+    """(H, W, 3) BGR: the rectified page with every field's boxes (green, id above), boxes in no field (orange),
+    the corner markers (red) and the page tag (blue)."""
+    r = LEARN_PX_PER_MM
+    picture = cv2.cvtColor(learned.page, cv2.COLOR_GRAY2BGR)
+
+    def px(x: float, y: float) -> tuple[int, int]:
+        return round(x * r), round(y * r)
+
+    in_fields = {b for f in learned.fields for b in f.boxes_mm}
+    for box in learned.boxes:
+        x, y, w, h = box.rect_mm
+        if not any(abs(x - fx) < 1 and abs(y - fy) < 1 for fx, fy, _, _ in in_fields):
+            cv2.rectangle(picture, px(x, y), px(x + w, y + h), ORANGE, 2)
+    for field in learned.fields:
+        for x, y, w, h in field.boxes_mm:
+            cv2.rectangle(picture, px(x, y), px(x + w, y + h), GREEN, 3)
+        x, y = field.boxes_mm[0][:2]
+        cv2.putText(picture, field.id, px(x, y - 1.5), cv2.FONT_HERSHEY_SIMPLEX, 0.9, GREEN, 2, cv2.LINE_AA)
+    frame = learned.frame
+    if frame.markers is not None:
+        for cx, cy in frame.markers.centres_mm():
+            cv2.drawMarker(picture, px(cx, cy), RED, cv2.MARKER_CROSS, round(4 * frame.markers.square_mm * r), 3)
+    if frame.tag is not None:
+        x, y, w, h = frame.tag.rect_mm
+        cv2.rectangle(picture, px(x, y), px(x + w, y + h), BLUE, 3)
+        cv2.putText(picture, f"tag {frame.tag.tag_id}", px(x, y + h + 6), cv2.FONT_HERSHEY_SIMPLEX, 1.2, BLUE, 3)
+    return picture

@@ -1,0 +1,92 @@
+"""`formc template learn`: a template proposed from a render of a shipped template, with no template data given."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cli import ExitCode, main
+from ocr.learn.learn import LearnSettings, learn_page
+from ocr.learn.write import write_template
+from ocr.templates.catalog import get_template, load_template_file
+from ocr.templates.render import px_per_mm, render_page
+
+DPI = 127.0  # 5 px/mm, as the bench renders
+KWK = get_template("kwk-bupati-4")
+
+
+@pytest.fixture(scope="module")
+def page1() -> np.ndarray:
+    return render_page(KWK, 1, DPI)
+
+
+@pytest.fixture(scope="module")
+def learned(page1):
+    return learn_page(page1, LearnSettings(px_per_mm=px_per_mm(DPI), read_labels=False))
+
+
+def test_learn_recovers_every_box_within_1_mm_and_groups_every_field(learned):
+    true = {f.id: np.array(f.boxes_mm) for f in KWK.page(1).fields}
+    got = [np.array(f.boxes_mm) for f in learned.fields]
+    right = [fid for fid, boxes in true.items() if any(g.shape == boxes.shape and np.abs(g - boxes).max() <= 1.0
+                                                       for g in got)]
+    assert len(learned.fields) == len(true) == 22
+    assert sorted(right) == sorted(true)
+    # Sub-mm: the page's 66 boxes, every edge within 0.3 mm (the render rounds to 0.2 mm pixels).
+    assert max(np.abs(g - true_boxes).max() for g, true_boxes in zip(got, true.values())) <= 0.3
+
+
+def test_learn_finds_the_markers_and_the_page_tag(learned):
+    frame = learned.frame
+    assert frame.tag.tag_id == 1241 and frame.tag.rotation_deg == KWK.tag_rotation_deg
+    assert np.abs(np.array(frame.markers.centres_mm()) - np.array(KWK.markers.centres_mm())).max() <= 0.3
+    assert np.abs(np.array(frame.page_size_mm) - KWK.page_size_mm).max() <= 0.5
+
+
+def test_labels_and_column_headings_give_the_shipped_ids_and_rules(page1):
+    learned = learn_page(page1, LearnSettings(px_per_mm=px_per_mm(DPI)))
+    assert [f.id for f in learned.fields] == [f.id for f in KWK.page(1).fields]
+    assert "pengguna_total_j = pengguna_total_l + pengguna_total_p" in learned.rules
+    assert "pengguna_total_l = pengguna_dpt_l + pengguna_dptb_l + pengguna_dpk_l" in learned.rules
+
+
+def test_the_written_file_validates_and_loads_with_its_rules_proposed(learned, tmp_path):
+    scan = tmp_path / "form.png"
+    scan.write_bytes(b"not read: the family file only names it")
+    template = write_template(learned, "kwk-learned", 1, scan, tmp_path / "kwk.yaml", px_per_mm(DPI))
+    assert template, template
+    loaded = load_template_file(tmp_path / "kwk.yaml")[0]
+    assert loaded.id == "kwk-learned" and loaded.page(1).tag_id == 1241
+    assert len(loaded.page(1).fields) == 22
+    assert loaded.rules == ()  # proposed rules are kept apart, never checked
+    assert {r.expr for r in loaded.proposed_rules} == set(learned.rules)
+
+
+def test_a_page_with_no_boxes_is_a_clear_error_not_a_traceback(tmp_path):
+    blank = np.full((600, 420), 255, np.uint8)
+    cv2.putText(blank, "NO BOXES HERE", (40, 300), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 2)
+    assert not learn_page(blank, LearnSettings(px_per_mm=2.0, read_labels=False))
+    path = tmp_path / "blank.png"
+    cv2.imwrite(str(path), blank)
+    result = CliRunner().invoke(main, ["template", "learn", str(path), "--dpi", "50.8", "--out", str(tmp_path / "t.yaml")])
+    assert result.exit_code == ExitCode.FAILED and result.exception.__class__ is SystemExit
+    assert "no digit boxes found" in result.output
+    photo = CliRunner().invoke(main, ["template", "learn", str(path), "--out", str(tmp_path / "t.yaml")])
+    assert photo.exit_code == ExitCode.FAILED and "corner markers" in photo.output
+
+
+def test_cli_writes_the_yaml_and_the_overlay(page1, tmp_path):
+    scan = tmp_path / "kwk-page-3.png"
+    cv2.imwrite(str(scan), render_page(KWK, 3, DPI))
+    out, picture = tmp_path / "learned" / "kwk3.yaml", tmp_path / "kwk3.png"
+    result = CliRunner().invoke(main, ["template", "learn", str(scan), "--dpi", str(DPI), "--page", "3", "--out",
+                                       str(out), "--overlay", str(picture), "--no-labels"])
+    assert result.exit_code == ExitCode.OK, result.output
+    data = yaml.safe_load(out.read_text())
+    assert data["variants"][0]["id"] == "kwk-page-3" and data["variants"][0]["tag_id"] == "124{page}"
+    assert cv2.imread(str(picture)).shape[:2] == (4500, 3000)
+    validated = CliRunner().invoke(main, ["template", "validate", str(out)])
+    assert validated.exit_code == ExitCode.OK and "ok, 1 templates" in validated.output
