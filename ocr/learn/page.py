@@ -19,7 +19,7 @@ from ocr.reader.geometry import map_points, rectify
 from ocr.reader.locate import (
     MAX_CANDIDATES,
     MarkerCandidate,
-    _plausible_combos,
+    plausible_combos,
     find_marker_candidates,
     find_tags,
     reduce_for_locating,
@@ -68,7 +68,7 @@ def _corner_marker_sets(gray: np.ndarray) -> list[list[MarkerCandidate]]:
     """Sets of four marker candidates that could be the page's corners, clockwise on the image, largest first."""
     cands = find_marker_candidates(*reduce_for_locating(gray))[:MAX_CANDIDATES]
     centres = np.array([c.centre for c in cands], np.float32)
-    combos = sorted(_plausible_combos(cands, 4), key=lambda combo: -cv2.contourArea(centres[combo]))
+    combos = sorted(plausible_combos(cands, 4), key=lambda combo: -cv2.contourArea(centres[combo]))
     return [[cands[k] for k in combo] for combo in combos]
 
 

@@ -188,7 +188,7 @@ def _page_corners_mm(template: FormTemplate) -> np.ndarray:
     return np.array(template.markers.centres_mm(), dtype=np.float64)
 
 
-def _plausible_combos(cands: list[MarkerCandidate], n: int) -> np.ndarray:
+def plausible_combos(cands: list[MarkerCandidate], n: int) -> np.ndarray:
     """(k, n) indices of the sets of `n` candidates that could be the page's corner markers, each set in clockwise
     order. All sets are tested at once: twelve candidates make 495 sets of four."""
     if len(cands) < n:
@@ -216,7 +216,7 @@ def _assignments(cands: list[MarkerCandidate], template: FormTemplate, n: int):
     assignments (one per rotation), three have twelve (which corner is hidden x rotation). All are fitted
     and checked at once, in array operations (a photo has a few hundred); yielded in combination order.
     """
-    combos = _plausible_combos(cands, n)
+    combos = plausible_combos(cands, n)
     if not len(combos):
         return
     corners_mm = _page_corners_mm(template)
