@@ -19,9 +19,9 @@ from ocr.reader.geometry import map_points, rectify
 from ocr.reader.locate import (
     MAX_CANDIDATES,
     MarkerCandidate,
-    plausible_combos,
     find_marker_candidates,
     find_tags,
+    plausible_combos,
     reduce_for_locating,
     refine_marker,
 )
