@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ocr.reader.blank_page import (
@@ -72,7 +73,7 @@ class _Photo:
         paper, ink = np.percentile(page[::4, ::4], [90, 1])
         # Darkness depends on the grey level alone: one table of 256, looked up, instead of arithmetic per pixel.
         levels = np.arange(256, dtype=np.float32)
-        self.dark = np.clip((np.float32(paper) - levels) / np.float32(max(paper - ink, 10.0)), 0, 1)[page]
+        self.dark = cv2.LUT(page, np.clip((np.float32(paper) - levels) / np.float32(max(paper - ink, 10.0)), 0, 1))
 
     def windows(self, origins_px: np.ndarray, width: int, height: int) -> list[np.ndarray]:
         """The `height` x `width` windows whose top-left corners are `origins_px` (k, 2: x, y page px at
