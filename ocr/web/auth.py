@@ -18,6 +18,7 @@ from functools import wraps
 from pathlib import Path
 from urllib.parse import quote
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
@@ -101,9 +102,16 @@ def guard(*roles: str, login: bool = True) -> Callable[[Endpoint], Endpoint]:
                 return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
             if roles and (user is None or user.role not in roles):
                 return PlainTextResponse(translate(request, "Your role may not open this page."), status_code=403)
-            if request.method not in ("GET", "HEAD") and not await _csrf_ok(request):
-                return PlainTextResponse(translate(request, "The form has expired: reload the page and try again."),
-                                         status_code=403)
+            if request.method not in ("GET", "HEAD"):
+                try:
+                    fresh = await _csrf_ok(request)
+                except HTTPException as exc:  # the form parser's own limits: Starlette's words are English
+                    return PlainTextResponse(translate(
+                        request, "Too many files or fields in one form: send only the pages of one TPS."),
+                        status_code=exc.status_code)
+                if not fresh:
+                    return PlainTextResponse(translate(request, "The form has expired: reload the page and try again."),
+                                             status_code=403)
             return await endpoint(request)
 
         return guarded
