@@ -128,8 +128,9 @@ def template_learn(scan: Path, out: Path, name: str | None, page: int, overlay: 
     if not written:
         raise click.ClickException(written.message)
     boxes = sum(len(f.boxes_mm) for f in learned.fields)
+    bent = f", a bend of up to {learned.bend.largest_mm:.1f} mm undone" if learned.bend and learned.bend.largest_mm >= 0.5 else ""
     click.echo(f"{out}: {len(learned.fields)} fields ({boxes} boxes), {len(learned.rules)} proposed rules, "
-               f"{'markers and tag' if written.markers else 'reference image'}")
+               f"{'markers and tag' if written.markers else 'reference image'}{bent}")
 
 
 @template.command("schema")

@@ -1,0 +1,120 @@
+"""A bent sheet made flat: the page's long printed lines, straight and axis-aligned on paper, measured on the page
+rectified by its corner markers, say how far the bend moves each point; the page is remapped to undo it.
+
+The markers' homography puts the four marker centres right, but a sheet curving over an axis (a phone photo's bend,
+ocr/synth/camera.py) moves the points between them by up to a few mm. What is left after the homography moves a flat
+point (x, y) to (x + dx(y), y + dy(x)) on the rectified page, zero at the markers. A horizontal line at flat y0 is
+seen at y0 + dy(x): its shape along x, whatever its y0, is dy up to a constant; the vertical lines give dx(y) the same
+way. The lines give a profile's shape over their span, not its offset: that is where the shape, carried on straight
+(its end slope), meets the markers, where the bend is zero (the nearer marker weighs more); so a table far from the
+markers along an axis (a page whose print is a band) gets that axis's offset less surely. A stretch along a line (the
+sheet's foreshortening) does not show in straightness and is left to the markers. The synthetic photos' paper edge
+is not bent with the print: lines beyond the markers' rectangle are not used.
+
+Coordinates: page mm (x, y) from the rectified page's top-left; the page array is the page rectified at
+`px_per_mm`, window px (u, v) = page mm (x, y) * px_per_mm, pixel centres at integer px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.polynomial import chebyshev
+
+from ocr.learn.boxes import straight_strokes
+from ocr.templates.model import Markers
+
+LONG_LINE_MM = 60.0  # printed lines at least this long are measured (table rules, rows of boxes)
+SAMPLE_MM = 4.0  # a line's centre is measured once per this length along it
+PROFILE_DEGREE = 6  # a bend profile over the measured span is a polynomial of this degree (a sheet's few waves)
+OUTLIER_MM = 0.3  # samples farther than this (or 3 median residuals) off the fit are left out: crossings, merged strokes
+MIN_LINES = 3  # fewer long lines along an axis: that axis is left as the markers put it
+
+
+@dataclass(frozen=True)
+class PageBend:
+    """The bend left on the rectified page, mm: flat point (x, y) is seen at (x + dx_of_y[v], y + dy_of_x[u])."""
+
+    dx_of_y: np.ndarray  # (H,) per page row v
+    dy_of_x: np.ndarray  # (W,) per page column u
+
+    @property
+    def largest_mm(self) -> float:
+        return float(max(np.abs(self.dx_of_y).max(initial=0.0), np.abs(self.dy_of_x).max(initial=0.0)))
+
+
+def _line_samples(strokes: np.ndarray, darkness: np.ndarray, px_per_mm: float,
+                  between_mm: tuple[float, float]) -> tuple[np.ndarray, ...]:
+    """(along, across, line): the centre of every long horizontal stroke of `strokes` lying between `between_mm` in y
+    once per SAMPLE_MM, page mm (x, y), and which stroke it is. A run of columns where the stroke is thicker than usual
+    (another stroke merged into it) is no sample."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
+    step = round(SAMPLE_MM * px_per_mm)
+    along, across, line = [], [], []
+    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_WIDTH] >= LONG_LINE_MM * px_per_mm) + 1:  # 0 is the background
+        x, y, w, h, _ = stats[i]
+        if not between_mm[0] * px_per_mm < y + h / 2 < between_mm[1] * px_per_mm:
+            continue
+        bins = w // step
+        mask = labels[y:y + h, x:x + bins * step] == i
+        weights = (darkness[y:y + h, x:x + bins * step] * mask).reshape(h, bins, step).sum(axis=2)  # (h, bins)
+        per_column = mask.sum(axis=0)
+        thickness = np.median(per_column[per_column > 0])
+        pixels = per_column.reshape(bins, step).sum(axis=1)
+        good = (pixels >= 0.6 * step * thickness) & (pixels <= 1.5 * step * thickness) & (weights.sum(axis=0) > 0)
+        centre = (weights * np.arange(h)[:, None]).sum(axis=0)[good] / weights.sum(axis=0)[good]
+        along.append((x + np.flatnonzero(good) * step + (step - 1) / 2) / px_per_mm)
+        across.append((y + centre) / px_per_mm)
+        line.append(np.full(int(good.sum()), i))
+    if not along:
+        return np.empty(0), np.empty(0), np.empty(0, int)
+    return np.concatenate(along), np.concatenate(across), np.concatenate(line)
+
+
+def _profile(along: np.ndarray, across: np.ndarray, line: np.ndarray, markers_mm: tuple[float, float],
+             length_px: int, px_per_mm: float) -> np.ndarray:
+    """(length_px,) mm: the lines' common shape across, at each px along the page, zero at the markers' two
+    coordinates along (`markers_mm`). Each line has its own offset; the shape is one polynomial over their span."""
+    names, which = np.unique(line, return_inverse=True)
+    if len(names) < MIN_LINES:
+        return np.zeros(length_px)
+    low, high = float(along.min()), float(along.max())
+    scaled = (along - low) / (high - low) * 2 - 1
+    design = np.hstack([np.eye(len(names))[which], chebyshev.chebvander(scaled, PROFILE_DEGREE)[:, 1:]])
+    keep = np.ones(len(along), bool)
+    for _ in range(3):  # refit without the samples far off the fit
+        coef = np.linalg.lstsq(design[keep], across[keep], rcond=None)[0]
+        residual = np.abs(design @ coef - across)
+        keep = residual <= max(OUTLIER_MM, 3 * float(np.median(residual)))
+    shape = np.concatenate([[0.0], coef[len(names):]])
+    at = np.arange(length_px) / px_per_mm
+    inside = chebyshev.chebval((np.clip(at, low, high) - low) / (high - low) * 2 - 1, shape)
+    # The offset: the shape's ends carried on straight to the markers, where the bend is zero, the nearer weighing more.
+    (first, last), end_slopes = markers_mm, chebyshev.chebval([-1.0, 1.0], chebyshev.chebder(shape)) * 2 / (high - low)
+    reach = np.array([max(low - first, 1.0), max(last - high, 1.0)])
+    carried = chebyshev.chebval([-1.0, 1.0], shape) + np.array([-1.0, 1.0]) * reach * end_slopes
+    offset = float((carried / reach).sum() / (1 / reach).sum())
+    # Between the span's ends and the markers the bend fades linearly to zero.
+    fade = np.interp(at, [first, max(low, first + 1), min(high, last - 1), last], [0.0, 1.0, 1.0, 0.0])
+    return (inside - offset) * fade
+
+
+def flatten(page: np.ndarray, px_per_mm: float, markers: Markers) -> tuple[np.ndarray, PageBend]:
+    """The rectified page (H, W uint8) with the bend its long lines show undone, and that bend."""
+    darkness = 255.0 - page.astype(np.float32)
+    horizontal, vertical = straight_strokes(page, px_per_mm)
+    centres = np.array(markers.centres_mm())
+    span_x = float(centres[:, 0].min()), float(centres[:, 0].max())
+    span_y = float(centres[:, 1].min()), float(centres[:, 1].max())
+    height, width = page.shape
+    # Only lines inside the markers' rectangle, where the form is printed: beyond it lie the paper's edge and the
+    # background. The vertical lines are the horizontal lines of the transposed page: along y, across x.
+    dy = _profile(*_line_samples(horizontal, darkness, px_per_mm, span_y), span_x, width, px_per_mm)
+    dx = _profile(*_line_samples(np.ascontiguousarray(vertical.T), np.ascontiguousarray(darkness.T), px_per_mm, span_x),
+                  span_y, height, px_per_mm)
+    map_x = (np.arange(width)[None, :] + dx[:, None] * px_per_mm).astype(np.float32)
+    map_y = (np.arange(height)[:, None] + dy[None, :] * px_per_mm).astype(np.float32)
+    flat = cv2.remap(page, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+    return flat, PageBend(dx_of_y=dx, dy_of_x=dy)
