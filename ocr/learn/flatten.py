@@ -24,12 +24,17 @@ import numpy as np
 from numpy.polynomial import chebyshev
 
 from ocr.learn.boxes import straight_strokes
-from ocr.templates.model import Markers
+from ocr.templates.model import Markers, RectMM
 
-LONG_LINE_MM = 60.0  # printed lines at least this long are measured (table rules, rows of boxes)
+LONG_LINE_MM = 20.0  # printed lines at least this long are measured (table rules, rows of boxes)
 SAMPLE_MM = 4.0  # a line's centre is measured once per this length along it
 PROFILE_DEGREE = 6  # a bend profile over the measured span is a polynomial of this degree (a sheet's few waves)
+JUMP_MM = 0.4  # a printed line's centre moves less than this from one sample to the next (a bend's slope is < 0.1)
 OUTLIER_MM = 0.3  # samples farther than this (or 3 median residuals) off the fit are left out: crossings, merged strokes
+TAG_PAD_MM = 3.0  # strokes this near the page tag are left out with it (its frame, its quiet zone)
+END_SLOPE_SHARE = 0.15  # the span's share at each end whose secant slope carries the shape on to the markers
+CURVATURE_POINTS = 40  # where along the span the shape's curvature is held small
+CURVATURE_WEIGHT_MM2 = 1000.0  # a curvature of 1e-3 / mm (a 4 mm wave on a 400 mm page) weighs as a sample 0.1 mm off
 MIN_LINES = 3  # fewer long lines along an axis: that axis is left as the markers put it
 
 
@@ -65,6 +70,8 @@ def _line_samples(strokes: np.ndarray, darkness: np.ndarray, px_per_mm: float,
         pixels = per_column.reshape(bins, step).sum(axis=1)
         good = (pixels >= 0.6 * step * thickness) & (pixels <= 1.5 * step * thickness) & (weights.sum(axis=0) > 0)
         centre = (weights * np.arange(h)[:, None]).sum(axis=0)[good] / weights.sum(axis=0)[good]
+        if np.abs(np.diff(centre)).max(initial=0.0) > JUMP_MM * px_per_mm:  # strokes side by side (a tag's modules)
+            continue
         along.append((x + np.flatnonzero(good) * step + (step - 1) / 2) / px_per_mm)
         across.append((y + centre) / px_per_mm)
         line.append(np.full(int(good.sum()), i))
@@ -83,37 +90,56 @@ def _profile(along: np.ndarray, across: np.ndarray, line: np.ndarray, markers_mm
     low, high = float(along.min()), float(along.max())
     scaled = (along - low) / (high - low) * 2 - 1
     design = np.hstack([np.eye(len(names))[which], chebyshev.chebvander(scaled, PROFILE_DEGREE)[:, 1:]])
+    # Paper bends smoothly: the shape's curvature (1/mm) is kept small, so that across a gap between the lines (where
+    # they say nothing) it goes on nearly straight instead of as the polynomial pleases.
+    grid = np.linspace(-1.0, 1.0, CURVATURE_POINTS)
+    bend_rate = np.stack([chebyshev.chebval(grid, chebyshev.chebder(np.eye(PROFILE_DEGREE + 1)[k], 2))
+                          for k in range(1, PROFILE_DEGREE + 1)], axis=1) * (2 / (high - low)) ** 2
+    smooth = np.hstack([np.zeros((CURVATURE_POINTS, len(names))), CURVATURE_WEIGHT_MM2 * bend_rate])
     keep = np.ones(len(along), bool)
     for _ in range(3):  # refit without the samples far off the fit
-        coef = np.linalg.lstsq(design[keep], across[keep], rcond=None)[0]
+        coef = np.linalg.lstsq(np.vstack([design[keep], smooth]),
+                               np.concatenate([across[keep], np.zeros(CURVATURE_POINTS)]), rcond=None)[0]
         residual = np.abs(design @ coef - across)
         keep = residual <= max(OUTLIER_MM, 3 * float(np.median(residual)))
     shape = np.concatenate([[0.0], coef[len(names):]])
     at = np.arange(length_px) / px_per_mm
     inside = chebyshev.chebval((np.clip(at, low, high) - low) / (high - low) * 2 - 1, shape)
     # The offset: the shape's ends carried on straight to the markers, where the bend is zero, the nearer weighing more.
-    (first, last), end_slopes = markers_mm, chebyshev.chebval([-1.0, 1.0], chebyshev.chebder(shape)) * 2 / (high - low)
+    # Each end's slope is a secant over the span's last END_SLOPE_SHARE (a polynomial's own end slope is noisy).
+    first, last = markers_mm
+    inward = min(END_SLOPE_SHARE * 2, 1.0)
+    ends = chebyshev.chebval([-1.0, 1.0], shape)
+    secants = (ends - chebyshev.chebval([-1.0 + inward, 1.0 - inward], shape)) / (inward / 2 * (high - low))
     reach = np.array([max(low - first, 1.0), max(last - high, 1.0)])
-    carried = chebyshev.chebval([-1.0, 1.0], shape) + np.array([-1.0, 1.0]) * reach * end_slopes
+    carried = ends + reach * secants
     offset = float((carried / reach).sum() / (1 / reach).sum())
     # Between the span's ends and the markers the bend fades linearly to zero.
     fade = np.interp(at, [first, max(low, first + 1), min(high, last - 1), last], [0.0, 1.0, 1.0, 0.0])
     return (inside - offset) * fade
 
 
-def flatten(page: np.ndarray, px_per_mm: float, markers: Markers) -> tuple[np.ndarray, PageBend]:
-    """The rectified page (H, W uint8) with the bend its long lines show undone, and that bend."""
+def flatten(page: np.ndarray, px_per_mm: float, markers: Markers, tag_mm: RectMM | None) -> tuple[np.ndarray, PageBend]:
+    """The rectified page (H, W uint8) with the bend its long lines show undone, and that bend. The page tag's
+    modules (`tag_mm`, page mm) make strokes that are no printed lines."""
     darkness = 255.0 - page.astype(np.float32)
     horizontal, vertical = straight_strokes(page, px_per_mm)
+    if tag_mm is not None:
+        x, y, w, h = (round(v * px_per_mm) for v in tag_mm)
+        pad = round(TAG_PAD_MM * px_per_mm)
+        horizontal[max(y - pad, 0):y + h + pad, max(x - pad, 0):x + w + pad] = 0
+        vertical[max(y - pad, 0):y + h + pad, max(x - pad, 0):x + w + pad] = 0
     centres = np.array(markers.centres_mm())
-    span_x = float(centres[:, 0].min()), float(centres[:, 0].max())
-    span_y = float(centres[:, 1].min()), float(centres[:, 1].max())
+    at_x = float(centres[:, 0].min()), float(centres[:, 0].max())  # the markers' centres, where the bend is zero
+    at_y = float(centres[:, 1].min()), float(centres[:, 1].max())
+    inset = 2 * markers.square_mm  # the markers' own squares are no printed lines
+    inside_x, inside_y = (at_x[0] + inset, at_x[1] - inset), (at_y[0] + inset, at_y[1] - inset)
     height, width = page.shape
     # Only lines inside the markers' rectangle, where the form is printed: beyond it lie the paper's edge and the
     # background. The vertical lines are the horizontal lines of the transposed page: along y, across x.
-    dy = _profile(*_line_samples(horizontal, darkness, px_per_mm, span_y), span_x, width, px_per_mm)
-    dx = _profile(*_line_samples(np.ascontiguousarray(vertical.T), np.ascontiguousarray(darkness.T), px_per_mm, span_x),
-                  span_y, height, px_per_mm)
+    dy = _profile(*_line_samples(horizontal, darkness, px_per_mm, inside_y), at_x, width, px_per_mm)
+    dx = _profile(*_line_samples(np.ascontiguousarray(vertical.T), np.ascontiguousarray(darkness.T), px_per_mm, inside_x),
+                  at_y, height, px_per_mm)
     map_x = (np.arange(width)[None, :] + dx[:, None] * px_per_mm).astype(np.float32)
     map_y = (np.arange(height)[:, None] + dy[None, :] * px_per_mm).astype(np.float32)
     flat = cv2.remap(page, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255)

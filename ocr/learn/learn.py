@@ -99,7 +99,9 @@ def learn_page(gray: np.ndarray, settings: LearnSettings) -> LearnedPage | NotLe
     if not frame:
         return frame
     r = LEARN_PX_PER_MM
-    page, bend = flatten(frame.rectified(gray, r), r, frame.markers) if frame.markers else (frame.rectified(gray, r), None)
+    page, bend = frame.rectified(gray, r), None
+    if frame.markers:
+        page, bend = flatten(page, r, frame.markers, frame.tag.rect_mm if frame.tag else None)
     boxes = find_boxes(page, r)
     found = fields_in_reading_order(boxes)
     if not found:
