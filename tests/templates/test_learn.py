@@ -72,7 +72,7 @@ def test_labels_and_column_headings_give_the_shipped_ids_and_rules(page1):
 def test_the_written_file_validates_and_loads_with_its_rules_proposed(learned, tmp_path):
     scan = tmp_path / "form.png"
     scan.write_bytes(b"not read: the family file only names it")
-    template = write_template(learned, "kwk-learned", 1, scan, tmp_path / "kwk.yaml", px_per_mm(DPI))
+    template = write_template({1: learned}, "kwk-learned", [scan], tmp_path / "kwk.yaml", px_per_mm(DPI))
     assert template, template
     loaded = load_template_file(tmp_path / "kwk.yaml")[0]
     assert loaded.id == "kwk-learned" and loaded.page(1).tag_id == 1241
@@ -140,3 +140,23 @@ def test_a_bent_sheet_is_learned_flat_from_its_printed_lines():
     assert learned, learned
     assert learned.bend.largest_mm > 1.0
     assert_every_field_within_1_mm(learned, KWK, 1)
+
+
+def test_every_page_of_a_form_learned_into_one_template_numbered_by_its_tags(tmp_path):
+    scans = []
+    for number in (3, 1, 2):  # any order: the tags number the pages
+        scans.append(tmp_path / f"scan-{number}.png")
+        cv2.imwrite(str(scans[-1]), render_page(KWK, number, DPI))
+    out = tmp_path / "kwk.yaml"
+    result = CliRunner().invoke(main, ["template", "learn", *map(str, scans), "--dpi", str(DPI), "--out", str(out),
+                                       "--name", "kwk-all", "--no-labels"])
+    assert result.exit_code == ExitCode.OK, result.output
+    learned = load_template_file(out)[0]
+    assert [p.tag_id for p in learned.pages] == [1241, 1242, 1243]
+    for number in (1, 2, 3):
+        got = [np.array(f.boxes_mm) for f in learned.page(number).fields]
+        for field in KWK.page(number).fields:
+            true = np.array(field.boxes_mm)
+            assert any(g.shape == true.shape and np.abs(g - true).max() <= 1.0 for g in got), (number, field.id)
+    page_two = CliRunner().invoke(main, ["template", "learn", *map(str, scans), "--page", "2", "--out", str(out)])
+    assert page_two.exit_code == ExitCode.BAD_ARGUMENTS and "page tags" in page_two.output
