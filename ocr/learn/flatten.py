@@ -34,7 +34,7 @@ OUTLIER_MM = 0.3  # samples farther than this (or 3 median residuals) off the fi
 TAG_PAD_MM = 3.0  # strokes this near the page tag are left out with it (its frame, its quiet zone)
 END_SLOPE_SHARE = 0.15  # the span's share at each end whose secant slope carries the shape on to the markers
 CURVATURE_POINTS = 40  # where along the span the shape's curvature is held small
-CURVATURE_WEIGHT_MM2 = 1000.0  # a curvature of 1e-3 / mm (a 4 mm wave on a 400 mm page) weighs as a sample 0.1 mm off
+CURVATURE_WEIGHT_MM2 = 300.0  # a curvature of 1e-3 / mm (a 4 mm wave over 400 mm) weighs as a sample 0.3 mm off
 MIN_LINES = 3  # fewer long lines along an axis: that axis is left as the markers put it
 
 
