@@ -5,11 +5,13 @@ The markers' homography puts the four marker centres right, but a sheet curving 
 ocr/synth/camera.py) moves the points between them by up to a few mm. What is left after the homography moves a flat
 point (x, y) to (x + dx(y), y + dy(x)) on the rectified page, zero at the markers. A horizontal line at flat y0 is
 seen at y0 + dy(x): its shape along x, whatever its y0, is dy up to a constant; the vertical lines give dx(y) the same
-way. The lines give a profile's shape over their span, not its offset: that is where the shape, carried on straight
-(its end slope), meets the markers, where the bend is zero (the nearer marker weighs more); so a table far from the
-markers along an axis (a page whose print is a band) gets that axis's offset less surely. A stretch along a line (the
-sheet's foreshortening) does not show in straightness and is left to the markers. The synthetic photos' paper edge
-is not bent with the print: lines beyond the markers' rectangle are not used.
+way: one polynomial shape (its curvature held small, so it bridges gaps between tables nearly straight) plus an
+offset per line. The lines give a profile's shape over their span, not its offset: that is where the shape, carried
+on straight (its slope over the span's ends), meets the markers, where the bend is zero (the nearer marker weighs
+more); so a table far from the markers along an axis (a page whose print is a band) gets that axis's offset less
+surely. A stretch along a line (the sheet's foreshortening) does not show in straightness and is left to the
+markers. Only lines inside the markers' rectangle are used (the synthetic photos' paper edge is not bent with the
+print), and neither the markers' own squares nor the page tag's modules.
 
 Coordinates: page mm (x, y) from the rectified page's top-left; the page array is the page rectified at
 `px_per_mm`, window px (u, v) = page mm (x, y) * px_per_mm, pixel centres at integer px.
