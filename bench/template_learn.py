@@ -1,17 +1,18 @@
-"""`formc template learn` against the shipped marker templates: a render and a phone photo of every page.
+"""`formc template learn` against the shipped marker templates: a render and two phone photos (flat, bent) of every page.
 
     .venv/bin/python bench/template_learn.py [--dpi 127] [--seed 18] [--bend-mm 4] [--labels] [--templates ID ...]
 
-Each page of the 19 marker templates is rendered blank (`render_page`, 5 px/mm by default) and photographed once
-(ocr/synth/camera.py, profile phone, seed `--seed` + the page's index); learn is given no template data: the render's
-resolution (a scan's dpi) or, for the photo, the side of a marker square as a person measures it on the paper (the
-photo's only scale; the photo's boxes are compared through the markers' homography, which that length does not
-change). A true box is found when a learned field's box has all four corners within 1 mm of it (render: page mm;
-photo: learned page mm through the homography of the learned marker centres onto the true ones). A field is right
-when one learned field's boxes are exactly its boxes, in order. Extra: learned field boxes that are no true box
-(printed box rows the template does not read, such as the date boxes). `--labels` also reads the labels with
-Tesseract and counts the fields whose proposed id is the template's. `--bend-mm` sets the photo's paper bend (the
-phone profile's is up to 4 mm, which no homography of the markers follows; 0 photographs the page flat).
+Each page of the 19 marker templates is rendered blank (`render_page`, 5 px/mm by default) and photographed twice
+(ocr/synth/camera.py, profile phone, seed `--seed` + the page's index): flat, and with the paper bent (`--bend-mm`).
+Learn is given no template data: the render's resolution (a scan's dpi) or, for a photo, the side of a marker square
+as a person measures it on the paper (the photo's only scale; the photo's boxes are compared through the markers'
+homography, which that length does not change). A true box is found when a learned field's box has all four corners
+within 1 mm of it (render: page mm; photo: learned page mm through the homography of the learned marker centres onto
+the true ones). A field is right when one learned field's boxes are exactly its boxes, in order. Extra: learned
+field boxes that are no true box (printed box rows the template does not read, such as the date boxes). `--labels`
+also reads the labels with Tesseract and counts the fields whose proposed id is the template's. `--bend-mm` sets the
+bent photo's largest paper bend (the phone profile's is up to 4 mm, which no homography of the markers follows;
+learn undoes it from the straightness of the page's long printed lines).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def run(template: FormTemplate, page_number: int, source: str, dpi: float, seed:
         image = render_page(template, page_number, dpi)
         settings = LearnSettings(px_per_mm=px_per_mm(dpi), read_labels=labels)
     else:
-        image = photo_of(template, page_number, dpi, seed, bend_mm)
+        image = photo_of(template, page_number, dpi, seed, bend_mm if source == "bent" else 0.0)
         settings = LearnSettings(marker_square_mm=template.markers.square_mm, read_labels=labels)
     start = time.perf_counter()
     learned = learn_page(image, settings)
@@ -96,13 +97,14 @@ def main() -> None:
     args = parser.parse_args()
     templates = [t for t in load_templates().values() if t.markers is not None
                  and (not args.templates or t.id in args.templates)]
-    totals = {s: dict.fromkeys(("true", "found", "extra", "fields", "right", "ids"), 0) for s in ("render", "photo")}
+    sources = ("render", "flat", "bent")  # the render; phone photos of the page flat and bent
+    totals = {s: dict.fromkeys(("true", "found", "extra", "fields", "right", "ids"), 0) for s in sources}
     print(f"{'template':24s} page source  boxes found<=1mm extra  fields right{'  ids' if args.labels else ''}"
           f"  worst mm  learn s")
     index = 0
     for template in templates:
         for page in template.pages:
-            for source in ("render", "photo"):
+            for source in sources:
                 r = run(template, page.number, source, args.dpi, args.seed + index, args.bend_mm, args.labels)
                 for key in totals[source]:
                     totals[source][key] += r[key]

@@ -30,13 +30,20 @@ class FoundBox:
     stroke_mm: float  # width of the frame line, mean of the four edges
 
 
-def line_map(page: np.ndarray, px_per_mm: float) -> np.ndarray:
-    """(H, W) uint8, 255 where the page has a straight printed line (horizontal or vertical) at least LINE_MM long."""
+def straight_strokes(page: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal, vertical): (H, W) uint8 maps, 255 where the page has a straight printed stroke along that axis at
+    least LINE_MM long."""
     block = int(6 * px_per_mm) | 1
     dark = cv2.adaptiveThreshold(page, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 15)
     k = round(LINE_MM * px_per_mm)
     horizontal = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((1, k), np.uint8))
     vertical = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((k, 1), np.uint8))
+    return horizontal, vertical
+
+
+def line_map(page: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """(H, W) uint8, 255 where the page has a straight printed line (horizontal or vertical) at least LINE_MM long."""
+    horizontal, vertical = straight_strokes(page, px_per_mm)
     return horizontal | vertical
 
 

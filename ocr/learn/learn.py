@@ -16,6 +16,7 @@ from ocr.learn.fields import (
     id_for_label,
     regular_row,
 )
+from ocr.learn.flatten import PageBend, flatten
 from ocr.learn.labels import heading_rect, read_strips, row_label_rect
 from ocr.learn.page import LEARN_PX_PER_MM, NotLearned, PageFrame, find_page
 
@@ -34,7 +35,8 @@ class LearnSettings:
 @dataclass(frozen=True)
 class LearnedPage:
     frame: PageFrame
-    page: np.ndarray  # the page rectified at LEARN_PX_PER_MM (window px = page mm * LEARN_PX_PER_MM)
+    page: np.ndarray  # the page rectified at LEARN_PX_PER_MM (window px = page mm * LEARN_PX_PER_MM), bend undone
+    bend: PageBend | None  # what the page's long lines showed of a bent sheet; None without markers
     boxes: tuple[FoundBox, ...]  # every digit-box-like rectangle found, also those in no field
     fields: tuple[LearnedField, ...]  # in reading order
     rules: tuple[str, ...]  # rule expressions the layout implies, proposed
@@ -97,7 +99,9 @@ def learn_page(gray: np.ndarray, settings: LearnSettings) -> LearnedPage | NotLe
     if not frame:
         return frame
     r = LEARN_PX_PER_MM
-    page = frame.rectified(gray, r)
+    page, bend = frame.rectified(gray, r), None
+    if frame.markers:
+        page, bend = flatten(page, r, frame.markers, frame.tag.rect_mm if frame.tag else None)
     boxes = find_boxes(page, r)
     found = fields_in_reading_order(boxes)
     if not found:
@@ -121,5 +125,5 @@ def learn_page(gray: np.ndarray, settings: LearnSettings) -> LearnedPage | NotLe
     fields = [LearnedField(id=field_id, label=row_labels.get(row, ""), row=row, col=col, boxes_mm=regular_row(run),
                            stroke_mm=round(float(np.mean([b.stroke_mm for b in run])), 2))
               for field_id, (row, col, run) in zip(ids, found)]
-    return LearnedPage(frame=frame, page=page, boxes=tuple(boxes), fields=tuple(fields),
+    return LearnedPage(frame=frame, page=page, bend=bend, boxes=tuple(boxes), fields=tuple(fields),
                        rules=tuple(_proposed_rules(fields, columns, letters)))

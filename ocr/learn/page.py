@@ -29,6 +29,7 @@ from ocr.templates.model import Markers, RectMM, rect_corners
 
 LEARN_PX_PER_MM = 5.0  # the rectified page every later step works on: a 1 mm frame line is 5 px
 PHOTO_MARGIN_SQUARES = 4.0  # a photo's page reaches this many marker squares beyond the markers (its edge is unknown)
+MARKER_SIZE_SPREAD = 1.25  # largest / smallest marker square side over its homography's local scale on one page
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,16 @@ def _turns_fitting_diagonals(chosen: list[MarkerCandidate], centres_px: np.ndarr
     return fitting
 
 
+def _sizes_agree(chosen: list[MarkerCandidate], centres_px: np.ndarray) -> bool:
+    """Whether the four squares are one size on the paper: each square's side (image px) against the local scale there
+    of the homography from a square onto the centres (TL, TR, BR, BL px). A stray dark square off the page, taken as a
+    corner, bends that homography so that the squares' sides no longer follow it."""
+    unit = rect_corners((0.0, 0.0, 1.0, 1.0))
+    h = cv2.getPerspectiveTransform(unit.astype(np.float32), centres_px.astype(np.float32)).astype(np.float64)
+    ratios = [c.square_px / _local_px_per_mm(h, p) for c, p in zip(chosen, unit)]
+    return max(ratios) <= MARKER_SIZE_SPREAD * min(ratios)
+
+
 def _local_px_per_mm(h: np.ndarray, point_mm: np.ndarray) -> float:
     """Image px per page mm at `point_mm` under `h` (square root of the local area scale)."""
     p = map_points(h, np.array([point_mm, point_mm + (1, 0), point_mm + (0, 1)], np.float64))
@@ -116,10 +127,11 @@ def _read_tag(page: np.ndarray, px_per_mm: float) -> PageTag | None:
 
 def find_page(gray: np.ndarray, px_per_mm: float | None, marker_square_mm: float | None) -> PageFrame | NotLearned:
     """The page frame of a scan (`px_per_mm` known) or a photo (`marker_square_mm` known), or why there is none."""
-    # The largest set whose checker diagonals all agree: a stray dark square makes a larger set now and then.
+    # The largest set whose squares are one size on the paper and whose checker diagonals all agree: a stray dark
+    # square makes a larger set now and then.
     sets = [(chosen, np.array([refine_marker(gray, c) for c in chosen])) for chosen in _corner_marker_sets(gray)]
     fitting = next(((chosen, centres, turns) for chosen, centres in sets
-                    if (turns := _turns_fitting_diagonals(chosen, centres))), None)
+                    if _sizes_agree(chosen, centres) and (turns := _turns_fitting_diagonals(chosen, centres))), None)
     if not sets:
         if px_per_mm is None:
             return NotLearned("no corner markers found: a photo needs its four corner markers; for a flat scan of a "
@@ -130,7 +142,7 @@ def find_page(gray: np.ndarray, px_per_mm: float | None, marker_square_mm: float
         return NotLearned("a photo has no scale: give the side of one corner-marker square as measured on the paper "
                           "(--marker-mm), or the resolution of a flat scan (--dpi)")
     if fitting is None:
-        return NotLearned("no four corner squares found are checker markers with their diagonals the same way")
+        return NotLearned("no four corner squares found are checker markers of one size with their diagonals the same way")
     chosen, centres, turns = fitting
     square_px = float(np.median([c.square_px for c in chosen]))
     frame = None

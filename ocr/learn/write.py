@@ -1,7 +1,7 @@
 """A learned page written as a template file the shipped loaders accept, and the overlay picture to check it by eye.
 
-With markers and a page tag the file is a family file (`ocr.templates.file.TemplateFamily`: one variant, the learned
-page's layout, the pages before it empty); without them a reference-image file (`ReferenceFormSpec`) on the scan
+With markers and a page tag the file is a family file (`ocr.templates.file.TemplateFamily`: one variant, a layout per
+learned page, the pages not given empty); without them a reference-image file (`ReferenceFormSpec`) on the scan
 itself, copied beside the file when it is elsewhere. Rules are written `proposed: true`. The file is loaded back
 through the same loader before this returns, so what it writes validates.
 """
@@ -9,6 +9,8 @@ through the same loader before this returns, so what it writes validates.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from ocr.learn.page import LEARN_PX_PER_MM, NotLearned
 from ocr.reader.geometry import map_points
 from ocr.templates.checks import TemplateError
 from ocr.templates.family import load_family_file
-from ocr.templates.model import FormTemplate, rect_corners
+from ocr.templates.model import FormTemplate, RectMM, rect_corners
 from ocr.templates.reference_form import load_reference_file
 
 HEADER = """\
@@ -31,8 +33,8 @@ HEADER = """\
 """
 
 
-def _rule_specs(learned: LearnedPage) -> list[dict]:
-    return [{"expr": expr, "proposed": True, "note": "implied by the layout"} for expr in learned.rules]
+def _rule_specs(rules: list[str] | tuple[str, ...]) -> list[dict]:
+    return [{"expr": expr, "proposed": True, "note": "implied by the layout"} for expr in rules]
 
 
 def _tag_pattern(tag_id: int, page_number: int) -> str | None:
@@ -43,24 +45,63 @@ def _tag_pattern(tag_id: int, page_number: int) -> str | None:
     return text[: -len(page)] + "{page}" if text.endswith(page) else None
 
 
-def family_document(learned: LearnedPage, name: str, page_number: int, scan: str) -> dict | NotLearned:
-    frame = learned.frame
-    pattern = _tag_pattern(frame.tag.tag_id, page_number)
-    if pattern is None:
-        return NotLearned(f"the page tag {frame.tag.tag_id} does not end in the page number {page_number}: give the "
-                          f"page's number as printed (--page)")
-    fields = [{"id": f.id, **({"label": f.label} if f.label else {}),
-               "boxes": {"count": len(f.boxes_mm), "origin_mm": list(f.boxes_mm[0][:2]), "size_mm": list(f.boxes_mm[0][2:]),
-                         "pitch_mm": round(f.boxes_mm[1][0] - f.boxes_mm[0][0], 2), "stroke_mm": f.stroke_mm}}
-              for f in learned.fields]
-    layouts = {"learned": {"fields": fields}} | ({"not_learned": {}} if page_number > 1 else {})
+def pages_by_tag(learned: list[LearnedPage]) -> dict[int, LearnedPage] | NotLearned:
+    """Each page under its number, read from its tag: one form's pages' tags share all but their last digits, which
+    are the page's number (1241, 1242, 1243)."""
+    if any(page.frame.tag is None for page in learned):
+        return NotLearned("learning several pages into one template needs every page's tag: a page has none")
+    tags = [str(page.frame.tag.tag_id) for page in learned]
+    common = len(os.path.commonprefix(tags)) if len(set(tags)) == len(tags) else max(map(len, tags))
+    numbers = [int(tag[common:] or 0) for tag in tags]
+    if min(numbers) < 1:
+        return NotLearned(f"the page tags {', '.join(tags)} are not one form's pages (the same tag twice, or tags "
+                          f"that do not end in their page numbers)")
+    return dict(sorted(zip(numbers, learned)))
+
+
+def _in_frame(boxes_mm: tuple[RectMM, ...], to_frame: np.ndarray) -> list[RectMM]:
+    """Boxes (page mm of one page's learned frame) in another frame: top-left and bottom-right corners mapped."""
+    out = []
+    for x, y, w, h in boxes_mm:
+        (x0, y0), (x1, y1) = map_points(to_frame, np.array([[x, y], [x + w, y + h]], np.float64))
+        out.append((round(float(x0), 2), round(float(y0), 2), round(float(x1 - x0), 2), round(float(y1 - y0), 2)))
+    return out
+
+
+def family_document(pages: dict[int, LearnedPage], name: str, scan: str) -> dict | NotLearned:
+    """One family file for the learned pages (by page number): its geometry is the first page's, every page's boxes
+    brought into that frame through the marker centres; an id a page before already has gets `p<page>_` before it."""
+    frame = pages[min(pages)].frame
+    patterns = {_tag_pattern(page.frame.tag.tag_id, number) for number, page in pages.items()}
+    if len(patterns) != 1 or None in patterns:
+        tags = ", ".join(f"{page.frame.tag.tag_id} (page {number})" for number, page in pages.items())
+        return NotLearned(f"the page tags {tags} do not end in their page numbers: give the page's number as printed "
+                          f"(--page)")
+    layouts: dict[str, dict] = {}
+    rules, used = [], set()
+    for number, page in pages.items():
+        to_frame = cv2.getPerspectiveTransform(np.float32(page.frame.markers.centres_mm()),
+                                               np.float32(frame.markers.centres_mm())).astype(np.float64)
+        renamed = {f.id: f.id if f.id not in used else f"p{number}_{f.id}" for f in page.fields}
+        used.update(renamed.values())
+        fields = []
+        for f in page.fields:
+            boxes = _in_frame(f.boxes_mm, to_frame)
+            fields.append({"id": renamed[f.id], **({"label": f.label} if f.label else {}),
+                           "boxes": {"count": len(boxes), "origin_mm": list(boxes[0][:2]), "size_mm": list(boxes[0][2:]),
+                                     "pitch_mm": round(boxes[1][0] - boxes[0][0], 2), "stroke_mm": f.stroke_mm}})
+        layouts[f"learned_page_{number}"] = {"fields": fields}
+        rules += [re.sub(r"[a-z_][a-z0-9_]*", lambda m: renamed.get(m.group(0), m.group(0)), expr) for expr in page.rules]
+    if len(layouts) < max(pages):
+        layouts["not_learned"] = {}
     return {"family": name, "version": 1, "description": f"learned from {scan}", "source": scan,
             "page_size_mm": [round(v, 2) for v in frame.page_size_mm],
             "markers": {"square_mm": frame.markers.square_mm, "blocks_mm": [list(b) for b in frame.markers.blocks_mm]},
             "tag_rect_mm": [round(v, 2) for v in frame.tag.rect_mm], "tag_rotation_deg": frame.tag.rotation_deg,
-            "layouts": layouts, "rules": _rule_specs(learned),
+            "layouts": layouts, "rules": _rule_specs(rules),
             "variants": [{"id": name, "model": name.upper(), "election_title": "",
-                          "layouts": ["not_learned"] * (page_number - 1) + ["learned"], "tag_id": pattern}]}
+                          "layouts": [f"learned_page_{n}" if n in pages else "not_learned" for n in range(1, max(pages) + 1)],
+                          "tag_id": patterns.pop()}]}
 
 
 def reference_document(learned: LearnedPage, name: str, page_number: int, scan: Path, px_per_mm: float) -> dict:
@@ -78,27 +119,31 @@ def reference_document(learned: LearnedPage, name: str, page_number: int, scan: 
     return {"reference_form": name, "version": 1, "description": f"learned from {scan.name}", "source": scan.name,
             "pages": [{"number": page_number, "image": scan.name, "sha256": hashlib.sha256(scan.read_bytes()).hexdigest(),
                        "px_per_mm": px_per_mm, "fields": fields}],
-            "rules": _rule_specs(learned)}
+            "rules": _rule_specs(learned.rules)}
 
 
-def write_template(learned: LearnedPage, name: str, page_number: int, scan: Path, out: Path,
+def write_template(pages: dict[int, LearnedPage], name: str, scans: list[Path], out: Path,
                    px_per_mm: float | None) -> FormTemplate | NotLearned:
-    """Write the template file `out` (and, for a reference-image template, the scan beside it); load it back."""
-    frame = learned.frame
-    if frame.markers is not None and frame.tag is not None:
-        document = family_document(learned, name, page_number, scan.name)
+    """Write the template file `out` from the learned pages by page number (and, for a reference-image template, one
+    page, the scan beside it); load it back."""
+    sources = ", ".join(scan.name for scan in scans)
+    if all(page.frame.markers is not None and page.frame.tag is not None for page in pages.values()):
+        document = family_document(pages, name, sources)
         if not document:
             return document
+    elif len(pages) > 1:
+        return NotLearned("several pages make one template only with every page's corner markers and tag")
     elif px_per_mm is None:
         return NotLearned("a template without markers and tag is a reference-image template: give the scan's --dpi")
     else:
-        document = reference_document(learned, name, page_number, scan, px_per_mm)
-        beside = out.parent / scan.name
+        (page_number, learned), = pages.items()
+        document = reference_document(learned, name, page_number, scans[0], px_per_mm)
+        beside = out.parent / scans[0].name
         if not beside.exists():
-            shutil.copyfile(scan, beside)
+            shutil.copyfile(scans[0], beside)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120, default_flow_style=None)
-    out.write_text(HEADER.format(scan=scan.name) + text, encoding="utf-8")
+    out.write_text(HEADER.format(scan=sources) + text, encoding="utf-8")
     try:
         return load_family_file(out)[0] if "family" in document else load_reference_file(out)
     except TemplateError as exc:
