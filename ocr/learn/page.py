@@ -16,13 +16,13 @@ import cv2
 import numpy as np
 
 from ocr.reader.geometry import map_points, rectify
-from ocr.reader.locate import (
+from ocr.reader.locate import find_tags, reduce_for_locating
+from ocr.reader.markers import (
     MAX_CANDIDATES,
     MarkerCandidate,
     find_marker_candidates,
-    find_tags,
+    local_px_per_mm,
     plausible_combos,
-    reduce_for_locating,
     refine_marker,
 )
 from ocr.templates.model import Markers, RectMM, rect_corners
@@ -94,15 +94,8 @@ def _sizes_agree(chosen: list[MarkerCandidate], centres_px: np.ndarray) -> bool:
     corner, bends that homography so that the squares' sides no longer follow it."""
     unit = rect_corners((0.0, 0.0, 1.0, 1.0))
     h = cv2.getPerspectiveTransform(unit.astype(np.float32), centres_px.astype(np.float32)).astype(np.float64)
-    ratios = [c.square_px / _local_px_per_mm(h, p) for c, p in zip(chosen, unit)]
+    ratios = np.array([c.square_px for c in chosen]) / local_px_per_mm(h, unit)
     return max(ratios) <= MARKER_SIZE_SPREAD * min(ratios)
-
-
-def _local_px_per_mm(h: np.ndarray, point_mm: np.ndarray) -> float:
-    """Image px per page mm at `point_mm` under `h` (square root of the local area scale)."""
-    p = map_points(h, np.array([point_mm, point_mm + (1, 0), point_mm + (0, 1)], np.float64))
-    (ux, uy), (vx, vy) = p[1] - p[0], p[2] - p[0]
-    return float(np.sqrt(abs(ux * vy - uy * vx)))
 
 
 def _frame(corners_px: np.ndarray, span_mm: tuple[float, float], origin_mm: tuple[float, float],
@@ -182,7 +175,7 @@ def _page_frame(gray: np.ndarray, corners_px: np.ndarray, square_px: float, px_p
     if tag is not None:
         span = (span[0] * tag.rect_mm[3] / tag.rect_mm[2], span[1])
         h = _frame(corners_px, span, (margin, margin), (span[0] + 2 * margin, span[1] + 2 * margin))
-        measured = square_px / np.mean([_local_px_per_mm(h, p) for p in rect_corners((margin, margin, *span))])
+        measured = square_px / np.mean(local_px_per_mm(h, rect_corners((margin, margin, *span))))
         span = (span[0] * marker_square_mm / measured, span[1] * marker_square_mm / measured)
         frame = _photo_frame(corners_px, span, margin, marker_square_mm)
         frame = PageFrame(frame.page_homography, frame.page_size_mm, frame.markers,

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ocr.reader.geometry import map_points, scaled
-from ocr.reader.locate import orientation_preserved
+from ocr.reader.markers import orientation_preserved
 from ocr.reader.reasons import ReasonCode, Refusal
 from ocr.templates.model import FormTemplate, ReferenceImage
 
