@@ -144,16 +144,26 @@ def decided(key: ColumnElement[str]) -> ColumnElement[bool]:
     return select(SourceChoiceRow.id).where(SourceChoiceRow.tps_key == key).exists()
 
 
-def conflicted_tps() -> CTE:
-    """The TPS in conflict: (tps_key, decided), to join to submission rows on `TPS_KEY`; computed once a query
-    (materialised: as a subquery joined on an expression SQLite computed it again for every row)."""
+def _conflicted_tps() -> CTE:
+    """The TPS in conflict: (tps_key, decided); computed once a query (materialised: as a subquery joined on an
+    expression SQLite computed it again for every row)."""
     keys = conflicted_keys().subquery()
     return select(keys.c.tps_key, decided(keys.c.tps_key).label("decided")).cte("conflicted").prefix_with("MATERIALIZED")
 
 
+# One CTE for the whole module: a query that asks both (the queue's badge and its filter) computes the TPS once.
+_CONFLICTED = _conflicted_tps()
+
+
 def in_conflict() -> ColumnElement[bool]:
-    """Whether a submission row's TPS is in conflict: a condition of a query over submissions."""
-    return TPS_KEY.in_(conflicted_keys())
+    """Whether a submission row's TPS is in conflict: a condition (or column) of a query over submissions; asked with
+    IN, not joined on the key expression, which SQLite answered by scanning the conflicted TPS for every row."""
+    return TPS_KEY.in_(select(_CONFLICTED.c.tps_key))
+
+
+def undecided_conflict() -> ColumnElement[bool]:
+    """Whether a submission row's TPS is in conflict with no reviewer's choice yet."""
+    return TPS_KEY.in_(select(_CONFLICTED.c.tps_key).where(~_CONFLICTED.c.decided))
 
 
 def counts(connection: Connection | Session, only: str | None = None) -> tuple[int, int]:

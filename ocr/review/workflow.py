@@ -29,7 +29,7 @@ from ocr.reader.reasons import FindingCode
 from ocr.record import SubmissionResult
 from ocr.review.accounts import Accounts, User
 from ocr.review.audit import record, utc
-from ocr.review.conflicts import TPS_KEY, conflicted_tps, differing_fields, newest_choice, read_ref, tps_key
+from ocr.review.conflicts import differing_fields, in_conflict, newest_choice, read_ref, tps_key, undecided_conflict
 from ocr.review.errors import FourEyes, Locked, ReviewError
 from ocr.review.search import SubmissionFilter
 from ocr.templates.catalog import get_template
@@ -195,11 +195,6 @@ _FLAGGED = (select(FieldRow.submission_id, func.count().label("flagged"), func.m
             .where(FieldRow.status.in_(FLAGGED)).group_by(FieldRow.submission_id).subquery())
 _N_FLAGGED = func.coalesce(_FLAGGED.c.flagged, 0)
 _LOWEST = func.coalesce(_FLAGGED.c.lowest, 1.0)
-# The TPS whose sources disagree: a submission of one no reviewer has decided goes with those to review.
-# Asked with IN, not joined on the key expression: SQLite scanned the conflicted TPS for every submission row.
-_CONFLICTED = conflicted_tps()
-_IN_CONFLICT = TPS_KEY.in_(select(_CONFLICTED.c.tps_key))
-_UNDECIDED = TPS_KEY.in_(select(_CONFLICTED.c.tps_key).where(~_CONFLICTED.c.decided))
 
 
 class Reviews(Accounts):
@@ -275,8 +270,9 @@ class Reviews(Accounts):
         """Open submissions that can be verified, narrowed to `found`: `review` and those of a TPS whose sources
         disagree with no reviewer's choice yet first, by risk (more flagged fields, then the lowest confidence of a
         flagged field), then `ok`; oldest first on ties. `offset`: how many to skip."""
+        # A submission of a TPS whose sources disagree, which no reviewer has decided, goes with those to review.
         return self._listed(limit, offset, [*_QUEUED_OPEN, *found.where()],
-                            case((or_(SubmissionRow.status == "review", _UNDECIDED), 0), else_=1), _N_FLAGGED.desc(),
+                            case((or_(SubmissionRow.status == "review", undecided_conflict()), 0), else_=1), _N_FLAGGED.desc(),
                             _LOWEST, SubmissionRow.id)
 
     def queue_size(self, found: SubmissionFilter = SubmissionFilter()) -> int:
@@ -296,7 +292,7 @@ class Reviews(Accounts):
         """Submissions with their review rows and flagged fields where `where` holds, in `order`, one page of them."""
         verifier = aliased(UserRow)
         query = (select(SubmissionRow.id, SubmissionRow.submission, SubmissionRow.status, _N_FLAGGED, _LOWEST,
-                        SubmissionRow.created_at, ReviewRow.state, verifier.name, _IN_CONFLICT)
+                        SubmissionRow.created_at, ReviewRow.state, verifier.name, in_conflict())
                  .outerjoin(ReviewRow, ReviewRow.submission_id == SubmissionRow.id)
                  .outerjoin(_FLAGGED, _FLAGGED.c.submission_id == SubmissionRow.id)
                  .outerjoin(verifier, verifier.id == ReviewRow.verified_by)
