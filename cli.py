@@ -54,7 +54,7 @@ def template() -> None:
 
 @template.command("list")
 def template_list() -> None:
-    """Every shipped template: id, pages with their tag ids (or reference scans), vote columns."""
+    """Every template, shipped or own (FORMC_TEMPLATES): id, pages with their tag ids (or reference scans), vote columns."""
     from ocr.templates.catalog import load_templates, unavailable_templates
 
     for t in load_templates().values():

@@ -138,6 +138,7 @@ def write_template(pages: dict[int, LearnedPage], name: str, scans: list[Path], 
     else:
         (page_number, learned), = pages.items()
         document = reference_document(learned, name, page_number, scans[0], px_per_mm)
+        out.parent.mkdir(parents=True, exist_ok=True)
         beside = out.parent / scans[0].name
         if not beside.exists():
             shutil.copyfile(scans[0], beside)

@@ -1,4 +1,5 @@
-"""The shipped templates: every family and reference-image file in the `templates_forms` package, loaded once.
+"""The templates: every family and reference-image file in the `templates_forms` package, and an office's own in the
+folders of FORMC_TEMPLATES (os.pathsep-separated; what `formc template learn --out` writes), loaded once.
 
 `load_templates()` is the catalogue by id (cached for the process), `get_template(id)` one of them, and
 `unavailable_templates()` the reference-image templates whose scan is not on this machine, with why.
@@ -6,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -14,6 +16,8 @@ from ocr.templates.checks import TemplateError, check_unique, read_yaml
 from ocr.templates.family import load_family_file
 from ocr.templates.model import FormTemplate
 from ocr.templates.reference_form import MissingReferenceImage, load_reference_file
+
+TEMPLATES_ENV = "FORMC_TEMPLATES"  # folders (os.pathsep-separated) of an office's own template files
 
 
 def load_template_file(path: Path) -> list[FormTemplate]:
@@ -35,25 +39,34 @@ def reference_files() -> list[Path]:
     return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")) if root.is_dir() else []
 
 
+def own_files() -> list[Path]:
+    """The template files (*.yaml) in the folders of FORMC_TEMPLATES, a missing folder named as a problem."""
+    folders = [Path(p) for p in os.environ.get(TEMPLATES_ENV, "").split(os.pathsep) if p]
+    missing = [str(d) for d in folders if not d.is_dir()]
+    if missing:
+        raise TemplateError(TEMPLATES_ENV, [f"{d} is not a folder" for d in missing])
+    return sorted(p for d in folders for p in d.glob("*.yaml"))
+
+
 @lru_cache(maxsize=1)
 def _reference_templates() -> tuple[tuple[FormTemplate, ...], dict[str, str]]:
     available, missing = [], {}
-    for path in reference_files():
+    for path in [*reference_files(), *own_files()]:
         try:
-            available.append(load_reference_file(path))
+            available.extend(load_template_file(path))
         except MissingReferenceImage as exc:
             missing[path.stem] = "; ".join(exc.problems)
     return tuple(available), missing
 
 
 def unavailable_templates() -> dict[str, str]:
-    """Shipped reference-image templates whose scan is not on this machine, with why (by file name)."""
+    """Reference-image templates (shipped or own) whose scan is not on this machine, with why (by file name)."""
     return dict(_reference_templates()[1])
 
 
 @lru_cache(maxsize=1)
 def load_templates() -> dict[str, FormTemplate]:
-    """Every shipped template whose files are all here, by id; tag ids checked unique across families."""
+    """Every shipped and own template whose files are all here, by id; ids and tag ids checked unique across files."""
     templates: list[FormTemplate] = []
     for path in family_files():
         templates.extend(load_family_file(path))
@@ -63,6 +76,13 @@ def load_templates() -> dict[str, FormTemplate]:
     if problems:
         raise TemplateError("templates_forms", problems)
     return {t.id: t for t in templates}
+
+
+def reload_templates() -> dict[str, FormTemplate]:
+    """The catalogue read again: after an own template file was saved, or FORMC_TEMPLATES changed."""
+    _reference_templates.cache_clear()
+    load_templates.cache_clear()
+    return load_templates()
 
 
 def get_template(template_id: str) -> FormTemplate:
