@@ -7,7 +7,9 @@ it ends; `ServerUnavailable` says why one cannot be started (the tests skip with
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -25,9 +27,20 @@ class ServerUnavailable(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range: a client retrying a stopped server on a port in
+    that range can connect to itself, hold the port, and keep the restarted server from binding it (an outage test
+    then never ends)."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.Random().sample(range(10000, max(low, 10100)), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServerUnavailable(f"no free TCP port between 10000 and {low}")
 
 
 @dataclass
@@ -56,13 +69,16 @@ def redis_server() -> Iterator[Server]:
         running.append(subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
                                          "--save", "", "--appendonly", "yes"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        client = redis.Redis(port=port)
+        client = redis.Redis(host="127.0.0.1", port=port)
         for _ in range(100):
+            if running[-1].poll() is not None:
+                raise ServerUnavailable(f"redis-server exited at start (port {port} taken?)")
             try:
-                client.ping()
-                return
+                if client.ping() is True:  # PONG from the server, not some other listener
+                    return
             except (redis.ConnectionError, redis.BusyLoadingError):
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise ServerUnavailable("redis-server did not answer within 10 s")
 
     def stop() -> None:

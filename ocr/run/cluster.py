@@ -23,6 +23,7 @@ The submitter is told of each finished task (no polling) and takes the record th
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,15 +54,22 @@ DB_RETRIES = 8  # with backoff capped at 60 s: a database down for several minut
 OUTAGE_S = 600.0  # the submitter waits this long for a broker or database that went away, then gives up
 # What an unreachable broker or result backend raises (a Redis result backend raises redis' own error), and a database.
 BROKER_OUTAGES = (BrokerUnavailable, RedisUnavailable, ConnectionError, TimeoutError)
-OUTAGES = (OperationalError, StoreUnavailable, *BROKER_OUTAGES)
+DATABASE_OUTAGES = (OperationalError, StoreUnavailable)
+OUTAGES = (*DATABASE_OUTAGES, *BROKER_OUTAGES)
 
 
-def outlasting(what: str, on_wait: Callable[[str], None] = lambda message: None) -> Retrying:
+def outlasting(what: str, on_wait: Callable[[str], None] = lambda message: None,
+               outages: tuple[type[BaseException], ...] = OUTAGES) -> Retrying:
     """Retries a call through an outage of the broker or the database (backoff up to 10 s, for `OUTAGE_S`);
     `on_wait` hears why it waits."""
-    return Retrying(retry=retry_if_exception_type(OUTAGES), wait=wait_exponential(multiplier=0.5, max=10),
+    return Retrying(retry=retry_if_exception_type(outages), wait=wait_exponential(multiplier=0.5, max=10),
                     stop=stop_after_delay(OUTAGE_S), reraise=True,
-                    before_sleep=lambda state: on_wait(f"{what}: {state.outcome.exception()!r}; retrying"))
+                    before_sleep=lambda state: on_wait(f"{what}: {_why(state.outcome.exception())}; retrying"))
+
+
+def _why(exc: BaseException) -> str:
+    """The error's class and message (redis' own errors print only their class in repr)."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def make_app(broker: str, db_url: str | None = None, store_dir: Path | None = None,
@@ -195,7 +203,7 @@ class ClusterEngine:
                  on_wait: Callable[[str], None] = lambda message: None) -> None:
         if settings.previews is not None:
             raise ValueError("previews are drawn by the local engine only")
-        self.app, self.photo_store, self.store = make_app(broker), PhotoStore(store_dir), store
+        self.broker, self.app, self.photo_store, self.store = broker, make_app(broker), PhotoStore(store_dir), store
         self.settings, self.on_wait = settings, on_wait
 
     def save_missing(self, done: dict[tuple[str, str], str], store) -> None:
@@ -217,12 +225,28 @@ class ClusterEngine:
                     # Kept in `pending` until fetched: a database outage longer than OUTAGE_S stops the batch, loses
                     # nothing (the next run sends what is not in the JSONL).
                     async_result, sub, message = pending[task_id]
-                    result = outlasting("fetching a result", self.on_wait)(_outcome, async_result, message, self.store)
+                    result = outlasting("fetching a result", self.on_wait, DATABASE_OUTAGES)(
+                        _outcome, async_result, message, self.store)
                     del pending[task_id]
                     yield sub, result
             except BROKER_OUTAGES as exc:  # the wait for the broker to come back starts now
-                self.on_wait(f"waiting for results: {exc!r}")
-                outlasting("reaching the broker", self.on_wait)(next(iter(pending.values()))[0].ready)
+                self.on_wait(f"waiting for results: {_why(exc)}")
+                self.app = outlasting("reaching the broker", self.on_wait)(self._reconnected, next(iter(pending)))
+                pending = {task_id: (self.app.AsyncResult(task_id), sub, message)
+                           for task_id, (_, sub, message) in pending.items()}
+
+    def _reconnected(self, task_id: str) -> Celery:
+        """A new app once its result backend answers (asked for `task_id`): the old one's result consumer may keep a
+        subscription that died with the broker, and its results would never arrive."""
+        app = make_app(self.broker)
+        try:
+            app.AsyncResult(task_id).ready()
+        except Exception:
+            app.close()
+            raise
+        with contextlib.suppress(Exception):  # its connections are gone anyway
+            self.app.close()
+        return app
 
 
 def _outcome(async_result: AsyncResult, message: dict, store: ResultStore) -> SubmissionResult:

@@ -84,7 +84,13 @@ def _batch_through(tmp_path: Path, broker: str, db_url: str, count: int,
             while len(db.keys()) < 2 and time.monotonic() < deadline:  # both workers are reading by now
                 time.sleep(0.1)
         meanwhile(workers)
-        _, stderr = submit.communicate(timeout=300)
+        try:
+            _, stderr = submit.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            submit.kill()
+            _, stderr = submit.communicate()
+            logs = "".join(f"--- {log.name}:\n{log.read_text()[-4000:]}" for log in tmp_path.glob("worker-*.log"))
+            pytest.fail(f"the batch did not finish in 300 s; the submitter said:\n{stderr[-4000:]}\n{logs}")
         assert submit.returncode == 0, stderr
     finally:
         for w in workers:

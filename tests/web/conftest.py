@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+
+from bench.servers import free_port
 
 PASSWORD = "correct horse battery"
 
@@ -68,9 +69,7 @@ def served(app: Starlette) -> Iterator[str]:
     """`app` served by uvicorn in a thread (one event loop, as `formc serve` runs it) while in the block; its base URL."""
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

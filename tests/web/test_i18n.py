@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from bench.servers import free_port
 from ocr.db.store import ResultStore, default_url
 from ocr.review.accounts import hash_password
 from ocr.review.throttle import ACCOUNT_LIMIT
@@ -168,19 +168,13 @@ def test_fields_and_rules_are_named_as_the_form_prints_them(site):
     assert "A. Jumlah seluruh suara sah = Jumlah suara sah (1)" in preview
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_times_are_in_wita_when_formc_serve_is_started_with_asia_makassar(tmp_path):
     """`formc serve --timezone Asia/Makassar`: the admin's last log-in, stored in UTC, shows 8 hours later as WITA."""
     url = default_url(tmp_path / "results.db")
     app = create_app(url, tmp_path / "store", secret="s")
     app.state.reviews.add_user("ade", "admin", hash_password(PASSWORD))
     app.state.store.close()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "serve", "--db", url, "--store", str(tmp_path / "store"),
                                "--port", str(port), "--secret", "s", "--timezone", "Asia/Makassar"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
