@@ -125,12 +125,12 @@ def find_page(gray: np.ndarray, px_per_mm: float | None, marker_square_mm: float
     sets = [(chosen, np.array([refine_marker(gray, c) for c in chosen])) for chosen in _corner_marker_sets(gray)]
     fitting = next(((chosen, centres, turns) for chosen, centres in sets
                     if _sizes_agree(chosen, centres) and (turns := _turns_fitting_diagonals(chosen, centres))), None)
-    if not sets:
-        if px_per_mm is None:
-            return NotLearned("no corner markers found: a photo needs its four corner markers; for a flat scan of a "
-                              "form without markers give its resolution (--dpi) to learn a reference-image template")
+    if fitting is None and px_per_mm is not None:  # a flat scan of a form without markers: the page is the image
         height, width = gray.shape
         return PageFrame(np.diag([px_per_mm, px_per_mm, 1.0]), (width / px_per_mm, height / px_per_mm), None, None)
+    if not sets:
+        return NotLearned("no corner markers found: a photo needs its four corner markers; for a flat scan of a "
+                          "form without markers give its resolution (--dpi) to learn a reference-image template")
     if px_per_mm is None and marker_square_mm is None:
         return NotLearned("a photo has no scale: give the side of one corner-marker square as measured on the paper "
                           "(--marker-mm), or the resolution of a flat scan (--dpi)")
