@@ -160,6 +160,8 @@
       remove();
     } else if (event.key === "m" || event.key === "M") {
       merge();
+    } else if (event.key === "+" || event.key === "-") {
+      zoom(event.key === "+" ? 1 : -1);
     } else if (event.key === "Escape") {
       selected = [];
       render();
@@ -207,11 +209,21 @@
       if (event.key !== "Enter") return;
       event.preventDefault();
       const index = selected[0];
-      rename(key, event.target);
+      event.target.blur();  // its change event renames (and draws again) before the field gets the focus back
       const g = svg.querySelector(`g[data-index="${index}"]`);
       if (g) g.focus();
     });
   }
+  // Zoom: the page drawn wider than its column, scrolled inside its own box; the boxes follow (same viewBox).
+  const zooms = [1, 1.5, 2, 3, 4];
+  let zoomed = 0;
+  function zoom(step) {
+    zoomed = Math.min(zooms.length - 1, Math.max(0, zoomed + step));
+    $("canvas").style.width = `${zooms[zoomed] * 100}%`;
+    $("zoom-level").textContent = `${zooms[zoomed] * 100} %`;
+  }
+  $("zoom-in").addEventListener("click", () => zoom(1));
+  $("zoom-out").addEventListener("click", () => zoom(-1));
   $("merge").addEventListener("click", merge);
   $("split").addEventListener("click", split);
   $("delete").addEventListener("click", remove);
