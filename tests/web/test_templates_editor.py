@@ -150,3 +150,21 @@ def test_a_fixed_draft_is_saved_into_the_catalogue_and_reads_a_filled_scan(site)
                     r'\s*<td>(\d+)</td>', page)
     assert row and int(row.group(1)) == VALUES["suara_sah"], page
     assert client.get(f"{url}/coba.jpg").headers["content-type"] == "image/jpeg"
+
+
+def test_formc_serve_puts_its_templates_folder_first_in_formc_templates(tmp_path, monkeypatch):
+    from ocr.templates.catalog import add_own_folder, own_folders
+    from ocr.web.app import own_templates_folder
+
+    monkeypatch.setenv("FORMC_TEMPLATES", str(tmp_path / "shared"))
+    (tmp_path / "shared").mkdir()
+    assert own_templates_folder(None, tmp_path / "store") == tmp_path / "shared"  # the first folder of the variable
+    assert own_templates_folder(tmp_path / "mine", tmp_path / "store") == tmp_path / "mine"
+    try:
+        add_own_folder(tmp_path / "mine")
+        add_own_folder(tmp_path / "mine")  # once only
+        assert own_folders() == [tmp_path / "mine", tmp_path / "shared"] and (tmp_path / "mine").is_dir()
+        monkeypatch.delenv("FORMC_TEMPLATES")
+        assert own_templates_folder(None, tmp_path / "store") == tmp_path / "store" / "templates"
+    finally:
+        reload_templates()
