@@ -168,3 +168,16 @@ def test_formc_serve_puts_its_templates_folder_first_in_formc_templates(tmp_path
         assert own_templates_folder(None, tmp_path / "store") == tmp_path / "store" / "templates"
     finally:
         reload_templates()
+
+
+def test_a_draft_tried_changed_and_tried_again_under_its_id_is_read_with_its_new_boxes(site):
+    """The reader caches a template page's blank and its checkable edges: by content, not only by id and version."""
+    url = learn(site, "kantor-ulang")
+    client, csrf = site.client("ade")
+    draft = draft_of(client.get(url).text)
+    draft["fields"][0]["id"] = "suara_sah"
+    for fields in (draft["fields"], draft["fields"][:8]):
+        send(site, url, {**draft, "fields": fields})
+        client.post(f"{url}/coba", data={"csrf": csrf}, files={"photo": ("tps-1.png", filled_scan(), "image/png")})
+        page = client.get(url).text
+        assert "galat" not in page and len(re.findall(r'<tr class="[a-z]+"><td>', page)) == len(fields)
