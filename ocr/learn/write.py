@@ -2,8 +2,9 @@
 
 With markers and a page tag the file is a family file (`ocr.templates.file.TemplateFamily`: one variant, a layout per
 learned page, the pages not given empty); without them a reference-image file (`ReferenceFormSpec`) on the scan
-itself, copied beside the file when it is elsewhere. Rules are written `proposed: true`. The file is loaded back
-through the same loader before this returns, so what it writes validates.
+itself, copied beside the file when it is elsewhere. Rules are written `proposed: true` unless a person accepted them
+(the web app's template editor). The file is loaded back through the same loader before this returns, so what it
+writes validates.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -33,8 +35,16 @@ HEADER = """\
 """
 
 
-def _rule_specs(rules: list[str] | tuple[str, ...]) -> list[dict]:
-    return [{"expr": expr, "proposed": True, "note": "implied by the layout"} for expr in rules]
+EDITOR_HEADER = """\
+# Made in the template editor of `formc serve` from {scan}: proposed by template learn, then checked by a person
+# (edited_by_person says what they changed). Units: page mm, x right, y down; [x, y, w, h].
+"""
+
+
+def _rule_specs(rules: Sequence[str], accepted: Sequence[str] = ()) -> list[dict]:
+    """The proposed rules (never checked) and after them those a person accepted or wrote (checked)."""
+    return ([{"expr": expr, "proposed": True, "note": "implied by the layout"} for expr in rules]
+            + [{"expr": expr, "note": "accepted by a person"} for expr in accepted])
 
 
 def _tag_pattern(tag_id: int, page_number: int) -> str | None:
@@ -68,9 +78,15 @@ def _in_frame(boxes_mm: tuple[RectMM, ...], to_frame: np.ndarray) -> list[RectMM
     return out
 
 
-def family_document(pages: dict[int, LearnedPage], name: str, scan: str) -> dict | NotLearned:
+def _pitch(boxes: list[RectMM]) -> float:
+    """A row's mean pitch, first box to last (a field a person split may be one box: its width)."""
+    return round((boxes[-1][0] - boxes[0][0]) / (len(boxes) - 1), 2) if len(boxes) > 1 else boxes[0][2]
+
+
+def family_document(pages: dict[int, LearnedPage], name: str, scan: str, accepted: Sequence[str] = ()) -> dict | NotLearned:
     """One family file for the learned pages (by page number): its geometry is the first page's, every page's boxes
-    brought into that frame through the marker centres; an id a page before already has gets `p<page>_` before it."""
+    brought into that frame through the marker centres; an id a page before already has gets `p<page>_` before it.
+    `accepted`: rules a person accepted, written as rules (the pages' own are proposed)."""
     frame = pages[min(pages)].frame
     patterns = {_tag_pattern(page.frame.tag.tag_id, number) for number, page in pages.items()}
     if len(patterns) != 1 or None in patterns:
@@ -89,7 +105,7 @@ def family_document(pages: dict[int, LearnedPage], name: str, scan: str) -> dict
             boxes = _in_frame(f.boxes_mm, to_frame)
             fields.append({"id": renamed[f.id], **({"label": f.label} if f.label else {}),
                            "boxes": {"count": len(boxes), "origin_mm": list(boxes[0][:2]), "size_mm": list(boxes[0][2:]),
-                                     "pitch_mm": round(boxes[1][0] - boxes[0][0], 2), "stroke_mm": f.stroke_mm}})
+                                     "pitch_mm": _pitch(boxes), "stroke_mm": f.stroke_mm}})
         layouts[f"learned_page_{number}"] = {"fields": fields}
         rules += [re.sub(r"[a-z_][a-z0-9_]*", lambda m: renamed.get(m.group(0), m.group(0)), expr) for expr in page.rules]
     if len(layouts) < max(pages):
@@ -98,14 +114,16 @@ def family_document(pages: dict[int, LearnedPage], name: str, scan: str) -> dict
             "page_size_mm": [round(v, 2) for v in frame.page_size_mm],
             "markers": {"square_mm": frame.markers.square_mm, "blocks_mm": [list(b) for b in frame.markers.blocks_mm]},
             "tag_rect_mm": [round(v, 2) for v in frame.tag.rect_mm], "tag_rotation_deg": frame.tag.rotation_deg,
-            "layouts": layouts, "rules": _rule_specs(rules),
+            "layouts": layouts, "rules": _rule_specs(rules, accepted),
             "variants": [{"id": name, "model": name.upper(), "election_title": "",
                           "layouts": [f"learned_page_{n}" if n in pages else "not_learned" for n in range(1, max(pages) + 1)],
                           "tag_id": patterns.pop()}]}
 
 
-def reference_document(learned: LearnedPage, name: str, page_number: int, scan: Path, px_per_mm: float) -> dict:
-    """Boxes in the scan's px (x, y, w, h): each box's corners through the page homography, their bounding box."""
+def reference_document(learned: LearnedPage, name: str, page_number: int, scan: Path, px_per_mm: float,
+                       accepted: Sequence[str] = ()) -> dict:
+    """Boxes in the scan's px (x, y, w, h): each box's corners through the page homography, their bounding box;
+    `accepted` as in `family_document`."""
     h = learned.frame.page_homography
     fields = []
     for f in learned.fields:
@@ -119,34 +137,45 @@ def reference_document(learned: LearnedPage, name: str, page_number: int, scan: 
     return {"reference_form": name, "version": 1, "description": f"learned from {scan.name}", "source": scan.name,
             "pages": [{"number": page_number, "image": scan.name, "sha256": hashlib.sha256(scan.read_bytes()).hexdigest(),
                        "px_per_mm": px_per_mm, "fields": fields}],
-            "rules": _rule_specs(learned.rules)}
+            "rules": _rule_specs(learned.rules, accepted)}
+
+
+def template_document(pages: dict[int, LearnedPage], name: str, scans: list[Path], px_per_mm: float | None,
+                      accepted: Sequence[str] = ()) -> dict | NotLearned:
+    """The template file's document for the learned pages by page number: a family file when every page has its
+    markers and tag, else (one page, its scan's resolution known) a reference-image file on `scans[0]`."""
+    if all(page.frame.markers is not None and page.frame.tag is not None for page in pages.values()):
+        return family_document(pages, name, ", ".join(scan.name for scan in scans), accepted)
+    if len(pages) > 1:
+        return NotLearned("several pages make one template only with every page's corner markers and tag")
+    if px_per_mm is None:
+        return NotLearned("a template without markers and tag is a reference-image template: give the scan's --dpi")
+    (page_number, learned), = pages.items()
+    return reference_document(learned, name, page_number, scans[0], px_per_mm, accepted)
+
+
+def write_document(document: dict, out: Path, header: str, scan: Path) -> FormTemplate:
+    """Write `document` to `out` under `header` (a reference-image file's scan copied beside it when not there yet)
+    and load it back; TemplateError listing every problem when it does not validate."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if "reference_form" in document:
+        beside = out.parent / scan.name
+        if not beside.exists():
+            shutil.copyfile(scan, beside)
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120, default_flow_style=None)
+    out.write_text(header + text, encoding="utf-8")
+    return load_family_file(out)[0] if "family" in document else load_reference_file(out)
 
 
 def write_template(pages: dict[int, LearnedPage], name: str, scans: list[Path], out: Path,
                    px_per_mm: float | None) -> FormTemplate | NotLearned:
     """Write the template file `out` from the learned pages by page number (and, for a reference-image template, one
     page, the scan beside it); load it back."""
-    sources = ", ".join(scan.name for scan in scans)
-    if all(page.frame.markers is not None and page.frame.tag is not None for page in pages.values()):
-        document = family_document(pages, name, sources)
-        if not document:
-            return document
-    elif len(pages) > 1:
-        return NotLearned("several pages make one template only with every page's corner markers and tag")
-    elif px_per_mm is None:
-        return NotLearned("a template without markers and tag is a reference-image template: give the scan's --dpi")
-    else:
-        (page_number, learned), = pages.items()
-        document = reference_document(learned, name, page_number, scans[0], px_per_mm)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        beside = out.parent / scans[0].name
-        if not beside.exists():
-            shutil.copyfile(scans[0], beside)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120, default_flow_style=None)
-    out.write_text(HEADER.format(scan=sources) + text, encoding="utf-8")
+    document = template_document(pages, name, scans, px_per_mm)
+    if not document:
+        return document
     try:
-        return load_family_file(out)[0] if "family" in document else load_reference_file(out)
+        return write_document(document, out, HEADER.format(scan=", ".join(scan.name for scan in scans)), scans[0])
     except TemplateError as exc:
         return NotLearned(f"the learned template does not validate: {'; '.join(exc.problems)}")
 

@@ -23,14 +23,15 @@ from ocr.templates.render import MM_PER_INCH, render_page
 REFINE_PX_PER_MM = 4.0
 CONTEXT_MM = 4.0  # printed lines this far around a box take part: thick rules anchor thin row-sum frames
 
-_blank_cache: dict[tuple[str, int, int], np.ndarray] = {}
-_checkable_cache: dict[tuple[str, int, int], np.ndarray] = {}
+# By the page's content too: the template editor reads with a page it changed under the same id and version.
+_blank_cache: dict[tuple[str, int, int, int], np.ndarray] = {}
+_checkable_cache: dict[tuple[str, int, int, int], np.ndarray] = {}
 
 
 def blank_darkness(template: FormTemplate, page_number: int) -> np.ndarray:
     """The blank page at REFINE_PX_PER_MM as darkness 0..1 (cached per template page): rendered from the template,
     or a reference-image page's scan with the inside of every box wiped (its handwriting is not the photo's)."""
-    key = (template.id, template.version, page_number)
+    key = (template.id, template.version, page_number, hash(template.page(page_number)))
     if key not in _blank_cache:
         page = template.page(page_number)
         if page.reference is None:
@@ -54,7 +55,7 @@ def checkable_edges(template: FormTemplate, page_number: int) -> np.ndarray | No
     page = template.page(page_number)
     if page.reference is None:
         return None
-    key = (template.id, template.version, page_number)
+    key = (template.id, template.version, page_number, hash(page))
     if key not in _checkable_cache:
         corners = np.array([rect_corners(b) for f in page.fields for b in f.boxes_mm])
         strokes = np.array([f.stroke_mm for f in page.fields for _ in f.boxes_mm])

@@ -69,11 +69,12 @@ _NO_TEMPLATE = Refusal(ReasonCode.NO_PAGE_FOUND, "no template of an older form (
 
 def reference_scan(reference: ReferenceImage) -> np.ndarray:
     """The reference page's scan in greyscale (x, y px as its boxes were measured), decoded once per process."""
-    return _decode_scan(reference.path)
+    return _decode_scan(reference.path, reference.sha256)
 
 
 @lru_cache(maxsize=8)
-def _decode_scan(path: Path) -> np.ndarray:
+def _decode_scan(path: Path, sha256: str) -> np.ndarray:
+    """Cached by path and content: a scan saved again under its name (the template editor) is decoded again."""
     scan = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if scan is None:  # checked by sha256 when the template was loaded: gone or changed since
         raise FileNotFoundError(f"reference scan {path} cannot be read")
@@ -92,7 +93,7 @@ def _describe(gray: np.ndarray, settings: MatchSettings) -> _Features:
 
 def _reference_features(template: FormTemplate, page_number: int, settings: MatchSettings) -> _Features:
     reference = template.page(page_number).reference
-    key = (template.id, template.version, page_number, settings.detector, settings.work_long_side_px,
+    key = (template.id, template.version, page_number, reference.sha256, settings.detector, settings.work_long_side_px,
            settings.max_features)
     if key not in _reference_cache:
         _reference_cache[key] = _describe(reference_scan(reference), settings)

@@ -39,9 +39,23 @@ def reference_files() -> list[Path]:
     return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")) if root.is_dir() else []
 
 
+def own_folders() -> list[Path]:
+    """The folders of FORMC_TEMPLATES, in order."""
+    return [Path(p) for p in os.environ.get(TEMPLATES_ENV, "").split(os.pathsep) if p]
+
+
+def add_own_folder(folder: Path) -> None:
+    """`folder` made, and put first in FORMC_TEMPLATES unless it is there: this process's catalogue and the readers it
+    starts load the templates saved there (`formc serve --templates`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.resolve() not in [f.resolve() for f in own_folders()]:
+        os.environ[TEMPLATES_ENV] = os.pathsep.join(map(str, [folder, *own_folders()]))
+        reload_templates()
+
+
 def own_files() -> list[Path]:
     """The template files (*.yaml) in the folders of FORMC_TEMPLATES, a missing folder named as a problem."""
-    folders = [Path(p) for p in os.environ.get(TEMPLATES_ENV, "").split(os.pathsep) if p]
+    folders = own_folders()
     missing = [str(d) for d in folders if not d.is_dir()]
     if missing:
         raise TemplateError(TEMPLATES_ENV, [f"{d} is not a folder" for d in missing])

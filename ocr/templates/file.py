@@ -107,7 +107,7 @@ class RuleSpec(Spec):
     tolerance: float = Field(0.0, ge=0)
     note: str = ""
     proposed: bool = Field(False, description="suggested by `formc template learn` from the layout; not checked "
-                           "until a person accepts it (deletes this key)")
+                           "until a person accepts it (deletes this key, or accepts it in the web app's template editor)")
     for_each: dict[str, Union[list[str], Literal["$columns"]]] = Field(
         {}, description="expand the rule once per value; '$columns' is the variant's vote columns")
 
@@ -144,6 +144,8 @@ class TemplateFamily(Spec):
     layouts: dict[str, LayoutSpec]
     rules: list[RuleSpec] = []
     variants: list[VariantSpec] = Field(min_length=1)
+    edited_by_person: list[str] = Field([], description="what a person changed or wrote in the web app's template "
+                                        "editor after `formc template learn` proposed the file: fields, rules")
 
 
 class BoxEdgesSpec(Spec):
@@ -194,6 +196,8 @@ class ReferenceFormSpec(Spec):
     source: str = ""
     pages: list[ReferencePageSpec] = Field(min_length=1)
     rules: list[RuleSpec] = []
+    edited_by_person: list[str] = Field([], description="what a person changed or wrote in the web app's template "
+                                        "editor after `formc template learn` proposed the file: fields, rules")
 
 
 def family_schema() -> dict:

@@ -4,7 +4,7 @@
 on disk. Pages are rendered on the server (Jinja2); the only scripts are the live rule check of the
 review page and the upload form's region pickers. The routes live by area in `routes_login.py`, `routes_upload.py`,
 `routes_submission.py`, `routes_review.py`, `routes_sources.py`, `routes_reports.py`, `routes_accounts.py`,
-`routes_public.py` and `routes_sync.py` (what they share: `pages.py`). Who may open what:
+`routes_templates.py`, `routes_public.py` and `routes_sync.py` (what they share: `pages.py`). Who may open what:
 
 | route | roles |
 |---|---|
@@ -13,6 +13,7 @@ review page and the upload form's region pickers. The routes live by area in `ro
 | /rekap/berikutnya (the recap's shortcut to the next TPS needing a reviewer) | reviewer, admin |
 | /selisih (sources that disagree, one sheet under two TPS; choose a source) | reviewer, admin |
 | /audit, /admin/users (+ a user's active, role, password) | admin |
+| /admin/templat (the template editor: a scan learned, its fields and rules edited, saved, tried; `routes_templates.py`) | admin |
 | /account/password (one's own) | everyone logged in |
 | /login, /language (this browser's language) | everyone |
 | /publik (the public results site: verified results only, `routes_public.py`) | everyone, no log-in |
@@ -40,9 +41,11 @@ from ocr.db.regions import Regions
 from ocr.db.store import ResultStore
 from ocr.review.sessions import SESSION_HOURS
 from ocr.review.sources import Sources
+from ocr.review.template_drafts import TemplateDrafts
 from ocr.review.workflow import Reviews
 from ocr.run.photo_store import PhotoStore
-from ocr.web import routes_public
+from ocr.templates.catalog import own_folders
+from ocr.web import routes_public, routes_templates
 from ocr.web.auth import load_secret
 from ocr.web.jobs import ClusterReader, LocalReader
 from ocr.web.local_time import DEFAULT_ZONE
@@ -58,12 +61,21 @@ from ocr.web.routes_sync import sync_bundle
 from ocr.web.routes_upload import MAX_UPLOAD_BYTES, job, regions, upload
 
 
+def own_templates_folder(templates_dir: Path | None, store_dir: Path) -> Path:
+    """Where the template editor saves: `templates_dir`, else the first folder of FORMC_TEMPLATES, else
+    `<store>/templates`."""
+    return templates_dir or next(iter(own_folders()), store_dir / "templates")
+
+
 def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_only: bool = False,
-               workers: int = 1, broker: str | None = None, timezone: str = DEFAULT_ZONE) -> Starlette:
+               workers: int = 1, broker: str | None = None, timezone: str = DEFAULT_ZONE,
+               templates_dir: Path | None = None) -> Starlette:
     """The app on the results database at `db_url` and the photo store in `store_dir`; cookies signed with `secret`
     (else $FORMC_SECRET, else a key kept in the store); `https_only` marks the cookie Secure (behind TLS). Uploads
     are read by `workers` threads here, or, given a `broker`, by the cluster's `formc worker`s. Times are shown in
-    `timezone` (an IANA name: Asia/Jakarta, Asia/Makassar or Asia/Jayapura)."""
+    `timezone` (an IANA name: Asia/Jakarta, Asia/Makassar or Asia/Jayapura). The template editor keeps its drafts in
+    the store and saves into `templates_dir` (`own_templates_folder`), which the catalogue reads when it is a folder of
+    FORMC_TEMPLATES (`formc serve` puts it there)."""
     zone = ZoneInfo(timezone)
     store = ResultStore(db_url)
     reviews = Reviews(store)
@@ -97,6 +109,12 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
         Route("/admin/users/{name:str}/active", user_active, methods=["POST"]),
         Route("/admin/users/{name:str}/role", user_role, methods=["POST"]),
         Route("/admin/users/{name:str}/password", user_password, methods=["POST"]),
+        Route("/admin/templat", routes_templates.home, methods=["GET", "POST"]),
+        Route("/admin/templat/draft/{draft_id:str}", routes_templates.editor, methods=["GET", "POST"]),
+        Route("/admin/templat/draft/{draft_id:str}/page.png", routes_templates.page_image),
+        Route("/admin/templat/draft/{draft_id:str}/simpan", routes_templates.save, methods=["POST"]),
+        Route("/admin/templat/draft/{draft_id:str}/coba", routes_templates.try_photo, methods=["POST"]),
+        Route("/admin/templat/draft/{draft_id:str}/coba.jpg", routes_templates.tried_image),
         Route("/account/password", own_password, methods=["GET", "POST"]),
         Route("/publik", routes_public.home),
         Route("/publik/tps/{sid:int}/page-{n:int}.jpg", routes_public.page_image),
@@ -124,4 +142,5 @@ def create_app(db_url: str, store_dir: Path, secret: str | None = None, https_on
     app.state.store, app.state.reviews, app.state.photos, app.state.reader = store, reviews, photos, reader
     app.state.zone, app.state.regions, app.state.sources = zone, Regions(store.engine), Sources(reviews)
     app.state.public_cache, app.state.public_rate = routes_public.limits()
+    app.state.template_drafts = TemplateDrafts(store_dir / "template-drafts", own_templates_folder(templates_dir, store_dir))
     return app

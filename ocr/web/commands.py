@@ -34,17 +34,24 @@ TIMEZONES = ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura")  # ocr.web.local_
               "their --db this --db)")
 @click.option("--timezone", type=click.Choice(TIMEZONES), default="Asia/Jakarta", show_default=True,
               help="times on the pages in WIB (Asia/Jakarta), WITA (Asia/Makassar) or WIT (Asia/Jayapura); stored in UTC")
+@click.option("--templates", "templates_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="where the template editor saves the office's own templates, read with the shipped ones (put in "
+              "FORMC_TEMPLATES for this server; default: the first folder of FORMC_TEMPLATES, else <store>/templates)")
 def serve(db_url: str | None, store_dir: Path, host: str, port: int, secret: str | None, https_only: bool,
-          workers: int, broker: str | None, timezone: str) -> None:
-    """The review web app: upload and preview, review queue, corrections, verification, exports, dashboard."""
+          workers: int, broker: str | None, timezone: str, templates_dir: Path | None) -> None:
+    """The review web app: upload and preview, review queue, corrections, verification, exports, dashboard, the
+    template editor."""
     import uvicorn
 
     from ocr.db.store import StoreUnavailable
-    from ocr.web.app import create_app
+    from ocr.templates.catalog import add_own_folder
+    from ocr.web.app import create_app, own_templates_folder
 
+    templates_dir = own_templates_folder(templates_dir, store_dir)
+    add_own_folder(templates_dir)
     try:
         app = create_app(database_url(db_url), store_dir, secret=secret, https_only=https_only, workers=workers,
-                         broker=broker, timezone=timezone)
+                         broker=broker, timezone=timezone, templates_dir=templates_dir)
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     uvicorn.run(app, host=host, port=port, log_level="info")

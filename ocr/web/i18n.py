@@ -94,7 +94,7 @@ ACTION_LABELS = {
     "user_change_password": N_("own password changed"),
     "upload_conflict": N_("upload refused: the photos of another TPS"),
     "choose_source": N_("source chosen as the TPS's result"), "choose_refused": N_("choice of a source refused"),
-    "import_source": N_("numbers imported as a source"),
+    "import_source": N_("numbers imported as a source"), "template_save": N_("template saved"),
 }
 ROLE_LABELS = {"operator": N_("operator"), "reviewer": N_("reviewer"), "admin": N_("admin")}
 ELECTION_LABELS = {"gubernur": N_("governor"), "bupati": N_("regent (bupati)"), "walikota": N_("mayor (wali kota)"),

@@ -100,7 +100,6 @@ class LocalReader(Reader):
         super().__init__(reviews, photos)
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="formc-read")
-        self.templates = tuple(load_templates().values())
 
     def _start(self, job_id: str, submission: str, photos: list[tuple[str, str]], user: User,
                replaces: int | None, place: TpsIdentity | None) -> None:
@@ -111,7 +110,8 @@ class LocalReader(Reader):
         with self._lock:
             self._jobs[job_id].taken = True
         try:  # read_one never raises; the database may (unreachable, full disk)
-            result = read_one(sub, self.templates, BatchSettings(), on_read=self.photos.draw)
+            # The catalogue as it is now (cached): a template saved in the editor reads the next upload.
+            result = read_one(sub, tuple(load_templates().values()), BatchSettings(), on_read=self.photos.draw)
             self.store.save(result, replaces)
             submission_id = self.reviews.id_of(result.submission, result.photos_key)
             self.reviews.record_upload(submission_id, user, sub.sources, job_id)

@@ -48,6 +48,7 @@ INDONESIAN = {
     "/rekap": ("Rekapitulasi", "satu baris per", "seharusnya", "Pengguna hak pilih", "Perolehan suara"),
     "/audit": ("Log audit", "tindakan", "masuk"),
     "/admin/users": ("Pengguna", "Ganti peran", "Atur ulang kata sandi", "pemeriksa", "terakhir masuk"),
+    "/admin/templat": ("Templat milik kantor", "Pindaian atau foto satu halaman kosong", "Cari kotak", "Resolusi pindaian"),
     "/account/password": ("Ganti kata sandi", "Kata sandi lama", "Ulangi kata sandi baru"),
     "/publik/bupati": ("Hasil pemilihan", "TPS terverifikasi / seharusnya", "Suara terverifikasi", "Per provinsi"),
 }

@@ -291,3 +291,77 @@ def test_a_reader_drills_down_the_public_site_to_a_tps_and_sees_its_photo(browse
             wait_for_images(page.locator("img.page"))
             assert page.locator("img.page").count() == 1
             page.close()
+
+
+def test_an_admin_fixes_a_learned_template_saves_it_and_reads_a_photo_with_it(browser, tmp_path, monkeypatch):
+    """The template editor (Indonesian): a markerless blank scan uploaded and learned, a field renamed with a click and
+    the keyboard, the proposed rule accepted, the template saved into the own templates' folder (in FORMC_TEMPLATES,
+    as `formc serve` makes it) and a filled scan read with it on the same page. With FORMC_SCREENSHOTS=1:
+    docs/img/web-template-editor.png."""
+    from ocr.templates.catalog import get_template, reload_templates
+    from tests.web.test_templates_editor import VALUES, blank_scan, filled_scan
+
+    own = tmp_path / "own"
+    own.mkdir()
+    monkeypatch.setenv("FORMC_TEMPLATES", str(own))
+    reload_templates()
+    app = create_app(default_url(tmp_path / "results.db"), tmp_path / "store", secret="browser-test")
+    app.state.reviews.add_user("ade", "admin", hash_password(PASSWORD))
+    try:
+        with served(app) as base:
+            context = browser.new_context(viewport={"width": 1360, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            log_in(page, base, "ade")
+            page.click("nav a:has-text('Templat')")
+            page.wait_for_url(f"{base}/admin/templat")
+            page.set_input_files("input[name=scan]", {"name": "c1-kosong.png", "mimeType": "image/png",
+                                                      "buffer": blank_scan()})
+            page.fill("input[name=template_id]", "kantor-c1")
+            page.fill("input[name=description]", "C1 Kabupaten Contoh, halaman suara")
+            page.fill("input[name=dpi]", "127")
+            page.click("button:has-text('Cari kotak')")
+            page.wait_for_url(lambda url: "/admin/templat/draft/" in url)
+            wait_for_images(page.locator("#page-image"))
+            assert page.locator("svg#boxes g.field").count() == 11
+
+            # A field without a known label: clicked, then renamed from the keyboard (Enter, type, Enter).
+            page.locator("svg#boxes g.field[data-id=row_02_col_1] rect").first.click()
+            assert page.input_value("#field-id") == "row_02_col_1"
+            page.keyboard.press("Enter")
+            page.keyboard.type("suara_tidak_sah_baris_1")
+            page.keyboard.press("Enter")
+            renamed = page.locator("svg#boxes g.field[data-id=suara_tidak_sah_baris_1]")
+            sync_api.expect(renamed).to_be_focused()
+            page.keyboard.press("Shift+ArrowDown")  # moved 1 mm down and back with the arrow keys
+            page.keyboard.press("Shift+ArrowUp")
+            rule = page.locator("#rules li").filter(has_text="suara_total = suara_sah + suara_tidak_sah")
+            rule.locator("button:has-text('Terima')").click()
+            sync_api.expect(rule.locator(".state")).to_have_text("diterima")
+            sync_api.expect(page.locator("#sync-status")).to_have_text("Perubahan tersimpan di draf.")
+            renamed.locator("rect").first.click()
+            page.keyboard.press("+")
+            page.keyboard.press("+")  # 200 %: the page scrolls inside its box
+            sync_api.expect(page.locator("#zoom-level")).to_have_text("200 %")
+            if SCREENSHOTS:
+                page.set_viewport_size({"width": 1360, "height": 1000})
+                renamed.evaluate("g => g.scrollIntoView({block: 'center', inline: 'center'})")
+                page.evaluate("window.scrollTo(0, 0)")
+                page.screenshot(path=str(REPO / "docs" / "img" / "web-template-editor.png"))
+            page.click("button:has-text('Simpan templat')")
+            sync_api.expect(page.get_by_text("Templat kantor-c1 disimpan")).to_be_visible()
+            template = get_template("kantor-c1")
+            assert "suara_tidak_sah_baris_1" in template.fields
+            assert [r.expr for r in template.rules] == ["suara_total = suara_sah + suara_tidak_sah"]
+
+            # Try it: a filled scan of the page read with the template, the values on the same page.
+            page.set_input_files("#try-form input[name=photo]", {"name": "tps-001.png", "mimeType": "image/png",
+                                                                 "buffer": filled_scan()})
+            page.click("button:has-text('Coba baca')")
+            row = page.locator("table.tried tr").filter(has=page.locator("code", has_text="suara_sah")).first
+            sync_api.expect(row).to_contain_text(str(VALUES["suara_sah"]))
+            wait_for_images(page.locator("#coba img"))
+            context.close()
+    finally:
+        monkeypatch.delenv("FORMC_TEMPLATES")
+        reload_templates()
