@@ -214,15 +214,21 @@ def test_an_operator_picks_the_place_from_the_cascading_lists_and_it_lands_in_th
     context.close()
 
 
+def _admin_page(browser, base: str):
+    """A desktop-sized browser context and its page, logged in as the admin ade."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    log_in(page, base, "ade")
+    return context, page
+
+
 def test_the_admin_resets_a_password_that_works_once_shown(server, browser):
     """The admin's users page (Indonesian): a new operator's password reset with one click, shown once, and the
     operator logs in with it."""
     base, reviews = server
     reviews.add_user("budi", "operator", hash_password(PASSWORD))
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    log_in(page, base, "ade")
+    context, page = _admin_page(browser, base)
     page.click("nav a:has-text('Pengguna')")
     page.wait_for_url(f"{base}/admin/users")
     row = page.locator("table.users tr").filter(has=page.locator("td", has_text="budi"))
@@ -309,10 +315,7 @@ def test_an_admin_fixes_a_learned_template_saves_it_and_reads_a_photo_with_it(br
     app.state.reviews.add_user("ade", "admin", hash_password(PASSWORD))
     try:
         with served(app) as base:
-            context = browser.new_context(viewport={"width": 1360, "height": 900})
-            page = context.new_page()
-            page.set_default_timeout(20_000)
-            log_in(page, base, "ade")
+            context, page = _admin_page(browser, base)
             page.click("nav a:has-text('Templat')")
             page.wait_for_url(f"{base}/admin/templat")
             page.set_input_files("input[name=scan]", {"name": "c1-kosong.png", "mimeType": "image/png",
