@@ -18,9 +18,11 @@ import click
 @click.option("--dpi", type=click.FloatRange(min=1, min_open=True), help="a flat scan's resolution")
 @click.option("--marker-mm", type=click.FloatRange(min=0, min_open=True),
               help="a photo's scale: the side of one corner-marker square as measured on the paper")
+@click.option("--page-mm", help="a photo of a form printed without corner markers: the paper's size in mm, WxH (e.g. "
+              "210x297); the sheet is found by its outline, flattened and kept beside --out as the template's scan")
 @click.option("--no-labels", is_flag=True, help="do not read row labels with Tesseract (ids row_NN_col_M)")
 def learn(scans: tuple[Path, ...], out: Path, name: str | None, page: int | None, overlay: Path | None,
-          dpi: float | None, marker_mm: float | None, no_labels: bool) -> None:
+          dpi: float | None, marker_mm: float | None, page_mm: str | None, no_labels: bool) -> None:
     """Propose a template from scans or photos of a blank or filled form's pages (one or all): boxes, fields, ids,
     rules (proposed)."""
     import re
@@ -28,6 +30,7 @@ def learn(scans: tuple[Path, ...], out: Path, name: str | None, page: int | None
     import cv2
 
     from ocr.learn.learn import LearnSettings, learn_page
+    from ocr.learn.page import flat_page
     from ocr.learn.write import overlay as draw_overlay
     from ocr.learn.write import pages_by_tag, write_template
     from ocr.reader.decode import decode_photo
@@ -37,14 +40,28 @@ def learn(scans: tuple[Path, ...], out: Path, name: str | None, page: int | None
     name = name or re.sub(r"[^a-z0-9]+", "-", scans[0].stem.lower()).strip("-") or "learned"
     if not re.fullmatch(r"[a-z0-9-]+", name):
         raise click.BadParameter(f"{name!r}: lower-case letters, digits and '-' only", param_hint="--name")
+    size_mm = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*[xX×]\s*(\d+(?:\.\d+)?)\s*", page_mm) if page_mm else None
+    if page_mm is not None and (not size_mm or len(scans) > 1 or dpi or marker_mm):
+        raise click.BadParameter("one photo, WxH in mm (e.g. 210x297), without --dpi or --marker-mm",
+                                 param_hint="--page-mm")
     px_per_mm = dpi / 25.4 if dpi else None
     learned = []
     for scan in scans:
         photo = decode_photo(scan.read_bytes(), scan.name)
         if not photo:
             raise click.ClickException(f"{scan}: {photo.message}")
-        one = learn_page(photo.gray, LearnSettings(px_per_mm=px_per_mm, marker_square_mm=marker_mm,
-                                                   read_labels=not no_labels))
+        gray = photo.gray
+        if size_mm:  # the flattened sheet becomes the scan the template is made on
+            flat = flat_page(gray, (float(size_mm.group(1)), float(size_mm.group(2))))
+            if not flat:
+                raise click.ClickException(f"{scan}: {flat.message}")
+            gray, px_per_mm = flat
+            scans = (out.with_name(f"{out.stem}-scan.png"),)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(scans[0]), gray):
+                raise click.ClickException(f"cannot write the flattened scan {scans[0]}")
+        one = learn_page(gray, LearnSettings(px_per_mm=px_per_mm, marker_square_mm=marker_mm,
+                                             read_labels=not no_labels))
         if not one:
             raise click.ClickException(f"{scan}: {one.message}")
         learned.append(one)

@@ -29,6 +29,9 @@ from ocr.templates.model import Markers, RectMM, rect_corners
 
 LEARN_PX_PER_MM = 5.0  # the rectified page every later step works on: a 1 mm frame line is 5 px
 PHOTO_MARGIN_SQUARES = 4.0  # a photo's page reaches this many marker squares beyond the markers (its edge is unknown)
+PAPER_WORK_PX = 1000  # the sheet's outline is found at this long side
+MIN_PAPER_SHARE = 0.15  # of the photo's area
+PAPER_OUTLINE_SHARES = (0.02, 0.03, 0.045, 0.06, 0.08)  # of the outline's length: how far a corner may be cut
 MARKER_SIZE_SPREAD = 1.25  # largest / smallest marker square side over its homography's local scale on one page
 
 
@@ -194,3 +197,62 @@ def _markers(origin_mm: tuple[float, float], span_mm: tuple[float, float], squar
     centres = rect_corners((*origin_mm, *span_mm))
     return Markers(square_mm=round(square_mm, 2),
                    blocks_mm=tuple((round(x - square_mm, 2), round(y - square_mm, 2)) for x, y in centres))
+
+
+def paper_corners(gray: np.ndarray) -> np.ndarray | NotLearned:
+    """The sheet's four corners in a photo (px, x y; TL, TR, BR, BL as the photo shows them): the outline of the
+    largest bright region, for a form printed without corner markers."""
+    scale = min(1.0, PAPER_WORK_PX / max(gray.shape))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    _, bright = cv2.threshold(cv2.GaussianBlur(small, (5, 5), 0), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # Close over the print and handwriting, so that the sheet is one region.
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
+    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return NotLearned("no sheet of paper found: photograph the whole page on a darker background")
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    if cv2.contourArea(hull) < MIN_PAPER_SHARE * small.size:
+        return NotLearned("the sheet fills too little of the photo: photograph the whole page, closer")
+    # The loosest outline that is still a quadrilateral: a shadow or a curled corner adds a short side or two.
+    quads = (cv2.approxPolyDP(hull, share * cv2.arcLength(hull, True), True).reshape(-1, 2) for share in PAPER_OUTLINE_SHARES)
+    quad = next((q for q in quads if len(q) == 4), cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True).reshape(-1, 2))
+    quad = quad.astype(np.float64)
+    if len(quad) != 4:
+        return NotLearned(f"the sheet's outline has {len(quad)} corners, not 4: photograph the whole page, flat, on a "
+                          "darker background")
+    by_sum, by_diff = quad.sum(axis=1), np.diff(quad, axis=1).ravel()  # x + y: TL least; y - x: BL most
+    corners = quad[[np.argmin(by_sum), np.argmin(by_diff), np.argmax(by_sum), np.argmax(by_diff)]]
+    if len({tuple(c) for c in corners}) < 4:
+        return NotLearned("the sheet's corners could not be told apart: photograph the page upright")
+    return corners / scale
+
+
+def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float]) -> tuple[np.ndarray, float] | NotLearned:
+    """The sheet of a photo flattened by its paper outline, as a scan: the image (page mm (x, y) * px_per_mm = px)
+    and that px_per_mm, near the photo's own resolution (at most LEARN_PX_PER_MM). The sheet keeps the turn the
+    photo gives it: its longer side is matched to the longer side of `page_size_mm` (width, height)."""
+    corners = paper_corners(gray)
+    if isinstance(corners, NotLearned):
+        return corners
+    across = (np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[2] - corners[3])) / 2
+    down = (np.linalg.norm(corners[3] - corners[0]) + np.linalg.norm(corners[2] - corners[1])) / 2
+    width_mm, height_mm = sorted(page_size_mm, reverse=bool(across > down))
+    px_per_mm = round(float(min(LEARN_PX_PER_MM, max(across / width_mm, down / height_mm))), 4)
+    h = cv2.getPerspectiveTransform(rect_corners((0.0, 0.0, width_mm, height_mm)).astype(np.float32),
+                                    corners.astype(np.float32))
+    flat = PageFrame(h, (width_mm, height_mm), None, None).rectified(gray, px_per_mm)
+    return np.ascontiguousarray(np.rot90(flat, -_quarter_turns_to_upright(flat))), px_per_mm
+
+
+def _quarter_turns_to_upright(flat: np.ndarray) -> int:
+    """Clockwise quarter turns that set the page's print upright, by Tesseract's orientation detection (0 when it
+    cannot tell: too little print, or no Tesseract)."""
+    import pytesseract
+
+    scale = min(1.0, 2000 / max(flat.shape))
+    small = cv2.resize(flat, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    try:
+        osd = pytesseract.image_to_osd(small, output_type=pytesseract.Output.DICT)
+    except (pytesseract.TesseractError, pytesseract.TesseractNotFoundError):
+        return 0
+    return int(osd.get("rotate", 0)) // 90 % 4

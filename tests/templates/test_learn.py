@@ -215,3 +215,28 @@ def test_a_learned_template_in_formc_templates_reads_a_filled_scan(tmp_path, mon
     finally:
         monkeypatch.delenv("FORMC_TEMPLATES")
         reload_templates()
+
+
+def test_a_photo_of_a_form_without_markers_is_flattened_by_the_paper_outline_and_learned(tmp_path):
+    """`--page-mm`: the sheet found by its outline in a phone photo (seed 25: upright, 14 degrees turned, in
+    perspective), flattened and kept as the template's scan; every shipped field learned within 1.5 mm."""
+    page = _markers_painted_out(render_page(KWK, 3, DPI), KWK)
+    rng = np.random.default_rng(25)
+    profile = dataclasses.replace(PROFILES["phone"], bend_mm=0.0)
+    plan = plan_photo(profile, KWK.page_size_mm, rng)
+    jpeg, _ = photograph(cv2.cvtColor(page, cv2.COLOR_GRAY2BGR), px_per_mm(DPI), KWK.page_size_mm, plan, profile, rng)
+    photo = tmp_path / "foto.jpg"
+    photo.write_bytes(jpeg)
+    out = tmp_path / "own" / "foto-c1.yaml"
+    result = CliRunner().invoke(main, ["template", "learn", str(photo), "--page-mm", "600x900", "--out", str(out),
+                                       "--no-labels"])
+    assert result.exit_code == ExitCode.OK, result.output
+    assert (tmp_path / "own" / "foto-c1-scan.png").is_file()
+    learned = load_template_file(out)[0]
+    assert learned.by_reference
+    got = [np.array(f.boxes_mm) for f in learned.page(1).fields]
+    for field in KWK.page(3).fields:
+        true = np.array(field.boxes_mm)
+        assert min((np.abs(g - true).max() for g in got if g.shape == true.shape), default=99) <= 1.5, field.id
+    refused = CliRunner().invoke(main, ["template", "learn", str(photo), "--page-mm", "A4", "--out", str(out)])
+    assert refused.exit_code != ExitCode.OK and "WxH in mm" in refused.output
