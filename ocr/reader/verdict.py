@@ -128,14 +128,16 @@ def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy)
 
 
 def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent: int | None, written: int | None,
-                   inconsistent: bool, failed: list[Finding], policy: Policy) -> FieldVerdict:
-    """One field's status and reasons (see the module docstring)."""
+                   inconsistent: bool, failed: list[Finding], policy: Policy, checked: bool) -> FieldVerdict:
+    """One field's status and reasons (see the module docstring); `checked`: some hard rule of the form names it."""
     cand = weighed.candidates
     value = written if inconsistent else consistent
     # A read its own boxes doubt, that only the rules confirm, needs a correction's margin: one writer's misreads
-    # agree with each other (a 4 read as 6 in L and in J keeps L + P = J), and the rules cannot tell.
+    # agree with each other (a 4 read as 6 in L and in J keeps L + P = J), and the rules cannot tell. So does a field
+    # no rule checks (a learned older form's suara_tidak_sah): its boxes are all that stands between a misread and
+    # the result (a slashed 0 read as 8 at p 0.95 on a 2014 scan).
     confirmed_only = value == written and _own_margin(cand) < policy.ok_margin
-    needed = policy.corrected_margin if confirmed_only else policy.ok_margin
+    needed = policy.corrected_margin if confirmed_only or not checked else policy.ok_margin
     verdict = FieldVerdict(value, _confidence(margin), "ok", [*weighed.notes], written, cand)
     if cand.empty > 0.5 or (value is None and written is None):
         verdict.value, verdict.status = None, "unreadable"
@@ -196,12 +198,13 @@ def judge(template: FormTemplate, fields: dict[str, FieldRead], joint: JointResu
                                          or clear_slip)
     known_written = {f: v for f, v in written.items() if v is not None}
     broken = {r.expr: r.parsed.field_ids(template.fields) for r in template.failed_rules(known_written, hard_only=True)}
+    checked = {f for r in template.rules if r.hard for f in r.parsed.field_ids(template.fields)}
     verdicts: dict[str, FieldVerdict] = {}
     for field_id, read in fields.items():
         failed = [Finding(FindingCode.RULE_FAILED, expr) for expr, ids in broken.items() if field_id in ids]
         read.verdict = verdicts[field_id] = _field_verdict(read, weighed[field_id], joint.margins.get(field_id, 0.0),
                                                            consistent[field_id], written[field_id], inconsistent,
-                                                           failed, policy)
+                                                           failed, policy, field_id in checked)
     # Rules broken as written are the submission's reasons unless a confident correction settled them.
     unsettled = inconsistent or any(v.status != "corrected" for v in verdicts.values() if v.value != v.read_value
                                     or any(r.code == FindingCode.RULE_FAILED for r in v.reasons))
