@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import regex
 
 from ocr.learn.boxes import FoundBox
 from ocr.templates.model import RectMM
@@ -156,9 +157,17 @@ COLUMN_HEADINGS = ((r"JUMLAH|L\s*[+4#-]\s*P", "j"), (r"LAKI|\(L\)", "l"), (r"PER
 
 
 def id_for_label(label: str) -> str | None:
-    """The id a known printed label names (`JUMLAH SUARA SAH` -> `suara_sah`), None for any other."""
+    """The id a known printed label names (`JUMLAH SUARA SAH` -> `suara_sah`, also as Tesseract reads a scan of 3 px/mm:
+    `SUAPA SAH`), None for any other."""
     text = re.sub(r"\s+", " ", label.upper())
-    return next((field_id for pattern, field_id in KNOWN_LABELS if re.search(pattern, text)), None)
+    return next((field_id for pattern, field_id in KNOWN_LABELS
+                 if regex.search(_with_typos(pattern), text, flags=regex.BESTMATCH)), None)
+
+
+def _with_typos(pattern: str) -> str:
+    """Each alternative of `pattern` (KNOWN_LABELS: no '|' inside a group) allowed one misread letter in eight of its
+    letters, at most two: a short one (DPTB) none."""
+    return "|".join(f"(?:{alt}){{e<={min(2, len(re.sub(r'[^A-Z]', '', alt)) // 8)}}}" for alt in pattern.split("|"))
 
 
 def column_letter(heading: str) -> str | None:

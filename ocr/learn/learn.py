@@ -73,7 +73,7 @@ def _ids(rows_cols: list[tuple[int, int]], heights: list[float], row_labels: dic
     return out
 
 
-def _proposed_rules(fields: list[LearnedField], columns: list[int], letters: list[str | None]) -> list[str]:
+def proposed_rules(fields: list[LearnedField], columns: list[int], letters: list[str | None]) -> list[str]:
     """J = L + P in a row with L, P and J columns; a row whose label sums (A + B + C) the n fields above it."""
     rules = []
     for row in sorted({f.row for f in fields}):
@@ -81,10 +81,14 @@ def _proposed_rules(fields: list[LearnedField], columns: list[int], letters: lis
         if {"l", "p", "j"} <= by_letter.keys():
             rules.append(f"{by_letter['j']} = {by_letter['l']} + {by_letter['p']}")
     for i, field in enumerate(fields):
-        # The terms printed in brackets, section references such as B.1 or V.A ('+' itself reads unreliably).
+        # The terms printed in brackets, section references such as B.1 or V.A ('+' itself reads unreliably), or the
+        # numbered rows above, (1+2) ('+' read as '-' or '#' too; a '4' for it is not taken: (142) stays unread).
         bracket = re.search(r"\(([^()]*)\)", field.label.upper())
-        n = len(re.findall(r"\b[A-Z]{1,3}\.\s?[A-Z0-9]{1,2}\b", bracket.group(1))) if bracket else 0
-        if n < 2 or "..." in bracket.group(1) or "…" in bracket.group(1):
+        inner = bracket.group(1) if bracket else ""
+        n = len(re.findall(r"\b[A-Z]{1,3}\.\s?[A-Z0-9]{1,2}\b", inner))
+        if n < 2 and re.fullmatch(r"\s*\d\s*([+#-]\s*\d\s*)+", inner):
+            n = len(re.findall(r"\d", inner))
+        if n < 2 or "..." in inner or "…" in inner:
             continue
         above = [g for k, g in enumerate(fields) if columns[k] == columns[i] and g.row < field.row
                  and len(g.boxes_mm) == len(field.boxes_mm)]
@@ -126,4 +130,4 @@ def learn_page(gray: np.ndarray, settings: LearnSettings) -> LearnedPage | NotLe
                            stroke_mm=round(float(np.mean([b.stroke_mm for b in run])), 2))
               for field_id, (row, col, run) in zip(ids, found)]
     return LearnedPage(frame=frame, page=page, bend=bend, boxes=tuple(boxes), fields=tuple(fields),
-                       rules=tuple(_proposed_rules(fields, columns, letters)))
+                       rules=tuple(proposed_rules(fields, columns, letters)))

@@ -11,7 +11,8 @@ import yaml
 from click.testing import CliRunner
 
 from cli import ExitCode, main
-from ocr.learn.learn import LearnSettings, learn_page
+from ocr.learn.fields import LearnedField, id_for_label
+from ocr.learn.learn import LearnSettings, learn_page, proposed_rules
 from ocr.learn.write import write_template
 from ocr.reader.decode import decode_photo
 from ocr.reader.geometry import map_points
@@ -240,3 +241,15 @@ def test_a_photo_of_a_form_without_markers_is_flattened_by_the_paper_outline_and
         assert min((np.abs(g - true).max() for g in got if g.shape == true.shape), default=99) <= 1.5, field.id
     refused = CliRunner().invoke(main, ["template", "learn", str(photo), "--page-mm", "A4", "--out", str(out)])
     assert refused.exit_code != ExitCode.OK and "WxH in mm" in refused.output
+
+
+def test_labels_as_tesseract_misreads_a_low_resolution_scan_still_give_ids_and_the_numbered_sum():
+    """A 2015 KPU scan at 3.8 px/mm: `SUAPA SAH`, `SUARA TinAK SAH`; `(1-2)` with its '+' read as '-'."""
+    assert id_for_label("JUMLAH Sr1 URUH SUAPA SAH (1-2)") == "suara_sah"
+    assert id_for_label("JUMLAH sri. UrilH SUARA TinAK SAH") == "suara_tidak_sah"
+    assert id_for_label("1. Pemilih terdaftar dalam Daftar Pemilih Tetap (DPT)") == "dpt"  # DPTB is too short to misread
+    assert id_for_label("NAMA PASANGAN CALON") is None
+    box = (0.0, 0.0, 8.0, 10.0)
+    fields = [LearnedField(f"row_0{k}_col_1", label, k, 1, (box,), 0.5)
+              for k, label in enumerate(["1. CALON A", "2. CALON B", "JUMLAH SELURUH SUARA SAH (1-2)", "(142)"], 1)]
+    assert proposed_rules(fields, [0, 0, 0, 0], [None] * 4) == ["row_03_col_1 = row_01_col_1 + row_02_col_1"]
