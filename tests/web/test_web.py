@@ -147,7 +147,7 @@ def test_an_operator_sees_only_their_own_uploads(env):
 
 def _concrete(path: str, env: Env) -> str:
     values = {"sid": str(env.slip_id), "n": "0", "kind": "boxes", "field_id": "suara_sah", "sha": env.slip.pages[0].sha256,
-              "job_id": "x", "name": "rina"}
+              "job_id": "x", "name": "rina", "draft_id": "x"}
     path = path.replace("/export/{kind:str}", "/export/results.csv")
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
