@@ -17,7 +17,9 @@ import yaml
 
 from ocr.reader.align import PageAlignment, align_page, cut_boxes
 from ocr.reader.decode import decode_photo
+from ocr.reader.line_check import line_agreement, reference_lines
 from ocr.reader.reasons import ReasonCode, Refusal
+from ocr.reader.reference import MatchSettings, ReferenceMatch, match_reference
 from ocr.templates.catalog import get_template, reference_files
 from ocr.templates.checks import TemplateError
 from ocr.templates.reference_form import MissingReferenceImage, load_reference_file
@@ -94,6 +96,26 @@ def test_page_without_markers_aligns_by_features_to_half_a_millimetre(votes_page
     assert cut_boxes(photo.gray, result, "suara_total").shape == (3, 48, 48)
 
 
+def test_a_match_with_few_features_stands_only_where_the_printed_lines_agree(votes_page):
+    """Every feature fit taken as weak (min_inliers out of reach): the right page is still found, placed as the
+    features place it, because its printed lines agree (line_check.py); the same lines moved 8 mm disagree; another
+    page's scan, whose print differs, is refused."""
+    template, scan = votes_page
+    h = _photo_homography(scan.shape[1], scan.shape[0])
+    photo = cv2.warpPerspective(scan, h, (2000, 2600), borderValue=90)
+    weak_only = MatchSettings(min_inliers=10**6)
+    match = match_reference(photo, (template,), weak_only)
+    assert isinstance(match, ReferenceMatch), match
+    strong = match_reference(photo, (template,))
+    assert np.allclose(match.page_homography, strong.page_homography)
+    lines = reference_lines(scan, PX_PER_MM)
+    right = line_agreement(photo, match.page_homography, lines)
+    moved = line_agreement(photo, match.page_homography @ np.array([[1, 0, 8.0], [0, 1, 0], [0, 0, 1]]), lines)
+    assert right >= weak_only.min_line_agreement > moved, (right, moved)
+    other = _scan_of("kwk-gubernur-3", 1)
+    assert match_reference(other, (template,), weak_only).code == ReasonCode.NO_PAGE_FOUND
+
+
 def test_another_page_and_a_blank_photo_are_refused(votes_page):
     template, _ = votes_page
     other = decode_photo(_png(_scan_of("kwk-gubernur-3", 1)), "page-1.png")
@@ -133,7 +155,7 @@ def test_shipped_reference_templates_are_valid_files():
 
 
 @pytest.mark.skipif(not (REAL / "labels.json").is_file(), reason="../shared/real is absent")
-def test_real_2019_situng_scans_align_and_refuse_other_forms(monkeypatch):
+def test_real_scans_align_and_refuse_other_forms(monkeypatch):
     monkeypatch.setenv("FORMC_REFERENCE_IMAGES", str(REAL))
     templates = tuple(load_reference_file(p) for p in reference_files())
     labels = json.loads((REAL / "labels.json").read_text())
@@ -146,6 +168,10 @@ def test_real_2019_situng_scans_align_and_refuse_other_forms(monkeypatch):
         assert isinstance(result, PageAlignment), (name, result)
         assert (result.template.id, result.page_number) == (form, page)
         assert result.quality.boxes_seen >= 0.6 and result.quality.residual_mm < 0.5
-    for name in ("c1kwk2015-1.jpeg", "chasilppwp2024-h2-3.jpg"):  # other forms: no page of these
+    # Other scans of the learned 2014 Lampiran: their few common features stand where the printed lines agree.
+    for name in ("c1ppwp2014-lamp-2.jpg", "c1ppwp2014-lamp-4.jpg"):
+        result = align_page(decode_photo((REAL / name).read_bytes(), name), templates)
+        assert isinstance(result, PageAlignment) and result.template.id == "c1-ppwp-2014-lampiran-1", (name, result)
+    for name in ("c1ppwp2014-sert-1.jpg", "chasilppwp2024-h2-3.jpg"):  # forms with no reference template
         result = align_page(decode_photo((REAL / name).read_bytes(), name), templates)
         assert isinstance(result, Refusal) and result.code == ReasonCode.NO_PAGE_FOUND, (name, result)
