@@ -50,16 +50,14 @@ def learn(scans: tuple[Path, ...], out: Path, name: str | None, page: int | None
         photo = decode_photo(scan.read_bytes(), scan.name)
         if not photo:
             raise click.ClickException(f"{scan}: {photo.message}")
-        gray = photo.gray
-        if size_mm:  # the flattened sheet becomes the scan the template is made on
+        gray, flattened = photo.gray, None
+        if size_mm:  # the sheet flattened is the scan the template is made on; the file says how, from the photo
             flat = flat_page(gray, (float(size_mm.group(1)), float(size_mm.group(2))))
             if not flat:
                 raise click.ClickException(f"{scan}: {flat.message}")
-            gray, px_per_mm = flat
-            scans = (out.with_name(f"{out.stem}-scan.png"),)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(scans[0]), gray):
-                raise click.ClickException(f"cannot write the flattened scan {scans[0]}")
+            gray, px_per_mm = flat.image, flat.px_per_mm
+            flattened = {"corners_px": [[round(float(v), 2) for v in c] for c in flat.corners_px],
+                         "size_px": list(flat.size_px)}
         one = learn_page(gray, LearnSettings(px_per_mm=px_per_mm, marker_square_mm=marker_mm,
                                              read_labels=not no_labels))
         if not one:
@@ -75,7 +73,7 @@ def learn(scans: tuple[Path, ...], out: Path, name: str | None, page: int | None
             if not cv2.imwrite(str(path), draw_overlay(one)):
                 raise click.ClickException(f"cannot write the overlay {path}")
     try:
-        written = write_template(pages, name, list(scans), out, px_per_mm)
+        written = write_template(pages, name, list(scans), out, px_per_mm, flattened)
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc}") from exc
     if not written:

@@ -25,6 +25,7 @@ from ocr.reader.markers import (
     plausible_combos,
     refine_marker,
 )
+from ocr.reader.reference import flatten
 from ocr.templates.model import Markers, RectMM, rect_corners
 
 LEARN_PX_PER_MM = 5.0  # the rectified page every later step works on: a 1 mm frame line is 5 px
@@ -227,10 +228,20 @@ def paper_corners(gray: np.ndarray) -> np.ndarray | NotLearned:
     return corners / scale
 
 
-def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float]) -> tuple[np.ndarray, float] | NotLearned:
-    """The sheet of a photo flattened by its paper outline, as a scan: the image (page mm (x, y) * px_per_mm = px)
-    and that px_per_mm, near the photo's own resolution (at most LEARN_PX_PER_MM). The sheet keeps the turn the
-    photo gives it: its longer side is matched to the longer side of `page_size_mm` (width, height)."""
+@dataclass(frozen=True)
+class FlatPage:
+    """A photo's sheet flattened by its outline: the scan a template of a form without markers is made on."""
+
+    image: np.ndarray  # page mm (x, y) * px_per_mm = px
+    px_per_mm: float
+    corners_px: np.ndarray  # (4, 2) the page's corners TL, TR, BR, BL in the photo (px, x y), upright
+    size_px: tuple[int, int]  # (w, h) of `image`
+
+
+def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float]) -> FlatPage | NotLearned:
+    """The sheet of a photo flattened by its paper outline, at about the photo's own resolution (at most
+    LEARN_PX_PER_MM), its longer side matched to the longer side of `page_size_mm` (width, height) and turned upright
+    by Tesseract's orientation detection (as the photo gives it when that cannot tell)."""
     corners = paper_corners(gray)
     if isinstance(corners, NotLearned):
         return corners
@@ -238,10 +249,11 @@ def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float]) -> tuple[np.n
     down = (np.linalg.norm(corners[3] - corners[0]) + np.linalg.norm(corners[2] - corners[1])) / 2
     width_mm, height_mm = sorted(page_size_mm, reverse=bool(across > down))
     px_per_mm = round(float(min(LEARN_PX_PER_MM, max(across / width_mm, down / height_mm))), 4)
-    h = cv2.getPerspectiveTransform(rect_corners((0.0, 0.0, width_mm, height_mm)).astype(np.float32),
-                                    corners.astype(np.float32))
-    flat = PageFrame(h, (width_mm, height_mm), None, None).rectified(gray, px_per_mm)
-    return np.ascontiguousarray(np.rot90(flat, -_quarter_turns_to_upright(flat))), px_per_mm
+    size = (round(width_mm * px_per_mm), round(height_mm * px_per_mm))
+    turns = _quarter_turns_to_upright(flatten(gray, corners, size))
+    # A clockwise quarter turn of the flattened page makes its old bottom-left corner the top-left one.
+    corners, size = np.roll(corners, turns, axis=0), (size if turns % 2 == 0 else size[::-1])
+    return FlatPage(flatten(gray, corners, size), px_per_mm, corners, size)
 
 
 def _quarter_turns_to_upright(flat: np.ndarray) -> int:

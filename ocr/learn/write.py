@@ -121,9 +121,9 @@ def family_document(pages: dict[int, LearnedPage], name: str, scan: str, accepte
 
 
 def reference_document(learned: LearnedPage, name: str, page_number: int, scan: Path, px_per_mm: float,
-                       accepted: Sequence[str] = ()) -> dict:
+                       accepted: Sequence[str] = (), flattened: dict | None = None) -> dict:
     """Boxes in the scan's px (x, y, w, h): each box's corners through the page homography, their bounding box;
-    `accepted` as in `family_document`."""
+    `accepted` as in `family_document`; `flattened`: the scan is the photo `scan` flattened (FlattenedSpec)."""
     h = learned.frame.page_homography
     fields = []
     for f in learned.fields:
@@ -136,12 +136,12 @@ def reference_document(learned: LearnedPage, name: str, page_number: int, scan: 
                        "stroke_px": round(f.stroke_mm * px_per_mm, 2)})
     return {"reference_form": name, "version": 1, "description": f"learned from {scan.name}", "source": scan.name,
             "pages": [{"number": page_number, "image": scan.name, "sha256": hashlib.sha256(scan.read_bytes()).hexdigest(),
-                       "px_per_mm": px_per_mm, "fields": fields}],
+                       "px_per_mm": px_per_mm, **({"flattened": flattened} if flattened else {}), "fields": fields}],
             "rules": _rule_specs(learned.rules, accepted)}
 
 
 def template_document(pages: dict[int, LearnedPage], name: str, scans: list[Path], px_per_mm: float | None,
-                      accepted: Sequence[str] = ()) -> dict | NotLearned:
+                      accepted: Sequence[str] = (), flattened: dict | None = None) -> dict | NotLearned:
     """The template file's document for the learned pages by page number: a family file when every page has its
     markers and tag, else (one page, its scan's resolution known) a reference-image file on `scans[0]`."""
     if all(page.frame.markers is not None and page.frame.tag is not None for page in pages.values()):
@@ -151,7 +151,7 @@ def template_document(pages: dict[int, LearnedPage], name: str, scans: list[Path
     if px_per_mm is None:
         return NotLearned("a template without markers and tag is a reference-image template: give the scan's --dpi")
     (page_number, learned), = pages.items()
-    return reference_document(learned, name, page_number, scans[0], px_per_mm, accepted)
+    return reference_document(learned, name, page_number, scans[0], px_per_mm, accepted, flattened)
 
 
 def write_document(document: dict, out: Path, header: str, scan: Path) -> FormTemplate:
@@ -168,10 +168,10 @@ def write_document(document: dict, out: Path, header: str, scan: Path) -> FormTe
 
 
 def write_template(pages: dict[int, LearnedPage], name: str, scans: list[Path], out: Path,
-                   px_per_mm: float | None) -> FormTemplate | NotLearned:
+                   px_per_mm: float | None, flattened: dict | None = None) -> FormTemplate | NotLearned:
     """Write the template file `out` from the learned pages by page number (and, for a reference-image template, one
-    page, the scan beside it); load it back."""
-    document = template_document(pages, name, scans, px_per_mm)
+    page, the scan beside it; `flattened`: the scan is that photo flattened); load it back."""
+    document = template_document(pages, name, scans, px_per_mm, flattened=flattened)
     if not document:
         return document
     try:

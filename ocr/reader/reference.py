@@ -21,6 +21,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from ocr.reader.decode import decode_photo
 from ocr.reader.geometry import map_points, scaled
 from ocr.reader.line_check import ReferenceLines, line_agreement, reference_lines
 from ocr.reader.markers import orientation_preserved
@@ -73,17 +74,30 @@ _NO_TEMPLATE = Refusal(ReasonCode.NO_PAGE_FOUND, "no template of an older form (
 
 
 def reference_scan(reference: ReferenceImage) -> np.ndarray:
-    """The reference page's scan in greyscale (x, y px as its boxes were measured), decoded once per process."""
-    return _decode_scan(reference.path, reference.sha256)
+    """The reference page's scan in greyscale (x, y px as its boxes were measured), decoded once per process; for a
+    photo of a sheet without markers, the photo flattened as the template says."""
+    return _decode_scan(reference.path, reference.sha256, reference.flattened_corners_px, reference.flattened_size_px)
 
 
 @lru_cache(maxsize=8)
-def _decode_scan(path: Path, sha256: str) -> np.ndarray:
+def _decode_scan(path: Path, sha256: str, corners_px: tuple | None, size_px: tuple[int, int] | None) -> np.ndarray:
     """Cached by path and content: a scan saved again under its name (the template editor) is decoded again."""
-    scan = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if corners_px is None:
+        scan = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    else:
+        photo = decode_photo(path.read_bytes(), path.name)  # the EXIF turn applied, as the corners were measured
+        scan = flatten(photo.gray, np.array(corners_px), size_px) if photo else None
     if scan is None:  # checked by sha256 when the template was loaded: gone or changed since
         raise FileNotFoundError(f"reference scan {path} cannot be read")
     return scan
+
+
+def flatten(gray: np.ndarray, corners_px: np.ndarray, size_px: tuple[int, int]) -> np.ndarray:
+    """The quadrilateral `corners_px` (TL, TR, BR, BL, px) of `gray` as a `size_px` (w, h) rectangle."""
+    w, h = size_px
+    target = np.float32([(0, 0), (w, 0), (w, h), (0, h)])
+    return cv2.warpPerspective(gray, cv2.getPerspectiveTransform(np.float32(corners_px), target), (w, h),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
 
 
 def _describe(gray: np.ndarray, settings: MatchSettings) -> _Features:

@@ -177,12 +177,22 @@ class ReferenceFieldSpec(Spec):
         return [(a, top, b - a, bottom - top) for a, b in zip(xs, xs[1:])]
 
 
+class FlattenedSpec(Spec):
+    """The image is a photo of a sheet without markers: the scan the boxes are measured on is it flattened."""
+
+    corners_px: tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]] = Field(
+        description="the page's corners TL, TR, BR, BL in the photo (px, x y, its EXIF turn applied)")
+    size_px: tuple[int, int] = Field(description="the flattened scan's width and height, px")
+
+
 class ReferencePageSpec(Spec):
     number: int = Field(ge=1)
     image: str = Field(description="file name of the scan the boxes were measured on (found beside this file or in "
                                    "a folder of FORMC_REFERENCE_IMAGES)")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     px_per_mm: float = Field(gt=0, description="scale of the scan: its pixels per page mm")
+    flattened: FlattenedSpec | None = Field(None, description="set when the image is a photo: the scan is it flattened "
+                                            "(`formc template learn --page-mm`)")
     titles: list[str] = []
     fields: list[ReferenceFieldSpec] = Field(min_length=1)
 

@@ -19,6 +19,7 @@ from ocr.templates.rules import Comparison, parse_rule
 
 RectMM = tuple[float, float, float, float]
 PointMM = tuple[float, float]
+PointPX = tuple[float, float]  # image px, x right, y down
 DIGIT_LABELS = tuple(str(d) for d in range(10))
 
 
@@ -110,6 +111,10 @@ class ReferenceImage(Frozen):
     path: Path
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the image file: the boxes belong to these pixels")
     px_per_mm: float = Field(gt=0)
+    # A photo of a sheet printed without markers: the scan is the photo (its EXIF turn applied) flattened, these
+    # page corners TL, TR, BR, BL (photo px, x y) to a rectangle of `flattened_size_px` (w, h).
+    flattened_corners_px: tuple[PointPX, PointPX, PointPX, PointPX] | None = None
+    flattened_size_px: tuple[int, int] | None = None
 
 
 class TemplatePage(Frozen):

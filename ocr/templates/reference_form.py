@@ -50,15 +50,21 @@ def load_reference_file(path: Path | str) -> FormTemplate:
             where = ", ".join(map(str, folders))
             raise MissingReferenceImage(source, [f"page {page.number}: reference image {page.image} {why} (looked in "
                                                  f"{where}; set {REFERENCE_IMAGES_ENV})"])
-        with Image.open(image) as im:
-            width_px, height_px = im.size
+        if page.flattened is not None:
+            width_px, height_px = page.flattened.size_px
+        else:
+            with Image.open(image) as im:
+                width_px, height_px = im.size
         size_mm = size_mm or (width_px / page.px_per_mm, height_px / page.px_per_mm)
         fields = []
         for f in page.fields:
             boxes = tuple(tuple(v / page.px_per_mm for v in rect) for rect in f.rects_px())
             fields.append(NumberField(id=f.id, page=page.number, label=f.label, boxes_mm=boxes,
                                       stroke_mm=f.stroke_px / page.px_per_mm))
-        reference = ReferenceImage(path=image, sha256=page.sha256, px_per_mm=page.px_per_mm)
+        flat = page.flattened
+        reference = ReferenceImage(path=image, sha256=page.sha256, px_per_mm=page.px_per_mm,
+                                   flattened_corners_px=flat.corners_px if flat else None,
+                                   flattened_size_px=flat.size_px if flat else None)
         pages.append(TemplatePage(number=page.number, reference=reference, titles=tuple(page.titles), fields=tuple(fields)))
     template = FormTemplate(id=spec.reference_form, family=spec.reference_form, version=spec.version,
                             description=spec.description, page_size_mm=size_mm, columns=(), pages=tuple(pages),
