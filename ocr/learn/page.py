@@ -32,6 +32,10 @@ LEARN_PX_PER_MM = 5.0  # the rectified page every later step works on: a 1 mm fr
 PHOTO_MARGIN_SQUARES = 4.0  # a photo's page reaches this many marker squares beyond the markers (its edge is unknown)
 PAPER_WORK_PX = 1000  # the sheet's outline is found at this long side
 MIN_PAPER_SHARE = 0.15  # of the photo's area
+# A sheet photographed at 1.7 px/mm, flattened at that and then enlarged for learning, lost its box lines to the two
+# interpolations now and then (a 2019 plano photo: its date boxes found or not by a grey level); at 3 they stay.
+FLAT_MIN_PX_PER_MM = 3.0
+MIN_ORIENTATION_CONFIDENCE = 3.0  # Tesseract's orientation_conf
 PAPER_OUTLINE_SHARES = (0.02, 0.03, 0.045, 0.06, 0.08)  # of the outline's length: how far a corner may be cut
 MARKER_SIZE_SPREAD = 1.25  # largest / smallest marker square side over its homography's local scale on one page
 
@@ -239,16 +243,18 @@ class FlatPage:
 
 
 def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float]) -> FlatPage | NotLearned:
-    """The sheet of a photo flattened by its paper outline, at about the photo's own resolution (at most
-    LEARN_PX_PER_MM), its longer side matched to the longer side of `page_size_mm` (width, height) and turned upright
-    by Tesseract's orientation detection (as the photo gives it when that cannot tell)."""
+    """The sheet of a photo flattened by its paper outline, at about the photo's own resolution (at least
+    FLAT_MIN_PX_PER_MM, at most LEARN_PX_PER_MM), its longer side matched to the longer side of `page_size_mm`
+    (width, height) and turned upright by Tesseract's orientation detection where it is sure (else as the photo
+    gives it)."""
     corners = paper_corners(gray)
     if isinstance(corners, NotLearned):
         return corners
     across = (np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[2] - corners[3])) / 2
     down = (np.linalg.norm(corners[3] - corners[0]) + np.linalg.norm(corners[2] - corners[1])) / 2
     width_mm, height_mm = sorted(page_size_mm, reverse=bool(across > down))
-    px_per_mm = round(float(min(LEARN_PX_PER_MM, max(across / width_mm, down / height_mm))), 4)
+    native = max(across / width_mm, down / height_mm)
+    px_per_mm = round(float(min(LEARN_PX_PER_MM, max(FLAT_MIN_PX_PER_MM, native))), 4)
     size = (round(width_mm * px_per_mm), round(height_mm * px_per_mm))
     turns = _quarter_turns_to_upright(flatten(gray, corners, size))
     # A clockwise quarter turn of the flattened page makes its old bottom-left corner the top-left one.
@@ -258,7 +264,7 @@ def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float]) -> FlatPage |
 
 def _quarter_turns_to_upright(flat: np.ndarray) -> int:
     """Clockwise quarter turns that set the page's print upright, by Tesseract's orientation detection (0 when it
-    cannot tell: too little print, or no Tesseract)."""
+    cannot tell surely: too little or too small print, or no Tesseract)."""
     import pytesseract
 
     scale = min(1.0, 2000 / max(flat.shape))
@@ -266,5 +272,8 @@ def _quarter_turns_to_upright(flat: np.ndarray) -> int:
     try:
         osd = pytesseract.image_to_osd(small, output_type=pytesseract.Output.DICT)
     except (pytesseract.TesseractError, pytesseract.TesseractNotFoundError):
+        return 0
+    # Below this, on the real plano photos (print of 1-2 px/mm) it called upright pages turned half the time.
+    if float(osd.get("orientation_conf", 0.0)) < MIN_ORIENTATION_CONFIDENCE:
         return 0
     return int(osd.get("rotate", 0)) // 90 % 4

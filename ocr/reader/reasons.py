@@ -44,6 +44,7 @@ class FindingCode(StrEnum):
     RULE_FAILED = "rule_failed"  # detail: the hard rule, as written in the template
     SOFT_RULE = "soft_rule"  # detail: the soft rule that does not hold on the emitted values
     LOW_MARGIN = "low_margin"  # detail: the margin in nats over the runner-up
+    UNCHECKED = "unchecked"  # no hard rule of the form names the field: only a person can confirm it
     CORRECTED_BY_RULES = "corrected_by_rules"  # detail: what the boxes read
     EMPTY_FIELD = "empty_field"
     UNREADABLE = "unreadable"

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ocr.reader.decode import decode_photo
-from ocr.reader.geometry import map_points, scaled
+from ocr.reader.geometry import map_points, rectify_quad, scaled
 from ocr.reader.line_check import ReferenceLines, line_agreement, reference_lines
 from ocr.reader.markers import orientation_preserved
 from ocr.reader.reasons import ReasonCode, Refusal
@@ -95,9 +95,8 @@ def _decode_scan(path: Path, sha256: str, corners_px: tuple | None, size_px: tup
 def flatten(gray: np.ndarray, corners_px: np.ndarray, size_px: tuple[int, int]) -> np.ndarray:
     """The quadrilateral `corners_px` (TL, TR, BR, BL, px) of `gray` as a `size_px` (w, h) rectangle."""
     w, h = size_px
-    target = np.float32([(0, 0), (w, 0), (w, h), (0, h)])
-    return cv2.warpPerspective(gray, cv2.getPerspectiveTransform(np.float32(corners_px), target), (w, h),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+    return rectify_quad(gray, np.asarray(corners_px, np.float64), np.array([(0, 0), (w, 0), (w, h), (0, h)], np.float64),
+                        size_px)
 
 
 def _describe(gray: np.ndarray, settings: MatchSettings) -> _Features:

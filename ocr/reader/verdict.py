@@ -133,11 +133,9 @@ def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent:
     cand = weighed.candidates
     value = written if inconsistent else consistent
     # A read its own boxes doubt, that only the rules confirm, needs a correction's margin: one writer's misreads
-    # agree with each other (a 4 read as 6 in L and in J keeps L + P = J), and the rules cannot tell. So does a field
-    # no rule checks (a learned older form's suara_tidak_sah): its boxes are all that stands between a misread and
-    # the result (a slashed 0 read as 8 at p 0.95 on a 2014 scan).
+    # agree with each other (a 4 read as 6 in L and in J keeps L + P = J), and the rules cannot tell.
     confirmed_only = value == written and _own_margin(cand) < policy.ok_margin
-    needed = policy.corrected_margin if confirmed_only or not checked else policy.ok_margin
+    needed = policy.corrected_margin if confirmed_only else policy.ok_margin
     verdict = FieldVerdict(value, _confidence(margin), "ok", [*weighed.notes], written, cand)
     if cand.empty > 0.5 or (value is None and written is None):
         verdict.value, verdict.status = None, "unreadable"
@@ -159,6 +157,11 @@ def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent:
             verdict.reasons.append(Finding(FindingCode.LOW_MARGIN, f"{margin:.1f}"))
     if value == 0 and cand.filler_only > 0.5 * (cand.probs[0] if cand.probs else 1.0):
         verdict.reasons.append(Finding(FindingCode.NO_DIGIT_WRITTEN))
+    # A number no rule of its form checks is never emitted on its boxes alone: a stranger's 2 read as 5 beyond any
+    # margin happens (a learned template's 129 read 159 at over 5 nats; a 2014 scan's slashed 0 read 8 at p 0.95).
+    if not checked and verdict.status == "ok":
+        verdict.status = "review"
+        verdict.reasons.append(Finding(FindingCode.UNCHECKED))
     if read.doubts:
         verdict.reasons += [Finding(code) for code in read.doubts]
         if verdict.status == "ok" and margin < policy.corrected_margin:

@@ -65,6 +65,7 @@ REASON_LABELS = {
     # A field's findings (ocr.reader.reasons.FindingCode).
     "rule_failed": N_("a rule of the form fails"), "soft_rule": N_("a check of plausibility fails"),
     "low_margin": N_("another reading is nearly as likely"), "corrected_by_rules": N_("changed by the form's rules"),
+    "unchecked": N_("no rule of the form checks this number"),
     "empty_field": N_("nothing written"), "unreadable": N_("cannot be read"),
     "no_digit_written": N_("zero read from fillers only"), "box_not_placed": N_("a box not found on the page"),
     "bubble_conflict": N_("the bubbles disagree"), "tally_conflict": N_("the tally marks disagree with the number"),

@@ -222,7 +222,7 @@ def test_a_photo_of_a_form_without_markers_is_flattened_by_the_paper_outline_and
     """`--page-mm`: the sheet found by its outline in a phone photo (seed 25: upright, 14 degrees turned, in
     perspective) and flattened, the template made on that, its file naming the photo and the flattening; every
     shipped field learned within 1.5 mm, and a filled photo of the sheet read with it."""
-    page = _markers_painted_out(render_page(KWK, 3, DPI), KWK)
+    page = _markers_painted_out(render_page(KWK, 1, DPI), KWK)
     rng = np.random.default_rng(25)
     profile = dataclasses.replace(PROFILES["phone"], bend_mm=0.0)
     plan = plan_photo(profile, KWK.page_size_mm, rng)
@@ -237,19 +237,22 @@ def test_a_photo_of_a_form_without_markers_is_flattened_by_the_paper_outline_and
     learned = load_template_file(out)[0]
     assert learned.by_reference and learned.page(1).reference.flattened_corners_px is not None
     got = [np.array(f.boxes_mm) for f in learned.page(1).fields]
-    for field in KWK.page(3).fields:
+    for field in KWK.page(1).fields:
         true = np.array(field.boxes_mm)
         assert min((np.abs(g - true).max() for g in got if g.shape == true.shape), default=99) <= 1.5, field.id
     refused = CliRunner().invoke(main, ["template", "learn", str(photo), "--page-mm", "A4", "--out", str(out)])
     assert refused.exit_code != ExitCode.OK and "WxH in mm" in refused.output
-    # The sheet filled in and photographed again (another pose): read through formc batch with the learned template.
-    values = {f.id: (13 + 29 * i) % 10 ** len(f.boxes_mm) for i, f in enumerate(KWK.page(3).fields)}
-    rng = np.random.default_rng(7)
-    written = write_page(page, KWK.page(3), values, px_per_mm(DPI), WriterStyle.random(rng), load_bank(None), rng)
-    jpeg, _ = photograph(written.image, px_per_mm(DPI), KWK.page_size_mm, plan_photo(profile, KWK.page_size_mm, rng),
-                         profile, rng)
-    (tmp_path / "in" / "tps-1").mkdir(parents=True)
-    (tmp_path / "in" / "tps-1" / "foto.jpg").write_bytes(jpeg)
+    # The sheet filled in and photographed again, four times (other poses): read through formc batch with the
+    # learned template. Features between two photos of a sparse page are few: some photos are refused (2 of 4 when
+    # this was written), none may be misread.
+    values = {f.id: (13 + 29 * i) % 10 ** len(f.boxes_mm) for i, f in enumerate(KWK.page(1).fields)}
+    for seed in (8, 9, 11, 13):
+        rng = np.random.default_rng(seed)
+        written = write_page(page, KWK.page(1), values, px_per_mm(DPI), WriterStyle.random(rng), load_bank(None), rng)
+        jpeg, _ = photograph(written.image, px_per_mm(DPI), KWK.page_size_mm,
+                             plan_photo(profile, KWK.page_size_mm, rng), profile, rng)
+        (tmp_path / "in" / f"tps-{seed}").mkdir(parents=True)
+        (tmp_path / "in" / f"tps-{seed}" / "foto.jpg").write_bytes(jpeg)
     monkeypatch.setenv("FORMC_TEMPLATES", str(out.parent))
     reload_templates()
     try:
@@ -259,15 +262,18 @@ def test_a_photo_of_a_form_without_markers_is_flattened_by_the_paper_outline_and
         monkeypatch.delenv("FORMC_TEMPLATES")
         reload_templates()
     assert read.exit_code == ExitCode.OK, read.output
-    record = SubmissionResult.model_validate_json((tmp_path / "r.jsonl").read_text().splitlines()[0])
-    assert record.template == "foto-c1", record.pages[0].errors
-    shipped = {f.id: np.array(f.boxes_mm[0][:2]) for f in KWK.page(3).fields}
-    got = {}
-    for f in learned.page(1).fields:
-        nearest = min(shipped, key=lambda k: np.abs(shipped[k] - f.boxes_mm[0][:2]).max())
-        if np.abs(shipped[nearest] - f.boxes_mm[0][:2]).max() <= 3:
-            got[nearest] = record.fields[f.id].value
-    assert sum(got.get(k) == v for k, v in values.items()) >= len(values) - 2, (got, values)
+    records = [SubmissionResult.model_validate_json(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    shipped = {f.id: np.array(f.boxes_mm[0][:2]) for f in KWK.page(1).fields}
+    placed = {f.id: min(shipped, key=lambda k: np.abs(shipped[k] - f.boxes_mm[0][:2]).max())
+              for f in learned.page(1).fields}
+    read_ones = [r for r in records if r.template == "foto-c1"]
+    assert len(read_ones) >= 2, [r.pages[0].errors for r in records]
+    for record in read_ones:
+        emitted = {placed[k]: f.value for k, f in record.fields.items() if f.status in ("ok", "corrected")}
+        wrong = {k: (v, values[k]) for k, v in emitted.items() if v != values[k]}
+        assert not wrong, (record.submission, wrong)  # never silently wrong
+        right = sum(record.fields[k].value == values[placed[k]] for k in record.fields)
+        assert right >= len(values) - 2, (record.submission, right)
 
 
 def test_labels_as_tesseract_misreads_a_low_resolution_scan_still_give_ids_and_the_numbered_sum():
