@@ -35,7 +35,6 @@ MIN_PAPER_SHARE = 0.15  # of the photo's area
 # A sheet photographed at 1.7 px/mm, flattened at that and then enlarged for learning, lost its box lines to the two
 # interpolations now and then (a 2019 plano photo: its date boxes found or not by a grey level); at 3 they stay.
 FLAT_MIN_PX_PER_MM = 3.0
-MIN_ORIENTATION_CONFIDENCE = 3.0  # Tesseract's orientation_conf
 PAPER_OUTLINE_SHARES = (0.02, 0.03, 0.045, 0.06, 0.08)  # of the outline's length: how far a corner may be cut
 MARKER_SIZE_SPREAD = 1.25  # largest / smallest marker square side over its homography's local scale on one page
 
@@ -242,11 +241,11 @@ class FlatPage:
     size_px: tuple[int, int]  # (w, h) of `image`
 
 
-def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float]) -> FlatPage | NotLearned:
+def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float], turn_deg: int = 0) -> FlatPage | NotLearned:
     """The sheet of a photo flattened by its paper outline, at about the photo's own resolution (at least
     FLAT_MIN_PX_PER_MM, at most LEARN_PX_PER_MM), its longer side matched to the longer side of `page_size_mm`
-    (width, height) and turned upright by Tesseract's orientation detection where it is sure (else as the photo
-    gives it)."""
+    (width, height), and turned `turn_deg` clockwise from how the photo shows it (Tesseract's orientation detection
+    called upright plano photos turned, even at its confidence 3: a person sees the overlay and says)."""
     corners = paper_corners(gray)
     if isinstance(corners, NotLearned):
         return corners
@@ -256,24 +255,7 @@ def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float]) -> FlatPage |
     native = max(across / width_mm, down / height_mm)
     px_per_mm = round(float(min(LEARN_PX_PER_MM, max(FLAT_MIN_PX_PER_MM, native))), 4)
     size = (round(width_mm * px_per_mm), round(height_mm * px_per_mm))
-    turns = _quarter_turns_to_upright(flatten(gray, corners, size))
+    turns = turn_deg // 90 % 4
     # A clockwise quarter turn of the flattened page makes its old bottom-left corner the top-left one.
     corners, size = np.roll(corners, turns, axis=0), (size if turns % 2 == 0 else size[::-1])
     return FlatPage(flatten(gray, corners, size), px_per_mm, corners, size)
-
-
-def _quarter_turns_to_upright(flat: np.ndarray) -> int:
-    """Clockwise quarter turns that set the page's print upright, by Tesseract's orientation detection (0 when it
-    cannot tell surely: too little or too small print, or no Tesseract)."""
-    import pytesseract
-
-    scale = min(1.0, 2000 / max(flat.shape))
-    small = cv2.resize(flat, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    try:
-        osd = pytesseract.image_to_osd(small, output_type=pytesseract.Output.DICT)
-    except (pytesseract.TesseractError, pytesseract.TesseractNotFoundError):
-        return 0
-    # Below this, on the real plano photos (print of 1-2 px/mm) it called upright pages turned half the time.
-    if float(osd.get("orientation_conf", 0.0)) < MIN_ORIENTATION_CONFIDENCE:
-        return 0
-    return int(osd.get("rotate", 0)) // 90 % 4

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from cli import ExitCode, main
 from ocr.learn.fields import LearnedField, id_for_label
 from ocr.learn.learn import LearnSettings, learn_page, proposed_rules
+from ocr.learn.page import flat_page
 from ocr.learn.write import write_template
 from ocr.reader.decode import decode_photo
 from ocr.reader.geometry import map_points
@@ -286,3 +287,20 @@ def test_labels_as_tesseract_misreads_a_low_resolution_scan_still_give_ids_and_t
     fields = [LearnedField(f"row_0{k}_col_1", label, k, 1, (box,), 0.5)
               for k, label in enumerate(["1. CALON A", "2. CALON B", "JUMLAH SELURUH SUARA SAH (1-2)", "(142)"], 1)]
     assert proposed_rules(fields, [0, 0, 0, 0], [None] * 4) == ["row_03_col_1 = row_01_col_1 + row_02_col_1"]
+
+
+def test_the_flattened_sheet_turns_clockwise_by_the_quarter_turns_asked():
+    """`--turn 90`: the sheet as flattened turned a quarter clockwise (its corners rolled, its size swapped)."""
+    page = _markers_painted_out(render_page(KWK, 1, DPI), KWK)
+    rng = np.random.default_rng(25)
+    profile = dataclasses.replace(PROFILES["phone"], bend_mm=0.0)
+    jpeg, _ = photograph(cv2.cvtColor(page, cv2.COLOR_GRAY2BGR), px_per_mm(DPI), KWK.page_size_mm,
+                         plan_photo(profile, KWK.page_size_mm, rng), profile, rng)
+    gray = decode_photo(jpeg).gray
+    upright, turned = flat_page(gray, KWK.page_size_mm), flat_page(gray, KWK.page_size_mm, 90)
+    assert turned.size_px == upright.size_px[::-1]
+    def apart(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a.astype(int) - b).mean())
+
+    clockwise, anticlockwise = apart(turned.image, np.rot90(upright.image, -1)), apart(turned.image, np.rot90(upright.image))
+    assert clockwise < 8 < 3 * clockwise < anticlockwise, (clockwise, anticlockwise)  # a pixel apart at most
