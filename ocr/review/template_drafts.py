@@ -14,7 +14,7 @@ import hashlib
 import re
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ocr.draw.preview import render_submission_preview
 from ocr.learn.fields import LearnedField
 from ocr.learn.learn import LearnedPage, LearnSettings, learn_page
-from ocr.learn.page import NotLearned, PageFrame, PageTag
+from ocr.learn.page import NotLearned, PageFrame, PageTag, flat_page
 from ocr.learn.write import EDITOR_HEADER, template_document, write_document
 from ocr.pipeline import PhotoInput, ReaderSettings, read_submission_and_photos
 from ocr.reader.decode import decode_photo
@@ -75,7 +75,8 @@ class FrameSpec(_Model):
 class Draft(DraftEdit):
     id: str
     scan: str  # the scan's file name in the draft's folder
-    px_per_mm: float | None  # a flat scan's scale (given as its DPI); None for a photo (its marker squares' side)
+    px_per_mm: float | None  # a flat scan's scale (given as its DPI), or a flattened photo's; None for a marker photo
+    flattened: dict | None = None  # a photo of a sheet without markers: its corners and scan size (FlattenedSpec)
     frame: FrameSpec
     learned_fields: list[DraftField]
     learned_rules: list[str]
@@ -138,19 +139,28 @@ class TemplateDrafts:
         return self.root / draft_id
 
     def learn(self, data: bytes, filename: str, settings: LearnSettings, template_id: str, description: str,
-              page: int) -> Draft | NotLearned:
-        """A new draft from an uploaded scan or photo (1-3 s: run it off the event loop)."""
+              page: int, sheet_mm: tuple[float, float] | None = None, turn_deg: int = 0) -> Draft | NotLearned:
+        """A new draft from an uploaded scan or photo (1-3 s: run it off the event loop); `sheet_mm` (w, h): a photo
+        of a sheet without markers, flattened by its outline and turned `turn_deg` clockwise (`--page-mm`)."""
         photo = decode_photo(data, filename)
         if not photo:
             return NotLearned(photo.message)
-        learned = learn_page(photo.gray, settings)
+        gray, flattened = photo.gray, None
+        if sheet_mm is not None:
+            flat = flat_page(gray, sheet_mm, turn_deg)
+            if not flat:
+                return flat
+            gray, settings = flat.image, replace(settings, px_per_mm=flat.px_per_mm, marker_square_mm=None)
+            flattened = {"corners_px": [[round(float(v), 2) for v in c] for c in flat.corners_px],
+                         "size_px": list(flat.size_px)}
+        learned = learn_page(gray, settings)
         if not learned:
             return learned
         frame = learned.frame
         tag = (frame.tag.tag_id, frame.tag.rect_mm, frame.tag.rotation_deg) if frame.tag else None
         fields = _fields(learned)
         draft = Draft(id=secrets.token_urlsafe(12), scan=_scan_name(filename), px_per_mm=settings.px_per_mm,
-                      template_id=template_id, description=description, page=page, fields=fields,
+                      flattened=flattened, template_id=template_id, description=description, page=page, fields=fields,
                       rules=[DraftRule(expr=expr) for expr in learned.rules],
                       frame=FrameSpec(homography=frame.page_homography.tolist(), page_size_mm=frame.page_size_mm,
                                       markers=frame.markers, tag=tag),
@@ -215,7 +225,7 @@ class TemplateDrafts:
         scan = staged / f"{draft.template_id}{Path(draft.scan).suffix}"
         shutil.copyfile(self.folder(draft.id) / draft.scan, scan)
         document = template_document({draft.page: self._learned_page(draft)}, draft.template_id, [scan],
-                                     draft.px_per_mm, [r.expr for r in draft.rules if r.accepted])
+                                     draft.px_per_mm, [r.expr for r in draft.rules if r.accepted], draft.flattened)
         if not document:
             raise TemplateError(source, [document.message])
         document["description"] = draft.description or document["description"]

@@ -5,6 +5,8 @@ and tried on a filled photo. The work is `ocr.review.template_drafts`'s; this mo
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -67,12 +69,16 @@ async def home(request: Request) -> Response:
     if request.method == "GET":
         return _home(request)
     form = await request.form()
-    fields = {k: str(form.get(k, "")).strip() for k in ("template_id", "description", "page", "dpi", "marker_mm")}
+    fields = {k: str(form.get(k, "")).strip()
+              for k in ("template_id", "description", "page", "dpi", "marker_mm", "sheet_mm", "turn")}
     dpi, marker_mm = _positive(fields["dpi"]), _positive(fields["marker_mm"])
+    sheet = re.fullmatch(r"(\d+(?:[.,]\d+)?)\s*[xX×]\s*(\d+(?:[.,]\d+)?)", fields["sheet_mm"])
+    sheet_mm = tuple(float(v.replace(",", ".")) for v in sheet.groups()) if sheet else None
     page = int(fields["page"]) if fields["page"].isdigit() and 0 < int(fields["page"]) < 100 else None
-    if (dpi is None) == (marker_mm is None):
-        return _home(request, 400, translate(request, "Give either the scan's resolution (DPI) or, for a photo, the side "
-                                             "of one corner-marker square in mm."), fields)
+    if [dpi, marker_mm, sheet_mm].count(None) != 2 or fields["turn"] not in ("", "0", "90", "180", "270"):
+        return _home(request, 400, translate(request, "Give one of: the scan's resolution (DPI); for a photo, the side "
+                                             "of one corner-marker square in mm; or, for a photo of a form without "
+                                             "markers, the sheet's size in mm (e.g. 600x900)."), fields)
     if page is None or not TEMPLATE_ID.fullmatch(fields["template_id"]):
         return _home(request, 400, translate(request, "Give the template id (lower-case letters, digits and '-') and "
                                              "the page number."), fields)
@@ -83,7 +89,7 @@ async def home(request: Request) -> Response:
     settings = LearnSettings(px_per_mm=dpi / 25.4 if dpi else None, marker_square_mm=marker_mm,
                              read_labels=form.get("labels") == "1")
     draft = await run_in_threadpool(drafts_of(request).learn, data, upload.filename, settings, fields["template_id"],
-                                    fields["description"], page)  # 1-3 s of image work: off the event loop
+                                    fields["description"], page, sheet_mm, int(fields["turn"] or 0))  # 1-3 s: off the loop
     if isinstance(draft, NotLearned):
         return _home(request, 422, translate(request, "No template could be learned from this image:") + " "
                      + draft.message, fields)

@@ -4,6 +4,7 @@ a filled scan."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
+from ocr.synth.camera import PROFILES, photograph, plan_photo
 from ocr.synth.handwriting import load_bank
 from ocr.synth.ink import WriterStyle, write_page
 from ocr.templates.catalog import get_template, reload_templates
@@ -181,3 +183,32 @@ def test_a_draft_tried_changed_and_tried_again_under_its_id_is_read_with_its_new
         client.post(f"{url}/coba", data={"csrf": csrf}, files={"photo": ("tps-1.png", filled_scan(), "image/png")})
         page = client.get(url).text
         assert "galat" not in page and len(re.findall(r'<tr class="[a-z]+"><td>', page)) == len(fields)
+
+
+def test_a_photo_of_a_form_without_markers_is_learned_by_its_sheet_and_saved_naming_the_photo(site):
+    """The sheet's size instead of a DPI: the photo is flattened by the sheet's outline (as `template learn
+    --page-mm`), and the saved file names the photo and its flattening."""
+    page = _markers_painted_out(render_page(KWK, 1, DPI), KWK)
+    rng = np.random.default_rng(25)  # upright, in perspective: tests/templates/test_learn.py's photo
+    profile = dataclasses.replace(PROFILES["phone"], bend_mm=0.0)
+    jpeg, _ = photograph(cv2.cvtColor(page, cv2.COLOR_GRAY2BGR), px_per_mm(DPI), KWK.page_size_mm,
+                         plan_photo(profile, KWK.page_size_mm, rng), profile, rng)
+    client, csrf = site.client("ade")
+    form = {"csrf": csrf, "template_id": "kantor-foto", "description": "C1 dari foto", "page": "1"}
+    refused = client.post("/admin/templat", data={**form, "sheet_mm": "600x900", "dpi": "127"},
+                          files={"scan": ("foto.jpg", jpeg, "image/jpeg")})
+    assert refused.status_code == 400 and "ukuran lembar dalam mm" in refused.text  # one way only
+    learned = client.post("/admin/templat", data={**form, "sheet_mm": "600 x 900", "turn": "0"},
+                          files={"scan": ("foto.jpg", jpeg, "image/jpeg")}, follow_redirects=False)
+    assert learned.status_code == 303, learned.text
+    url = learned.headers["location"]
+    draft = draft_of(client.get(url).text)
+    assert len(draft["fields"]) == len(KWK.page(1).fields)
+    draft["rules"] = []
+    send(site, url, draft)
+    saved = client.post(f"{url}/simpan", data={"csrf": csrf}, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    document = yaml.safe_load((site.tmp / "own" / "kantor-foto.yaml").read_text())
+    flattened = document["pages"][0]["flattened"]
+    assert len(flattened["corners_px"]) == 4 and flattened["size_px"] == [1800, 2700]
+    assert get_template("kantor-foto").page(1).reference.flattened_corners_px is not None
