@@ -20,11 +20,15 @@ import click
               help="a photo's scale: the side of one corner-marker square as measured on the paper")
 @click.option("--page-mm", help="a photo of a form printed without corner markers: the paper's size in mm, WxH (e.g. "
               "210x297); the sheet is found by its outline, flattened and kept beside --out as the template's scan")
+@click.option("--outline", type=click.Choice(["paper", "table"]), default="paper", show_default=True,
+              help="with --page-mm: the page is the sheet's outline (on a darker background), or the printed table's "
+              "outer frame (a sheet on a background as light as itself; --page-mm is then the table's size)")
 @click.option("--turn", type=click.Choice(["0", "90", "180", "270"]), help="with --page-mm: turn the flattened sheet "
               "this many degrees clockwise to set it upright (default 0: as the photo shows it; check the overlay)")
 @click.option("--no-labels", is_flag=True, help="do not read row labels with Tesseract (ids row_NN_col_M)")
 def learn(scans: tuple[Path, ...], out: Path, name: str | None, page: int | None, overlay: Path | None,
-          dpi: float | None, marker_mm: float | None, page_mm: str | None, turn: str | None, no_labels: bool) -> None:
+          dpi: float | None, marker_mm: float | None, page_mm: str | None, outline: str, turn: str | None,
+          no_labels: bool) -> None:
     """Propose a template from scans or photos of a blank or filled form's pages (one or all): boxes, fields, ids,
     rules (proposed)."""
     import re
@@ -46,8 +50,9 @@ def learn(scans: tuple[Path, ...], out: Path, name: str | None, page: int | None
     if page_mm is not None and (not size_mm or len(scans) > 1 or dpi or marker_mm):
         raise click.BadParameter("one photo, WxH in mm (e.g. 210x297), without --dpi or --marker-mm",
                                  param_hint="--page-mm")
-    if turn is not None and page_mm is None:
-        raise click.BadParameter("turns the sheet --page-mm flattens: give --page-mm too", param_hint="--turn")
+    if (turn is not None or outline != "paper") and page_mm is None:
+        raise click.BadParameter("--turn and --outline apply to the sheet --page-mm flattens: give --page-mm too",
+                                 param_hint="--page-mm")
     px_per_mm = dpi / 25.4 if dpi else None
     learned = []
     for scan in scans:
@@ -56,7 +61,7 @@ def learn(scans: tuple[Path, ...], out: Path, name: str | None, page: int | None
             raise click.ClickException(f"{scan}: {photo.message}")
         gray, flattened = photo.gray, None
         if size_mm:  # the sheet flattened is the scan the template is made on; the file says how, from the photo
-            flat = flat_page(gray, (float(size_mm.group(1)), float(size_mm.group(2))), int(turn or 0))
+            flat = flat_page(gray, (float(size_mm.group(1)), float(size_mm.group(2))), int(turn or 0), outline)
             if not flat:
                 raise click.ClickException(f"{scan}: {flat.message}")
             gray, px_per_mm = flat.image, flat.px_per_mm

@@ -31,7 +31,8 @@ from ocr.templates.model import Markers, RectMM, rect_corners
 LEARN_PX_PER_MM = 5.0  # the rectified page every later step works on: a 1 mm frame line is 5 px
 PHOTO_MARGIN_SQUARES = 4.0  # a photo's page reaches this many marker squares beyond the markers (its edge is unknown)
 PAPER_WORK_PX = 1000  # the sheet's outline is found at this long side
-MIN_PAPER_SHARE = 0.15  # of the photo's area
+MIN_PAPER_SHARE = 0.1  # of the photo's area
+MAX_PAPER_SHARE = 0.97  # a bright region this large is the background too (a sheet on white marble)
 # A sheet photographed at 1.7 px/mm, flattened at that and then enlarged for learning, lost its box lines to the two
 # interpolations now and then (a 2019 plano photo: its date boxes found or not by a grey level); at 3 they stay.
 FLAT_MIN_PX_PER_MM = 3.0
@@ -203,31 +204,41 @@ def _markers(origin_mm: tuple[float, float], span_mm: tuple[float, float], squar
                    blocks_mm=tuple((round(x - square_mm, 2), round(y - square_mm, 2)) for x, y in centres))
 
 
-def paper_corners(gray: np.ndarray) -> np.ndarray | NotLearned:
-    """The sheet's four corners in a photo (px, x y; TL, TR, BR, BL as the photo shows them): the outline of the
-    largest bright region, for a form printed without corner markers."""
+def paper_corners(gray: np.ndarray, outline: str = "paper") -> np.ndarray | NotLearned:
+    """The page's four corners in a photo (px, x y; TL, TR, BR, BL as the photo shows them), for a form printed without
+    corner markers: `paper`, the outline of the largest bright region (the sheet on a darker background); `table`,
+    the largest printed frame (the sheet on a background as light as itself: its table's outer lines)."""
     scale = min(1.0, PAPER_WORK_PX / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    _, bright = cv2.threshold(cv2.GaussianBlur(small, (5, 5), 0), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    # Close over the print and handwriting, so that the sheet is one region.
-    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
-    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if outline == "table":
+        mask = cv2.adaptiveThreshold(small, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 25, 10)
+        contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        what = "printed frame"
+    else:
+        _, mask = cv2.threshold(cv2.GaussianBlur(small, (5, 5), 0), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        # Close over the print and handwriting, so that the sheet is one region.
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        what = "sheet"
     if not contours:
-        return NotLearned("no sheet of paper found: photograph the whole page on a darker background")
+        return NotLearned(f"no {what} found: photograph the whole page (on a darker background, or give --outline table)")
     hull = cv2.convexHull(max(contours, key=cv2.contourArea))
     if cv2.contourArea(hull) < MIN_PAPER_SHARE * small.size:
-        return NotLearned("the sheet fills too little of the photo: photograph the whole page, closer")
+        return NotLearned(f"the {what} fills too little of the photo: photograph the whole page, closer")
+    if outline == "paper" and cv2.contourArea(hull) > MAX_PAPER_SHARE * small.size:
+        return NotLearned("the sheet cannot be told from its background (the bright region is the whole photo): "
+                          "photograph it on a darker background, or give --outline table and the table's size")
     # The loosest outline that is still a quadrilateral: a shadow or a curled corner adds a short side or two.
     quads = (cv2.approxPolyDP(hull, share * cv2.arcLength(hull, True), True).reshape(-1, 2) for share in PAPER_OUTLINE_SHARES)
     quad = next((q for q in quads if len(q) == 4), cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True).reshape(-1, 2))
     quad = quad.astype(np.float64)
     if len(quad) != 4:
-        return NotLearned(f"the sheet's outline has {len(quad)} corners, not 4: photograph the whole page, flat, on a "
+        return NotLearned(f"the {what}'s outline has {len(quad)} corners, not 4: photograph the whole page, flat, on a "
                           "darker background")
     by_sum, by_diff = quad.sum(axis=1), np.diff(quad, axis=1).ravel()  # x + y: TL least; y - x: BL most
     corners = quad[[np.argmin(by_sum), np.argmin(by_diff), np.argmax(by_sum), np.argmax(by_diff)]]
     if len({tuple(c) for c in corners}) < 4:
-        return NotLearned("the sheet's corners could not be told apart: photograph the page upright")
+        return NotLearned(f"the {what}'s corners could not be told apart: photograph the page upright")
     return corners / scale
 
 
@@ -241,12 +252,13 @@ class FlatPage:
     size_px: tuple[int, int]  # (w, h) of `image`
 
 
-def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float], turn_deg: int = 0) -> FlatPage | NotLearned:
-    """The sheet of a photo flattened by its paper outline, at about the photo's own resolution (at least
+def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float], turn_deg: int = 0,
+              outline: str = "paper") -> FlatPage | NotLearned:
+    """The page of a photo flattened by its outline (`paper_corners`), at about the photo's own resolution (at least
     FLAT_MIN_PX_PER_MM, at most LEARN_PX_PER_MM), its longer side matched to the longer side of `page_size_mm`
     (width, height), and turned `turn_deg` clockwise from how the photo shows it (Tesseract's orientation detection
     called upright plano photos turned, even at its confidence 3: a person sees the overlay and says)."""
-    corners = paper_corners(gray)
+    corners = paper_corners(gray, outline)
     if isinstance(corners, NotLearned):
         return corners
     across = (np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[2] - corners[3])) / 2

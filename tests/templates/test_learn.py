@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cli import ExitCode, main
 from ocr.learn.fields import LearnedField, id_for_label
 from ocr.learn.learn import LearnSettings, learn_page, proposed_rules
-from ocr.learn.page import flat_page
+from ocr.learn.page import flat_page, paper_corners
 from ocr.learn.write import write_template
 from ocr.reader.decode import decode_photo
 from ocr.reader.geometry import map_points
@@ -304,3 +304,14 @@ def test_the_flattened_sheet_turns_clockwise_by_the_quarter_turns_asked():
 
     clockwise, anticlockwise = apart(turned.image, np.rot90(upright.image, -1)), apart(turned.image, np.rot90(upright.image))
     assert clockwise < 8 < 3 * clockwise < anticlockwise, (clockwise, anticlockwise)  # a pixel apart at most
+
+
+def test_a_sheet_as_light_as_its_background_is_found_by_its_printed_frame():
+    """`--outline table`: a white sheet on white marble has no outline of its own; its table's outer frame does."""
+    photo = np.full((900, 1200), 235, np.uint8)
+    frame = np.array([(260, 210), (930, 240), (900, 700), (240, 660)], np.int32)  # in perspective
+    cv2.polylines(photo, [frame], True, 30, 4)
+    cv2.line(photo, (400, 225), (390, 670), 30, 2)  # a column inside
+    assert not paper_corners(photo)  # the bright region is the whole photo
+    found = paper_corners(photo, "table")
+    assert np.abs(found - frame).max() <= 4, found
