@@ -19,7 +19,7 @@ import click
 @click.option("--marker-mm", type=click.FloatRange(min=0, min_open=True),
               help="a photo's scale: the side of one corner-marker square as measured on the paper")
 @click.option("--page-mm", help="a photo of a form printed without corner markers: the paper's size in mm, WxH (e.g. "
-              "210x297); the sheet is found by its outline, flattened and kept beside --out as the template's scan")
+              "210x297); the sheet is found by its outline and flattened; the file names the photo (copied beside --out) and how")
 @click.option("--outline", type=click.Choice(["paper", "table"]), default="paper", show_default=True,
               help="with --page-mm: the page is the sheet's outline (on a darker background), or the printed table's "
               "outer frame (a sheet on a background as light as itself; --page-mm is then the table's size)")
@@ -65,8 +65,7 @@ def learn(scans: tuple[Path, ...], out: Path, name: str | None, page: int | None
             if not flat:
                 raise click.ClickException(f"{scan}: {flat.message}")
             gray, px_per_mm = flat.image, flat.px_per_mm
-            flattened = {"corners_px": [[round(float(v), 2) for v in c] for c in flat.corners_px],
-                         "size_px": list(flat.size_px)}
+            flattened = flat.spec()
         one = learn_page(gray, LearnSettings(px_per_mm=px_per_mm, marker_square_mm=marker_mm,
                                              read_labels=not no_labels))
         if not one:

@@ -251,6 +251,10 @@ class FlatPage:
     corners_px: np.ndarray  # (4, 2) the page's corners TL, TR, BR, BL in the photo (px, x y), upright
     size_px: tuple[int, int]  # (w, h) of `image`
 
+    def spec(self) -> dict:
+        """How the template file says the photo is flattened (its page's `flattened`: FlattenedSpec)."""
+        return {"corners_px": [[round(float(v), 2) for v in c] for c in self.corners_px], "size_px": list(self.size_px)}
+
 
 def flat_page(gray: np.ndarray, page_size_mm: tuple[float, float], turn_deg: int = 0,
               outline: str = "paper") -> FlatPage | NotLearned:

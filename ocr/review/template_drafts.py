@@ -151,8 +151,7 @@ class TemplateDrafts:
             if not flat:
                 return flat
             gray, settings = flat.image, replace(settings, px_per_mm=flat.px_per_mm, marker_square_mm=None)
-            flattened = {"corners_px": [[round(float(v), 2) for v in c] for c in flat.corners_px],
-                         "size_px": list(flat.size_px)}
+            flattened = flat.spec()
         learned = learn_page(gray, settings)
         if not learned:
             return learned
