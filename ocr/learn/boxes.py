@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ocr.reader import line_check
 from ocr.templates.model import RectMM
 
 BOX_SIDE_MM = (6.0, 40.0)  # digit boxes on KPU forms are 12-20 mm; tally cells and table cells fall outside or fail
@@ -33,12 +34,8 @@ class FoundBox:
 def straight_strokes(page: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """(horizontal, vertical): (H, W) uint8 maps, 255 where the page has a straight printed stroke along that axis at
     least LINE_MM long."""
-    block = int(6 * px_per_mm) | 1
-    dark = cv2.adaptiveThreshold(page, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 15)
     k = round(LINE_MM * px_per_mm)
-    horizontal = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((1, k), np.uint8))
-    vertical = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((k, 1), np.uint8))
-    return horizontal, vertical
+    return line_check.straight_strokes(page, int(6 * px_per_mm) | 1, (k, k))
 
 
 def line_map(page: np.ndarray, px_per_mm: float) -> np.ndarray:

@@ -23,13 +23,20 @@ LINE_SHARE = 1 / 25  # a dark run at least this share of the image's width (or h
 SAMPLE = 20_000  # line pixels compared, at most
 
 
+def straight_strokes(gray: np.ndarray, block_px: int, length_px: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal, vertical): uint8 maps, 255 where `gray` has a dark stroke (against the mean of a `block_px`
+    window) running straight along that axis at least `length_px` (along x, along y) long: printed lines stay, text,
+    dotted guides and handwriting go (also what template learn finds boxes and bends by)."""
+    dark = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block_px, 15)
+    return (cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((1, length_px[0]), np.uint8)),
+            cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((length_px[1], 1), np.uint8)))
+
+
 def line_map(gray: np.ndarray) -> np.ndarray:
-    """The long horizontal and vertical dark lines of `gray` (uint8, 1 on a line)."""
-    ink = cv2.adaptiveThreshold(gray, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 25, 15)
+    """The long horizontal and vertical dark lines of `gray` (uint8, 255 on a line)."""
     height, width = gray.shape
-    across = cv2.getStructuringElement(cv2.MORPH_RECT, (max(8, int(width * LINE_SHARE)), 1))
-    down = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(8, int(height * LINE_SHARE))))
-    return cv2.morphologyEx(ink, cv2.MORPH_OPEN, across) | cv2.morphologyEx(ink, cv2.MORPH_OPEN, down)
+    across, down = straight_strokes(gray, 25, (max(8, int(width * LINE_SHARE)), max(8, int(height * LINE_SHARE))))
+    return across | down
 
 
 def _points_mm(lines: np.ndarray, px_per_mm: float) -> np.ndarray:
