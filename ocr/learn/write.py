@@ -23,10 +23,9 @@ import yaml
 from ocr.learn.learn import LearnedPage
 from ocr.learn.page import LEARN_PX_PER_MM, NotLearned
 from ocr.reader.geometry import map_points
+from ocr.templates.catalog import load_template_file
 from ocr.templates.checks import TemplateError
-from ocr.templates.family import load_family_file
 from ocr.templates.model import FormTemplate, RectMM, rect_corners
-from ocr.templates.reference_form import load_reference_file
 
 HEADER = """\
 # Proposed by `formc template learn` from {scan}: check the boxes on the overlay picture, the field ids and
@@ -164,7 +163,7 @@ def write_document(document: dict, out: Path, header: str, scan: Path) -> FormTe
             shutil.copyfile(scan, beside)
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120, default_flow_style=None)
     out.write_text(header + text, encoding="utf-8")
-    return load_family_file(out)[0] if "family" in document else load_reference_file(out)
+    return load_template_file(out)[0]
 
 
 def write_template(pages: dict[int, LearnedPage], name: str, scans: list[Path], out: Path,
