@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.templating import Jinja2Templates
@@ -23,6 +24,8 @@ from ocr.review.errors import ReviewError
 from ocr.review.sessions import now
 from ocr.review.throttle import Throttled
 from ocr.review.workflow import Reviews, SubmissionView
+from ocr.run.inputs import MAX_PHOTO_BYTES
+from ocr.run.photo_store import sniff
 from ocr.templates.catalog import load_templates
 from ocr.web import i18n, local_time
 from ocr.web.auth import csrf_token
@@ -118,3 +121,15 @@ def image(request: Request, path: Path, media_type: str, cache: str = PRIVATE) -
         return PlainTextResponse(translate(request, "This image cannot be drawn: its photos are not in the photo store "
                                                     "(read by formc batch without --store)."), status_code=404)
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": cache})
+
+
+async def read_photo(request: Request, upload: UploadFile) -> bytes | tuple[str, int]:
+    """An uploaded photo's bytes, or why it is refused (in the request's language) and the HTTP status saying so."""
+    data = await upload.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        return translate(request, "%(file)s: larger than %(mb)s MB; send the camera's photo as it is.",
+                         file=upload.filename, mb=MAX_PHOTO_BYTES // 2**20), 413
+    if sniff(data[:32]) is None:
+        return translate(request, "%(file)s: not a photo (JPEG, PNG, WebP or HEIC). Take a photo of the page and send "
+                         "that.", file=upload.filename), 415
+    return data

@@ -16,13 +16,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from ocr.learn.learn import LearnSettings
 from ocr.learn.page import NotLearned
 from ocr.review.template_drafts import TEMPLATE_ID, Draft, DraftEdit, TemplateDrafts, edited_by_person
-from ocr.run.inputs import MAX_PHOTO_BYTES
-from ocr.run.photo_store import sniff
 from ocr.templates.catalog import own_folders
 from ocr.templates.checks import TemplateError
 from ocr.web.auth import guard
 from ocr.web.i18n import translate
-from ocr.web.pages import flash, image, render, reviews_of
+from ocr.web.pages import flash, image, read_photo, render, reviews_of
 
 
 def drafts_of(request: Request) -> TemplateDrafts:
@@ -45,14 +43,8 @@ async def _photo(request: Request, upload: object) -> bytes | str:
     """The uploaded image's bytes, or why it is refused (in the request's language)."""
     if not isinstance(upload, UploadFile) or not upload.filename:
         return translate(request, "Choose the scan or photo of the form's page.")
-    data = await upload.read(MAX_PHOTO_BYTES + 1)
-    if len(data) > MAX_PHOTO_BYTES:
-        return translate(request, "%(file)s: larger than %(mb)s MB; send the camera's photo as it is.",
-                         file=upload.filename, mb=MAX_PHOTO_BYTES // 2**20)
-    if sniff(data[:32]) is None:
-        return translate(request, "%(file)s: not a photo (JPEG, PNG, WebP or HEIC). Take a photo of the page and send "
-                         "that.", file=upload.filename)
-    return data
+    data = await read_photo(request, upload)
+    return data[0] if isinstance(data, tuple) else data
 
 
 def _positive(text: str) -> float | None:

@@ -19,12 +19,10 @@ from ocr.record import ELECTIONS, TpsIdentity
 from ocr.review.accounts import User
 from ocr.review.errors import ReviewError
 from ocr.review.intake import Stored, intake, photo_name
-from ocr.run.inputs import MAX_PHOTO_BYTES
-from ocr.run.photo_store import sniff
 from ocr.run.places import identity
 from ocr.web.auth import guard
 from ocr.web.i18n import translate
-from ocr.web.pages import UPLOADERS, explained, flash, render, reviews_of
+from ocr.web.pages import UPLOADERS, explained, flash, read_photo, render, reviews_of
 
 MAX_PHOTOS = 6  # the pages of one TPS (3 for the KWK forms, 2 for PPWP) and a few retakes
 MAX_UPLOAD_BYTES = MAX_PHOTOS * 20 * 2**20  # refused before it is read (phone JPEGs are 3-8 MB)
@@ -85,13 +83,9 @@ async def upload(request: Request) -> Response:
                                 count=MAX_PHOTOS), 400)
     photos, taken = [], set()
     for f in files:
-        data = await f.read(MAX_PHOTO_BYTES + 1)
-        if len(data) > MAX_PHOTO_BYTES:
-            return refuse(translate(request, "%(file)s: larger than %(mb)s MB; send the camera's photo as it is.",
-                                    file=f.filename, mb=MAX_PHOTO_BYTES // 2**20), 413)
-        if sniff(data[:32]) is None:
-            return refuse(translate(request, "%(file)s: not a photo (JPEG, PNG, WebP or HEIC). Take a photo of the "
-                                    "page and send that.", file=f.filename), 415)
+        data = await read_photo(request, f)
+        if isinstance(data, tuple):
+            return refuse(*data)
         photos.append((photo_name(f.filename, taken), request.app.state.photos.put(data)))
     try:
         found = intake(reviews, user, name, photos)
