@@ -241,26 +241,38 @@ def _pass_one(photo: _Photo, blank: np.ndarray, template: FormTemplate, page_num
     centres, shifts, weights = [], [], []
     at_limit = 0
 
-    def measure_region(rect: RectMM, prior: tuple[float, float], search: float, tally_row: bool = False) -> None:
+    def keep(measured: list, rects: list[RectMM], priors: list[tuple[float, float]], searches: list[float],
+             tally_rows: bool = False) -> None:
+        """Each region kept where it matched, inside its search."""
         nonlocal at_limit
-        [(shift, match, _)] = _measure(photo, blank, [rect], [prior], search)
-        if match < MIN_UNIT_MATCH:
-            return
-        if max(abs(shift[0] - prior[0]), abs(shift[1] - prior[1])) > search - 0.5:
-            # A strike line along a tally row pulls its match along the row's printed lines: no sign of a bend.
-            at_limit += not tally_row
-            return
-        centres.append(_centre(rect))
-        shifts.append(shift)
-        weights.append(match)
+        for rect, prior, search, (shift, match, _) in zip(rects, priors, searches, measured):
+            if match < MIN_UNIT_MATCH:
+                continue
+            if max(abs(shift[0] - prior[0]), abs(shift[1] - prior[1])) > search - 0.5:
+                # A strike line along a tally row pulls its match along the row's printed lines: no sign of a bend.
+                at_limit += not tally_rows
+                continue
+            centres.append(_centre(rect))
+            shifts.append(shift)
+            weights.append(match)
 
-    for rect in _stage_a_regions(template, page_number):
-        measure_region(rect, (0.0, 0.0), search_mm)
+    stage_a = _stage_a_regions(template, page_number)
+    no_prior = [(0.0, 0.0)] * len(stage_a)
+    keep(_measure(photo, blank, stage_a, no_prior, search_mm), stage_a, no_prior, [search_mm] * len(stage_a))
     coarse = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
-    for rect, pitch in _tally_rows(template, page_number):
+    tally_rows = _tally_rows(template, page_number)
+    if tally_rows:
+        rows = [rect for rect, _ in tally_rows]
         # Rows repeat every pitch: search less than half of it around what the big boxes say.
-        prior = tuple(float(v) for v in coarse(np.array([_centre(rect)]))[0])
-        measure_region(rect, prior, min(WIDE_SEARCH_MM, 0.45 * pitch), tally_row=True)
+        searches = [min(WIDE_SEARCH_MM, 0.45 * pitch) for _, pitch in tally_rows]
+        priors = [(float(x), float(y)) for x, y in coarse(np.array([_centre(rect) for rect in rows]))]
+        measured: list = [None] * len(rows)
+        for search in set(searches):  # regions of one search measured together
+            members = [i for i, s in enumerate(searches) if s == search]
+            for i, m in zip(members, _measure(photo, blank, [rows[i] for i in members], [priors[i] for i in members],
+                                              search)):
+                measured[i] = m
+        keep(measured, rows, priors, searches, tally_rows=True)
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     return smooth, at_limit
 

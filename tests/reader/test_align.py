@@ -205,3 +205,44 @@ def test_real_partial_crop_without_markers_is_refused(shared_dir):
     name = "chasilppwp2024-h2-3.jpg"
     refusal = align_page(decode_photo((shared_dir / "real" / name).read_bytes(), name), TEMPLATES)
     assert refusal.code == ReasonCode.NO_PAGE_FOUND
+
+
+def test_marker_candidates_keep_the_contours_opencv_sizes_as_before():
+    """The sizes of a page's thousand contours are measured for all at once: the same contours as one call each."""
+    from ocr.reader.markers import _sized_contours
+
+    rng = np.random.default_rng(7)
+    image = np.zeros((600, 800), np.uint8)
+    for _ in range(400):  # specks, strokes, squares, rings, tilted blobs
+        x, y, w, h = (int(v) for v in rng.integers([0, 0, 1, 1], [790, 590, 40, 40]))
+        if rng.random() < 0.3:
+            cv2.rectangle(image, (x, y), (x + w, y + h), 255, int(rng.integers(1, 4)))
+        else:
+            cv2.ellipse(image, (x, y), (w // 2, h // 4), float(rng.uniform(0, 180)), 0, 360, 255, -1)
+    contours, _ = cv2.findContours(image, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    limit = 4 * image.size / 200
+    one_by_one = [k for k, c in enumerate(contours)
+                  if 9 <= cv2.boundingRect(c)[2] * cv2.boundingRect(c)[3] <= limit and cv2.moments(c)["m00"] >= 4]
+    assert len(contours) > 300 and 0 < len(one_by_one) < len(contours)
+    assert _sized_contours(contours, limit).tolist() == one_by_one
+
+
+@pytest.mark.parametrize("page_scale, tries", [(0.8, [0.25]), (0.6, [0.25, 0.5])])
+def test_markers_are_looked_for_on_a_quarter_size_copy_first_and_a_half_size_one_when_they_are_too_small(
+        scan, monkeypatch, page_scale, tries):
+    from ocr.reader import locate as locating
+
+    photo, truth = scan
+    page = cv2.resize(photo.gray, None, fx=page_scale, fy=page_scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((4000, 3000), 200, np.uint8)  # a 12 MP photo, the page in its middle
+    y, x = (4000 - page.shape[0]) // 2, (3000 - page.shape[1]) // 2
+    canvas[y:y + page.shape[0], x:x + page.shape[1]] = page
+    scales = []
+    locate_on = locating._locate_on
+    monkeypatch.setattr(locating, "_locate_on", lambda *a: scales.append(a[2]) or locate_on(*a))
+    alignment = align_page(decode_photo(_jpeg(canvas), "far.jpg"), TEMPLATES)
+    assert alignment, alignment
+    assert alignment.page_number == 2 and alignment.quality.markers_found == 4
+    assert scales == tries  # at 0.6 the markers are 19 px: under 5 px on the quarter-size copy
+    moved = {field_id: (np.array(boxes) * page_scale + (x, y)).tolist() for field_id, boxes in truth["boxes_px"].items()}
+    assert _box_errors_mm(alignment, {"boxes_px": moved}).max() < 1.0
