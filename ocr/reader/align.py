@@ -18,6 +18,7 @@ import numpy as np
 from ocr.reader.decode import Photo
 from ocr.reader.geometry import map_points, rectify, rectify_quad
 from ocr.reader.identify import PageId, by_tag, by_title, read_title
+from ocr.reader.levels import percentiles
 from ocr.reader.locate import Located, find_tags, locate, reduce_for_locating, tag_corners_mm
 from ocr.reader.reasons import ReasonCode, Refusal
 from ocr.reader.reference import MatchSettings, ReferenceMatch, match_reference
@@ -242,7 +243,7 @@ def _placed(photo: Photo, template: FormTemplate, page_id: PageId, h: np.ndarray
     sampled = photo.gray[::8, ::8]  # paper level from every 8th pixel inside the page
     inside = np.zeros(sampled.shape, np.uint8)
     cv2.fillConvexPoly(inside, np.round(quad / 8).astype(np.int32), 1)
-    paper_level = int(np.percentile(sampled[inside > 0], 90)) if inside.any() else 0
+    paper_level = int(percentiles(sampled[inside > 0], 90)) if inside.any() else 0
     # Quality is judged on the numbers' main boxes, not the small row sums inside a tally's column.
     big = [f for f in fits if f.field_id in refinement.big_fields]
     darkness = np.array([f.frame_darkness for f in big])

@@ -100,7 +100,7 @@ class Expected:
     shape: tuple[int, int]
     cols: tuple[np.ndarray, float]  # column profile (mean darkness of each column), centred, and its norm
     rows: tuple[np.ndarray, float]  # row profile, the same
-    lines: np.ndarray  # bool mask of the window where the blank page is darkest
+    lines: np.ndarray  # uint8 mask (1) of the window where the blank page is darkest, as OpenCV takes a mask
 
 
 _expected_cache: dict[tuple[int, RectMM], Expected] = {}
@@ -112,7 +112,7 @@ def expected_at(blank: np.ndarray, rect_mm: RectMM) -> Expected:
     if key not in _expected_cache:
         inner = window_px(rect_mm, CONTEXT_MM)
         window = cut_window(blank, inner)
-        lines = window > 0.5 * window.max() if window.max() > 0 else np.zeros_like(window, bool)
+        lines = (window > 0.5 * window.max()).view(np.uint8) if window.max() > 0 else np.zeros(window.shape, np.uint8)
         _expected_cache[key] = Expected(inner, window.shape, centred(cv2.reduce(window, 0, cv2.REDUCE_AVG).ravel()),
                                         centred(cv2.reduce(window, 1, cv2.REDUCE_AVG).ravel()), lines)
     return _expected_cache[key]

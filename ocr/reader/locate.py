@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ocr.reader.geometry import map_points, scaled, warp_to_window, window_to_photo
+from ocr.reader.levels import percentiles
 from ocr.reader.markers import (
     MAX_CANDIDATES,
     assignments,
@@ -101,7 +102,7 @@ def tag_darkness(small: np.ndarray, scale: float, template: FormTemplate, h: np.
     window, _ = _tag_window(small, template, scaled(h, out_scale=scale))
     m = int(TAG_MARGIN_MM * TAG_WINDOW_PX_PER_MM)
     inner = window[m:-m, m:-m]
-    return float(np.mean(inner < (int(np.percentile(window, 90)) + int(inner.min())) / 2))
+    return float(np.mean(inner < (int(percentiles(window, 90)) + int(inner.min())) / 2))
 
 
 def read_tag(gray: np.ndarray, template: FormTemplate, h: np.ndarray,

@@ -35,6 +35,7 @@ from ocr.reader.blank_page import (
     window_px,
 )
 from ocr.reader.geometry import map_points, rectify
+from ocr.reader.levels import percentiles
 from ocr.templates.model import FormTemplate, RectMM, TemplatePage, rect_corners
 
 BIG_SEARCH_MM = 10.0  # the bend a flat-page homography may leave on a photo of a bent sheet
@@ -70,7 +71,7 @@ class _Photo:
         r = REFINE_PX_PER_MM
         self.x0, self.y0, x1, y1 = window_px(region_mm, 0.0)
         page = rectify(gray, page_homography, (self.x0 / r, self.y0 / r), (x1 - self.x0, y1 - self.y0), r)
-        paper, ink = np.percentile(page[::4, ::4], [90, 1])
+        paper, ink = percentiles(page[::4, ::4], [90, 1])
         # Darkness depends on the grey level alone: one table of 256, looked up, instead of arithmetic per pixel.
         levels = np.arange(256, dtype=np.float32)
         self.dark = cv2.LUT(page, np.clip((np.float32(paper) - levels) / np.float32(max(paper - ink, 10.0)), 0, 1))
@@ -125,7 +126,7 @@ def _measure(photo: _Photo, blank: np.ndarray, rects_mm: list[RectMM], priors_mm
         origin = np.array([expected[i].inner[:2] for i in members]) + prior_px[members] - search
         observed = np.stack(photo.windows(origin, n_cols + 2 * search, n_rows + 2 * search))  # (k, rows, cols)
         col_profiles = observed[:, search:search + n_rows].mean(axis=1)
-        row_profiles = observed[:, :, search:search + n_cols].mean(axis=2)
+        row_profiles = np.einsum("krc->kr", observed[:, :, search:search + n_cols]) / np.float32(n_cols)
         dx, match_x, kx = _correlate(col_profiles, np.stack([expected[i].cols[0] for i in members]),
                                      np.array([expected[i].cols[1] for i in members]), search, price)
         dy, match_y, ky = _correlate(row_profiles, np.stack([expected[i].rows[0] for i in members]),
@@ -135,7 +136,7 @@ def _measure(photo: _Photo, blank: np.ndarray, rects_mm: list[RectMM], priors_mm
             aligned = observed[j][search + ky[j]:search + ky[j] + n_rows, search + kx[j]:search + kx[j] + n_cols]
             prior = prior_px[i] / r
             out[i] = ((float(prior[0] + dx[j] / r), float(prior[1] + dy[j] / r)), float(min(match_x[j], match_y[j])),
-                      float(aligned[lines].mean()) if lines.any() else 0.0)
+                      cv2.mean(aligned, lines)[0])  # 0 where the blank page has no line
     return out
 
 

@@ -62,3 +62,15 @@ def test_stages_that_find_nothing_return_a_refusal():
     match = match_reference(blank, ())
     assert isinstance(match, Refusal) and not match and match.code == ReasonCode.NO_PAGE_FOUND
     assert "photograph" in located.message and "formc template list" in match.message
+
+
+def test_grey_level_percentiles_are_numpys_to_the_bit():
+    from ocr.reader.levels import percentiles
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        lo, hi = sorted(int(v) for v in rng.integers(0, 256, 2))
+        gray = rng.integers(lo, hi + 1, (int(rng.integers(1, 60)), int(rng.integers(1, 60)))).astype(np.uint8)
+        q = [0, 1, 5, 50, 90, 99, 100, *rng.uniform(0, 100, 3)]
+        assert np.array_equal(percentiles(gray[::2, ::3], q), np.percentile(gray[::2, ::3], q))
+    assert percentiles(np.array([7], np.uint8), 90) == 7.0
