@@ -27,7 +27,7 @@ from ocr.reader.align import AlignSettings, PageAlignment, align_page, cut_boxes
 from ocr.reader.bubbles import bubble_likelihood, read_bubbles
 from ocr.reader.completeness import missing_pages
 from ocr.reader.decode import Photo, decode_photo
-from ocr.reader.digits import CLASSES, DigitClassifier
+from ocr.reader.digits import CLASSES, DigitClassifier, cleaned
 from ocr.reader.fields import FieldRead
 from ocr.reader.page_hash import page_hash
 from ocr.reader.reasons import FindingCode, ReasonCode, Refusal
@@ -181,15 +181,15 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
     timings = {"decode": 0.0, "align": 0.0, "classify": 0.0, "tally": 0.0, "decode_rules": 0.0}
     pages: list[PageRead] = []
     fields: dict[str, FieldRead] = {}
-    crops: list[np.ndarray] = []
+    inks: list[np.ndarray] = []  # each aligned page's box crops, cleaned (digits.cleaned)
     template = None
     for photo in photos:
         pages.append(_align_one(photo, templates, settings, template, pages, timings))
         if pages[-1].alignment is not None:
             template = pages[-1].alignment.template
-            page_crops = _cut_fields(pages[-1], fields)
-            pages[-1].photo_hash = page_hash(np.array(page_crops))
-            crops.extend(page_crops)
+            page_ink = cleaned(_cut_fields(pages[-1], fields))
+            pages[-1].photo_hash = page_hash(page_ink)
+            inks.append(page_ink)
             t = time.perf_counter()
             _count_tallies(pages[-1], fields, settings.threads)
             timings["tally"] += time.perf_counter() - t
@@ -197,7 +197,7 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
         return SubmissionRead(None, "rejected", pages, timings_ms=_ms(timings))
     t = time.perf_counter()
     reader = classifier(settings.threads, settings.model)
-    probs = reader.predict(crops).astype(np.float64)
+    probs = reader.predict_cleaned(np.concatenate(inks)).astype(np.float64)
     if settings.policy.floor_residual is not None:
         probs = reader.floored(probs, settings.policy.floor_residual)
     timings["classify"] = time.perf_counter() - t

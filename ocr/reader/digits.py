@@ -83,9 +83,19 @@ def remove_frame(inks: np.ndarray) -> np.ndarray:
     return np.where(_BAND, cv2.subtract(inks, lines), inks)
 
 
+def cleaned(crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """(n, CROP_PX, CROP_PX) uint8 ink of grayscale uint8 crops, printed frames removed: what the network reads
+    (`network_input`) and the page hash sees."""
+    return remove_frame(ink_maps(crops))
+
+
 def prepare(crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
     """(n, 1, INPUT_PX, INPUT_PX) float32 network input in [0, 1] from grayscale uint8 crops."""
-    clean = remove_frame(ink_maps(crops))
+    return network_input(cleaned(crops))
+
+
+def network_input(clean: np.ndarray) -> np.ndarray:
+    """(n, 1, INPUT_PX, INPUT_PX) float32 network input in [0, 1] from `cleaned` crops."""
     n = len(clean)
     # CROP_PX / INPUT_PX = 1.5 exactly, so area resampling of the stack never mixes two crops.
     small = cv2.resize(clean.reshape(n * CROP_PX, CROP_PX), (INPUT_PX, n * INPUT_PX), interpolation=cv2.INTER_AREA)
@@ -191,9 +201,13 @@ class DigitClassifier:
         return self._session.run(None, {"crops": batch})[0]
 
     def predict(self, crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        if len(crops) == 0:
+        return self.predict_cleaned(cleaned(crops))
+
+    def predict_cleaned(self, clean: np.ndarray) -> np.ndarray:
+        """`predict` of crops already `cleaned` (the reader cleans each page's boxes once, for this and its hash)."""
+        if len(clean) == 0:
             return np.zeros((0, len(CLASSES)), np.float32)
-        return self.calibrated(self.logits(prepare(crops)))
+        return self.calibrated(self.logits(network_input(clean)))
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Probabilities from raw outputs: the temperature, then the top calibration (where the model has one)."""

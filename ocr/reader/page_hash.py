@@ -10,31 +10,26 @@ move about half. `bench/photo_hash.py` measures both and chose `SAME_SHEET_BITS`
 
 from __future__ import annotations
 
-import cv2
 import imagehash
 import numpy as np
 from PIL import Image
 
-from ocr.reader.digits import ink_maps, remove_frame
+from ocr.reader.digits import CROP_PX
 
 HASH_SIDE = 16  # DCT frequencies kept per axis: 256 bits, 64 hex digits
 HASH_BITS = HASH_SIDE * HASH_SIDE
-CELL_PX = 48  # a box's side in the mosaic (the reader's crop size)
 SAME_SHEET_BITS = 43  # most differing bits of one sheet's two photos: halfway between the farthest of one sheet's
 # photos (34) and the nearest two sheets (52) in bench/photo_hash.py --seed 2100
 
 
-def page_hash(crops: np.ndarray) -> str:
-    """64 hex digits: the pHash of the handwriting in a page's box crops ((n, px, px) uint8 greyscale, every box of
-    the page in template order, as `cut_boxes` cuts them)."""
-    ink = remove_frame(ink_maps(crops))
+def page_hash(ink: np.ndarray) -> str:
+    """64 hex digits: the pHash of the handwriting in a page's box crops as `digits.cleaned` makes them of what
+    `cut_boxes` cuts ((n, CROP_PX, CROP_PX) uint8 ink, every box of the page in template order)."""
     cols = int(np.ceil(np.sqrt(len(ink))))
     rows = -(-len(ink) // cols)
-    mosaic = np.zeros((rows * CELL_PX, cols * CELL_PX), np.uint8)
-    for i, box in enumerate(ink):
-        r, c = divmod(i, cols)
-        mosaic[r * CELL_PX:(r + 1) * CELL_PX, c * CELL_PX:(c + 1) * CELL_PX] = cv2.resize(
-            box, (CELL_PX, CELL_PX), interpolation=cv2.INTER_AREA)
+    cells = np.zeros((rows * cols, CROP_PX, CROP_PX), np.uint8)
+    cells[:len(ink)] = ink
+    mosaic = cells.reshape(rows, cols, CROP_PX, CROP_PX).transpose(0, 2, 1, 3).reshape(rows * CROP_PX, cols * CROP_PX)
     return str(imagehash.phash(Image.fromarray(mosaic), hash_size=HASH_SIDE))
 
 
