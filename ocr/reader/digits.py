@@ -201,7 +201,7 @@ class DigitClassifier:
         return self._session.run(None, {"crops": batch})[0]
 
     def predict(self, crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        return self.predict_cleaned(cleaned(crops))
+        return self.predict_cleaned(cleaned(crops) if len(crops) else np.zeros((0, CROP_PX, CROP_PX), np.uint8))
 
     def predict_cleaned(self, clean: np.ndarray) -> np.ndarray:
         """`predict` of crops already `cleaned` (the reader cleans each page's boxes once, for this and its hash)."""
