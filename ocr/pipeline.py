@@ -178,7 +178,7 @@ def _count_tallies(page: PageRead, fields: dict[str, FieldRead], threads: int) -
 
 def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], settings: ReaderSettings) -> SubmissionRead:
     """Every stage over the photos of one submission (may raise on a bug: `read_submission` catches it)."""
-    timings = {"decode": 0.0, "align": 0.0, "classify": 0.0, "tally": 0.0, "decode_rules": 0.0}
+    timings = {"decode": 0.0, "align": 0.0, "cut": 0.0, "classify": 0.0, "tally": 0.0, "decode_rules": 0.0}
     pages: list[PageRead] = []
     fields: dict[str, FieldRead] = {}
     inks: list[np.ndarray] = []  # each aligned page's box crops, cleaned (digits.cleaned)
@@ -187,9 +187,11 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
         pages.append(_align_one(photo, templates, settings, template, pages, timings))
         if pages[-1].alignment is not None:
             template = pages[-1].alignment.template
+            t = time.perf_counter()
             page_ink = cleaned(_cut_fields(pages[-1], fields))
             pages[-1].photo_hash = page_hash(page_ink)
             inks.append(page_ink)
+            timings["cut"] += time.perf_counter() - t
             t = time.perf_counter()
             _count_tallies(pages[-1], fields, settings.threads)
             timings["tally"] += time.perf_counter() - t

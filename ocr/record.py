@@ -173,7 +173,9 @@ class SubmissionResult(BaseModel):
     pages: list[PageResult]
     fields: dict[str, FieldResult] = Field(default_factory=dict)
     checks: list[RuleCheck] = Field(default_factory=list)
-    timings_ms: dict[str, float] = Field(default_factory=dict)
+    timings_ms: dict[str, float] = Field(default_factory=dict, description=(
+        "ms each stage took for the whole submission: decode, align (locate, identify, refine), cut (boxes cut and "
+        "cleaned, OMR bubbles, page hash), classify, tally, decode_rules (candidates, joint decoding, verdict)"))
 
 
 def photos_key(photo_hashes: list[str], sources: list[str]) -> str:

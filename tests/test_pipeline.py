@@ -42,7 +42,7 @@ def test_a_clean_submission_reads_right_or_flags(tps):
                          if v.status in ("ok", "corrected") and v.value != truth["fields"][f]]
     assert wrong_but_trusted == []
     assert sum(v.value == truth["fields"][f] for f, v in fields.items()) >= 0.97 * len(fields)
-    assert set(result.timings_ms) == {"decode", "align", "classify", "tally", "decode_rules"}
+    assert set(result.timings_ms) == {"decode", "align", "cut", "classify", "tally", "decode_rules"}
     row_sums = [f for f in fields if "_baris_" in f]
     assert row_sums and all(fields[f].tally is not None for f in row_sums)
     assert all(v.tally is None for f, v in fields.items() if f not in row_sums)
