@@ -67,6 +67,9 @@ class ReaderSettings:
     policy: Policy = Policy()  # margins for ok / corrected, use of the rules, the confusion floor
     model: Path | None = None  # a folder with digits.onnx + digits.json; None: the shipped model
     threads: int = 1  # classifier threads (one per process where processes are many)
+    # A form that would go to a person: the boxes of its fields not `ok` classified again over shifted views and the
+    # form decided again (DigitClassifier.predict_second_look): a stranger's confident misread is often one view's.
+    second_look: bool = True
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,25 @@ def _cut_fields(page: PageRead, fields: dict[str, FieldRead]) -> list[np.ndarray
     return crops
 
 
+def _box_rows(fields: dict[str, FieldRead]) -> dict[str, slice]:
+    """Each field's rows in the boxes of `fields` laid end to end, in their order (the order they were cut in)."""
+    rows, start = {}, 0
+    for field_id, read in fields.items():
+        rows[field_id] = slice(start, start + read.n_boxes)
+        start += read.n_boxes
+    return rows
+
+
+def _classify(fields: dict[str, FieldRead], rows: dict[str, slice], probs: np.ndarray, reader: DigitClassifier,
+              policy: Policy) -> None:
+    """Each field gets its boxes' probabilities (`probs`, its `rows`), floored where the policy says so."""
+    probs = probs.astype(np.float64)
+    if policy.floor_residual is not None:
+        probs = reader.floored(probs, policy.floor_residual)
+    for field_id, read in fields.items():
+        read.set_probs(probs[rows[field_id]])
+
+
 def _count_tallies(page: PageRead, fields: dict[str, FieldRead], threads: int) -> None:
     """Each row-sum field of an aligned page gets its row's tally marks."""
     for grid in page.alignment.template.page(page.page).tally_grids:
@@ -199,17 +221,24 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
         return SubmissionRead(None, "rejected", pages, timings_ms=_ms(timings))
     t = time.perf_counter()
     reader = classifier(settings.threads, settings.model)
-    probs = reader.predict_cleaned(np.concatenate(inks)).astype(np.float64)
-    if settings.policy.floor_residual is not None:
-        probs = reader.floored(probs, settings.policy.floor_residual)
+    ink = np.concatenate(inks)
+    boxes = _box_rows(fields)
+    _classify(fields, boxes, reader.predict_cleaned(ink), reader, settings.policy)
     timings["classify"] = time.perf_counter() - t
     t = time.perf_counter()
-    start = 0
-    for read in fields.values():
-        read.set_probs(probs[start: start + read.n_boxes])
-        start += read.n_boxes
     verdict = decide(template, fields, settings.policy)
     timings["decode_rules"] = time.perf_counter() - t
+    # A form about to go to a person: its fields not emitted as read get a second look (an ok form is left as it is).
+    doubtful = {f: read for f, read in fields.items() if read.verdict.status != "ok" and read.n_boxes}
+    if settings.second_look and verdict.status != "ok" and doubtful:
+        t = time.perf_counter()
+        rows = np.concatenate([np.arange(boxes[f].start, boxes[f].stop) for f in doubtful])
+        looked = reader.predict_second_look(ink[rows])
+        _classify(doubtful, _box_rows(doubtful), looked, reader, settings.policy)
+        timings["classify"] += time.perf_counter() - t
+        t = time.perf_counter()
+        verdict = decide(template, fields, settings.policy)
+        timings["decode_rules"] += time.perf_counter() - t
     missing = missing_pages(template, [(p.source, p.page, p.photo.gray) for p in pages if p.alignment is not None])
     status = ("rejected" if any(p.refusal is not None for p in pages) else  # a Refusal is falsy
               "incomplete" if missing else verdict.status)

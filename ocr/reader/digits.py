@@ -102,6 +102,28 @@ def network_input(clean: np.ndarray) -> np.ndarray:
     return (small.astype(np.float32) * (1 / 255)).reshape(n, 1, INPUT_PX, INPUT_PX)
 
 
+SECOND_LOOK_SHIFT_PX = 1.5  # at CROP_PX: one pixel of the network's input
+
+
+def shifted_views(clean: np.ndarray) -> list[np.ndarray]:
+    """`cleaned` crops (n, CROP_PX, CROP_PX) moved by SECOND_LOOK_SHIFT_PX right, left, down and up (bilinear, paper
+    coming in at the border): four (n, CROP_PX, CROP_PX) views. Horizontal moves run on the crops stacked top to
+    bottom, vertical ones side by side, so that no crop's ink enters another's."""
+    n, s = len(clean), SECOND_LOOK_SHIFT_PX
+    stacked = clean.reshape(n * CROP_PX, CROP_PX)
+    side_by_side = np.ascontiguousarray(clean.transpose(1, 0, 2)).reshape(CROP_PX, n * CROP_PX)
+    views = []
+    for dx in (s, -s):
+        moved = cv2.warpAffine(stacked, np.float32([[1, 0, dx], [0, 1, 0]]), stacked.shape[::-1], flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        views.append(moved.reshape(n, CROP_PX, CROP_PX))
+    for dy in (s, -s):
+        moved = cv2.warpAffine(side_by_side, np.float32([[1, 0, 0], [0, 1, dy]]), side_by_side.shape[::-1],
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        views.append(moved.reshape(CROP_PX, n, CROP_PX).transpose(1, 0, 2))
+    return views
+
+
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """Mean gap between confidence and accuracy over equal-width confidence bins, weighted by count."""
     conf, pred = probs.max(1), probs.argmax(1)
@@ -208,6 +230,16 @@ class DigitClassifier:
         if len(clean) == 0:
             return np.zeros((0, len(CLASSES)), np.float32)
         return self.calibrated(self.logits(network_input(clean)))
+
+    def predict_second_look(self, clean: np.ndarray) -> np.ndarray:
+        """The mean of `predict_cleaned` over the crops as cut and their four `shifted_views`: a stranger's
+        confident misread is often one view's alone (on the calibration writers, never measured on: CVL digits
+        96.85 -> 97.07 %, confidently wrong 0.33 -> 0.14 %; FEMNIST 99.11 -> 99.23 %, 0.06 -> 0.02 %; blanks read
+        as digits 0.4 -> 0 %; scaled and turned views added nothing but blanks read as digits)."""
+        if len(clean) == 0:
+            return np.zeros((0, len(CLASSES)), np.float32)
+        views = [clean, *shifted_views(clean)]
+        return np.mean([self.predict_cleaned(v) for v in views], axis=0).astype(np.float32)
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Probabilities from raw outputs: the temperature, then the top calibration (where the model has one)."""
