@@ -115,3 +115,49 @@ def test_a_photo_showing_two_sheets_says_so_when_one_of_them_is_missing(tps):
     read_page = result.pages[0].page
     other = 2 if read_page == 1 else 1
     assert missing == [f"{other} (its sheet is also in both.jpg, beside page {read_page}: photograph each page alone)"]
+
+
+def _rows_of(template_id: str, field_id: str) -> list[int]:
+    """The rows a field's boxes take in the classifier's batch of a whole submission (pages in order, fields in
+    template order)."""
+    start, template = 0, get_template(template_id)
+    for page in template.pages:
+        for f in page.fields:
+            if f.id == field_id:
+                return list(range(start, start + len(f.boxes_mm)))
+            start += len(f.boxes_mm)
+    raise KeyError(field_id)
+
+
+def test_a_form_sent_to_a_person_by_one_confident_misread_gets_a_second_look(tps, monkeypatch):
+    """The first look reads dpt_l's last box as another digit at p 0.999 (a stranger's confident misread): the form
+    breaks L + P = J too clearly to be fixed. The second look classifies the boxes of the fields not ok again, over
+    shifted views, and the form reads as written; without it the form goes to a person."""
+    from ocr.reader.digits import DigitClassifier
+
+    truth, photos = tps
+    plain = read(photos)
+    assert plain.status == "ok" and plain.fields["dpt_l"].value == truth["fields"]["dpt_l"]
+    last = _rows_of("kwk-walikota-2", "dpt_l")[-1]
+    every_box = sum(len(f.boxes_mm) for f in get_template("kwk-walikota-2").fields.values())
+    wrong = (int(str(truth["fields"]["dpt_l"])[-1]) + 5) % 10
+    predict, looked = DigitClassifier.predict_cleaned, []
+
+    def first_look_misreads(self, clean):
+        probs = predict(self, clean)
+        if len(clean) == every_box:  # the whole submission's boxes: the first look
+            probs[last] = 0.001 / 12
+            probs[last, wrong] = 0.999
+        return probs
+
+    monkeypatch.setattr(DigitClassifier, "predict_cleaned", first_look_misreads)
+    second = DigitClassifier.predict_second_look
+    monkeypatch.setattr(DigitClassifier, "predict_second_look", lambda self, clean: looked.append(len(clean)) or
+                        second(self, clean))
+    result = read(photos)
+    assert result.status == "ok" and result.fields["dpt_l"].value == truth["fields"]["dpt_l"]
+    assert len(looked) == 1 and 0 < looked[0] < every_box / 4  # the doubtful fields' boxes only, not the form's
+    without = read_submission([PhotoInput(name, data, f"{i:064x}") for i, (name, data) in enumerate(photos)],
+                              TEMPLATES, ReaderSettings(second_look=False), "tps")
+    assert without.status == "review" and without.fields["dpt_l"].status == "review"
+    assert len(looked) == 1  # no second look when it is off

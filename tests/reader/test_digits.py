@@ -175,3 +175,29 @@ def test_the_floor_is_shaped_by_the_confusions_on_unseen_writers(classifier):
     doubtful[0, seven], doubtful[0, one] = 0.6, 0.3
     out = classifier.floored(doubtful, 1e-3)[0]
     assert np.allclose(out, doubtful[0], atol=1e-3)
+
+
+def test_second_look_views_move_each_crop_alone():
+    """The four views of the second look are each crop moved 1.5 px (paper coming in), as if moved one by one: the
+    stacked moves let no crop's ink into its neighbour's."""
+    from ocr.reader.digits import shifted_views
+
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 256, (7, 48, 48)).astype(np.uint8)
+    for view, (dx, dy) in zip(shifted_views(clean), ((1.5, 0), (-1.5, 0), (0, 1.5), (0, -1.5))):
+        one_by_one = [cv2.warpAffine(c, np.float32([[1, 0, dx], [0, 1, dy]]), (48, 48), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0) for c in clean]
+        assert np.array_equal(view, np.array(one_by_one))
+
+
+def test_second_look_is_the_mean_over_the_crop_and_its_views(classifier):
+    from ocr.reader.digits import cleaned, shifted_views
+
+    crops = [np.full((48, 48), 230, np.uint8) for _ in range(3)]
+    for i, crop in enumerate(crops):
+        cv2.putText(crop, str(i + 3), (12, 38), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 20, 3)
+    clean = cleaned(crops)
+    looked = classifier.predict_second_look(clean)
+    views = [classifier.predict_cleaned(v) for v in [clean, *shifted_views(clean)]]
+    assert looked.shape == (3, 13) and np.allclose(looked, np.mean(views, axis=0), atol=1e-6)
+    assert classifier.predict_second_look(clean[:0]).shape == (0, 13)
