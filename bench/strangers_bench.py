@@ -4,7 +4,8 @@
 
 Each submission is a TPS of a three-page template (in turn), written with one held-out set's glyphs
 and photographed `phone` at 12 MP (`formc synth`'s writer, camera and truth), then read through the
-door's stages (`ocr.pipeline.read_pages`, what `formc batch` runs) with the confusion floor off, so
+door's stages (`ocr.pipeline.read_pages`, what `formc batch` runs, the second look included unless
+`--no-second-look`) with the confusion floor off, so
 that each policy below is judged on the same reads:
   strangers   the test writers of train/splits.py: CVL valid (test half), FEMNIST held-out writers
               (test half), optdigits' 13 writer-independent writers, Semeion; their own 1s and 7s
@@ -72,7 +73,7 @@ def write_one_tps(set_name: str, template_id: str, index: int, inconsistent: boo
 
 
 def read_one_tps(set_name: str, template_id: str, index: int, inconsistent: bool,
-                 model: Path | None = None) -> tuple[dict, object]:
+                 model: Path | None = None, second_look: bool = True) -> tuple[dict, object]:
     """Synthesise TPS `index` with the worker's bank, read its photos (floor off); (truth, read) without photos."""
     with tempfile.TemporaryDirectory(prefix="formc-strangers-") as tmp:
         truth = write_one_tps(set_name, template_id, index, inconsistent, Path(tmp))
@@ -80,18 +81,19 @@ def read_one_tps(set_name: str, template_id: str, index: int, inconsistent: bool
         photos = [PhotoInput(name, (folder / name).read_bytes(), f"{i:064x}")
                   for i, name in enumerate(truth["pages"].values())]
         read = read_pages(photos, tuple(load_templates().values()),
-                          ReaderSettings(policy=Policy(floor_residual=None), model=model))
+                          ReaderSettings(policy=Policy(floor_residual=None), model=model, second_look=second_look))
     for page in read.pages:
         page.alignment = page.photo = None  # the template and the 12 MP photo would be pickled once per page
     read.template = None
     return truth, read
 
 
-def read_set(set_name: str, count: int, inconsistent: float, workers: int, model: Path | None = None) -> list:
+def read_set(set_name: str, count: int, inconsistent: float, workers: int, model: Path | None = None,
+             second_look: bool = True) -> list:
     ids = sorted(t.id for t in load_templates().values() if len(t.pages) == 3)
     slips = set(np.random.default_rng([SEEDS[set_name], 0x1C0]).choice(count, round(inconsistent * count),
                                                                         replace=False).tolist())
-    jobs = [(set_name, ids[i % len(ids)], i + 1, i in slips, model) for i in range(count)]
+    jobs = [(set_name, ids[i % len(ids)], i + 1, i in slips, model, second_look) for i in range(count)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
                              initargs=(bank_of(SETS[set_name]),)) as pool:
         return list(pool.map(read_one_tps, *zip(*jobs), chunksize=2))
@@ -148,6 +150,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reads", type=Path, help="pickle of the reads: written after reading, reused when present")
     parser.add_argument("--model", type=Path, help="a digit model folder (digits.onnx + digits.json); default: shipped")
+    parser.add_argument("--no-second-look", dest="second_look", action="store_false",
+                        help="read without the second look at a doubtful form's boxes (ReaderSettings.second_look)")
     parser.add_argument("--floors", type=lambda v: None if v == "none" else float(v), nargs="+", default=list(FLOORS),
                         help="Policy.floor_residual values to judge with ('none': no floor)")
     args = parser.parse_args()
@@ -155,12 +159,12 @@ def main() -> None:
     if args.reads and args.reads.exists():
         reads = pickle.loads(args.reads.read_bytes())
     else:
-        reads = {name: read_set(name, n, args.inconsistent, args.workers, args.model)
+        reads = {name: read_set(name, n, args.inconsistent, args.workers, args.model, args.second_look)
                  for name, n in (("strangers", args.count), ("mnist-test", args.mnist_count)) if n}
         if args.reads:
             args.reads.write_bytes(pickle.dumps(reads))
     print(f"made and read in {time.perf_counter() - start:.0f} s with {args.workers} processes; "
-          f"model {classifier(1, args.model).version}")
+          f"model {classifier(1, args.model).version}; second look {'on' if args.second_look else 'off'}")
     for name, results in reads.items():
         report(name, results, tuple(args.floors), args.model)
 

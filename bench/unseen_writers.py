@@ -32,7 +32,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.digits_bench import confusions, kawalc1_crops  # noqa: E402
-from ocr.reader.digits import BLANK, CLASSES, X_FILLER, expected_calibration_error, prepare  # noqa: E402
+from ocr.reader.digits import (  # noqa: E402
+    BLANK,
+    CLASSES,
+    X_FILLER,
+    cleaned,
+    expected_calibration_error,
+    network_input,
+    shifted_views,
+)
 from ocr.synth.crops import CropSet  # noqa: E402
 from train.splits import CALIB_SETS, DATA, TEST_SETS  # noqa: E402
 
@@ -55,12 +63,20 @@ class Model:
         self.session = ort.InferenceSession(str(folder / "digits.onnx"), options, providers=["CPUExecutionProvider"])
 
     def predict(self, crops) -> np.ndarray:
+        return self.predict_cleaned(cleaned(crops)) if len(crops) else np.zeros((0, len(CLASSES)), np.float32)
+
+    def predict_cleaned(self, clean: np.ndarray) -> np.ndarray:
         out = []
-        for i in range(0, len(crops), 2048):
-            z = self.session.run(None, {"crops": prepare(crops[i: i + 2048])})[0] / self.temperature
+        for i in range(0, len(clean), 2048):
+            z = self.session.run(None, {"crops": network_input(clean[i: i + 2048])})[0] / self.temperature
             z = np.exp(z - z.max(axis=1, keepdims=True))
             out.append((z / z.sum(axis=1, keepdims=True)).astype(np.float32))
         return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
+
+    def predict_second_look(self, crops) -> np.ndarray:
+        """The mean over each crop and its four shifted views, as DigitClassifier.predict_second_look takes it."""
+        clean = cleaned(crops)
+        return np.mean([self.predict_cleaned(v) for v in [clean, *shifted_views(clean)]], axis=0)
 
 
 def make_sets(out: Path, tps: int, seed: int, workers: int, data: Path) -> None:
@@ -118,6 +134,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--second-look", action="store_true",
+                        help="also each model's mean over the crop and its shifted views (the reader's second look)")
     args = parser.parse_args()
     if args.make:
         make_sets(args.make, args.tps, args.seed, args.workers, args.data)
@@ -141,8 +159,11 @@ def main() -> None:
     lines = [head, " | ".join(["---"] * (8 + 10))]
     notes = []
     for name, (crops, labels) in sets.items():
-        for model_name, model in models.items():
-            m = measure(labels, model.predict(crops))
+        looks = [(model_name, model.predict) for model_name, model in models.items()]
+        if args.second_look:
+            looks += [(f"{model_name} + second look", model.predict_second_look) for model_name, model in models.items()]
+        for model_name, predict in looks:
+            m = measure(labels, predict(crops))
             results["sets"].setdefault(name, {})[model_name] = m
             lines.append(" | ".join([name, model_name, str(m["digits"]), pct(m["digit_accuracy"]),
                                      pct(m["confidently_wrong"]), "-" if m["ece_digits"] is None else f"{m['ece_digits']:.4f}",
