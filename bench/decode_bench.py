@@ -35,11 +35,11 @@ from ocr.templates.catalog import get_template, load_templates  # noqa: E402
 CURVE = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)  # ok margins of the trade-off curve (corrected = ok + 2)
 
 
-def _read(folder: Path) -> tuple[dict, object]:
+def _read(folder: Path, second_look: bool = True) -> tuple[dict, object]:
     truth = json.loads((folder / "truth.json").read_text())
     photos = [PhotoInput(str(folder / name), (folder / name).read_bytes(), f"{i:064x}")
               for i, name in enumerate(truth["pages"].values())]
-    read = read_pages(photos, tuple(load_templates().values()), ReaderSettings())
+    read = read_pages(photos, tuple(load_templates().values()), ReaderSettings(second_look=second_look))
     for page in read.pages:
         page.alignment = page.photo = None  # the template and the 12 MP photo would be pickled once per page
     read.template = None
@@ -98,6 +98,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/tmp/formc-decode-bench"))
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--reads", type=Path, help="pickle of the reads: written after reading, reused when present")
+    parser.add_argument("--no-second-look", dest="second_look", action="store_false",
+                        help="read without the second look at a doubtful form's boxes (ReaderSettings.second_look)")
     args = parser.parse_args()
     ids = sorted(load_templates())
     per = {t: args.count // len(ids) + (i < args.count % len(ids)) for i, t in enumerate(ids)}
@@ -115,7 +117,7 @@ def main() -> None:
         results = pickle.loads(args.reads.read_bytes())
     else:
         with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_read, folders, chunksize=4))
+            results = list(pool.map(_read, folders, [args.second_look] * len(folders), chunksize=4))
         if args.reads:
             args.reads.write_bytes(pickle.dumps(results))
     read_s = time.perf_counter() - start

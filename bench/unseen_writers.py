@@ -144,7 +144,8 @@ def main() -> None:
     if not args.crops:
         parser.error("give --crops (or --make)")
     cv2.setNumThreads(1)
-    models = {k: Model(Path(v)) for k, v in (m.split("=", 1) for m in (args.model or [f"shipped={ROOT / 'ocr' / 'reader' / 'models'}"]))}
+    named = args.model or [f"shipped={ROOT / 'ocr' / 'reader' / 'models'}"]
+    models = {k: Model(Path(v)) for k, v in (m.split("=", 1) for m in named)}
     sets: dict[str, tuple[list | np.ndarray, np.ndarray]] = {}
     for name in TEST_SETS:
         if (args.crops / name).exists():
