@@ -237,7 +237,7 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
         _classify(doubtful, _box_rows(doubtful), looked, reader, settings.policy)
         timings["classify"] += time.perf_counter() - t
         t = time.perf_counter()
-        verdict = decide(template, fields, settings.policy)
+        verdict = decide(template, fields, settings.policy, spent=verdict.moves)  # one budget a submission
         timings["decode_rules"] += time.perf_counter() - t
     missing = missing_pages(template, [(p.source, p.page, p.photo.gray) for p in pages if p.alignment is not None])
     status = ("rejected" if any(p.refusal is not None for p in pages) else  # a Refusal is falsy

@@ -48,10 +48,11 @@ class _Budget:
     """What is left of the moves (a state expanded, each option tried from it) a submission's searches may make."""
 
     def __init__(self, moves: float) -> None:
-        self.left = moves
+        self.left, self.spent = moves, 0
 
     def spend(self, moves: int) -> None:
         self.left -= moves
+        self.spent += moves
         if self.left < 0:
             raise _Undecided
 
@@ -306,6 +307,7 @@ class JointResult:
     consistent: Assignment  # best assignment under the hard rules (log_p -inf: a group left undecided, as read)
     unconstrained: Assignment  # each field's own most probable option
     margins: dict[str, float]  # per field: log p of the best minus the best with that field's value changed (at most the reach)
+    moves: float = 0.0  # the moves the searches made (a submission's decodings share MAX_MOVES)
 
 
 def _within(candidates: dict[str, FieldCandidates], reach: float) -> dict[str, FieldCandidates]:
@@ -368,7 +370,8 @@ def decode_jointly(candidates: dict[str, FieldCandidates], rules: list[Rule], al
         values.update(best.values)
         log_p += best.log_p
         margins.update(group_margins)
-    return JointResult(Assignment({f: values[f] for f in candidates}, log_p), unconstrained, margins)
+    return JointResult(Assignment({f: values[f] for f in candidates}, log_p), unconstrained, margins,
+                       budget.spent)
 
 
 def _decide(plan: _Plan, candidates: dict[str, FieldCandidates], unconstrained: Assignment, reach: float,

@@ -12,10 +12,10 @@ reported as written and sent to review: never "fixed" into a false consistency.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ocr.reader.fields import FieldCandidates, FieldRead, unused, with_count
-from ocr.reader.joint import JointResult, decode_jointly
+from ocr.reader.joint import MAX_MOVES, JointResult, decode_jointly
 from ocr.reader.reasons import Finding, FindingCode
 from ocr.templates.model import FormTemplate
 
@@ -69,6 +69,7 @@ class Verdict:
     status: str  # ok | review
     reasons: tuple[Finding, ...]
     checks: tuple[tuple[str, bool, bool], ...]  # (rule, holds, hard) over the emitted values
+    moves: float = 0.0  # what the joint decoding spent of a submission's budget (joint.MAX_MOVES)
 
 
 def _confidence(margin: float) -> float:
@@ -110,21 +111,25 @@ def weigh(read: FieldRead, policy: Policy) -> Weighed:
     return Weighed(with_count(c, tally.count_likelihood(policy.tally_floor)))
 
 
-def decode(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy,
-           bounded: bool = True) -> tuple[dict[str, Weighed], JointResult]:
+def decode(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy, bounded: bool = True,
+           spent: float = 0.0) -> tuple[dict[str, Weighed], JointResult]:
     """Each field weighed, and the joint decoding of the weighed candidates under the template's hard rules (unless
     the policy drops them): what does not depend on the margins, so a benchmark judges many margins on one decoding.
-    `bounded=False` lifts the search's budget of rule states (what bench/joint_bounds.py measures the bound by)."""
+    `bounded=False` lifts the search's budget of rule states (what bench/joint_bounds.py measures the bound by);
+    `spent`: what an earlier decoding of the same submission used of it."""
     weighed = {f: weigh(r, policy) for f, r in fields.items()}
     rules = list(template.rules) if policy.use_rules else []
     candidates = {f: w.candidates for f, w in weighed.items()}
-    return weighed, decode_jointly(candidates, rules, template.fields, policy.margin_reach, None if bounded else math.inf)
+    return weighed, decode_jointly(candidates, rules, template.fields, policy.margin_reach,
+                                   max(MAX_MOVES - spent, 0.0) if bounded else math.inf)
 
 
-def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy) -> Verdict:
-    """Decoding, then the verdict; each FieldRead gets its FieldVerdict."""
-    weighed, joint = decode(template, fields, policy)
-    return judge(template, fields, joint, policy, weighed)
+def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy, spent: float = 0.0) -> Verdict:
+    """Decoding, then the verdict; each FieldRead gets its FieldVerdict. `spent`: moves an earlier decoding of the
+    same submission made (the verdict's `moves` counts them too: one budget a submission)."""
+    weighed, joint = decode(template, fields, policy, spent=spent)
+    verdict = judge(template, fields, joint, policy, weighed)
+    return replace(verdict, moves=spent + joint.moves)
 
 
 def _field_verdict(read: FieldRead, weighed: Weighed, margin: float, consistent: int | None, written: int | None,
@@ -214,7 +219,7 @@ def judge(template: FormTemplate, fields: dict[str, FieldRead], joint: JointResu
     reasons = [Finding(FindingCode.RULE_FAILED, expr) for expr in broken] if broken and unsettled else []
     checks = _checks(template, verdicts, policy, reasons)
     status = "review" if reasons or any(v.status not in ("ok", "corrected") for v in verdicts.values()) else "ok"
-    return Verdict(verdicts, status, tuple(reasons), tuple(checks))
+    return Verdict(verdicts, status, tuple(reasons), tuple(checks), joint.moves)
 
 
 def _checks(template: FormTemplate, verdicts: dict[str, FieldVerdict], policy: Policy,

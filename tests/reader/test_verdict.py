@@ -210,3 +210,23 @@ def test_a_field_no_rule_checks_is_never_ok_on_its_boxes_alone(values):
     named = {f for r in template.rules for f in r.parsed.field_ids(template.fields)}
     assert all((w.status == "ok") == (f in named) for f, w in unchecked.fields.items())  # suara_total's rule went too
     assert decide(TEMPLATE, fields, Policy()).fields["suara_tidak_sah"].status == "ok"  # the sums check it
+
+
+def test_a_second_decoding_of_a_submission_shares_its_budget(values, monkeypatch):
+    """The second look decodes the form again: with what the first decoding spent, and no more than the budget
+    left. The moves of both are counted in the verdict; a submission whose budget is spent gets no new search."""
+    from ocr.reader import joint
+
+    field = "suara_paslon_1"
+    written = glyph_string(values[field], 3, "X")
+    probs = box_probs(written)
+    probs[0, C["8" if written[0] != "8" else "6"]], probs[0, C[written[0]]] = 0.7, 0.3  # corrected by the rules
+    first = read(values, {field: probs})
+    assert first.fields[field].status == "corrected" and 0 < first.moves < joint.MAX_MOVES
+    fields = {f: FieldRead(f, TEMPLATE.fields[f].page, len(TEMPLATE.fields[f].boxes_mm)) for f in values}
+    for f, r in fields.items():
+        r.set_probs(probs if f == field else box_probs(glyph_string(values[f], r.n_boxes, "X")))
+    again = decide(TEMPLATE, fields, Policy(), spent=first.moves)
+    assert again.fields[field].status == "corrected" and again.moves == 2 * first.moves
+    spent_out = decide(TEMPLATE, fields, Policy(), spent=joint.MAX_MOVES)
+    assert spent_out.fields[field].status == "review" and spent_out.status == "review"
