@@ -175,7 +175,8 @@ class SubmissionResult(BaseModel):
     checks: list[RuleCheck] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict, description=(
         "ms each stage took for the whole submission: decode, align (locate, identify, refine), cut (boxes cut and "
-        "cleaned, OMR bubbles, page hash), classify, tally, decode_rules (candidates, joint decoding, verdict)"))
+        "cleaned, OMR bubbles, page hash), classify (a doubtful form's second look included), tally, decode_rules "
+        "(candidates, joint decoding, verdict; both decodings of a form given a second look)"))
 
 
 def photos_key(photo_hashes: list[str], sources: list[str]) -> str:
