@@ -109,20 +109,20 @@ def _correlate(observed: np.ndarray, expected: np.ndarray, norms: np.ndarray, se
 
 
 def _measure(photo: _Photo, blank: np.ndarray, rects_mm: list[RectMM], priors_mm: list[tuple[float, float]],
-             search_mm: float, price: float = 0.0) -> list[tuple[tuple[float, float], float, float]]:
-    """For each rectangle: the shift (mm) of what is printed in it, searched within `search_mm` of its prior; the
-    weaker of the two profile correlations; the darkness the photo shows where the blank page is darkest. Windows of
-    one size are measured together, in a few array operations."""
+             search_mm: float | list[float], price: float = 0.0) -> list[tuple[tuple[float, float], float, float]]:
+    """For each rectangle: the shift (mm) of what is printed in it, searched within `search_mm` (one for all, or one
+    each) of its prior; the weaker of the two profile correlations; the darkness the photo shows where the blank page
+    is darkest. Windows of one size and search are measured together, in a few array operations."""
     r = REFINE_PX_PER_MM
-    search = int(round(search_mm * r))
+    searches = [search_mm] * len(rects_mm) if isinstance(search_mm, (int, float)) else search_mm
     expected = [expected_at(blank, rect) for rect in rects_mm]
     # Priors to whole pixels: the observed window is the expected one moved by the prior, grown by the search.
     prior_px = np.rint(np.array(priors_mm, np.float64).reshape(-1, 2) * r).astype(int)
     out: list = [None] * len(rects_mm)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, e in enumerate(expected):
-        groups.setdefault(e.shape, []).append(i)
-    for (n_rows, n_cols), members in groups.items():
+    groups: dict[tuple[tuple[int, int], int], list[int]] = {}
+    for i, (e, s) in enumerate(zip(expected, searches)):
+        groups.setdefault((e.shape, int(round(s * r))), []).append(i)
+    for ((n_rows, n_cols), search), members in groups.items():
         origin = np.array([expected[i].inner[:2] for i in members]) + prior_px[members] - search
         observed = np.stack(photo.windows(origin, n_cols + 2 * search, n_rows + 2 * search))  # (k, rows, cols)
         col_profiles = observed[:, search:search + n_rows].mean(axis=1)
@@ -267,13 +267,7 @@ def _pass_one(photo: _Photo, blank: np.ndarray, template: FormTemplate, page_num
         # Rows repeat every pitch: search less than half of it around what the big boxes say.
         searches = [min(WIDE_SEARCH_MM, 0.45 * pitch) for _, pitch in tally_rows]
         priors = [(float(x), float(y)) for x, y in coarse(np.array([_centre(rect) for rect in rows]))]
-        measured: list = [None] * len(rows)
-        for search in set(searches):  # regions of one search measured together
-            members = [i for i, s in enumerate(searches) if s == search]
-            for i, m in zip(members, _measure(photo, blank, [rows[i] for i in members], [priors[i] for i in members],
-                                              search)):
-                measured[i] = m
-        keep(measured, rows, priors, searches, tally_rows=True)
+        keep(_measure(photo, blank, rows, priors, searches), rows, priors, searches, tally_rows=True)
     smooth = SmoothField(np.array(centres).reshape(-1, 2), np.array(shifts).reshape(-1, 2), np.array(weights))
     return smooth, at_limit
 
