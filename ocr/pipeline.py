@@ -223,7 +223,8 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
     reader = classifier(settings.threads, settings.model)
     ink = np.concatenate(inks)
     boxes = _box_rows(fields)
-    _classify(fields, boxes, reader.predict_cleaned(ink), reader, settings.policy)
+    first_look = reader.predict_cleaned(ink)
+    _classify(fields, boxes, first_look, reader, settings.policy)
     timings["classify"] = time.perf_counter() - t
     t = time.perf_counter()
     verdict = decide(template, fields, settings.policy)
@@ -233,7 +234,7 @@ def read_pages(photos: list[PhotoInput], templates: tuple[FormTemplate, ...], se
     if settings.second_look and verdict.status != "ok" and doubtful:
         t = time.perf_counter()
         rows = np.concatenate([np.arange(boxes[f].start, boxes[f].stop) for f in doubtful])
-        looked = reader.predict_second_look(ink[rows])
+        looked = reader.predict_second_look(ink[rows], first_look[rows])
         _classify(doubtful, _box_rows(doubtful), looked, reader, settings.policy)
         timings["classify"] += time.perf_counter() - t
         t = time.perf_counter()

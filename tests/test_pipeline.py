@@ -141,19 +141,22 @@ def test_a_form_sent_to_a_person_by_one_confident_misread_gets_a_second_look(tps
     last = _rows_of("kwk-walikota-2", "dpt_l")[-1]
     every_box = sum(len(f.boxes_mm) for f in get_template("kwk-walikota-2").fields.values())
     wrong = (int(str(truth["fields"]["dpt_l"])[-1]) + 5) % 10
-    predict, looked = DigitClassifier.predict_cleaned, []
+    predict, looked, misread = DigitClassifier.predict_cleaned, [], []
 
-    def first_look_misreads(self, clean):
+    def misreads_the_box_as_cut(self, clean):
+        """That box, as cut, is read wrong every time; moved a pixel (the second look's views), as the model reads it."""
         probs = predict(self, clean)
         if len(clean) == every_box:  # the whole submission's boxes: the first look
-            probs[last] = 0.001 / 12
-            probs[last, wrong] = 0.999
+            misread.append(clean[last].copy())
+        for row in np.flatnonzero([np.array_equal(crop, misread[0]) for crop in clean]):
+            probs[row] = 0.001 / 12
+            probs[row, wrong] = 0.999
         return probs
 
-    monkeypatch.setattr(DigitClassifier, "predict_cleaned", first_look_misreads)
+    monkeypatch.setattr(DigitClassifier, "predict_cleaned", misreads_the_box_as_cut)
     second = DigitClassifier.predict_second_look
-    monkeypatch.setattr(DigitClassifier, "predict_second_look", lambda self, clean: looked.append(len(clean)) or
-                        second(self, clean))
+    monkeypatch.setattr(DigitClassifier, "predict_second_look", lambda self, clean, *as_cut: looked.append(len(clean))
+                        or second(self, clean, *as_cut))
     result = read(photos)
     assert result.status == "ok" and result.fields["dpt_l"].value == truth["fields"]["dpt_l"]
     assert len(looked) == 1 and 0 < looked[0] < every_box / 4  # the doubtful fields' boxes only, not the form's

@@ -86,6 +86,8 @@ def remove_frame(inks: np.ndarray) -> np.ndarray:
 def cleaned(crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
     """(n, CROP_PX, CROP_PX) uint8 ink of grayscale uint8 crops, printed frames removed: what the network reads
     (`network_input`) and the page hash sees."""
+    if len(crops) == 0:
+        return np.zeros((0, CROP_PX, CROP_PX), np.uint8)
     return remove_frame(ink_maps(crops))
 
 
@@ -223,7 +225,7 @@ class DigitClassifier:
         return self._session.run(None, {"crops": batch})[0]
 
     def predict(self, crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        return self.predict_cleaned(cleaned(crops) if len(crops) else np.zeros((0, CROP_PX, CROP_PX), np.uint8))
+        return self.predict_cleaned(cleaned(crops))
 
     def predict_cleaned(self, clean: np.ndarray) -> np.ndarray:
         """`predict` of crops already `cleaned` (the reader cleans each page's boxes once, for this and its hash)."""
@@ -231,15 +233,17 @@ class DigitClassifier:
             return np.zeros((0, len(CLASSES)), np.float32)
         return self.calibrated(self.logits(network_input(clean)))
 
-    def predict_second_look(self, clean: np.ndarray) -> np.ndarray:
+    def predict_second_look(self, clean: np.ndarray, as_cut: np.ndarray | None = None) -> np.ndarray:
         """The mean of `predict_cleaned` over the crops as cut and their four `shifted_views`: a stranger's
         confident misread is often one view's alone (on the calibration writers, never measured on: CVL digits
         96.85 -> 97.07 %, confidently wrong 0.33 -> 0.14 %; FEMNIST 99.11 -> 99.23 %, 0.06 -> 0.02 %; blanks read
-        as digits 0.4 -> 0 %; scaled and turned views added nothing but blanks read as digits)."""
+        as digits 0.4 -> 0 %; scaled and turned views added nothing but blanks read as digits). `as_cut`:
+        `predict_cleaned(clean)`, where the caller has it already."""
         if len(clean) == 0:
             return np.zeros((0, len(CLASSES)), np.float32)
-        views = [clean, *shifted_views(clean)]
-        return np.mean([self.predict_cleaned(v) for v in views], axis=0).astype(np.float32)
+        looks = [self.predict_cleaned(clean) if as_cut is None else as_cut]
+        looks += [self.predict_cleaned(view) for view in shifted_views(clean)]
+        return np.mean(looks, axis=0).astype(np.float32)
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Probabilities from raw outputs: the temperature, then the top calibration (where the model has one)."""

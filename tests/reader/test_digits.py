@@ -200,4 +200,5 @@ def test_second_look_is_the_mean_over_the_crop_and_its_views(classifier):
     looked = classifier.predict_second_look(clean)
     views = [classifier.predict_cleaned(v) for v in [clean, *shifted_views(clean)]]
     assert looked.shape == (3, 13) and np.allclose(looked, np.mean(views, axis=0), atol=1e-6)
+    assert np.allclose(classifier.predict_second_look(clean, views[0]), looked, atol=1e-6)  # the first look reused
     assert classifier.predict_second_look(clean[:0]).shape == (0, 13)
