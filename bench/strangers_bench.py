@@ -10,6 +10,9 @@ that each policy below is judged on the same reads:
   strangers   the test writers of train/splits.py: CVL valid (test half), FEMNIST held-out writers
               (test half), optdigits' 13 writer-independent writers, Semeion; their own 1s and 7s
   mnist-test  MNIST's test split, writer styles drawn as `formc synth` draws them (in-distribution)
+  calibration the calibration writers of train/splits.py (CVL valid and FEMNIST held-out, the other halves;
+              `--calibration-count`, default none): never trained on, never measured on, what the reader's
+              thresholds are chosen on
 A share `--inconsistent` of them is written with an honest arithmetic slip (must go to review).
 Prints, per set, for several confusion floors (Policy.floor_residual; None: none): field accuracy of the emitted values,
 silently wrong fields (emitted as ok/corrected in an ok submission, not what is written),
@@ -43,9 +46,10 @@ from ocr.synth.job import SynthJob, synthesize_tps  # noqa: E402
 from ocr.templates.catalog import get_template, load_templates  # noqa: E402
 from train.splits import glyphs  # noqa: E402
 
-SETS = {"strangers": ("cvl-test", "femnist-test", "optdigits-test", "semeion"), "mnist-test": ("mnist-test",)}
+SETS = {"strangers": ("cvl-test", "femnist-test", "optdigits-test", "semeion"), "mnist-test": ("mnist-test",),
+        "calibration": ("cvl-calib", "femnist-calib")}
 OWN_HANDS = (("flags_ones", False), ("crosses_sevens", False))  # held-out writers write their 1s and 7s their way
-SEEDS = {"strangers": 16001, "mnist-test": 16002}
+SEEDS = {"strangers": 16001, "mnist-test": 16002, "calibration": 16003}
 _bank: GlyphBank | None = None
 
 
@@ -67,7 +71,7 @@ def _init(bank: GlyphBank) -> None:
 def write_one_tps(set_name: str, template_id: str, index: int, inconsistent: bool, out: Path) -> dict:
     """TPS `index` of `set_name` synthesised with the worker's bank into `out` (a folder with truth.json and its
     12 MP phone photos); its truth."""
-    style = OWN_HANDS if set_name == "strangers" else ()
+    style = OWN_HANDS if set_name != "mnist-test" else ()
     job = SynthJob(template_id, 1, out, seed=SEEDS[set_name], profile="phone", style=style, megapixels=12.0)
     return synthesize_tps(get_template(template_id), index, job, _bank, inconsistent)
 
@@ -146,6 +150,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=500, help="submissions by the held-out writers")
     parser.add_argument("--mnist-count", type=int, default=200, help="submissions by MNIST's test writers")
+    parser.add_argument("--calibration-count", type=int, default=0,
+                        help="submissions by the calibration writers (what the reader's thresholds are chosen on)")
     parser.add_argument("--inconsistent", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reads", type=Path, help="pickle of the reads: written after reading, reused when present")
@@ -160,7 +166,8 @@ def main() -> None:
         reads = pickle.loads(args.reads.read_bytes())
     else:
         reads = {name: read_set(name, n, args.inconsistent, args.workers, args.model, args.second_look)
-                 for name, n in (("strangers", args.count), ("mnist-test", args.mnist_count)) if n}
+                 for name, n in (("strangers", args.count), ("mnist-test", args.mnist_count),
+                                                   ("calibration", args.calibration_count)) if n}
         if args.reads:
             args.reads.write_bytes(pickle.dumps(reads))
     print(f"made and read in {time.perf_counter() - start:.0f} s with {args.workers} processes; "
