@@ -8,9 +8,8 @@ is a mark), and a small CNN gives its probabilities over `CELL_CLASSES`: 0..5 ma
 A row's count distribution weighs every arrangement of its cells' marks (struck counts as 0), the
 arrangements officers make (full groups, then one partial group, then nothing) ten times
 likelier than the others (a crossed-out group, a mark out of place). A row is
-`struck` when no cell reads as marks and a strike line crosses one of them (P(no mark) >= 0.9) or
-two or more (P(no mark) >= 0.5): the officer marked it unused, so its row sum is 0 whatever its
-boxes look like. A grid without any mark (left
+`struck` when its cells hold no marks and a strike line crosses one of them: the officer
+marked it unused, so its row sum is 0 whatever its boxes look like. A grid without any mark (left
 empty, or struck out whole) is no evidence at all: never "0 votes".
 
 Geometry: cells from the template's `TallyGrid.rect_mm` (page mm) through the page homography
@@ -40,10 +39,6 @@ INK_SHARE = 0.35  # ink this much darker than the window's paper (as a share of 
 EMPTY_INK = 0.25  # a cell whose darkest ink (0..1) inside is below this holds nothing
 STRUCK_CELLS = 1  # a strike line across one cell of a row without marks: the officer marked it unused
 STRUCK_SURE = 0.9  # ... and no mark in it at this probability
-# ... or across this many cells at this lower probability: every crossed cell keeps a little chance of holding a
-# mark (a stretch of the line looks like a stroke), so a long strike lowers P(no mark) though no cell shows one
-STRUCK_MANY_CELLS = 2
-STRUCK_MANY_SURE = 0.5
 IN_ORDER = 10.0  # prior odds of a row marked in order (a crossed-out group breaks it) against any other arrangement
 ROW_MAX = 60  # 12 groups of five: a full row may stand for more (the excess written elsewhere)
 SHIPPED = resources.files("ocr.reader.models")
@@ -160,16 +155,6 @@ def row_counts(cells: np.ndarray) -> np.ndarray:
     return dist / dist.sum()
 
 
-def struck_out(cells: tuple[int, ...], p_none: float) -> bool:
-    """Whether a row whose cells read `cells` (most probable class each) and hold no mark at `p_none` was marked
-    unused: no cell reads as marks and a strike line crosses enough of them."""
-    if any(c not in (0, STRUCK_CLASS) for c in cells):
-        return False
-    crossed = cells.count(STRUCK_CLASS)
-    return ((crossed >= STRUCK_CELLS and p_none >= STRUCK_SURE)
-            or (crossed >= STRUCK_MANY_CELLS and p_none >= STRUCK_MANY_SURE))
-
-
 def rows_of(grid: TallyGrid, probs: np.ndarray) -> list[RowTally]:
     """Rows from the cells' (rows, cols, 7) probabilities (see the module docstring)."""
     top = probs.argmax(axis=2)
@@ -179,7 +164,8 @@ def rows_of(grid: TallyGrid, probs: np.ndarray) -> list[RowTally]:
     out = []
     for r, field_id in enumerate(grid.row_field_ids):
         cells = tuple(int(c) for c in top[r])
-        out.append(RowTally(field_id, "struck", cells=cells) if struck_out(cells, counts[r][0]) else
+        struck = all(c in (0, STRUCK_CLASS) for c in cells) and cells.count(STRUCK_CLASS) >= STRUCK_CELLS
+        out.append(RowTally(field_id, "struck", cells=cells) if struck and counts[r][0] >= STRUCK_SURE else
                    RowTally(field_id, "counted", tuple(float(p) for p in counts[r]), cells))
     return out
 

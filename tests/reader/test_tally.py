@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.reader.tally import STRUCK_CLASS, TallyCounter, grid_windows, row_counts, struck_out
+from ocr.reader.tally import TallyCounter, grid_windows
 from ocr.synth.tally import STRUCK, TallyStyle, draw_tally
 from ocr.templates.catalog import get_template
 from ocr.templates.render import render_page
@@ -62,16 +62,3 @@ def test_windows_are_one_per_cell_row_by_row():
     assert windows.shape == (grid.rows * grid.cols, 44, 64)
     darkest = windows.reshape(len(windows), -1).min(axis=1)
     assert darkest[0] < darkest[grid.cols + 5]  # the marked first cell is darker than an empty one below
-
-
-def test_a_long_strike_marks_a_row_unused_though_its_cells_keep_some_doubt():
-    # Cells 0..8 empty, 9..11 crossed by the strike line, each crossed cell 40 % likely to hold one mark: P(no mark)
-    # is 0.73, below the bar for a single crossed cell, but three crossed cells and no mark anywhere is a strike.
-    crossed = np.array([0.0, 0.4, 0.0, 0.0, 0.0, 0.0, 0.6])
-    row = np.array([[1.0, 0, 0, 0, 0, 0, 0]] * 9 + [crossed] * 3)
-    p_none = row_counts(row)[0]
-    cells = tuple(int(c) for c in row.argmax(axis=1))
-    assert 0.5 < p_none < 0.9 and cells.count(STRUCK_CLASS) == 3
-    assert struck_out(cells, p_none)
-    assert not struck_out(cells[:10] + (0, 0), p_none)  # one crossed cell needs P(no mark) >= 0.9
-    assert not struck_out(cells[:8] + (1,) + cells[9:], p_none)  # a cell that reads as a mark: counted, never struck
