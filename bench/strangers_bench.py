@@ -167,7 +167,7 @@ def main() -> None:
     else:
         reads = {name: read_set(name, n, args.inconsistent, args.workers, args.model, args.second_look)
                  for name, n in (("strangers", args.count), ("mnist-test", args.mnist_count),
-                                                   ("calibration", args.calibration_count)) if n}
+                                 ("calibration", args.calibration_count)) if n}
         if args.reads:
             args.reads.write_bytes(pickle.dumps(reads))
     print(f"made and read in {time.perf_counter() - start:.0f} s with {args.workers} processes; "

@@ -38,8 +38,8 @@ from ocr.reader.digits import (  # noqa: E402
     X_FILLER,
     cleaned,
     expected_calibration_error,
+    mean_over_views,
     network_input,
-    shifted_views,
 )
 from ocr.synth.crops import CropSet  # noqa: E402
 from train.splits import CALIB_SETS, DATA, TEST_SETS  # noqa: E402
@@ -75,8 +75,7 @@ class Model:
 
     def predict_second_look(self, crops) -> np.ndarray:
         """The mean over each crop and its four shifted views, as DigitClassifier.predict_second_look takes it."""
-        clean = cleaned(crops)
-        return np.mean([self.predict_cleaned(v) for v in [clean, *shifted_views(clean)]], axis=0)
+        return mean_over_views(self.predict_cleaned, cleaned(crops))
 
 
 def make_sets(out: Path, tps: int, seed: int, workers: int, data: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -105,6 +106,17 @@ def network_input(clean: np.ndarray) -> np.ndarray:
 
 
 SECOND_LOOK_SHIFT_PX = 1.5  # at CROP_PX: one pixel of the network's input
+
+
+def mean_over_views(predict_cleaned: Callable[[np.ndarray], np.ndarray], clean: np.ndarray,
+                    as_cut: np.ndarray | None = None) -> np.ndarray:
+    """(n, 13) mean of `predict_cleaned` (a model's probabilities of `cleaned` crops) over the crops as cut and their
+    four `shifted_views`; `as_cut`: `predict_cleaned(clean)`, where the caller has it already."""
+    if len(clean) == 0:
+        return np.zeros((0, len(CLASSES)), np.float32)
+    looks = [predict_cleaned(clean) if as_cut is None else as_cut]
+    looks += [predict_cleaned(view) for view in shifted_views(clean)]
+    return np.mean(looks, axis=0).astype(np.float32)
 
 
 def shifted_views(clean: np.ndarray) -> list[np.ndarray]:
@@ -239,11 +251,7 @@ class DigitClassifier:
         96.85 -> 97.07 %, confidently wrong 0.33 -> 0.14 %; FEMNIST 99.11 -> 99.23 %, 0.06 -> 0.02 %; blanks read
         as digits 0.4 -> 0 %; scaled and turned views added nothing but blanks read as digits). `as_cut`:
         `predict_cleaned(clean)`, where the caller has it already."""
-        if len(clean) == 0:
-            return np.zeros((0, len(CLASSES)), np.float32)
-        looks = [self.predict_cleaned(clean) if as_cut is None else as_cut]
-        looks += [self.predict_cleaned(view) for view in shifted_views(clean)]
-        return np.mean(looks, axis=0).astype(np.float32)
+        return mean_over_views(self.predict_cleaned, clean, as_cut)
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Probabilities from raw outputs: the temperature, then the top calibration (where the model has one)."""
