@@ -192,8 +192,11 @@ def _classify(fields: dict[str, FieldRead], rows: dict[str, slice], probs: np.nd
 
 def _count_tallies(page: PageRead, fields: dict[str, FieldRead], threads: int) -> None:
     """Each row-sum field of an aligned page gets its row's tally marks."""
-    for grid in page.alignment.template.page(page.page).tally_grids:
-        for row in tally_counter(threads).read_grid(page.photo.gray, page.alignment.page_homography, grid):
+    alignment = page.alignment
+    for grid in alignment.template.page(page.page).tally_grids:
+        sums = tuple(alignment.box_rects_mm(f) for f in grid.row_field_ids)
+        for row in tally_counter(threads).read_grid(page.photo.gray, alignment.page_homography, grid,
+                                                    sums if all(sums) else None):
             if row.field_id in fields:
                 fields[row.field_id].tally = row
 

@@ -23,7 +23,7 @@ from ocr.reader.locate import Located, find_tags, locate, reduce_for_locating, t
 from ocr.reader.reasons import ReasonCode, Refusal
 from ocr.reader.reference import MatchSettings, ReferenceMatch, match_reference
 from ocr.reader.refine import BIG_SEARCH_MM, BoxFit, refine_boxes
-from ocr.templates.model import FormTemplate, rect_corners
+from ocr.templates.model import FormTemplate, RectMM, rect_corners
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,12 @@ class PageAlignment:
     def box_corners(self, field_id: str) -> np.ndarray:
         """(n_boxes, 4, 2) photo px: TL, TR, BR, BL of each box of the field, refined."""
         return self._corners_by_field[field_id]
+
+    def box_rects_mm(self, field_id: str) -> tuple[RectMM, ...]:
+        """(x, y, w, h) page mm of each box of the field where the page shows it (the bend undone): the refined
+        corners' bounding rectangle."""
+        corners = [np.array(f.corners_mm) for f in self.boxes if f.field_id == field_id]
+        return tuple(tuple(float(v) for v in (*c.min(axis=0), *(c.max(axis=0) - c.min(axis=0)))) for c in corners)
 
     @cached_property
     def _corners_by_field(self) -> dict[str, np.ndarray]:

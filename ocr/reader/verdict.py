@@ -102,7 +102,11 @@ def weigh(read: FieldRead, policy: Policy) -> Weighed:
     if tally is None or not policy.use_tally or tally.status == "none":
         return Weighed(c)
     if tally.status == "struck":
-        return Weighed(unused(c, STRUCK_RESIDUAL), notes=(Finding(FindingCode.ROW_STRUCK),))
+        seen = "a strike line through its sum boxes" if tally.sum_struck else "its tally cells struck out"
+        return Weighed(unused(c, STRUCK_RESIDUAL), notes=(Finding(FindingCode.ROW_STRUCK, f"{read.field_id}: {seen}"),))
+    if tally.sum_struck:  # the boxes struck as unused, yet marks counted: both cannot be right
+        detail = f"{read.field_id} tally {tally.count} vs a strike line through its sum boxes"
+        return Weighed(c, flags=(Finding(FindingCode.TALLY_CONFLICT, detail),))
     if c.values:
         confident = _own_margin(c) >= policy.ok_margin
         if confident and tally.p >= policy.tally_sure and not tally.agrees(c.values[0]):

@@ -1,5 +1,6 @@
 """The tally channel in the verdict: counted marks weighed into the row sums, struck rows read as unused, a sure count
-against confidently written digits flagged, an empty grid no evidence."""
+against confidently written digits or against a strike through the row's sum boxes flagged, an empty grid no
+evidence."""
 
 import numpy as np
 import pytest
@@ -88,6 +89,16 @@ def test_struck_row_reads_as_unused_whatever_its_boxes(values):
     assert not (alone.value == 0 and alone.status == "ok")
 
 
+def test_marks_counted_in_a_row_whose_sum_boxes_are_struck_is_a_conflict(values):
+    row = "suara_paslon_1_baris_5"
+    stray = RowTally(row, "counted", counted(row, 1).counts, (), sum_struck=True)  # the strike read as one mark
+    verdict = read(values, {row: box_probs(" 1")}, {row: stray})  # ... and the slash in its box as a 1
+    field = verdict.fields[row]
+    assert field.status == "review" and verdict.status == "review"
+    assert [r.detail for r in field.reasons if r.code == FindingCode.TALLY_CONFLICT] == \
+        [f"{row} tally 1 vs a strike line through its sum boxes"]
+
+
 def test_empty_or_struck_grid_is_no_evidence():
     grid = TEMPLATE.page(2).tally_grids[0]
     empty = np.zeros((grid.rows, grid.cols, 7))
@@ -112,6 +123,21 @@ def test_rows_count_their_cells_and_unused_rows_after_marks_are_struck_or_zero()
     rows = rows_of(grid, probs)
     assert [r.status for r in rows] == ["counted", "counted", "struck", "struck", "counted"]
     assert [r.count for r in rows] == [60, 17, 0, 0, 0]
+
+
+def test_a_strike_through_the_sum_boxes_makes_a_doubtful_row_unused_never_a_row_with_groups_of_five():
+    grid = TEMPLATE.page(2).tally_grids[0]
+    probs = np.zeros((grid.rows, grid.cols, 7))
+    probs[..., 0] = 1.0
+    probs[0, :4] = np.eye(7)[5]  # row 1: 20, surely
+    probs[1, 0] = [0.3, 0.7, 0, 0, 0, 0, 0]  # row 2: a stray stroke of the strike line read as a mark in its first cell
+    probs[2, 0] = [0.001, 0.999, 0, 0, 0, 0, 0]  # row 3: one mark, surely
+    lined = (True, True, True, False, False)  # the line through the sum boxes, as a reader may see it
+    assert [(r.status, r.count) for r in rows_of(grid, probs, lined)] == \
+        [("counted", 20), ("struck", 0), ("counted", 1), ("counted", 0), ("counted", 0)]
+    # Row 1's groups of five say it was used (the line is a misread); row 3's one mark against the line: a person.
+    assert [r.sum_struck for r in rows_of(grid, probs, lined)] == [False, True, True, False, False]
+    assert [(r.status, r.count) for r in rows_of(grid, probs)][1] == ("counted", 1)
 
 
 def test_weighing_keeps_the_residual_a_bound():
