@@ -116,22 +116,25 @@ def weigh(read: FieldRead, policy: Policy) -> Weighed:
 
 
 def decode(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy, bounded: bool = True,
-           spent: float = 0.0) -> tuple[dict[str, Weighed], JointResult]:
+           spent: float = 0.0, share: float = 1.0) -> tuple[dict[str, Weighed], JointResult]:
     """Each field weighed, and the joint decoding of the weighed candidates under the template's hard rules (unless
     the policy drops them): what does not depend on the margins, so a benchmark judges many margins on one decoding.
     `bounded=False` lifts the search's budget of rule states (what bench/joint_bounds.py measures the bound by);
-    `spent`: what an earlier decoding of the same submission used of it."""
+    `spent`: what an earlier decoding of the same submission used of it; `share`: of what is left, the most this
+    decoding may use."""
     weighed = {f: weigh(r, policy) for f, r in fields.items()}
     rules = list(template.rules) if policy.use_rules else []
     candidates = {f: w.candidates for f, w in weighed.items()}
     return weighed, decode_jointly(candidates, rules, template.fields, policy.margin_reach,
-                                   max(MAX_MOVES - spent, 0.0) if bounded else math.inf)
+                                   share * max(MAX_MOVES - spent, 0.0) if bounded else math.inf)
 
 
-def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy, spent: float = 0.0) -> Verdict:
+def decide(template: FormTemplate, fields: dict[str, FieldRead], policy: Policy, spent: float = 0.0,
+           share: float = 1.0) -> Verdict:
     """Decoding, then the verdict; each FieldRead gets its FieldVerdict. `spent`: moves an earlier decoding of the
-    same submission made (the verdict's `moves` counts them too: one budget a submission)."""
-    weighed, joint = decode(template, fields, policy, spent=spent)
+    same submission made (the verdict's `moves` counts them too: one budget a submission); `share`: of the moves
+    left, the most this decoding may make (a first decoding leaves the rest to the second look's)."""
+    weighed, joint = decode(template, fields, policy, spent=spent, share=share)
     verdict = judge(template, fields, joint, policy, weighed)
     return replace(verdict, moves=spent + joint.moves)
 

@@ -167,12 +167,9 @@ def test_every_field_not_ok_says_why(seed):
     assert all(v.reasons for v in verdict.fields.values() if v.status != "ok")
 
 
-def test_the_work_of_decoding_is_bounded_whatever_the_form_says(monkeypatch):
+def doubtful_six_paslon() -> tuple:
     """Every box of a six-paslon form doubtful (a quarter of its mass spread over the other classes) and three fields
-    written clearly wrong: the searches stop at MAX_MOVES moves in all (about 2.5 us each), and the groups they
-    could not decide go to a person at margin 0, never passed as ok."""
-    import ocr.reader.joint as joint
-
+    written clearly wrong: (template, fields)."""
     template, rng = get_template("kwk-gubernur-6"), np.random.default_rng(1)
     values = realistic_values(template, rng)
     fields = {}
@@ -185,14 +182,46 @@ def test_the_work_of_decoding_is_bounded_whatever_the_form_says(monkeypatch):
             probs[-1] = np.eye(13)[(C[written[-1]] + 3) % 10] * 0.9995 + 0.0005 / 13
         fields[f] = FieldRead(f, template.fields[f].page, len(probs))
         fields[f].set_probs(probs / probs.sum(1, keepdims=True))
+    return template, fields
+
+
+def spends(monkeypatch) -> list:
+    """The moves the joint searches spend, step by step, from now on."""
+    import ocr.reader.joint as joint
+
     spent = []
     spend = joint._Budget.spend
     monkeypatch.setattr(joint._Budget, "spend", lambda budget, moves: (spent.append(moves), spend(budget, moves)))
+    return spent
+
+
+def test_the_work_of_decoding_is_bounded_whatever_the_form_says(monkeypatch):
+    """The doubtful six-paslon form: the searches stop at MAX_MOVES moves in all (about 2.5 us each), and the groups
+    they could not decide go to a person at margin 0, never passed as ok."""
+    import ocr.reader.joint as joint
+
+    template, fields = doubtful_six_paslon()
+    spent = spends(monkeypatch)
     verdict = decide(template, fields, Policy())
     assert sum(spent[:-1]) <= joint.MAX_MOVES < sum(spent)  # the search stops at the step past the budget
     undecided = [f for f, v in verdict.fields.items() if v.confidence == 0.5]  # margin 0
     assert len(undecided) > 30 and all(verdict.fields[f].status == "review" for f in undecided)
     assert verdict.status == "review"
+
+
+def test_a_first_decoding_leaves_the_rest_of_the_budget_to_the_second(monkeypatch):
+    """A first decoding given half the budget stops past half of it; the second decoding of the same submission
+    gets what is left, and both together stay within the one budget."""
+    import ocr.reader.joint as joint
+
+    template, fields = doubtful_six_paslon()
+    spent = spends(monkeypatch)
+    first = decide(template, fields, Policy(), share=0.5)
+    assert sum(spent[:-1]) <= joint.MAX_MOVES / 2 < sum(spent) == first.moves
+    spent.clear()
+    second = decide(template, fields, Policy(), spent=first.moves)
+    assert sum(spent[:-1]) <= joint.MAX_MOVES - first.moves < sum(spent)  # together, one budget (and one step)
+    assert second.moves == first.moves + sum(spent) and second.status == "review"
 
 
 def test_a_field_no_rule_checks_is_never_ok_on_its_boxes_alone(values):
