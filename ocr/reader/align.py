@@ -73,8 +73,16 @@ class PageAlignment:
     def box_rects_mm(self, field_id: str) -> tuple[RectMM, ...]:
         """(x, y, w, h) page mm of each box of the field where the page shows it (the bend undone): the refined
         corners' bounding rectangle."""
-        corners = [np.array(f.corners_mm) for f in self.boxes if f.field_id == field_id]
-        return tuple(tuple(float(v) for v in (*c.min(axis=0), *(c.max(axis=0) - c.min(axis=0)))) for c in corners)
+        return self._rects_mm_by_field.get(field_id, ())
+
+    @cached_property
+    def _rects_mm_by_field(self) -> dict[str, tuple[RectMM, ...]]:
+        """Every box's refined rectangle by field, made once (the tally asks row by row)."""
+        out: dict[str, list[RectMM]] = {}
+        for fit in self.boxes:
+            c = np.array(fit.corners_mm)
+            out.setdefault(fit.field_id, []).append(tuple(float(v) for v in (*c.min(axis=0), *(c.max(axis=0) - c.min(axis=0)))))
+        return {field_id: tuple(rects) for field_id, rects in out.items()}
 
     @cached_property
     def _corners_by_field(self) -> dict[str, np.ndarray]:
